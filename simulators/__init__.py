@@ -1,0 +1,1 @@
+"""Synthetic scenes, cameras, trucks, fleets and brokers for tests and the demo."""
