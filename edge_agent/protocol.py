@@ -68,6 +68,7 @@ __all__ = [
     "RejectReason",
     "ReplayGuard",
     "Snapshot",
+    "SnapshotReply",
     "Status",
     "Telemetry",
     "TopicError",
@@ -163,6 +164,7 @@ class Channel(enum.StrEnum):
     CMD_ACK = "cmd/ack"
     CONFIG_DESIRED = "config/desired"
     CONFIG_REPORTED = "config/reported"
+    SNAPSHOT = "snapshot"
 
     @property
     def qos(self) -> int:
@@ -493,6 +495,18 @@ class ConfigReported(_Message):
     ts: AwareDatetime
 
 
+class SnapshotReply(_Message):
+    """``snapshot``: the answer to a ``snapshot.request`` command, a current camera frame."""
+
+    SCHEMA: ClassVar[str] = "xh.snapshot/1"
+    schema_: Literal["xh.snapshot/1"] = Field("xh.snapshot/1", alias="schema")
+    device_id: DeviceId
+    cmd_id: Uuid7Str
+    camera_id: ShortText
+    snapshot: Snapshot
+    ts: AwareDatetime
+
+
 #: Which model each channel carries.
 MESSAGE_TYPES: dict[Channel, type[_Message]] = {
     Channel.STATUS: Status,
@@ -503,6 +517,7 @@ MESSAGE_TYPES: dict[Channel, type[_Message]] = {
     Channel.CMD_ACK: CommandAck,
     Channel.CONFIG_DESIRED: ConfigDesired,
     Channel.CONFIG_REPORTED: ConfigReported,
+    Channel.SNAPSHOT: SnapshotReply,
 }
 
 M = TypeVar("M", bound=_Message)
