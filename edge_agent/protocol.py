@@ -216,9 +216,7 @@ def parse_topic(name: str) -> tuple[str, Channel]:
 
 def hub_subscriptions(share_group: str | None = "hub") -> list[str]:
     """Topic filters the hub subscribes to, as a shared subscription when ``share_group``."""
-    filters = [
-        f"{TOPIC_ROOT}/dev/+/{channel.value}" for channel in Channel if channel.from_device
-    ]
+    filters = [f"{TOPIC_ROOT}/dev/+/{channel.value}" for channel in Channel if channel.from_device]
     if share_group is None:
         return filters
     return [f"$share/{share_group}/{f}" for f in filters]
@@ -265,7 +263,9 @@ EventCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 Uuid7Str = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    ),
 ]
 
 
@@ -531,19 +531,31 @@ def encode(message: _Message) -> bytes:
     return canonical_json(message.model_dump(mode="json", by_alias=True))
 
 
+def _specific_errors(exc: ValidationError) -> list[Any]:
+    """Errors without those on a container whose item already failed (a side effect)."""
+    errors = exc.errors()
+    locs = [tuple(err["loc"]) for err in errors]
+    return [
+        err
+        for err, loc in zip(errors, locs, strict=True)
+        if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
+    ]
+
+
 def _fields_of(exc: ValidationError) -> tuple[str, ...]:
-    return tuple(".".join(str(p) for p in err["loc"]) or "<root>" for err in exc.errors())
+    return tuple(".".join(str(p) for p in err["loc"]) or "<root>" for err in _specific_errors(exc))
 
 
 def _describe(exc: ValidationError, what: str) -> str:
     parts = []
-    for err in exc.errors()[:5]:
+    errors = _specific_errors(exc)
+    for err in errors[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         if err["type"] == "missing":
             parts.append(f"missing required field '{loc}'")
         else:
             parts.append(f"field '{loc}': {err['msg']}")
-    more = exc.error_count() - len(parts)
+    more = len(errors) - len(parts)
     if more > 0:
         parts.append(f"and {more} more")
     return f"{what}: " + "; ".join(parts)
@@ -794,13 +806,13 @@ def export_schemas(folder: Path) -> list[Path]:
 
 
 def _main(argv: Iterable[str] | None = None) -> int:
-    import argparse  # noqa: PLC0415 - only the CLI needs it
+    import argparse
 
     parser = argparse.ArgumentParser(description="Export the xh/v1 JSON Schemas.")
     parser.add_argument("folder", type=Path, nargs="?", default=Path("docs/protocol"))
     args = parser.parse_args(list(argv) if argv is not None else None)
     for path in export_schemas(args.folder):
-        print(path)  # noqa: T201 - CLI output
+        print(path)
     return 0
 
 
