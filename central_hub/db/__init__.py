@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 (async) tables, engines for SQLite (WAL) and PostgreSQL, migrations."""

@@ -1,0 +1,77 @@
+"""Async engines for SQLite (WAL, the embedded default) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from central_hub.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["create_engine", "insert_ignore", "is_sqlite"]
+
+#: How long an SQLite writer waits for the lock before failing (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(engine: AsyncEngine | sa.engine.Connection | sa.Dialect) -> bool:
+    """True when ``engine`` (or a connection or dialect) talks to SQLite."""
+    dialect = engine if isinstance(engine, sa.Dialect) else engine.dialect
+    return dialect.name == "sqlite"
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook start transactions itself (BEGIN IMMEDIATE below).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.engine.Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a deferred transaction that later
+    # upgrades to a writer fails with SQLITE_BUSY without waiting for busy_timeout.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
+
+    For SQLite the file's folder is created, WAL mode and a busy timeout are set on
+    every connection, and every transaction begins IMMEDIATE.
+    """
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.drivername != "sqlite+aiosqlite":
+            raise StorageError(f"use the sqlite+aiosqlite driver, not {parsed.drivername!r}")
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername != "postgresql+asyncpg":
+            raise StorageError(f"use the postgresql+asyncpg driver, not {parsed.drivername!r}")
+        return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    raise StorageError(f"unsupported database {backend!r} in {parsed!r}: use sqlite or postgresql")
+
+
+def insert_ignore(table: sa.Table, dialect: sa.Dialect, index: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (index) DO NOTHING`` for ``dialect``; add ``.values()``."""
+    if dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
+    if dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
+    raise StorageError(f"no idempotent insert for dialect {dialect.name!r}")

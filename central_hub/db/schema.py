@@ -1,0 +1,218 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them.
+
+Idempotency lives in primary keys and unique constraints (``events.event_id``,
+``commands.cmd_id``, ``tracks.batch_id``), written with INSERT ... ON CONFLICT DO NOTHING,
+never with a check-then-insert. Evidence images are not stored here, only their SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "audits",
+    "cases",
+    "commands",
+    "dead_letters",
+    "devices",
+    "events",
+    "metadata",
+    "snapshots",
+    "tracks",
+    "users",
+]
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC on every backend (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; convert aware ones to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON()
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("code", sa.String(8), nullable=False, index=True),
+    sa.Column("major", sa.String(2), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("line", sa.String(16), nullable=False),
+    sa.Column("grid_cell_id", sa.String(64), nullable=True, index=True),
+    sa.Column("squad_id", sa.String(64), nullable=True),
+    sa.Column("stage", sa.String(16), nullable=False, index=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("reported_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("deadline", UTCDateTime, nullable=True),
+    sa.Column("limit_kind", sa.String(16), nullable=False),
+    sa.Column("limit_amount", sa.Float, nullable=False),
+    sa.Column("verification_required", sa.Boolean, nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_event_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(63), nullable=False, index=True),
+    sa.Column("camera_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("code", sa.String(8), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("detected_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("dwell_s", sa.Float, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("location_source", sa.String(8), nullable=False),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("model_name", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("plate_text", sa.String(16), nullable=True),
+    sa.Column("snapshot_sha256", sa.String(64), nullable=True),
+    sa.Column("objects", _json(), nullable=False),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
+)
+
+audits = sa.Table(
+    "audits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("from_stage", sa.String(16), nullable=True),
+    sa.Column("to_stage", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("attachments", _json(), nullable=False),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("device_id", sa.String(64), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fields", _json(), nullable=False),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("device_id", sa.String(63), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("status_ts", UTCDateTime, nullable=True),
+    sa.Column("seen_at", UTCDateTime, nullable=True),
+    sa.Column("boot_id", sa.String(64), nullable=True),
+    sa.Column("fw", sa.String(64), nullable=True),
+    sa.Column("model", sa.String(64), nullable=True),
+    sa.Column("config_version", sa.Integer, nullable=True),
+    sa.Column("telemetry", _json(), nullable=True),
+    sa.Column("telemetry_at", UTCDateTime, nullable=True),
+    sa.Column("desired_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("desired_config", _json(), nullable=True),
+    sa.Column("reported_version", sa.Integer, nullable=True),
+    sa.Column("reported_state", sa.String(16), nullable=True),
+    sa.Column("reported_errors", _json(), nullable=True),
+    sa.Column("reported_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("cmd_id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(63), nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("params", _json(), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+tracks = sa.Table(
+    "tracks",
+    metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(63), nullable=False, index=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("first_ts", UTCDateTime, nullable=False),
+    sa.Column("last_ts", UTCDateTime, nullable=False),
+    sa.Column("points", _json(), nullable=False),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("cmd_id", sa.String(36), primary_key=True),
+    sa.Column("device_id", sa.String(63), nullable=False, index=True),
+    sa.Column("camera_id", sa.String(64), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+)

@@ -1,0 +1,41 @@
+"""The hub's exception hierarchy (service side; the pure domain has its own in ``domain``)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "CommandError",
+    "ConflictError",
+    "HubError",
+    "NotFoundError",
+    "ProvisionError",
+    "StorageError",
+]
+
+
+class HubError(Exception):
+    """Base of every error the hub's services raise."""
+
+
+class StorageError(HubError):
+    """The database or the evidence store failed or is misconfigured."""
+
+
+class NotFoundError(HubError):
+    """A case, event, device, command or user that does not exist."""
+
+
+class ConflictError(HubError):
+    """A request that conflicts with the current state (a refused transition, a duplicate)."""
+
+
+class CommandError(HubError):
+    """A command that cannot be queued (unknown device, bad kind or parameters)."""
+
+
+class ProvisionError(HubError):
+    """Provisioning could not write a device's credentials or the broker's files."""
+
+
+class AuthError(HubError):
+    """A missing, unknown or disabled token, or a role that may not do this."""

@@ -1,0 +1,206 @@
+"""The hub's MQTT adapter: the only module that imports paho.
+
+One paho client per process carries both directions (DESIGN.md: two clients in one
+process collapse to a few hundred messages per second). It runs paho's network thread,
+hands received messages to the event loop in batches, and acknowledges QoS 1 messages
+only when the caller says so (``manual_ack``), i.e. after they are committed, so a hub
+killed mid-batch gets them again from the broker. The session is persistent
+(``clean_session=False``) with a stable client id, so messages published while the hub
+is down wait in the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+__all__ = ["Inbound", "LinkError", "MqttLink"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between reconnect attempts (paho backs off from min to max).
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 5
+#: Seconds to wait for the broker's PUBACK when publishing.
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class LinkError(Exception):
+    """Publishing failed: not connected, or the broker did not acknowledge in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A received message, free of paho types. ``mid`` is what :meth:`MqttLink.ack` takes."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+
+
+class MqttLink:
+    """One persistent MQTT 3.1.1 session: subscribe, receive in batches, ack, publish."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        subscriptions: list[str],
+        username: str | None = None,
+        password: str | None = None,
+        clean_session: bool = False,
+        keepalive: int = 30,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+            manual_ack=True,
+        )
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self._client.max_inflight_messages_set(1000)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._keepalive = keepalive
+        self._pending: collections.deque[Inbound] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Event | None = None
+        self._connected = threading.Event()
+        self._subscribed: asyncio.Event | None = None
+        self.connects = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start the network thread; connection and reconnection happen in the background."""
+        self._loop = asyncio.get_running_loop()
+        self._ready = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        self._client.loop_start()
+
+    async def stop(self) -> None:
+        """Disconnect (the broker keeps the session) and stop the network thread."""
+        await asyncio.to_thread(self._client.disconnect)
+        await asyncio.to_thread(self._client.loop_stop)
+
+    @property
+    def connected(self) -> bool:
+        """True while the session with the broker is up."""
+        return self._connected.is_set()
+
+    async def wait_subscribed(self) -> None:
+        """Wait until the first connection's subscriptions were acknowledged."""
+        assert self._subscribed is not None, "start() first"
+        await self._subscribed.wait()
+
+    # ---------------------------------------------------------------- paho thread
+
+    def _on_connect(
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the hub: %s", self.host, self.port, reason)
+            return
+        self.connects += 1
+        self._connected.set()
+        log.info(
+            "connected to %s:%s as %s (session present: %s)",
+            self.host,
+            self.port,
+            self.client_id,
+            flags.session_present,
+        )
+        if self.subscriptions:
+            client.on_subscribe = self._on_subscribe
+            client.subscribe([(t, 1) for t in self.subscriptions])
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, codes: Any, _props: Any
+    ) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            log.error("subscription refused by broker: %s", failed)
+        if self._loop is not None and self._subscribed is not None:
+            self._loop.call_soon_threadsafe(self._subscribed.set)
+
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        log.warning("disconnected from %s:%s: %s", self.host, self.port, reason)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        item = Inbound(
+            topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=msg.retain, mid=msg.mid
+        )
+        with self._lock:
+            self._pending.append(item)
+            if self._wake_scheduled or self._loop is None:
+                return
+            self._wake_scheduled = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    # ---------------------------------------------------------------- event loop side
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_scheduled = False
+        if self._ready is not None:
+            self._ready.set()
+
+    async def receive(self, max_items: int) -> list[Inbound]:
+        """Wait for at least one message; return up to ``max_items`` in arrival order."""
+        assert self._ready is not None, "start() first"
+        while True:
+            with self._lock:
+                if self._pending:
+                    n = min(max_items, len(self._pending))
+                    return [self._pending.popleft() for _ in range(n)]
+                self._ready.clear()
+            await self._ready.wait()
+
+    def ack(self, messages: list[Inbound]) -> None:
+        """Acknowledge QoS 1 messages to the broker (after they are safely stored)."""
+        for m in messages:
+            if m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement; raise LinkError otherwise."""
+        if not self.connected:
+            raise LinkError(f"not connected to {self.host}:{self.port}")
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise LinkError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        if qos == 0:
+            return
+        try:
+            await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:
+            raise LinkError(f"publish to {topic} failed: {exc}") from exc
+        if not info.is_published():
+            raise LinkError(f"broker did not acknowledge {topic} within {PUBLISH_TIMEOUT_S} s")

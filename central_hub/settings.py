@@ -1,0 +1,64 @@
+"""The hub's settings: pydantic-settings with ``XH_HUB_`` environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["HubSettings"]
+
+
+class HubSettings(BaseSettings):
+    """Everything a hub process needs; each field can be set as ``XH_HUB_<NAME>``.
+
+    ``db_url`` defaults to an SQLite file under ``data_dir``; a production hub sets it to
+    ``postgresql+asyncpg://...``. The MQTT password comes from ``mqtt_password`` or, better,
+    from ``mqtt_password_file`` (what ``central-hub provision`` writes).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="XH_HUB_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("var/hub"), description="state: db, evidence, key")
+    db_url: str | None = Field(default=None, description="SQLAlchemy async URL")
+    evidence_dir: Path | None = Field(default=None, description="default: data_dir/evidence")
+    key_path: Path | None = Field(default=None, description="default: data_dir/hub_key.pem")
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_client_id: str = Field(default="hub-1", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    share_group: str | None = "hub"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    ingest_batch: int = Field(default=200, ge=1, le=10_000)
+    command_tick_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> HubSettings:
+        if self.mqtt_password is not None and self.mqtt_password_file is not None:
+            raise ValueError("set mqtt_password or mqtt_password_file, not both")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL."""
+        return self.db_url or f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+
+    @property
+    def evidence_path(self) -> Path:
+        """The effective evidence folder."""
+        return self.evidence_dir or self.data_dir / "evidence"
+
+    @property
+    def hub_key_path(self) -> Path:
+        """The effective path of the hub's Ed25519 signing key."""
+        return self.key_path or self.data_dir / "hub_key.pem"
+
+    def mqtt_secret(self) -> str | None:
+        """The MQTT password, read from the file when one is configured."""
+        if self.mqtt_password_file is not None:
+            return self.mqtt_password_file.read_text(encoding="utf-8").strip()
+        return self.mqtt_password.get_secret_value() if self.mqtt_password else None
