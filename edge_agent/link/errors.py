@@ -1,0 +1,23 @@
+"""Errors of the link package: the outbox, the MQTT adapter and the command handler."""
+
+from __future__ import annotations
+
+
+class LinkError(Exception):
+    """Base of every error raised by :mod:`edge_agent.link`."""
+
+
+class OutboxError(LinkError):
+    """The outbox database could not be opened or written."""
+
+
+class MessageTooLarge(OutboxError):
+    """A message bigger than the outbox's whole byte cap; it can never be stored."""
+
+
+class OutboxClosed(OutboxError):
+    """An operation on an outbox that is closed or was never opened."""
+
+
+class LinkConfigError(LinkError):
+    """MQTT settings that cannot work (missing TLS files, bad port)."""
