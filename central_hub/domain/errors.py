@@ -1,0 +1,81 @@
+"""Exceptions of the hub's pure domain.
+
+Every error a domain function raises derives from :class:`DomainError`; its message is
+one line a person can read and names what is wrong (the file and field for data files,
+the stage, action and role for refused transitions).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CalendarError",
+    "CatalogueError",
+    "DomainError",
+    "FilingError",
+    "GridError",
+    "MetricsError",
+    "TransitionRefused",
+    "UnknownCell",
+    "UnknownCode",
+]
+
+
+class DomainError(Exception):
+    """Base of every error raised by ``central_hub.domain``."""
+
+
+class CatalogueError(DomainError):
+    """The event catalogue file is missing, unreadable or invalid (names file and field)."""
+
+
+class UnknownCode(CatalogueError, KeyError):
+    """An event code that the catalogue does not hold."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"unknown event code {code!r}: not in the catalogue")
+        self.code = code
+
+    def __str__(self) -> str:
+        # KeyError would print the repr of the argument; keep the readable sentence.
+        return str(self.args[0])
+
+
+class CalendarError(DomainError):
+    """The working-time calendar file is invalid, or a time given to it is not tz-aware."""
+
+
+class GridError(DomainError):
+    """The grid's GeoJSON is invalid: a bad level, a missing parent, a broken polygon."""
+
+
+class UnknownCell(GridError, KeyError):
+    """A grid cell id that the grid does not hold."""
+
+    def __init__(self, cell_id: str) -> None:
+        super().__init__(f"unknown grid cell {cell_id!r}")
+        self.cell_id = cell_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class TransitionRefused(DomainError):
+    """A workflow transition that is not allowed.
+
+    ``reason`` is a sentence for the person who tried it; ``kind`` says why in one word:
+    ``illegal`` (the action does not apply in this stage), ``forbidden`` (the role may not
+    do it) or ``unverified`` (the case must be verified before it is registered).
+    """
+
+    def __init__(self, reason: str, *, kind: str = "illegal") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+class FilingError(DomainError):
+    """An event that cannot be planned into a case (bad facts, not a catalogue problem)."""
+
+
+class MetricsError(DomainError):
+    """Metrics asked for an empty or inverted period, or with naive datetimes."""
