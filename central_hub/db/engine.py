@@ -44,11 +44,14 @@ def _sqlite_on_begin(conn: sa.engine.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 5, echo: bool = False, pg_schema: str | None = None
+) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
 
     For SQLite the file's folder is created, WAL mode and a busy timeout are set on
-    every connection, and every transaction begins IMMEDIATE.
+    every connection, and every transaction begins IMMEDIATE. ``pg_schema`` puts a
+    PostgreSQL engine's tables in that schema (tests isolate themselves this way).
     """
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
@@ -64,7 +67,12 @@ def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncE
     if backend == "postgresql":
         if parsed.drivername != "postgresql+asyncpg":
             raise StorageError(f"use the postgresql+asyncpg driver, not {parsed.drivername!r}")
-        return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if pg_schema is not None:
+            connect_args["server_settings"] = {"search_path": pg_schema}
+        return create_async_engine(
+            url, echo=echo, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args
+        )
     raise StorageError(f"unsupported database {backend!r} in {parsed!r}: use sqlite or postgresql")
 
 

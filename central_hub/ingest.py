@@ -1,0 +1,362 @@
+"""The ingest worker: validates every device message, stores it idempotently, files events.
+
+Messages arrive in batches from :class:`central_hub.mqtt.MqttLink`. A batch is written in
+one transaction, each message inside its own savepoint, and acknowledged to the broker
+only after the commit, so a hub killed mid-batch receives the batch again and the unique
+keys (``event_id``, ``cmd_id``, ``batch_id``) make the replay harmless. Anything that
+does not validate, or that the filing refuses (an unknown catalogue code), goes to the
+``dead_letters`` table with the reason and the raw bytes; nothing stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from central_hub.commands import apply_ack
+from central_hub.db.engine import insert_ignore
+from central_hub.db.schema import dead_letters, events, snapshots, tracks
+from central_hub.devices import apply_config_reported, apply_status, apply_telemetry
+from central_hub.domain.errors import DomainError
+from central_hub.errors import HubError
+from central_hub.evidence import EvidenceStore
+from central_hub.mqtt import Inbound
+from edge_agent.protocol import (
+    Channel,
+    CommandAck,
+    ConfigReported,
+    Event,
+    ProtocolError,
+    SnapshotReply,
+    Status,
+    Telemetry,
+    Track,
+    decode_from_topic,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_DEAD_LETTER_BYTES",
+    "EventFiler",
+    "IngestStats",
+    "IngestWorker",
+    "MessageSource",
+]
+
+#: Raw payloads larger than this are kept truncated in the dead-letter table.
+MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
+#: Seconds to wait before retrying a batch the database refused as a whole.
+RETRY_DELAY_S = 1.0
+
+
+class EventFiler(Protocol):
+    """Turns a newly stored event into a case (new or merged); returns the case id."""
+
+    async def file(self, conn: AsyncConnection, event: Event, now: datetime) -> int:
+        """File ``event`` inside the caller's transaction; raise DomainError/HubError to refuse."""
+        ...
+
+
+class MessageSource(Protocol):
+    """Where messages come from: the MQTT link, or a list in tests."""
+
+    async def receive(self, max_items: int) -> list[Inbound]:
+        """Wait for and return up to ``max_items`` messages."""
+        ...
+
+    def ack(self, messages: list[Inbound]) -> None:
+        """Acknowledge messages once stored."""
+        ...
+
+
+@dataclass
+class IngestStats:
+    """Counters since start; the dead-letter table holds the durable record."""
+
+    received: int = 0
+    stored: int = 0
+    events_new: int = 0
+    events_duplicate: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    batch_retries: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict (for the API)."""
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "events_new": self.events_new,
+            "events_duplicate": self.events_duplicate,
+            "dead_lettered": self.dead_lettered,
+            "batches": self.batches,
+            "batch_retries": self.batch_retries,
+            "by_channel": dict(self.by_channel),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    raw: Inbound
+    device_id: str | None = None
+    channel: Channel | None = None
+    message: Any = None
+    error: str | None = None
+    fields: tuple[str, ...] = ()
+    evidence: bytes | None = None
+
+
+def _clean(text: str, limit: int = 4000) -> str:
+    # PostgreSQL text cannot hold NUL; keep reasons readable and bounded.
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _decode(msg: Inbound) -> _Decoded:
+    try:
+        device_id, channel, message = decode_from_topic(msg.topic, msg.payload)
+    except ProtocolError as exc:
+        return _Decoded(
+            raw=msg,
+            error=_clean(str(exc)) or type(exc).__name__,
+            fields=tuple(_clean(f, 200) for f in getattr(exc, "fields", ())[:50]),
+        )
+    except RecursionError:
+        return _Decoded(raw=msg, error="payload nested too deeply to parse")
+    snap = message.snapshot if isinstance(message, Event | SnapshotReply) else None
+    evidence = None
+    if snap is not None:
+        try:
+            evidence = snap.jpeg_bytes()
+        except (binascii.Error, ValueError) as exc:
+            return _Decoded(
+                raw=msg, error=f"snapshot.jpeg_b64 is not valid base64: {exc}", fields=("snapshot",)
+            )
+    return _Decoded(
+        raw=msg, device_id=device_id, channel=channel, message=message, evidence=evidence
+    )
+
+
+class IngestWorker:
+    """Consumes a :class:`MessageSource` until cancelled.
+
+    ``on_device_reachable`` is called (with the device id) after a commit in which a
+    device reported itself online, so the command sender can deliver what waits for it.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        source: MessageSource,
+        evidence: EvidenceStore,
+        filer: EventFiler | None,
+        clock: Callable[[], datetime],
+        *,
+        batch_size: int = 200,
+        on_device_reachable: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.source = source
+        self.evidence = evidence
+        self.filer = filer
+        self.clock = clock
+        self.batch_size = batch_size
+        self.on_device_reachable = on_device_reachable
+        self.stats = IngestStats()
+
+    async def run(self) -> None:
+        """Receive, store and acknowledge batches forever."""
+        while True:
+            batch = await self.source.receive(self.batch_size)
+            await self.process(batch)
+
+    async def process(self, batch: list[Inbound]) -> None:
+        """Store one batch (retrying while the database is unavailable), then ack it."""
+        decoded = [_decode(m) for m in batch]
+        shas = await self._store_evidence(decoded)
+        while True:
+            try:
+                reachable = await self._write(decoded, shas)
+                break
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+                self.stats.batch_retries += 1
+                log.error("database refused a batch of %d, retrying: %s", len(batch), exc)
+                await asyncio.sleep(RETRY_DELAY_S)
+        self.source.ack(batch)
+        self.stats.batches += 1
+        self.stats.received += len(batch)
+        if self.on_device_reachable is not None:
+            for device_id in reachable:
+                self.on_device_reachable(device_id)
+
+    async def _store_evidence(self, decoded: list[_Decoded]) -> dict[int, str]:
+        blobs = [(i, d.evidence) for i, d in enumerate(decoded) if d.evidence is not None]
+        if not blobs:
+            return {}
+
+        def _put_all() -> dict[int, str]:
+            return {i: self.evidence.put_sync(b) for i, b in blobs if b is not None}
+
+        return await asyncio.to_thread(_put_all)
+
+    async def _write(self, decoded: list[_Decoded], shas: dict[int, str]) -> set[str]:
+        now = self.clock()
+        reachable: set[str] = set()
+        stats = {"stored": 0, "new": 0, "dup": 0, "dead": 0}
+        by_channel: dict[str, int] = {}
+        async with self.engine.begin() as conn:
+            for i, item in enumerate(decoded):
+                if item.error is not None:
+                    await self._dead_letter(conn, item, item.error, item.fields, now)
+                    stats["dead"] += 1
+                    continue
+                try:
+                    async with conn.begin_nested():
+                        outcome = await self._handle(conn, item, shas.get(i), now)
+                except (DomainError, HubError, ValueError) as exc:
+                    await self._dead_letter(conn, item, _clean(f"refused: {exc}"), (), now)
+                    stats["dead"] += 1
+                    continue
+                except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                    reason = _clean(f"storage refused: {exc.orig}")
+                    await self._dead_letter(conn, item, reason, (), now)
+                    stats["dead"] += 1
+                    continue
+                stats["stored"] += 1
+                assert item.channel is not None
+                by_channel[item.channel.value] = by_channel.get(item.channel.value, 0) + 1
+                if outcome == "new":
+                    stats["new"] += 1
+                elif outcome == "duplicate":
+                    stats["dup"] += 1
+                elif outcome == "reachable" and item.device_id is not None:
+                    reachable.add(item.device_id)
+        # Count only what was committed.
+        self.stats.stored += stats["stored"]
+        self.stats.events_new += stats["new"]
+        self.stats.events_duplicate += stats["dup"]
+        self.stats.dead_lettered += stats["dead"]
+        for k, v in by_channel.items():
+            self.stats.by_channel[k] = self.stats.by_channel.get(k, 0) + v
+        return reachable
+
+    async def _dead_letter(
+        self,
+        conn: AsyncConnection,
+        item: _Decoded,
+        reason: str,
+        fields: tuple[str, ...],
+        now: datetime,
+    ) -> None:
+        raw = item.raw.payload
+        if len(raw) > MAX_DEAD_LETTER_BYTES:
+            reason = f"{reason} (raw payload of {len(raw)} bytes kept truncated)"
+            raw = raw[:MAX_DEAD_LETTER_BYTES]
+        device_id = item.device_id or _device_of(item.raw.topic)
+        await conn.execute(
+            dead_letters.insert().values(
+                received_at=now,
+                topic=_clean(item.raw.topic, 1000),
+                device_id=device_id,
+                reason=reason,
+                fields=list(fields),
+                raw=raw,
+            )
+        )
+        log.warning("dead-lettered a message on %r: %s", item.raw.topic[:200], reason[:300])
+
+    async def _handle(
+        self, conn: AsyncConnection, item: _Decoded, sha: str | None, now: datetime
+    ) -> str:
+        msg = item.message
+        if isinstance(msg, Event):
+            return await self._event(conn, msg, sha, now)
+        if isinstance(msg, Status):
+            return "reachable" if await apply_status(conn, msg, now) else "stored"
+        if isinstance(msg, Telemetry):
+            await apply_telemetry(conn, msg, now)
+        elif isinstance(msg, ConfigReported):
+            await apply_config_reported(conn, msg, now)
+        elif isinstance(msg, CommandAck):
+            await apply_ack(conn, msg, now)
+        elif isinstance(msg, Track):
+            await conn.execute(
+                insert_ignore(tracks, conn.dialect, ["batch_id"]).values(
+                    batch_id=msg.batch_id,
+                    device_id=msg.device_id,
+                    received_at=now,
+                    first_ts=msg.points[0].ts,
+                    last_ts=msg.points[-1].ts,
+                    points=[p.model_dump(mode="json") for p in msg.points],
+                )
+            )
+        elif isinstance(msg, SnapshotReply):
+            assert sha is not None
+            await conn.execute(
+                insert_ignore(snapshots, conn.dialect, ["cmd_id"]).values(
+                    cmd_id=msg.cmd_id,
+                    device_id=msg.device_id,
+                    camera_id=msg.camera_id,
+                    sha256=sha,
+                    width=msg.snapshot.width,
+                    height=msg.snapshot.height,
+                    received_at=now,
+                )
+            )
+        else:
+            raise HubError(f"no handler for {type(msg).__name__} on {item.raw.topic}")
+        return "stored"
+
+    async def _event(self, conn: AsyncConnection, ev: Event, sha: str | None, now: datetime) -> str:
+        stmt = (
+            insert_ignore(events, conn.dialect, ["event_id"])
+            .values(
+                event_id=ev.event_id,
+                device_id=ev.device_id,
+                camera_id=ev.camera_id,
+                seq=ev.seq,
+                kind=ev.kind,
+                code=ev.code,
+                started_at=ev.started_at,
+                detected_at=ev.detected_at,
+                received_at=now,
+                dwell_s=ev.dwell_s,
+                confidence=ev.confidence,
+                lat=ev.location.lat,
+                lon=ev.location.lon,
+                location_source=ev.location.source,
+                zone=ev.zone,
+                model_name=ev.model.name,
+                model_version=ev.model.version,
+                plate_text=ev.plate.text if ev.plate else None,
+                snapshot_sha256=sha,
+                objects=[o.model_dump(mode="json") for o in ev.objects],
+            )
+            .returning(events.c.event_id)
+        )
+        inserted = (await conn.execute(stmt)).first()
+        if inserted is None:
+            return "duplicate"
+        if self.filer is not None:
+            case_id = await self.filer.file(conn, ev, now)
+            await conn.execute(
+                events.update().where(events.c.event_id == ev.event_id).values(case_id=case_id)
+            )
+        return "new"
+
+
+def _device_of(name: str) -> str | None:
+    parts = name.split("/")
+    if len(parts) >= 4 and parts[0] == "xh" and parts[2] == "dev":
+        return _clean(parts[3], 64)
+    return None

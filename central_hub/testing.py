@@ -1,0 +1,116 @@
+"""Builders and fakes for tests and benchmarks: valid wire messages and an in-memory source."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from central_hub.mqtt import Inbound
+from edge_agent.protocol import Channel, Event, Status, encode, topic, uuid7
+
+__all__ = ["TINY_JPEG", "ListSource", "inbound", "make_event", "make_status"]
+
+#: The smallest bytes that pass the protocol's JPEG check (SOI marker and padding).
+TINY_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
+
+#: Default event location: the market pole of the sample district.
+MARKET_POLE = (28.6472, 121.2615)
+
+
+def make_event(
+    device_id: str = "pole-1",
+    *,
+    code: str = "0504",
+    seq: int = 1,
+    at: datetime | None = None,
+    lat: float = MARKET_POLE[0],
+    lon: float = MARKET_POLE[1],
+    snapshot: bytes | None = None,
+    event_id: str | None = None,
+) -> Event:
+    """A valid event for ``device_id`` (at the market pole unless told otherwise)."""
+    at = at or datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "event_id": event_id or uuid7(int(at.timestamp() * 1000)),
+        "device_id": device_id,
+        "camera_id": "cam-1",
+        "seq": seq,
+        "kind": "shop_front_overflow",
+        "code": code,
+        "started_at": at - timedelta(seconds=60),
+        "detected_at": at,
+        "dwell_s": 60.0,
+        "confidence": 0.8,
+        "objects": [{"label": "goods", "score": 0.8, "box": [0.1, 0.1, 0.3, 0.4], "track_id": 1}],
+        "zone": "door-line",
+        "location": {"lat": lat, "lon": lon, "source": "fixed"},
+        "model": {"name": "xh-det", "version": "1"},
+    }
+    if snapshot is not None:
+        fields["snapshot"] = {
+            "jpeg_b64": base64.b64encode(snapshot).decode(),
+            "width": 64,
+            "height": 48,
+        }
+    return Event.model_validate(fields)
+
+
+def make_status(
+    device_id: str = "pole-1", state: str = "online", at: datetime | None = None
+) -> Status:
+    """A status message."""
+    return Status.model_validate(
+        {
+            "device_id": device_id,
+            "state": state,
+            "boot_id": "boot-1",
+            "fw": "0.1.0",
+            "config_version": 0,
+            "ts": at or datetime.now(UTC),
+        }
+    )
+
+
+def inbound(message: Any, channel: Channel | None = None, *, mid: int = 0) -> Inbound:
+    """Wrap a protocol message as if it had arrived from the broker."""
+    ch = (
+        channel
+        or {
+            "xh.event/1": Channel.EVENT,
+            "xh.status/1": Channel.STATUS,
+            "xh.telemetry/1": Channel.TELEMETRY,
+            "xh.cmd_ack/1": Channel.CMD_ACK,
+            "xh.config_reported/1": Channel.CONFIG_REPORTED,
+            "xh.track/1": Channel.TRACK,
+            "xh.snapshot/1": Channel.SNAPSHOT,
+        }[message.SCHEMA]
+    )
+    return Inbound(
+        topic=topic(message.device_id, ch), payload=encode(message), qos=1, retain=False, mid=mid
+    )
+
+
+class ListSource:
+    """A :class:`central_hub.ingest.MessageSource` fed by the test; records acks."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.acked: list[Inbound] = []
+
+    def put(self, *items: Inbound) -> None:
+        """Make messages available to the worker."""
+        for item in items:
+            self._queue.put_nowait(item)
+
+    async def receive(self, max_items: int) -> list[Inbound]:
+        """Wait for one message, then take what else is queued, up to ``max_items``."""
+        out = [await self._queue.get()]
+        while len(out) < max_items and not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    def ack(self, messages: list[Inbound]) -> None:
+        """Record the acks."""
+        self.acked.extend(messages)

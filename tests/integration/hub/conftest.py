@@ -1,0 +1,44 @@
+"""Fixtures for the hub's storage tests: a migrated database on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central_hub.db.engine import create_engine
+from central_hub.db.migrate import migrate
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of the backend under test (PostgreSQL: the run's database)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A freshly migrated database; on PostgreSQL in a schema of its own, dropped after."""
+    schema = None
+    if db_url.startswith("postgresql"):
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(db_url)
+        async with admin.begin() as conn:
+            await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        await admin.dispose()
+    engine = create_engine(db_url, pg_schema=schema)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+    if schema is not None:
+        admin = create_engine(db_url)
+        async with admin.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

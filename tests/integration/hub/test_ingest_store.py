@@ -1,0 +1,112 @@
+"""The ingest worker against a real database (SQLite and PostgreSQL): idempotency, dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central_hub.db.schema import dead_letters, devices, events, tracks
+from central_hub.evidence import EvidenceStore
+from central_hub.ingest import IngestWorker
+from central_hub.mqtt import Inbound
+from central_hub.testing import TINY_JPEG, ListSource, inbound, make_event, make_status
+from edge_agent.protocol import Channel, Telemetry, Track, topic, uuid7
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def _worker(db: AsyncEngine, tmp_path: Path) -> tuple[IngestWorker, ListSource]:
+    source = ListSource()
+    worker = IngestWorker(db, source, EvidenceStore(tmp_path / "ev"), None, lambda: NOW)
+    return worker, source
+
+
+async def _count(db: AsyncEngine, table: sa.Table) -> int:
+    async with db.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def test_same_event_three_times_is_one_row(db: AsyncEngine, tmp_path: Path) -> None:
+    worker, _ = _worker(db, tmp_path)
+    ev = make_event(snapshot=TINY_JPEG, at=NOW)
+    for _ in range(3):
+        await worker.process([inbound(ev)])
+    await worker.process([inbound(ev), inbound(ev)])  # duplicates inside one batch too
+    assert await _count(db, events) == 1
+    assert worker.stats.events_new == 1
+    assert worker.stats.events_duplicate == 4
+    async with db.connect() as conn:
+        row = (await conn.execute(events.select())).one()
+    assert row.detected_at == NOW
+    assert EvidenceStore(tmp_path / "ev").get_sync(row.snapshot_sha256) == TINY_JPEG
+
+
+async def test_malformed_goes_to_dead_letters_with_reason_and_bytes(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    worker, _ = _worker(db, tmp_path)
+    good = make_event(at=NOW)
+    bad = [
+        Inbound(topic(good.device_id, Channel.EVENT), b"\xff\xfe not json", 1, False, 1),
+        Inbound(topic(good.device_id, Channel.EVENT), b'{"schema":"xh.event/1"}', 1, False, 2),
+        Inbound("xh/v1/dev/BAD_ID/event", b"{}", 1, False, 3),
+        Inbound(topic("pole-2", Channel.EVENT), inbound(good).payload, 1, False, 4),
+        Inbound(topic(good.device_id, Channel.STATUS), b"", 1, True, 5),
+        Inbound(topic(good.device_id, Channel.EVENT), b"\x00" * 10, 1, False, 6),
+    ]
+    await worker.process([*bad, inbound(good)])
+    assert await _count(db, events) == 1
+    async with db.connect() as conn:
+        rows = (await conn.execute(dead_letters.select().order_by(dead_letters.c.id))).all()
+    assert [r.raw for r in rows] == [m.payload for m in bad]
+    assert "not UTF-8 JSON" in rows[0].reason
+    assert "missing required field 'event_id'" in rows[1].reason
+    assert "event_id" in rows[1].fields
+    assert "invalid device id" in rows[2].reason
+    assert "does not match topic device" in rows[3].reason
+    assert rows[3].device_id == "pole-2"
+    assert worker.stats.dead_lettered == len(bad)
+
+
+async def test_status_telemetry_and_stale_retained_status(db: AsyncEngine, tmp_path: Path) -> None:
+    worker, _ = _worker(db, tmp_path)
+    await worker.process([inbound(make_status("pole-1", "online", NOW))])
+    # an older retained "offline" must not override the newer "online"
+    await worker.process([inbound(make_status("pole-1", "offline", NOW - timedelta(minutes=5)))])
+    tel = Telemetry(
+        device_id="pole-1",
+        ts=NOW,
+        uptime_s=10,
+        fps=4,
+        inference_ms=20,
+        outbox_depth=3,
+        outbox_bytes=100,
+        evicted=0,
+    )
+    await worker.process([inbound(tel)])
+    async with db.connect() as conn:
+        row = (await conn.execute(devices.select())).one()
+    assert row.state == "online"
+    assert row.telemetry["outbox_depth"] == 3
+    await worker.process([inbound(make_status("pole-1", "offline", NOW + timedelta(seconds=1)))])
+    async with db.connect() as conn:
+        assert (await conn.execute(sa.select(devices.c.state))).scalar_one() == "offline"
+
+
+async def test_track_batches_are_idempotent(db: AsyncEngine, tmp_path: Path) -> None:
+    worker, _ = _worker(db, tmp_path)
+    tr = Track.model_validate(
+        {
+            "device_id": "truck-1",
+            "batch_id": uuid7(),
+            "points": [{"ts": NOW, "lat": 28.645, "lon": 121.26}],
+        }
+    )
+    await worker.process([inbound(tr), inbound(tr)])
+    assert await _count(db, tracks) == 1
