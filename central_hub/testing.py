@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central_hub.mqtt import Inbound
 from edge_agent.protocol import Channel, Event, Status, encode, topic, uuid7
 
-__all__ = ["TINY_JPEG", "ListSource", "inbound", "make_event", "make_status"]
+__all__ = ["TINY_JPEG", "ListSource", "eventually", "inbound", "make_event", "make_status"]
 
 #: The smallest bytes that pass the protocol's JPEG check (SOI marker and padding).
 TINY_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
@@ -114,3 +116,14 @@ class ListSource:
     def ack(self, messages: list[Inbound]) -> None:
         """Record the acks."""
         self.acked.extend(messages)
+
+
+async def eventually(predicate: Callable[[], bool], within_s: float = 10.0) -> bool:
+    """Poll ``predicate`` until it is true or ``within_s`` seconds passed; return its last value."""
+    deadline = time.monotonic() + within_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)

@@ -1,0 +1,240 @@
+"""Provisioning: a device's broker credentials and config file, and the broker's password and ACL.
+
+Layout written (DESIGN.md §4):
+
+* ``broker_dir/passwd`` — Mosquitto password file (PBKDF2-SHA512, Mosquitto's ``$7$`` format),
+  one line per broker user; a re-provisioned user's line is replaced (its password rotates).
+* ``broker_dir/acl`` — regenerated from the password file on every run: hub users read and
+  write ``xh/v1/#``; each device may publish only its own device → hub topics and read
+  only its own ``cmd`` and ``config/desired``.
+* ``broker_dir/hub_users`` — the names that get the hub's rights.
+* ``broker_dir/<hub user>.password`` — the hub's own broker password (mode 0600).
+* ``out_dir/<device>/agent.yaml`` and ``out_dir/<device>/mqtt.password`` — what the
+  device needs: its id, the broker address, its username/password file and the hub's
+  public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from central_hub.errors import ProvisionError
+from edge_agent.protocol import Channel, TopicError, check_device_id
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ProvisionResult",
+    "device_config",
+    "ensure_hub_user",
+    "hash_password",
+    "provision_device",
+    "read_password_file",
+    "render_acl",
+    "verify_password",
+]
+
+#: Mosquitto's own default for ``$7$`` hashes.
+PBKDF2_ITERATIONS = 101
+SALT_BYTES = 12
+
+
+def hash_password(
+    password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
+) -> str:
+    """A Mosquitto ``$7$`` password hash: ``$7$iterations$b64(salt)$b64(pbkdf2-sha512)``."""
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    salt_b64 = base64.b64encode(salt).decode()
+    digest_b64 = base64.b64encode(digest).decode()
+    return f"$7${iterations}${salt_b64}${digest_b64}"
+
+
+def verify_password(password: str, hashed: str) -> bool:
+    """Check ``password`` against a ``$7$`` hash (as Mosquitto does)."""
+    try:
+        _, kind, iterations, salt_b64, digest_b64 = hashed.split("$")
+        if kind != "7":
+            return False
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(digest_b64)
+        digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """``{user: hash}`` from a Mosquitto password file (empty when it does not exist)."""
+    if not path.exists():
+        return {}
+    users: dict[str, str] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep:
+            raise ProvisionError(f"{path}:{n}: not a 'user:hash' line")
+        users[user] = hashed
+    return users
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def render_acl(device_ids: Iterable[str], hub_users: Iterable[str]) -> str:
+    """The Mosquitto ACL text for these hub users and devices."""
+    lines = [
+        "# Managed by `central-hub provision`; regenerated on every run, edits are lost.",
+        "# Hub users read and write the whole tree; $share subscriptions need read here too.",
+    ]
+    for hub in sorted(set(hub_users)):
+        lines += ["", f"user {hub}", "topic readwrite xh/v1/#"]
+    for dev in sorted(set(device_ids) - set(hub_users)):
+        lines += ["", f"user {dev}"]
+        lines += [f"topic write xh/v1/dev/{dev}/{ch.value}" for ch in Channel if ch.from_device]
+        lines += [f"topic read xh/v1/dev/{dev}/{ch.value}" for ch in Channel if not ch.from_device]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """The files one provisioning run wrote."""
+
+    device_id: str
+    config_path: Path
+    password_path: Path
+    password_file: Path
+    acl_file: Path
+    hub_password_path: Path
+
+
+def _hub_users(broker_dir: Path) -> list[str]:
+    path = broker_dir / "hub_users"
+    if not path.exists():
+        return []
+    return [u.strip() for u in path.read_text(encoding="utf-8").splitlines() if u.strip()]
+
+
+def _save(broker_dir: Path, users: dict[str, str], hubs: list[str]) -> None:
+    _write_private(broker_dir / "passwd", "".join(f"{u}:{h}\n" for u, h in sorted(users.items())))
+    _write_private(broker_dir / "hub_users", "".join(f"{u}\n" for u in sorted(set(hubs))))
+    _write_private(broker_dir / "acl", render_acl(users, hubs))
+
+
+def ensure_hub_user(broker_dir: Path, username: str = "hub") -> Path:
+    """Create the hub's broker user once; return the file holding its password."""
+    broker_dir = Path(broker_dir)
+    secret_path = broker_dir / f"{username}.password"
+    users = read_password_file(broker_dir / "passwd")
+    hubs = _hub_users(broker_dir)
+    if username in users and username in hubs and secret_path.exists():
+        return secret_path
+    password = secrets.token_urlsafe(24)
+    _write_private(secret_path, password + "\n")
+    users[username] = hash_password(password)
+    _save(broker_dir, users, [*hubs, username])
+    log.info("hub broker user %s written to %s", username, broker_dir)
+    return secret_path
+
+
+def device_config(
+    device_id: str,
+    kind: str,
+    *,
+    mqtt_host: str,
+    mqtt_port: int,
+    password_file: Path,
+    public_key: str,
+) -> dict[str, Any]:
+    """The agent config sections provisioning owns (the rest keeps the agent's defaults)."""
+    return {
+        "device": {"id": device_id, "kind": kind},
+        "mqtt": {
+            "host": mqtt_host,
+            "port": mqtt_port,
+            "username": device_id,
+            "password_file": str(password_file),
+        },
+        "hub": {"public_key": public_key},
+    }
+
+
+def provision_device(
+    device_id: str,
+    *,
+    kind: str,
+    broker_dir: Path,
+    out_dir: Path,
+    public_key: str,
+    mqtt_host: str,
+    mqtt_port: int,
+    hub_user: str = "hub",
+    device_password_path: Path | None = None,
+) -> ProvisionResult:
+    """Write a device's credentials and config and update the broker's password and ACL files.
+
+    ``device_password_path`` is where the config says the password file will be on the
+    device (default: next to the config file as written here).
+    """
+    try:
+        check_device_id(device_id)
+    except TopicError as exc:
+        raise ProvisionError(str(exc)) from exc
+    if kind not in ("pole", "truck"):
+        raise ProvisionError(f"device kind must be 'pole' or 'truck', not {kind!r}")
+    broker_dir, out_dir = Path(broker_dir), Path(out_dir)
+    hubs = _hub_users(broker_dir)
+    if device_id in hubs or device_id == hub_user:
+        raise ProvisionError(f"{device_id!r} is the hub's broker user, not a device")
+    try:
+        hub_secret = ensure_hub_user(broker_dir, hub_user)
+        password = secrets.token_urlsafe(24)
+        dev_dir = out_dir / device_id
+        password_path = dev_dir / "mqtt.password"
+        _write_private(password_path, password + "\n")
+        config = device_config(
+            device_id,
+            kind,
+            mqtt_host=mqtt_host,
+            mqtt_port=mqtt_port,
+            password_file=device_password_path or password_path.resolve(),
+            public_key=public_key,
+        )
+        config_path = dev_dir / "agent.yaml"
+        _write_private(
+            config_path,
+            f"# Written by `central-hub provision {device_id}`.\n"
+            + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+        )
+        users = read_password_file(broker_dir / "passwd")
+        users[device_id] = hash_password(password)
+        _save(broker_dir, users, _hub_users(broker_dir))
+    except OSError as exc:
+        raise ProvisionError(f"cannot write provisioning files for {device_id}: {exc}") from exc
+    log.info("provisioned %s (%s) into %s", device_id, kind, out_dir)
+    return ProvisionResult(
+        device_id=device_id,
+        config_path=config_path,
+        password_path=password_path,
+        password_file=broker_dir / "passwd",
+        acl_file=broker_dir / "acl",
+        hub_password_path=hub_secret,
+    )
