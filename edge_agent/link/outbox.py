@@ -145,7 +145,7 @@ class Outbox:
         self._bytes = 0
         self._evicted = 0
         self._expired = 0
-        self._seq = 0
+        self._meta: dict[str, int] = {}
         self._seen: dict[str, int] = {}
         self._closed = False
         #: Set whenever rows are added; the uplink waits on it when it has nothing to send.
@@ -190,7 +190,7 @@ class Outbox:
             meta = {str(k): int(v) for k, v in await cur.fetchall()}
         self._evicted = meta.get("evicted", 0)
         self._expired = meta.get("expired", 0)
-        self._seq = meta.get("seq", 0)
+        self._meta = meta
         now = self._clock_ms()
         await self._db.execute("DELETE FROM seen_commands WHERE expires_ms < ?", (now,))
         async with self._db.execute("SELECT cmd_id, expires_ms FROM seen_commands") as cur:
@@ -217,10 +217,9 @@ class Outbox:
         """Current depth, bytes and drop counters (in memory, no I/O)."""
         return OutboxStats(self._depth, self._bytes, self._evicted, self._expired)
 
-    @property
-    def last_seq(self) -> int:
-        """The highest event ``seq`` stored with :meth:`append` so far (0 if none)."""
-        return self._seq
+    def counter(self, name: str) -> int:
+        """The committed value of a counter raised by :meth:`append` (0 if never set)."""
+        return self._meta.get(name, 0)
 
     # ------------------------------------------------------------------ writing
 
@@ -233,12 +232,13 @@ class Outbox:
         qos: int = 1,
         retain: bool = False,
         ttl_s: float | None = None,
-        seq: int | None = None,
+        counters: dict[str, int] | None = None,
     ) -> int:
         """Store one message durably and return its row id once committed.
 
-        ``seq`` (an event's per-device counter) is recorded in the same transaction, so
-        the counter resumes after a restart from the last event actually stored.
+        ``counters`` (e.g. ``{"seq": event.seq}``, the per-device event counter) are
+        raised to at least these values in the same transaction, so they resume after a
+        restart from the last message actually stored (see :meth:`counter`).
         Raises :class:`MessageTooLarge` for a message bigger than the whole byte cap.
         """
         if self._closed:
@@ -253,8 +253,11 @@ class Outbox:
         self._pending.append(
             _Pending(int(priority), topic, payload, qos, retain, ttl_ms, size, done)
         )
-        if seq is not None and seq > self._pending_meta.get("seq", self._seq):
-            self._pending_meta["seq"] = seq
+        for key, value in (counters or {}).items():
+            if key in ("evicted", "expired"):
+                raise OutboxError(f"counter name {key!r} is reserved")
+            if value > self._pending_meta.get(key, self._meta.get(key, 0)):
+                self._pending_meta[key] = value
         self._kick()
         return await done
 
@@ -383,7 +386,7 @@ class Outbox:
                 evicted_rows,
                 self._evicted,
             )
-        self._seq = max(self._seq, meta.get("seq", 0))
+        self._meta.update(meta)
         for item in pending:
             self._cursors.setdefault(item.priority, 0)
         return ids
@@ -464,6 +467,10 @@ class Outbox:
         log.warning("outbox: dropped %d rows past their TTL (%d in all)", len(sizes), total)
 
     # ------------------------------------------------------------------ commands seen
+
+    def reserve_command(self, cmd_id: str, expires_at: datetime) -> None:
+        """Note ``cmd_id`` as seen in memory at once; :meth:`remember_command` persists it."""
+        self._seen[cmd_id] = int(expires_at.astimezone(UTC).timestamp() * 1000)
 
     def command_seen(self, cmd_id: str) -> bool:
         """True if ``cmd_id`` was recorded by :meth:`remember_command` and has not expired."""
