@@ -192,20 +192,26 @@ class KindDefaults:
     code: str
     event_kind: str
     dwell_s: float
+    cooldown_s: float = 600.0
+    per_object: bool = False
     read_plate: bool = False
 
 
 #: Defaults per rule kind: labels watched, catalogue code, event ``kind`` name, dwell.
 KIND_DEFAULTS: dict[RuleKind, KindDefaults] = {
-    RuleKind.VENDOR: KindDefaults(("stall",), "0501", "unlicensed_vendor", 300.0),
+    RuleKind.VENDOR: KindDefaults(("stall",), "0501", "unlicensed_vendor", 300.0, per_object=True),
     RuleKind.SHOP_FRONT: KindDefaults(("goods",), "0504", "shop_front_overflow", 120.0),
-    RuleKind.PARKING: KindDefaults(("car",), "0505", "illegal_parking", 300.0, read_plate=True),
+    RuleKind.PARKING: KindDefaults(
+        ("car",), "0505", "illegal_parking", 300.0, per_object=True, read_plate=True
+    ),
     RuleKind.PILED_MATERIALS: KindDefaults(("goods", "debris"), "0507", "piled_materials", 600.0),
     RuleKind.EXPOSED_GARBAGE: KindDefaults(("garbage",), "0102", "exposed_garbage", 300.0),
     RuleKind.BIN_OVERFLOW: KindDefaults(("bin_overflow",), "2103", "bin_overflow", 120.0),
     RuleKind.CLOTHES: KindDefaults(("clothes",), "0511", "clothes_along_street", 300.0),
-    RuleKind.SPILLAGE: KindDefaults(("debris",), "2101", "road_spillage", 1.0),
+    RuleKind.SPILLAGE: KindDefaults(("debris",), "2101", "road_spillage", 1.0, cooldown_s=120.0),
 }
+"""Per-object kinds (a vendor, a car) raise one event per tracked object; the others
+raise one event per zone for everything that qualifies there, then wait out the cooldown."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +262,7 @@ class RuleConfig(_Strict):
     labels: tuple[Label, ...] = Field(min_length=1)
     min_score: float = Field(default=0.4, ge=0.0, le=1.0)
     dwell_s: float = Field(ge=0.0, le=86_400.0)
-    cooldown_s: float = Field(default=600.0, ge=0.0, le=7 * 86_400.0)
+    cooldown_s: float = Field(ge=0.0, le=7 * 86_400.0)
     schedule: str | None = None
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
     event_kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -280,6 +286,7 @@ class RuleConfig(_Strict):
             ("code", defaults.code),
             ("event_kind", defaults.event_kind),
             ("dwell_s", defaults.dwell_s),
+            ("cooldown_s", defaults.cooldown_s),
         ):
             if filled.get(key) is None:
                 filled[key] = value
@@ -308,6 +315,11 @@ class RuleConfig(_Strict):
     def read_plate(self) -> bool:
         """Whether events of this rule carry an OCR-read licence plate."""
         return KIND_DEFAULTS[self.kind].read_plate
+
+    @property
+    def per_object(self) -> bool:
+        """True when each tracked object raises its own event (vendors, cars)."""
+        return KIND_DEFAULTS[self.kind].per_object
 
 
 # --------------------------------------------------------------------------- cameras
@@ -385,6 +397,12 @@ class CameraConfig(_Strict):
     source: str | int
     detect_fps: float = Field(default=5.0, gt=0.0, le=30.0)
     stall_after_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    track_grace_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3600.0,
+        description="how long an object may go unseen (hidden behind a bus) and stay the same",
+    )
     width: int | None = Field(default=None, gt=0, le=10_000)
     height: int | None = Field(default=None, gt=0, le=10_000)
     zones: tuple[ZoneConfig, ...] = ()

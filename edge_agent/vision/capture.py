@@ -1,0 +1,185 @@
+"""Capture loops: one thread per camera keeps only its newest frame, reconnects, reports.
+
+The :class:`FrameBoard` holds at most one frame per camera. A capture loop puts each
+new frame there, replacing (and counting as dropped) one the detector has not taken
+yet; the detector takes every camera's newest frame at once, as one batch. A source that
+fails is reopened after a capped, jittered exponential backoff; a camera that delivers
+nothing for ``stall_after_s`` reports ``stalled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from edge_agent.vision.errors import SourceError
+from edge_agent.vision.frames import Frame
+from edge_agent.vision.sources import Source
+
+__all__ = [
+    "BACKOFF_BASE_S",
+    "BACKOFF_CAP_S",
+    "CameraHealthView",
+    "CaptureLoop",
+    "FrameBoard",
+    "backoff_delay",
+]
+
+logger = logging.getLogger(__name__)
+
+#: First reconnect delay and the cap it doubles up to (tests set them small).
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+
+HealthState = Literal["ok", "stalled", "reconnecting", "stopped"]
+
+
+def backoff_delay(attempt: int, rng: random.Random, base: float, cap: float) -> float:
+    """Delay before reconnect ``attempt`` (0-based): ``base * 2**attempt`` capped at ``cap``,
+    then jittered to between half and all of it so many cameras do not retry in step."""
+    ceiling = min(cap, base * (2.0 ** min(attempt, 30)))
+    return ceiling * (0.5 + 0.5 * rng.random())
+
+
+class FrameBoard:
+    """The newest untaken frame of each camera, and a count of those replaced unseen."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frames: dict[str, Frame] = {}
+        self.dropped: dict[str, int] = {}
+        self.latest: dict[str, Frame] = {}
+
+    def put(self, frame: Frame) -> None:
+        """Post ``frame``; a frame of the same camera still waiting is dropped."""
+        with self._cond:
+            if frame.camera_id in self._frames:
+                self.dropped[frame.camera_id] = self.dropped.get(frame.camera_id, 0) + 1
+            self._frames[frame.camera_id] = frame
+            self.latest[frame.camera_id] = frame
+            self._cond.notify()
+
+    def take_all(self, timeout: float) -> list[Frame]:
+        """Every waiting frame (one per camera), waiting up to ``timeout`` for the first."""
+        with self._cond:
+            if not self._frames:
+                self._cond.wait(timeout)
+            frames = list(self._frames.values())
+            self._frames.clear()
+            return frames
+
+    def wake(self) -> None:
+        """Wake a waiting :meth:`take_all` (used on shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class CameraHealthView:
+    """A camera's health as of now."""
+
+    state: HealthState
+    fps: float
+    frames: int
+    last_error: str | None
+
+
+class CaptureLoop:
+    """Runs one camera's source in a thread until ``stop`` is set or a replay ends."""
+
+    def __init__(
+        self,
+        source: Source,
+        board: FrameBoard,
+        *,
+        stall_after_s: float,
+        stop: threading.Event,
+        monotonic: Callable[[], float] = time.monotonic,
+        seed: int | None = None,
+    ) -> None:
+        self.source = source
+        self.camera_id = source.camera_id
+        self._board = board
+        self._stall_after = stall_after_s
+        self._stop = stop
+        self._mono = monotonic
+        self._rng = random.Random(seed)
+        self._connected = False
+        self._ended = False
+        self._started = monotonic()
+        self._last_frame: float | None = None
+        self._stamps: deque[float] = deque(maxlen=64)
+        self.frames = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+
+    def health(self) -> CameraHealthView:
+        """State (ok, stalled, reconnecting, stopped) and recent frame rate."""
+        now = self._mono()
+        if self._ended:
+            state: HealthState = "stopped"
+        elif not self._connected:
+            state = "reconnecting"
+        elif now - (self._last_frame or self._started) > self._stall_after:
+            state = "stalled"
+        else:
+            state = "ok"
+        recent = [t for t in self._stamps if now - t <= 10.0]
+        fps = 0.0
+        if len(recent) >= 2 and now - recent[0] > 0:
+            fps = (len(recent) - 1) / max(now - recent[0], 1e-6)
+        return CameraHealthView(state, round(fps, 2), self.frames, self.last_error)
+
+    def run(self) -> None:
+        """The thread body: open, read into the board, reopen on failure with backoff."""
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.source.open()
+                except SourceError as exc:
+                    self._fail(exc, attempt)
+                    attempt += 1
+                    if not self.source.live:
+                        break
+                    continue
+                self._connected = True
+                self._started = self._mono()
+                if attempt:
+                    logger.info("camera %s: back after %d attempt(s)", self.camera_id, attempt)
+                attempt = 0
+                self.last_error = None
+                try:
+                    while not self._stop.is_set():
+                        frame = self.source.read()
+                        if frame is None:
+                            self._ended = True
+                            return
+                        now = self._mono()
+                        self._last_frame = now
+                        self._stamps.append(now)
+                        self.frames += 1
+                        self._board.put(frame)
+                except SourceError as exc:
+                    self._connected = False
+                    self.source.close()
+                    self._fail(exc, attempt)
+                    attempt += 1
+        finally:
+            self._connected = False
+            self.source.close()
+            if self._stop.is_set() or not self.source.live:
+                self._ended = True
+
+    def _fail(self, exc: SourceError, attempt: int) -> None:
+        self.last_error = str(exc)
+        self.reconnects += 1
+        delay = backoff_delay(attempt, self._rng, BACKOFF_BASE_S, BACKOFF_CAP_S)
+        logger.warning("%s; retrying in %.1f s", exc, delay)
+        self._stop.wait(delay)

@@ -1,0 +1,197 @@
+"""The ONNX Runtime detector backend: one session shared by every camera of a box."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from edge_agent.protocol import ModelRef
+from edge_agent.vision.config import DetectorConfig
+from edge_agent.vision.decode import (
+    FloatArray,
+    Letterbox,
+    decode_end_to_end,
+    decode_raw,
+    letterbox,
+)
+from edge_agent.vision.errors import ModelError
+from edge_agent.vision.frames import Detection, Frame, Image
+from edge_agent.vision.manifest import Manifest, OutputLayout, check_sha256, load_manifest
+
+__all__ = ["PROVIDER_NAMES", "OnnxDetector", "pick_providers"]
+
+logger = logging.getLogger(__name__)
+
+#: Config names of execution providers and what onnxruntime calls them.
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def pick_providers(wanted: Sequence[str], available: Sequence[str]) -> list[str]:
+    """The wanted providers this onnxruntime build has, in the wanted order."""
+    chosen = [PROVIDER_NAMES[w] for w in wanted if PROVIDER_NAMES[w] in available]
+    skipped = [w for w in wanted if PROVIDER_NAMES[w] not in available]
+    if skipped:
+        logger.info("execution providers not available here, skipped: %s", skipped)
+    if not chosen:
+        raise ModelError(
+            f"none of the configured execution providers {list(wanted)} is available; "
+            f"this onnxruntime offers {list(available)}"
+        )
+    return chosen
+
+
+def _layout_of(shape: tuple[int, ...], num_classes: int, declared: OutputLayout) -> OutputLayout:
+    """Check an output shape against the two layouts; return the one it fits."""
+    raw_ok = len(shape) == 3 and shape[1] == 4 + num_classes
+    e2e_ok = len(shape) == 3 and shape[2] == 6
+    if declared == "raw" and raw_ok:
+        return "raw"
+    if declared == "end_to_end" and e2e_ok:
+        return "end_to_end"
+    if declared == "auto" and (raw_ok or e2e_ok):
+        return "raw" if raw_ok else "end_to_end"
+    expected = {
+        "raw": f"raw [batch, {4 + num_classes}, N]",
+        "end_to_end": "end-to-end [batch, K, 6]",
+        "auto": f"raw [batch, {4 + num_classes}, N] or end-to-end [batch, K, 6]",
+    }[declared]
+    raise ModelError(
+        f"model output shape {list(shape)} fits neither layout we decode: expected {expected} "
+        f"for {num_classes} labels"
+    )
+
+
+class OnnxDetector:
+    """A YOLO-style detector on onnxruntime, driven by the model's manifest.
+
+    Loading reads the manifest, checks the model's sha256, opens the session with the
+    configured providers and thread counts, and runs one dummy inference to check the
+    output fits a layout; any failure is a :class:`ModelError` naming the problem.
+    """
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self._config = config
+        self._manifest: Manifest = load_manifest(config.model)
+        blob = check_sha256(self._manifest)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = config.intra_threads
+        options.inter_op_num_threads = config.inter_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        providers = pick_providers(config.providers, ort.get_available_providers())
+        try:
+            self._session = ort.InferenceSession(blob, sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises bare Fail/InvalidGraph/RuntimeError types
+            raise ModelError(
+                f"cannot load model {self._manifest.model_path}: not a valid ONNX model ({exc})"
+            ) from exc
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelError(
+                f"model {self._manifest.model_path} must take one NCHW image input, has "
+                f"{[(i.name, i.shape) for i in inputs]}"
+            )
+        self._input = inputs[0].name
+        batch_dim = inputs[0].shape[0]
+        self._dynamic_batch = not isinstance(batch_dim, int)
+        self._size = self._manifest.input_size
+        self._num_classes = len(self._manifest.labels)
+        self._score = config.score_threshold or self._manifest.score_threshold
+        self._iou = config.nms_iou or self._manifest.nms_iou
+        self._ref = ModelRef(name=self._manifest.name[:64], version=self._manifest.version[:64])
+        self._lock = threading.Lock()
+        self._layout = self._check_output()
+        logger.info(
+            "detector %s %s loaded: providers %s, input %d, layout %s, batch %s",
+            self._manifest.name,
+            self._manifest.version,
+            self._session.get_providers(),
+            self._size,
+            self._layout,
+            "dynamic" if self._dynamic_batch else "1",
+        )
+
+    def _run(self, batch: FloatArray) -> npt.NDArray[np.float32]:
+        out: list[Any] = self._session.run(None, {self._input: batch})
+        return np.asarray(out[0], dtype=np.float32)
+
+    def _check_output(self) -> OutputLayout:
+        dummy = np.full((1, 3, self._size, self._size), 114 / 255.0, dtype=np.float32)
+        try:
+            out = self._run(dummy)
+        except Exception as exc:  # onnxruntime's own exception types are not exported
+            raise ModelError(
+                f"model {self._manifest.model_path} fails on a {self._size}x{self._size} "
+                f"input: {exc}"
+            ) from exc
+        return _layout_of(tuple(out.shape), self._num_classes, self._manifest.output_layout)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names from the manifest."""
+        return self._manifest.labels
+
+    @property
+    def model_ref(self) -> ModelRef:
+        """Name and version from the manifest."""
+        return self._ref
+
+    @property
+    def manifest(self) -> Manifest:
+        """The model's manifest."""
+        return self._manifest
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually uses."""
+        return list(self._session.get_providers())
+
+    def infer(self, images: Sequence[Image]) -> list[FloatArray]:
+        """Letterbox, run and decode ``images``; per image, ``(M, 6)`` rows in normalised
+        coordinates: ``x1, y1, x2, y2, score, class``."""
+        prepared = [letterbox(img, self._size, rgb=self._manifest.rgb) for img in images]
+        if self._dynamic_batch and len(prepared) > 1:
+            outputs = list(self._run(np.concatenate([p[0] for p in prepared])))
+        else:
+            outputs = [self._run(p[0])[0] for p in prepared]
+        results = []
+        for out, (_, box) in zip(outputs, prepared, strict=True):
+            results.append(self._decode(out, box))
+        return results
+
+    def _decode(self, out: npt.NDArray[np.float32], box: Letterbox) -> FloatArray:
+        if self._layout == "raw":
+            rows = decode_raw(out, self._num_classes, self._score, self._iou)
+        else:
+            rows = decode_end_to_end(out, self._num_classes, self._score)
+        if rows.shape[0]:
+            rows[:, :4] = box.to_normalised(rows)
+        return rows
+
+    def detect(self, frames: Sequence[Frame]) -> list[list[Detection]]:
+        """Detections per frame in normalised coordinates; degenerate boxes are dropped."""
+        labels = self._manifest.labels
+        out: list[list[Detection]] = []
+        for rows in self.infer([f.image for f in frames]):
+            found = []
+            for x1, y1, x2, y2, score, cls in rows.tolist():
+                if x2 > x1 and y2 > y1:
+                    found.append(Detection(labels[int(cls)], float(score), (x1, y1, x2, y2)))
+            out.append(found)
+        return out
+
+    def close(self) -> None:
+        """Drop the session."""
+        with self._lock:
+            del self._session

@@ -1,0 +1,490 @@
+"""The vision pipeline: frames → detector → tracker → rules → evidence → events.
+
+:class:`CameraPipeline` is one camera's pure chain (tracker and rule engine);
+:class:`EventFactory` turns a violation into the wire :class:`protocol.Event`;
+:class:`VisionService` runs every camera of a box in threads around one shared detector
+and hands events to the agent's asyncio loop; :func:`replay` runs one camera offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import zoneinfo
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_agent import protocol
+from edge_agent.vision.capture import CaptureLoop, FrameBoard
+from edge_agent.vision.config import CameraConfig, VisionConfig
+from edge_agent.vision.detector import Detector
+from edge_agent.vision.errors import VisionError
+from edge_agent.vision.evidence import encode_jpeg, snapshot
+from edge_agent.vision.frames import Detection, Frame
+from edge_agent.vision.plates import PlateReader, make_plate_reader
+from edge_agent.vision.rules import RuleEngine, Violation
+from edge_agent.vision.sources import Source, make_source
+from edge_agent.vision.tracker import TrackedObject, Tracker
+
+__all__ = [
+    "CameraPipeline",
+    "EventFactory",
+    "VisionService",
+    "VisionStats",
+    "load_detector",
+    "replay",
+]
+
+logger = logging.getLogger(__name__)
+
+EventSink = Callable[[protocol.Event], Awaitable[None]]
+ShoutSink = Callable[[str], Awaitable[None]]
+LocationFn = Callable[[], protocol.Location | None]
+
+#: Sink retry delays: first, and the cap it doubles up to (tests set them small).
+SINK_RETRY_S = 0.5
+SINK_RETRY_CAP_S = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_detector(config: VisionConfig) -> Detector:
+    """The ONNX detector of ``config`` (imports onnxruntime only now)."""
+    from edge_agent.vision.onnx_detector import OnnxDetector  # heavy: import on use
+
+    return OnnxDetector(config.detector)
+
+
+@dataclass(frozen=True)
+class EvidenceFrame:
+    """What the rule engine keeps of a frame: the frame and all its detections."""
+
+    frame: Frame
+    detections: tuple[Detection, ...]
+
+
+class CameraPipeline:
+    """One camera's tracker and rule engine; pure apart from holding its latest frame."""
+
+    def __init__(self, camera: CameraConfig, *, timezone: str) -> None:
+        self.camera = camera
+        self.tracker = Tracker(grace_s=camera.track_grace_s)
+        self.rules = RuleEngine(camera, tz=zoneinfo.ZoneInfo(timezone))
+        self.tracks: list[TrackedObject] = []
+
+    def step(self, frame: Frame, detections: Sequence[Detection]) -> list[Violation]:
+        """Track the frame's detections and return the violations they complete."""
+        self.tracks = self.tracker.update(detections, frame.ts)
+        return self.rules.evaluate(self.tracks, frame.ts, EvidenceFrame(frame, tuple(detections)))
+
+
+class EventFactory:
+    """Builds wire events from violations: evidence JPEG, plate, location, ids."""
+
+    def __init__(
+        self,
+        config: VisionConfig,
+        *,
+        device_id: str,
+        next_seq: Callable[[], int],
+        location: LocationFn,
+        model: protocol.ModelRef,
+        plate_reader: PlateReader | None = None,
+    ) -> None:
+        self._config = config
+        self._device_id = device_id
+        self._next_seq = next_seq
+        self._location = location
+        self._model = model
+        self._plates = plate_reader
+
+    def location_for(self, camera: CameraConfig) -> protocol.Location | None:
+        """The camera's surveyed place, or the unit's latest GPS fix for vehicle cameras."""
+        if camera.location is not None:
+            return protocol.Location(
+                lat=camera.location.lat, lon=camera.location.lon, source="fixed"
+            )
+        return self._location()
+
+    def build(self, violation: Violation, camera: CameraConfig) -> protocol.Event | None:
+        """The event of ``violation``; None while a vehicle camera has no GPS fix yet."""
+        location = self.location_for(camera)
+        if location is None:
+            return None
+        rule = violation.rule
+        evidence = violation.evidence
+        plate = None
+        snap = None
+        if isinstance(evidence, EvidenceFrame):
+            image = evidence.frame.image
+            if rule.read_plate and self._plates is not None and self._config.evidence.read_plates:
+                try:
+                    plate = self._plates.read(image, violation.objects[0].box)
+                except Exception:  # an OCR failure must not lose the event
+                    logger.exception("camera %s: plate reading failed", camera.id)
+            marked = [(o.box, f"{o.label} #{o.track_id} {rule.code}") for o in violation.objects]
+            snap = snapshot(
+                image,
+                marked,
+                self._config.evidence,
+                others=evidence.detections,
+                blur_faces=camera.blur_faces,
+                blur_plates=camera.blur_plates,
+            )
+        return protocol.Event(
+            event_id=protocol.uuid7(),
+            device_id=self._device_id,
+            camera_id=camera.id,
+            seq=self._next_seq(),
+            kind=rule.event_kind,
+            code=rule.code,
+            started_at=violation.started_at,
+            detected_at=violation.detected_at,
+            dwell_s=round(violation.dwell_s, 3),
+            confidence=round(min(1.0, max(0.0, violation.confidence)), 4),
+            objects=tuple(
+                protocol.DetectedObject(
+                    label=o.label,
+                    score=round(min(1.0, max(0.0, o.score)), 4),
+                    box=o.box,
+                    track_id=o.track_id,
+                )
+                for o in violation.objects[:64]
+            ),
+            zone=rule.zone,
+            location=location,
+            snapshot=snap,
+            model=self._model,
+            plate=plate,
+        )
+
+
+def replay(
+    config: VisionConfig,
+    camera: CameraConfig,
+    *,
+    detector: Detector,
+    source: Source | None = None,
+    video: Path | None = None,
+    device_id: str = "replay",
+    location: LocationFn = lambda: None,
+    plate_reader: PlateReader | None = None,
+    start_time: datetime | None = None,
+    batch: int = 1,
+) -> Iterator[protocol.Event]:
+    """Run ``camera``'s pipeline offline over its source (or ``video``); yield its events.
+
+    Frames are processed as fast as they come, stamped with the video's or scenario's
+    own clock, so dwell and cooldown behave as they would live.
+    """
+    src = source or make_source(camera, replay=True, video=video, start_time=start_time)
+    pipe = CameraPipeline(camera, timezone=config.timezone)
+    seq = iter(range(1, 1 << 62))
+    factory = EventFactory(
+        config,
+        device_id=device_id,
+        next_seq=lambda: next(seq),
+        location=location,
+        model=detector.model_ref,
+        plate_reader=plate_reader,
+    )
+    src.open()
+    try:
+        done = False
+        while not done:
+            frames: list[Frame] = []
+            while len(frames) < batch:
+                frame = src.read()
+                if frame is None:
+                    done = True
+                    break
+                frames.append(frame)
+            if not frames:
+                break
+            for frame, dets in zip(frames, detector.detect(frames), strict=True):
+                for violation in pipe.step(frame, dets):
+                    event = factory.build(violation, camera)
+                    if event is None:
+                        logger.warning("camera %s: event without a location dropped", camera.id)
+                        continue
+                    yield event
+    finally:
+        src.close()
+
+
+@dataclass(frozen=True)
+class VisionStats:
+    """Figures for telemetry: processed fps, recent inference time, drops, camera health."""
+
+    fps: float
+    inference_ms: float
+    dropped_frames: int
+    cameras: dict[str, protocol.CameraHealth] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    camera: CameraConfig
+    violation: Violation
+
+
+class VisionService:
+    """Runs every camera of a box around one shared detector.
+
+    Capture, inference and evidence run in their own threads (blocking OpenCV and
+    onnxruntime never touch the event loop); events come back to the loop and go to the
+    ``sink`` in order. A violation of a vehicle camera with no GPS fix yet waits until
+    ``location()`` gives one.
+    """
+
+    def __init__(
+        self,
+        config: VisionConfig,
+        *,
+        device_id: str,
+        next_seq: Callable[[], int],
+        location: LocationFn,
+        clock: Callable[[], datetime] = _utcnow,
+        detector: Detector | None = None,
+        plate_reader: PlateReader | None = None,
+        loop_files: bool = True,
+    ) -> None:
+        self._config = config
+        self._device_id = device_id
+        self._next_seq = next_seq
+        self._location = location
+        self._clock = clock
+        self._detector = detector
+        self._plate_reader = plate_reader
+        self._loop_files = loop_files
+        self._board = FrameBoard()
+        self._loops: dict[str, CaptureLoop] = {}
+        self._pipes = {c.id: CameraPipeline(c, timezone=config.timezone) for c in config.cameras}
+        self._infer_ms: deque[float] = deque(maxlen=50)
+        self._processed: deque[float] = deque(maxlen=512)
+        self._camera_processed: dict[str, int] = {}
+        self.errors = 0
+
+    # ------------------------------------------------------------------ public
+
+    def stats(self) -> VisionStats:
+        """Current figures; cheap, callable from the event loop."""
+        now = time.monotonic()
+        recent = [t for t in list(self._processed) if now - t <= 10.0]
+        fps = 0.0
+        if len(recent) >= 2:
+            fps = (len(recent) - 1) / max(now - recent[0], 1e-6)
+        ms = list(self._infer_ms)
+        cameras = {}
+        for cam in self._config.cameras:
+            loop = self._loops.get(cam.id)
+            if loop is None:
+                cameras[cam.id] = protocol.CameraHealth(state="stopped", fps=0.0, dropped=0)
+                continue
+            view = loop.health()
+            cameras[cam.id] = protocol.CameraHealth(
+                state=view.state, fps=view.fps, dropped=self._board.dropped.get(cam.id, 0)
+            )
+        return VisionStats(
+            fps=round(fps, 2),
+            inference_ms=round(sum(ms) / len(ms), 2) if ms else 0.0,
+            dropped_frames=sum(self._board.dropped.values()),
+            cameras=cameras,
+        )
+
+    async def snapshot(self, camera_id: str) -> bytes:
+        """The camera's latest frame as a JPEG (for ``snapshot.request``)."""
+        try:
+            self._config.camera(camera_id)
+        except KeyError:
+            raise VisionError(f"no camera {camera_id!r} on this box") from None
+        frame = self._board.latest.get(camera_id)
+        if frame is None:
+            raise VisionError(f"camera {camera_id!r} has no frame yet")
+        jpeg, _, _ = await asyncio.to_thread(
+            encode_jpeg, frame.image, self._config.evidence.max_bytes, self._config.evidence.quality
+        )
+        return jpeg
+
+    async def run(self, sink: EventSink, shout: ShoutSink | None = None) -> None:
+        """Run all cameras until cancelled (or until every finite source has ended)."""
+        loop = asyncio.get_running_loop()
+        if self._detector is None:
+            self._detector = await asyncio.to_thread(load_detector, self._config)
+        detector = self._detector
+        plate_reader = self._plate_reader
+        if (
+            plate_reader is None
+            and any(r.read_plate for c in self._config.cameras for r in c.rules)
+            and self._config.evidence.read_plates
+        ):
+            plate_reader = await asyncio.to_thread(make_plate_reader)
+        factory = EventFactory(
+            self._config,
+            device_id=self._device_id,
+            next_seq=self._next_seq,
+            location=self._location,
+            model=detector.model_ref,
+            plate_reader=plate_reader,
+        )
+        out: asyncio.Queue[tuple[str | None, protocol.Event | None]] = asyncio.Queue()
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        for cam in self._config.cameras:
+            source = make_source(cam, clock=self._clock, loop=self._loop_files)
+            capture = CaptureLoop(source, self._board, stall_after_s=cam.stall_after_s, stop=stop)
+            self._loops[cam.id] = capture
+            threads.append(
+                threading.Thread(target=capture.run, name=f"capture-{cam.id}", daemon=True)
+            )
+        evidence_q: queue.Queue[_Pending | None] = queue.Queue()
+
+        def emit(shout_text: str | None, event: protocol.Event | None) -> None:
+            loop.call_soon_threadsafe(out.put_nowait, (shout_text, event))
+
+        threads.append(
+            threading.Thread(
+                target=self._infer_loop,
+                args=(detector, stop, evidence_q, emit),
+                name="vision-infer",
+                daemon=True,
+            )
+        )
+        threads.append(
+            threading.Thread(
+                target=self._evidence_loop,
+                args=(factory, stop, evidence_q, emit),
+                name="vision-evidence",
+                daemon=True,
+            )
+        )
+        for t in threads:
+            t.start()
+        try:
+            await self._deliver(out, sink, shout)
+        finally:
+            stop.set()
+            self._board.wake()
+            evidence_q.put(None)
+            await asyncio.to_thread(self._join, threads)
+
+    # ------------------------------------------------------------------ threads
+
+    @staticmethod
+    def _join(threads: Sequence[threading.Thread]) -> None:
+        for t in threads:
+            t.join(timeout=10.0)
+            if t.is_alive():
+                logger.warning("thread %s did not stop within 10 s", t.name)
+
+    def _infer_loop(
+        self,
+        detector: Detector,
+        stop: threading.Event,
+        evidence_q: queue.Queue[_Pending | None],
+        emit: Callable[[str | None, protocol.Event | None], None],
+    ) -> None:
+        cameras = {c.id: c for c in self._config.cameras}
+        while not stop.is_set():
+            frames = self._board.take_all(timeout=0.2)
+            if not frames:
+                if self._loops and all(
+                    lp.health().state == "stopped" for lp in self._loops.values()
+                ):
+                    break  # every finite source has ended
+                continue
+            start = time.perf_counter()
+            try:
+                results = detector.detect(frames)
+            except Exception:  # a failing inference drops this batch, not the service
+                self.errors += 1
+                logger.exception("detector failed on a batch of %d frame(s)", len(frames))
+                continue
+            self._infer_ms.append((time.perf_counter() - start) * 1000.0 / len(frames))
+            now = time.monotonic()
+            for frame, dets in zip(frames, results, strict=True):
+                self._processed.append(now)
+                camera = cameras[frame.camera_id]
+                for violation in self._pipes[frame.camera_id].step(frame, dets):
+                    if violation.rule.shout:
+                        emit(violation.rule.shout, None)
+                    evidence_q.put(_Pending(camera, violation))
+        evidence_q.put(None)
+
+    def _evidence_loop(
+        self,
+        factory: EventFactory,
+        stop: threading.Event,
+        evidence_q: queue.Queue[_Pending | None],
+        emit: Callable[[str | None, protocol.Event | None], None],
+    ) -> None:
+        waiting: list[_Pending] = []
+        while True:
+            try:
+                item = evidence_q.get(timeout=1.0 if waiting else None)
+            except queue.Empty:
+                item = None
+                if stop.is_set():
+                    break
+            else:
+                if item is None:
+                    break
+                waiting.append(item)
+            still: list[_Pending] = []
+            for pending in waiting:
+                try:
+                    event = factory.build(pending.violation, pending.camera)
+                except Exception:  # keep going: one bad snapshot must not stop the others
+                    self.errors += 1
+                    logger.exception("camera %s: could not build an event", pending.camera.id)
+                    continue
+                if event is None:
+                    still.append(pending)  # no GPS fix yet: keep it and try again
+                else:
+                    emit(None, event)
+            waiting = still
+        if waiting:
+            logger.warning("%d event(s) never got a location before shutdown", len(waiting))
+        emit(None, None)  # tells the loop side that no more events will come
+
+    # ------------------------------------------------------------------ loop side
+
+    async def _deliver(
+        self,
+        out: asyncio.Queue[tuple[str | None, protocol.Event | None]],
+        sink: EventSink,
+        shout: ShoutSink | None,
+    ) -> None:
+        while True:
+            text, event = await out.get()
+            if text is not None:
+                if shout is not None:
+                    try:
+                        await shout(text)
+                    except Exception:  # a speaker fault must not hold back events
+                        logger.exception("local shout failed")
+                continue
+            if event is None:
+                return  # the evidence thread has finished: every source has ended
+            await self._send(sink, event)
+
+    async def _send(self, sink: EventSink, event: protocol.Event) -> None:
+        delay = SINK_RETRY_S
+        while True:
+            try:
+                await sink(event)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the outbox failing must not lose the event: retry
+                logger.exception("event sink failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2.0, SINK_RETRY_CAP_S)
