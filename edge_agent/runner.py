@@ -1,0 +1,663 @@
+"""``edge-agent run --config FILE``: the whole agent under one asyncio loop.
+
+The :class:`Agent` opens the outbox, starts the MQTT link (one paho client, its own
+thread), and runs named, supervised stages: ``uplink`` (outbox → broker), ``telemetry``
+(the heartbeat), and the config-dependent stages ``gps``, ``vision`` and ``selftest``.
+A crashed stage is restarted with backoff and counted in telemetry's ``restarts``.
+
+Commands from the hub are verified and run by
+:class:`edge_agent.link.commands.CommandHandler`; ``config.apply`` validates the pushed
+config, restarts the config-dependent stages on it, and rolls back to the previous
+config if they cannot start (or crash within :data:`APPLY_PROBE_S`). The sections that
+identify the unit (``device``, ``mqtt``, ``hub``, ``outbox``) cannot be changed that way:
+that is re-provisioning.
+
+Run it as ``edge-agent run --config FILE`` or ``python -m edge_agent.runner --config FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from edge_agent import protocol
+from edge_agent.config import AgentConfig, ConfigError, load_config, parse_config
+from edge_agent.gps.sources import gpsd_fixes, nmea_fixes, route_fixes, serial_lines
+from edge_agent.gps.tracker import GpsTracker
+from edge_agent.link.commands import CommandFailed, CommandHandler, Executor
+from edge_agent.link.errors import LinkError
+from edge_agent.link.health import cpu_temp_c, disk_free_mb
+from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
+from edge_agent.link.outbox import Outbox, Priority
+from edge_agent.link.supervisor import Supervisor
+from edge_agent.link.uplink import Uplink
+from edge_agent.speaker.backends import make_backend
+from edge_agent.speaker.errors import SpeakerError
+from edge_agent.speaker.player import QuietWindow, Speaker, SpeakPriority
+from edge_agent.speaker.tts import EspeakTts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["APPLY_PROBE_S", "Agent", "main", "register"]
+
+#: After ``config.apply`` starts the new stages, a crash within this many seconds rolls back.
+APPLY_PROBE_S = 2.0
+#: Stages that depend on the parts of the config ``config.apply`` may change.
+CONFIG_STAGES = ("gps", "vision", "selftest")
+#: Sections ``config.apply`` may not change.
+FIXED_SECTIONS = ("device", "mqtt", "hub", "outbox")
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class _Vision(Protocol):
+    """What the runner uses of ``edge_agent.vision.pipeline.VisionService``."""
+
+    def run(
+        self,
+        sink: Callable[[protocol.Event], Awaitable[None]],
+        shout: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Awaitable[None]: ...
+
+    def stats(self) -> Any: ...
+
+    def snapshot(self, camera_id: str) -> Awaitable[bytes]: ...
+
+
+@dataclass
+class _Stages:
+    """What one config builds: the speaker, the GPS tracker, the vision service."""
+
+    config: AgentConfig
+    speaker: Speaker
+    gps: GpsTracker | None
+    vision: _Vision | None
+    factories: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+
+class Agent:
+    """One edge agent: see the module docstring. ``await Agent(config).run()``."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        config_path: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.device_id = config.device.id
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.started = time.monotonic()
+        self.supervisor = Supervisor()
+        self._stop = asyncio.Event()
+        self._seq = 0
+        self._outbox: Outbox | None = None
+        self._link: MqttLink | None = None
+        self._uplink: Uplink | None = None
+        self._stages: _Stages | None = None
+        self._commands: CommandHandler | None = None
+        self._apply_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ wiring
+
+    @property
+    def outbox(self) -> Outbox:
+        """The open outbox (only while running)."""
+        if self._outbox is None:
+            raise RuntimeError("the agent is not running")
+        return self._outbox
+
+    def next_seq(self) -> int:
+        """The next per-device event counter value (persisted with each stored event)."""
+        self._seq += 1
+        return self._seq
+
+    def location(self) -> protocol.Location | None:
+        """Where events happen: a fresh GPS fix, else the unit's surveyed position."""
+        stages = self._stages
+        if stages is not None and stages.gps is not None:
+            found = stages.gps.location()
+            if found is not None:
+                return found
+        fixed = self.config.device.location
+        return protocol.Location(lat=fixed.lat, lon=fixed.lon, source="fixed") if fixed else None
+
+    def _status(self, state: str) -> tuple[str, bytes]:
+        vision_cfg = self.config.vision
+        status = protocol.Status(
+            device_id=self.device_id,
+            state=state,
+            boot_id=self.boot_id,
+            fw=self.config.device.fw,
+            model=vision_cfg.detector.model.name if vision_cfg.cameras else None,
+            config_version=self.config.config_version,
+            ts=self.clock(),
+        )
+        return protocol.topic(self.device_id, protocol.Channel.STATUS), protocol.encode(status)
+
+    def _link_settings(self) -> LinkSettings:
+        m = self.config.mqtt
+        tls = TlsFiles(m.tls.ca, m.tls.cert, m.tls.key) if m.tls is not None else None
+        return LinkSettings(
+            host=m.host,
+            port=m.port,
+            client_id=self.device_id,
+            username=m.username,
+            password=m.secret(),
+            tls=tls,
+            keepalive=m.keepalive,
+            backoff_initial_s=m.backoff_initial_s,
+            backoff_cap_s=m.backoff_cap_s,
+            max_inflight=m.inflight_window,
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to shut down cleanly."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop` (or SIGTERM through :func:`main`)."""
+        cfg = self.config
+        outbox = await Outbox.open(
+            cfg.outbox.path,
+            max_bytes=cfg.outbox.max_bytes,
+            ttl_s=cfg.outbox.ttl_s,
+            synchronous=cfg.outbox.synchronous,
+        )
+        self._outbox = outbox
+        self._seq = outbox.counter("seq")
+        try:
+            public_key = protocol.load_public_key(cfg.hub.key_text())
+            link = MqttLink(
+                self._link_settings(),
+                subscriptions=[protocol.topic(self.device_id, protocol.Channel.CMD)],
+                birth=lambda: self._status("online"),
+                will=lambda: self._status("offline"),
+            )
+            self._link = link
+            uplink = Uplink(outbox, link, window=cfg.mqtt.inflight_window)
+            self._uplink = uplink
+            self._stages = await self._build(cfg)
+            self._commands = CommandHandler(
+                device_id=self.device_id,
+                public_key=public_key,
+                outbox=outbox,
+                executors=self._executors(),
+                clock=self.clock,
+            )
+            link.start(_Listener(self))
+            self.supervisor.start("uplink", uplink.run)
+            self.supervisor.start("telemetry", self._telemetry)
+            self._start_stages(self._stages)
+            log.info("agent %s running (boot %s)", self.device_id, self.boot_id)
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        log.info("agent %s stopping", self.device_id)
+        await self.supervisor.stop()
+        if self._commands is not None:
+            await self._commands.close()
+        if self._stages is not None:
+            await self._stages.speaker.close()
+        if self._link is not None:
+            await self._link.stop(final=self._status("offline"))
+        if self._outbox is not None:
+            await self._outbox.close()
+
+    # ------------------------------------------------------------------ stages
+
+    async def _build(self, cfg: AgentConfig) -> _Stages:
+        """Build the config-dependent stages; raise if the config cannot run."""
+        sp = cfg.speaker
+        quiet = None
+        if sp.quiet_hours is not None:
+            quiet = QuietWindow(
+                sp.quiet_hours.start,
+                sp.quiet_hours.end,
+                SpeakPriority[sp.quiet_hours.min_priority.upper()],
+                sp.timezone,
+            )
+        speaker = Speaker(
+            make_backend(sp.backend, wav_dir=sp.wav_dir, pace=sp.wav_pace),
+            clips={k: v for k, v in sp.clips.items()},
+            phrases=sp.phrases,
+            tts=EspeakTts(sp.tts_cache, voice=sp.tts_voice),
+            volume=sp.volume,
+            quiet=quiet,
+            clock=self.clock,
+        )
+        await speaker.warm()
+        stages = _Stages(cfg, speaker, None, None)
+        if cfg.gps.source != "none":
+            tracker = GpsTracker(
+                self.device_id,
+                self.outbox,
+                clock=self.clock,
+                batch=cfg.gps.track_batch,
+                interval_s=cfg.gps.track_interval_s,
+            )
+            stages.gps = tracker
+            stages.factories["gps"] = lambda: tracker.run(self._gps_source(cfg))
+        if cfg.vision.cameras:
+            vision = self._make_vision(cfg)
+            stages.vision = vision
+            stages.factories["vision"] = lambda: vision.run(self._store_event, speaker.shout)
+        if cfg.selftest.events > 0:
+            stages.factories["selftest"] = lambda: self._selftest(cfg)
+        return stages
+
+    def _make_vision(self, cfg: AgentConfig) -> _Vision:
+        # Imported here: OpenCV and onnxruntime load only on units with cameras.
+        from edge_agent.vision.pipeline import VisionService
+
+        service: _Vision = VisionService(
+            cfg.vision,
+            device_id=self.device_id,
+            next_seq=self.next_seq,
+            location=self.location,
+            clock=self.clock,
+        )
+        return service
+
+    def _gps_source(self, cfg: AgentConfig) -> Any:
+        g = cfg.gps
+        if g.source == "nmea-serial":
+            assert g.serial_port is not None  # the config validator requires it
+            return nmea_fixes(serial_lines(g.serial_port, g.baud), self.clock)
+        if g.source == "gpsd":
+            return gpsd_fixes(g.gpsd_host, g.gpsd_port)
+        assert g.route_file is not None  # the config validator requires it
+        return route_fixes(g.route_file, g.route_interval_s, self.clock)
+
+    def _start_stages(self, stages: _Stages) -> None:
+        for name, factory in stages.factories.items():
+            self.supervisor.start(name, factory)
+
+    async def _store_event(self, event: protocol.Event) -> None:
+        topic = protocol.topic(self.device_id, protocol.Channel.EVENT)
+        await self.outbox.append(
+            topic, protocol.encode(event), priority=Priority.EVENT, counters={"seq": event.seq}
+        )
+
+    async def _selftest(self, cfg: AgentConfig) -> None:
+        key = "selftest_sent"
+        total = cfg.selftest.events
+        sent = self.outbox.counter(key)
+        if sent >= total:
+            return
+        log.info("selftest: sending events %d..%d", sent + 1, total)
+        interval = 1.0 / cfg.selftest.rate_per_s
+        due = time.monotonic()
+        topic = protocol.topic(self.device_id, protocol.Channel.EVENT)
+        fallback = protocol.Location(lat=0.0, lon=0.0, source="fixed")
+        while sent < total:
+            now = self.clock()
+            seq = self.next_seq()
+            event = protocol.Event(
+                event_id=protocol.uuid7(),
+                device_id=self.device_id,
+                camera_id="selftest",
+                seq=seq,
+                kind="selftest",
+                code="0000",
+                started_at=now,
+                detected_at=now,
+                dwell_s=0.0,
+                confidence=1.0,
+                objects=(
+                    protocol.DetectedObject(
+                        label="selftest", score=1.0, box=(0.4, 0.4, 0.6, 0.6), track_id=sent + 1
+                    ),
+                ),
+                zone="selftest",
+                location=self.location() or fallback,
+                model=protocol.ModelRef(name="selftest", version="1"),
+            )
+            await self.outbox.append(
+                topic,
+                protocol.encode(event),
+                priority=Priority.EVENT,
+                counters={"seq": seq, key: sent + 1},
+            )
+            sent += 1
+            due += interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        log.info("selftest: %d events stored", total)
+
+    # ------------------------------------------------------------------ telemetry
+
+    def telemetry(self) -> protocol.Telemetry:
+        """The heartbeat as it would be sent now."""
+        stats = self.outbox.stats()
+        stages = self._stages
+        fps = inference_ms = 0.0
+        dropped = 0
+        cameras: dict[str, Any] = {}
+        if stages is not None and stages.vision is not None:
+            vstats = stages.vision.stats()
+            fps, inference_ms = float(vstats.fps), float(vstats.inference_ms)
+            dropped, cameras = int(vstats.dropped_frames), dict(vstats.cameras)
+        gps_fix = stages.gps.current_fix() if stages is not None and stages.gps else None
+        return protocol.Telemetry(
+            device_id=self.device_id,
+            ts=self.clock(),
+            uptime_s=time.monotonic() - self.started,
+            fps=fps,
+            inference_ms=inference_ms,
+            outbox_depth=stats.depth,
+            outbox_bytes=stats.bytes,
+            evicted=stats.evicted + stats.expired,
+            dropped_frames=dropped,
+            disk_free_mb=disk_free_mb(self.config.outbox.path),
+            cpu_temp_c=cpu_temp_c(),
+            gps=gps_fix,
+            cameras=cameras,
+            restarts=dict(self.supervisor.restarts),
+        )
+
+    async def _telemetry(self) -> None:
+        topic = protocol.topic(self.device_id, protocol.Channel.TELEMETRY)
+        while True:
+            link = self._link
+            if link is not None and link.connected:
+                link.publish(topic, protocol.encode(self.telemetry()), qos=0)
+            await asyncio.sleep(self.config.telemetry.interval_s)
+
+    # ------------------------------------------------------------------ commands
+
+    def _executors(self) -> dict[str, Executor]:
+        return {
+            "speaker.play": self._cmd_play,
+            "speaker.say": self._cmd_say,
+            "speaker.stop": self._cmd_stop,
+            "config.apply": self._cmd_config_apply,
+            "snapshot.request": self._cmd_snapshot,
+        }
+
+    @property
+    def speaker(self) -> Speaker:
+        """The current speaker (only while running)."""
+        if self._stages is None:
+            raise RuntimeError("the agent is not running")
+        return self._stages.speaker
+
+    @staticmethod
+    def _priority(params: dict[str, Any]) -> SpeakPriority:
+        name = str(params.get("priority", "operator")).upper()
+        try:
+            return SpeakPriority[name]
+        except KeyError:
+            choices = [p.name.lower() for p in SpeakPriority]
+            raise CommandFailed(f"params.priority must be one of {choices}") from None
+
+    @staticmethod
+    def _volume(params: dict[str, Any]) -> float | None:
+        value = params.get("volume")
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise CommandFailed("params.volume must be a number within 0..1")
+        return float(value)
+
+    async def _cmd_play(self, command: protocol.Command) -> str:
+        clip = command.params.get("clip")
+        if not isinstance(clip, str) or not clip:
+            raise CommandFailed("params.clip (a clip id) is required")
+        p = command.params
+        try:
+            record = await self.speaker.play_clip(clip, self._priority(p), volume=self._volume(p))
+        except SpeakerError as exc:
+            raise CommandFailed(str(exc)) from exc
+        if not record.finished:
+            raise CommandFailed(f"clip {clip} was interrupted")
+        return f"played clip {clip} ({record.duration_s:.1f} s)"
+
+    async def _cmd_say(self, command: protocol.Command) -> str:
+        text = command.params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise CommandFailed("params.text (what to say) is required")
+        p = command.params
+        try:
+            record = await self.speaker.say(text, self._priority(p), volume=self._volume(p))
+        except SpeakerError as exc:
+            raise CommandFailed(str(exc)) from exc
+        if not record.finished:
+            raise CommandFailed("speech was interrupted")
+        return f"said {len(text)} characters ({record.duration_s:.1f} s)"
+
+    async def _cmd_stop(self, command: protocol.Command) -> str:
+        return "stopped" if await self.speaker.stop() else "nothing was playing"
+
+    async def _cmd_snapshot(self, command: protocol.Command) -> str:
+        stages = self._stages
+        if stages is None or stages.vision is None:
+            raise CommandFailed("this unit has no cameras configured")
+        camera_id = command.params.get("camera_id") or stages.config.vision.cameras[0].id
+        try:
+            jpeg = await stages.vision.snapshot(str(camera_id))
+        except KeyError as exc:
+            raise CommandFailed(f"no camera {camera_id!r}") from exc
+        try:
+            width, height = jpeg_size(jpeg)
+        except ValueError as exc:
+            raise CommandFailed(f"camera {camera_id} gave no usable JPEG: {exc}") from exc
+        reply = protocol.SnapshotReply(
+            device_id=self.device_id,
+            cmd_id=command.cmd_id,
+            camera_id=str(camera_id),
+            snapshot=protocol.Snapshot(
+                jpeg_b64=base64.b64encode(jpeg).decode(), width=width, height=height
+            ),
+            ts=self.clock(),
+        )
+        topic = protocol.topic(self.device_id, protocol.Channel.SNAPSHOT)
+        await self.outbox.append(topic, protocol.encode(reply), priority=Priority.SNAPSHOT)
+        return f"snapshot of {camera_id} sent ({len(jpeg)} bytes)"
+
+    async def _cmd_config_apply(self, command: protocol.Command) -> str:
+        params = command.params
+        version, data = params.get("version"), params.get("config")
+        if not isinstance(version, int) or version < 1 or not isinstance(data, dict):
+            raise CommandFailed("params need version (an integer >= 1) and config (a mapping)")
+        async with self._apply_lock:
+            return await self._apply(version, data)
+
+    async def _apply(self, version: int, data: dict[str, Any]) -> str:
+        base = self.config_path.resolve().parent if self.config_path else Path.cwd()
+        try:
+            new = parse_config({**data, "config_version": version}, base, "config.apply")
+        except ConfigError as exc:
+            await self._report(version, "rejected", exc.errors)
+            raise CommandFailed(f"config {version} rejected: {len(exc.errors)} error(s)") from exc
+        changed = [s for s in FIXED_SECTIONS if getattr(new, s) != getattr(self.config, s)]
+        if changed:
+            errors = [
+                f"{s}: cannot be changed by config.apply (re-provision the unit)" for s in changed
+            ]
+            await self._report(version, "rejected", errors)
+            raise CommandFailed("; ".join(errors))
+        old_stages = self._stages
+        assert old_stages is not None  # commands run only while the agent runs
+        await self.supervisor.stop(CONFIG_STAGES)
+        before = dict(self.supervisor.restarts)
+        problem: str | None = None
+        try:
+            new_stages = await self._build(new)
+        except Exception as exc:
+            # Any failure to build a stage means the config cannot run here: roll back.
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            self._stages = new_stages
+            self._start_stages(new_stages)
+            await asyncio.sleep(APPLY_PROBE_S)
+            crashed = [
+                s for s in CONFIG_STAGES if self.supervisor.restarts.get(s, 0) > before.get(s, 0)
+            ]
+            if crashed:
+                problem = f"stage(s) {', '.join(crashed)} crashed on the new config"
+                await self.supervisor.stop(CONFIG_STAGES)
+                await new_stages.speaker.close()
+        if problem is not None:
+            log.error("config %d rolled back: %s", version, problem)
+            self._stages = old_stages
+            self._start_stages(old_stages)
+            await self._report(version, "rolled_back", [problem])
+            raise CommandFailed(f"config {version} rolled back: {problem}")
+        await old_stages.speaker.close()
+        self.config = new
+        if self.config_path is not None:
+            await asyncio.to_thread(
+                _write_config, self.config_path, {**data, "config_version": version}
+            )
+        if self._link is not None and self._link.connected:
+            topic, payload = self._status("online")
+            self._link.publish(topic, payload, qos=1, retain=True)
+        await self._report(version, "applied", [])
+        return f"config {version} applied"
+
+    async def _report(self, version: int, state: str, errors: Sequence[str]) -> None:
+        reported = protocol.ConfigReported(
+            device_id=self.device_id,
+            version=version,
+            state=state,
+            errors=tuple(e[:2000] for e in errors),
+            ts=self.clock(),
+        )
+        await self.outbox.append(
+            protocol.topic(self.device_id, protocol.Channel.CONFIG_REPORTED),
+            protocol.encode(reported),
+            priority=Priority.CONFIG,
+            retain=True,
+        )
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a baseline or progressive JPEG, read from its SOF marker."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG (no SOI marker)")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"corrupt JPEG marker at byte {pos}")
+        marker = data[pos + 1]
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3) and pos + 9 <= len(data):
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        pos += 2 + length
+    raise ValueError("JPEG has no frame header")
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    """Replace the config file atomically, keeping the previous one as ``*.prev``."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    if path.exists():
+        path.replace(path.with_name(path.name + ".prev"))
+    tmp.replace(path)
+
+
+class _Listener:
+    """Routes what the link reports (on the event loop) to the agent's parts."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def link_up(self) -> None:
+        if self.agent._uplink is not None:
+            self.agent._uplink.wake()
+
+    def link_down(self, reason: str) -> None:
+        log.debug("link down: %s", reason)
+
+    def message(self, topic: str, payload: bytes) -> None:
+        if self.agent._commands is not None and topic.endswith("/cmd"):
+            self.agent._commands.submit(payload)
+
+    def published(self, mids: list[int]) -> None:
+        if self.agent._uplink is not None:
+            self.agent._uplink.published(mids)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+async def _run_until_signalled(agent: Agent) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop)
+    await agent.run()
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    path = Path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        log.error("%s: %d config error(s)", path, len(exc.errors))
+        for line in exc.errors:
+            log.error("  %s", line)
+        return 2
+    try:
+        asyncio.run(_run_until_signalled(Agent(config, config_path=path)))
+    except (LinkError, protocol.ProtocolError, SpeakerError) as exc:
+        log.error("agent cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the device's YAML config file")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run --config FILE`` to the ``edge-agent`` command line."""
+    parser = subparsers.add_parser("run", help="run the agent with a device config file")
+    _add_run_arguments(parser)
+    parser.set_defaults(func=_run_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m edge_agent.runner --config FILE``: the ``run`` subcommand on its own."""
+    parser = argparse.ArgumentParser(prog="edge_agent.runner", description=__doc__)
+    _add_run_arguments(parser)
+    return _run_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
