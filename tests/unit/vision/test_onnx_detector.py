@@ -1,0 +1,134 @@
+"""The ONNX backend over tiny constant models of both layouts, and its clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edge_agent.vision.config import DetectorConfig
+from edge_agent.vision.errors import ModelError
+from edge_agent.vision.frames import Frame
+from edge_agent.vision.onnx_detector import OnnxDetector, pick_providers
+from edge_agent.vision.testing import write_constant_model
+
+LABELS = ("person", "car", "bus", "truck", "stall", "goods", "garbage", "bin", "bin_overflow",
+          "clothes", "debris")  # fmt: skip
+TS = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def frame(w: int = 1280, h: int = 720) -> Frame:
+    return Frame("cam1", 0, TS, np.zeros((h, w, 3), np.uint8))
+
+
+def raw_answer() -> np.ndarray:
+    out = np.zeros((1, 4 + len(LABELS), 40), np.float32)
+    # A stall at input pixels (120, 140)-(200, 180), and a weaker duplicate.
+    out[0, :4, 0] = (160, 160, 80, 40)
+    out[0, 4 + 4, 0] = 0.9
+    out[0, :4, 1] = (161, 160, 80, 40)
+    out[0, 4 + 4, 1] = 0.6
+    # A car elsewhere.
+    out[0, :4, 2] = (40, 100, 40, 20)
+    out[0, 4 + 1, 2] = 0.7
+    return out
+
+
+def test_raw_layout_detects_and_unletterboxes(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, layout="raw")
+    det = OnnxDetector(DetectorConfig(model=model, intra_threads=1))
+    assert det.labels == LABELS
+    assert det.model_ref.name == "const-detector"
+    [found] = det.detect([frame()])
+    assert [d.label for d in found] == ["stall", "car"]
+    assert found[0].score == pytest.approx(0.9)
+    assert found[0].box == pytest.approx((0.375, 70 / 180, 0.625, 110 / 180), abs=1e-5)
+
+
+def test_portrait_frame_maps_through_horizontal_padding(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    det = OnnxDetector(DetectorConfig(model=model / "model.onnx"))
+    [found] = det.detect([frame(720, 1280)])
+    # 720x1280 -> scale 0.25, inner 180x320, left pad 70.
+    assert found[0].box == pytest.approx((50 / 180, 140 / 320, 130 / 180, 180 / 320), abs=1e-5)
+
+
+def test_end_to_end_layout_autodetected(tmp_path: Path) -> None:
+    out = np.zeros((1, 100, 6), np.float32)
+    out[0, 0] = (120, 140, 200, 180, 0.8, 10)
+    out[0, 1] = (0, 70, 320, 250, 0.2, 0)  # under threshold
+    model = write_constant_model(tmp_path / "m", out, LABELS, layout=None)
+    det = OnnxDetector(DetectorConfig(model=model))
+    [found] = det.detect([frame()])
+    assert [(d.label, round(d.score, 2)) for d in found] == [("debris", 0.8)]
+    assert found[0].box == pytest.approx((0.375, 70 / 180, 0.625, 110 / 180), abs=1e-5)
+
+
+def test_batch_of_frames_each_decoded(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    det = OnnxDetector(DetectorConfig(model=model))
+    results = det.detect([frame(), frame(640, 480), frame()])
+    assert [len(r) for r in results] == [2, 2, 2]
+
+
+def test_output_shape_fitting_neither_layout(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", np.zeros((1, 7, 30), np.float32), LABELS, layout=None)
+    with pytest.raises(ModelError, match=r"output shape \[1, 7, 30\] fits neither layout"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_declared_layout_must_match(tmp_path: Path) -> None:
+    model = write_constant_model(
+        tmp_path / "m", np.zeros((1, 100, 6), np.float32), LABELS, layout="raw"
+    )
+    with pytest.raises(ModelError, match="expected raw"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        OnnxDetector(DetectorConfig(model=tmp_path / "nothing.onnx"))
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ModelError, match=r"has no manifest\.yaml"):
+        OnnxDetector(DetectorConfig(model=tmp_path / "d"))
+
+
+def test_corrupt_model_caught_by_checksum(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    data = bytearray((model / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (model / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="is corrupt: sha256"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_corrupt_model_without_checksum(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, with_sha=False)
+    (model / "model.onnx").write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_bad_manifest_labels(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    manifest = yaml.safe_load((model / "manifest.yaml").read_text())
+    manifest["labels"] = "person"
+    (model / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ModelError, match="'labels' must be a list"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_provider_choice() -> None:
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert pick_providers(["tensorrt", "cuda", "cpu"], available) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    with pytest.raises(ModelError, match="none of the configured execution providers"):
+        pick_providers(["tensorrt"], available)

@@ -1,0 +1,149 @@
+"""Rule engine: dwell, grace, min score, schedule, cooldown, per-object vs per-zone."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+
+from edge_agent.vision.config import CameraConfig
+from edge_agent.vision.frames import Box
+from edge_agent.vision.rules import RuleEngine, Violation
+from edge_agent.vision.tracker import TrackedObject
+
+T0 = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+IN_ZONE: Box = (0.40, 0.50, 0.50, 0.70)  # bottom-centre (0.45, 0.70)
+OUT_ZONE: Box = (0.40, 0.10, 0.50, 0.30)
+
+
+def camera(rules: list[dict[str, object]], grace: float = 30.0) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {
+            "id": "cam1",
+            "source": "0",
+            "track_grace_s": grace,
+            "zones": [{"name": "pavement", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}],
+            "rules": rules,
+        }
+    )
+
+
+def track(
+    tid: int, label: str = "stall", box: Box = IN_ZONE, score: float = 0.9, seen: bool = True
+) -> TrackedObject:
+    return TrackedObject(tid, label, score, box, T0, T0, seen, 1)
+
+
+def run(
+    engine: RuleEngine, seconds: float, tracks_at, fps: float = 1.0, start: float = 0.0
+) -> list[Violation]:
+    out: list[Violation] = []
+    n = int(seconds * fps)
+    for i in range(n + 1):
+        t = start + i / fps
+        out += engine.evaluate(tracks_at(t), T0 + timedelta(seconds=t), evidence=t)
+    return out
+
+
+def test_vendor_staying_six_minutes_gives_one_event_after_five() -> None:
+    engine = RuleEngine(camera([{"name": "v", "kind": "vendor", "zone": "pavement"}]), tz=SHANGHAI)
+    found = run(engine, 360, lambda t: [track(1)])
+    assert len(found) == 1
+    v = found[0]
+    assert v.rule.code == "0501"
+    assert v.dwell_s >= 300
+    assert v.detected_at - v.started_at == timedelta(seconds=300)
+    assert v.objects[0].track_id == 1
+
+
+def test_passers_by_and_short_stays_give_nothing() -> None:
+    engine = RuleEngine(camera([{"name": "v", "kind": "vendor", "zone": "pavement"}]), tz=SHANGHAI)
+    # A stall that stays 4 minutes, then leaves for good.
+    assert run(engine, 600, lambda t: [track(1)] if t < 240 else []) == []
+
+
+def test_occlusion_within_grace_keeps_the_dwell() -> None:
+    engine = RuleEngine(camera([{"name": "v", "kind": "vendor", "zone": "pavement"}]), tz=SHANGHAI)
+
+    def tracks_at(t: float) -> list[TrackedObject]:
+        hidden = 150 <= t < 170  # a bus passes for 20 s
+        return [track(1, seen=not hidden)]
+
+    found = run(engine, 400, tracks_at)
+    assert len(found) == 1
+    assert found[0].started_at == T0
+
+
+def test_absence_longer_than_grace_restarts_the_dwell() -> None:
+    engine = RuleEngine(
+        camera([{"name": "v", "kind": "vendor", "zone": "pavement"}], grace=10.0), tz=SHANGHAI
+    )
+
+    def tracks_at(t: float) -> list[TrackedObject]:
+        return [track(1, seen=not 200 <= t < 240)]
+
+    found = run(engine, 400, tracks_at)
+    assert len(found) == 0  # 200 s, then 160 s: never 300 s in a row
+
+
+def test_out_of_zone_and_low_score_do_not_count() -> None:
+    engine = RuleEngine(camera([{"name": "v", "kind": "vendor", "zone": "pavement"}]), tz=SHANGHAI)
+    assert run(engine, 400, lambda t: [track(1, box=OUT_ZONE)]) == []
+    assert run(engine, 400, lambda t: [track(2, score=0.2)]) == []
+    assert run(engine, 400, lambda t: [track(3, label="person")]) == []
+
+
+def test_new_track_on_the_same_spot_within_cooldown_is_silent() -> None:
+    engine = RuleEngine(
+        camera([{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 60}], grace=5.0),
+        tz=SHANGHAI,
+    )
+    first = run(engine, 100, lambda t: [track(1)])
+    # The tracker lost it and made a new id for the same stall.
+    second = run(engine, 100, lambda t: [track(2)], start=110)
+    assert (len(first), len(second)) == (1, 0)
+    # Another stall elsewhere in the zone is a different vendor.
+    other = run(engine, 100, lambda t: [track(3, box=(0.7, 0.6, 0.8, 0.9))], start=220)
+    assert len(other) == 1
+
+
+def test_zone_kind_groups_objects_and_respects_cooldown() -> None:
+    engine = RuleEngine(
+        camera([{"name": "s", "kind": "shop_front", "zone": "pavement", "cooldown_s": 300}]),
+        tz=SHANGHAI,
+    )
+    a = track(1, label="goods", box=(0.1, 0.6, 0.2, 0.7))
+    b = track(2, label="goods", box=(0.3, 0.6, 0.4, 0.7))
+    found = run(engine, 200, lambda t: [a, b])
+    assert len(found) == 1
+    assert found[0].rule.code == "0504"
+    assert {o.track_id for o in found[0].objects} == {1, 2}
+    # A third pile qualifying inside the cooldown is folded in silently; after it, a new one fires.
+    c = track(3, label="goods", box=(0.5, 0.6, 0.6, 0.7))
+    assert run(engine, 150, lambda t: [a, b, c], start=201) == []
+    d = track(4, label="goods", box=(0.7, 0.6, 0.8, 0.7))
+    later = run(engine, 200, lambda t: [a, b, c, d], start=352)
+    assert [{o.track_id for o in v.objects} for v in later] == [{4}]
+
+
+def test_schedule_holds_events_outside_hours() -> None:
+    cam = camera(
+        [{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 60,
+          "schedule": "11:00-22:00"}]  # fmt: skip
+    )
+    engine = RuleEngine(cam, tz=SHANGHAI)
+    # 10:00-10:58 local: dwell grows but the rule sleeps; at 11:00 it fires at once.
+    assert run(engine, 3500, lambda t: [track(1)], fps=0.1) == []
+    found = run(engine, 200, lambda t: [track(1)], fps=0.1, start=3600)
+    assert len(found) == 1
+    assert found[0].detected_at.astimezone(SHANGHAI).hour == 11
+
+
+def test_best_frame_is_the_highest_score() -> None:
+    engine = RuleEngine(
+        camera([{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 10}]), tz=SHANGHAI
+    )
+    found = run(engine, 20, lambda t: [track(1, score=0.95 if t == 4 else 0.7)])
+    assert found[0].evidence == 4
+    assert found[0].objects[0].score == 0.95
+    assert 0.7 < found[0].confidence < 0.95
