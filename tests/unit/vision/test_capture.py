@@ -58,7 +58,9 @@ class FlakySource:
     def open(self) -> None:
         self.opens += 1
         if self.opens <= self.fail_opens:
-            raise SourceError(f"camera cam1: cannot open url http://127.0.0.1:9/ (try {self.opens})")
+            raise SourceError(
+                f"camera cam1: cannot open url http://127.0.0.1:9/ (try {self.opens})"
+            )
 
     def read(self) -> Frame | None:
         if self.sent >= self.frames:

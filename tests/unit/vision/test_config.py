@@ -42,7 +42,14 @@ def test_rule_defaults_follow_the_kind() -> None:
     assert (spill.code, spill.event_kind, spill.labels) == ("2101", "road_spillage", ("debris",))
     assert not spill.per_object
     custom = RuleConfig.model_validate(
-        {"name": "v", "kind": "vendor", "zone": "z", "code": "0599", "dwell_s": 10, "labels": ["person"]}
+        {
+            "name": "v",
+            "kind": "vendor",
+            "zone": "z",
+            "code": "0599",
+            "dwell_s": 10,
+            "labels": ["person"],
+        }
     )
     assert (custom.code, custom.dwell_s, custom.labels) == ("0599", 10.0, ("person",))
 
@@ -93,9 +100,7 @@ def test_degenerate_zones_are_refused(polygon: list[list[float]]) -> None:
 
 def test_rule_must_name_a_zone_of_its_camera() -> None:
     with pytest.raises(ValidationError, match="names zone 'road'"):
-        CameraConfig.model_validate(
-            camera(rules=[{"name": "v", "kind": "vendor", "zone": "road"}])
-        )
+        CameraConfig.model_validate(camera(rules=[{"name": "v", "kind": "vendor", "zone": "road"}]))
 
 
 def test_unknown_fields_are_refused() -> None:

@@ -75,7 +75,9 @@ def test_batch_of_frames_each_decoded(tmp_path: Path) -> None:
 
 
 def test_output_shape_fitting_neither_layout(tmp_path: Path) -> None:
-    model = write_constant_model(tmp_path / "m", np.zeros((1, 7, 30), np.float32), LABELS, layout=None)
+    model = write_constant_model(
+        tmp_path / "m", np.zeros((1, 7, 30), np.float32), LABELS, layout=None
+    )
     with pytest.raises(ModelError, match=r"output shape \[1, 7, 30\] fits neither layout"):
         OnnxDetector(DetectorConfig(model=model))
 

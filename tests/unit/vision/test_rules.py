@@ -128,8 +128,15 @@ def test_zone_kind_groups_objects_and_respects_cooldown() -> None:
 
 def test_schedule_holds_events_outside_hours() -> None:
     cam = camera(
-        [{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 60,
-          "schedule": "11:00-22:00"}]  # fmt: skip
+        [
+            {
+                "name": "v",
+                "kind": "vendor",
+                "zone": "pavement",
+                "dwell_s": 60,
+                "schedule": "11:00-22:00",
+            }
+        ]
     )
     engine = RuleEngine(cam, tz=SHANGHAI)
     # 10:00-10:58 local: dwell grows but the rule sleeps; at 11:00 it fires at once.

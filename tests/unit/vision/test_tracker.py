@@ -28,7 +28,7 @@ def test_stationary_object_keeps_its_id_through_a_20s_occlusion() -> None:
         bus = Detection("bus", 0.95, (0.1 + i * 0.005, 0.3, 0.6 + i * 0.005, 0.8))
         tracks = tracker.update([bus], at(10 + i * 0.2))
         stall = [t for t in tracks if t.label == "stall"]
-        assert stall and stall[0].track_id == tid and not stall[0].seen
+        assert [(t.track_id, t.seen) for t in stall] == [(tid, False)]
     tracks = tracker.update([STALL], at(31))
     stall = [t for t in tracks if t.label == "stall"]
     assert [(t.track_id, t.seen) for t in stall] == [(tid, True)]
