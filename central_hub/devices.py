@@ -188,7 +188,7 @@ class DeviceService:
         self.publisher = publisher
         self.clock = clock
 
-    async def list(self) -> list[DeviceView]:
+    async def all(self) -> list[DeviceView]:
         """Every registered device, by id."""
         now = self.clock()
         async with self.engine.connect() as conn:

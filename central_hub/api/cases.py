@@ -1,0 +1,89 @@
+"""``/api/v1/cases``: list, filter, detail, transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.cases import CaseDetail, CaseFilter, CaseView
+from central_hub.domain.errors import TransitionRefused, UnknownCell
+from central_hub.domain.workflow import Action, Stage
+from central_hub.errors import ConflictError, NotFoundError
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+
+class TransitionRequest(BaseModel):
+    """An action on a case with the reason and attachments (evidence hashes or URLs)."""
+
+    action: Action
+    reason: str = Field(default="", max_length=2000)
+    attachments: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+@router.get("", **guard(*ALL_ROLES))
+async def list_cases(
+    hub: HubDep,
+    stage: Annotated[list[Stage] | None, Query()] = None,
+    code: str | None = None,
+    line: str | None = None,
+    squad_id: str | None = None,
+    cell: Annotated[str | None, Query(description="a grid cell; its whole subtree")] = None,
+    overdue: bool | None = None,
+    open_only: bool = False,
+    at: Annotated[datetime | None, Query(description="evaluate overdue at this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CaseView]:
+    """Cases, newest first, filtered by stage, code, line, squad, grid subtree, overdue."""
+    cells = None
+    if cell is not None:
+        try:
+            cells = hub.grid.subtree(cell)
+        except UnknownCell as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    flt = CaseFilter(
+        stage=stage,
+        code=code,
+        line=line,
+        squad_id=squad_id,
+        cell_ids=cells,
+        overdue=overdue,
+        open_only=open_only,
+        limit=limit,
+        offset=offset,
+    )
+    return await hub.cases.find(flt, at)
+
+
+@router.get("/{case_id}", **guard(*ALL_ROLES))
+async def get_case(case_id: int, hub: HubDep, user: CurrentUser) -> CaseDetail:
+    """One case with its audit trail, events and the actions the caller may take."""
+    try:
+        return await hub.cases.get(case_id, user)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.post("/{case_id}/transitions", **guard(*ALL_ROLES))
+async def transition_case(
+    case_id: int, body: TransitionRequest, hub: HubDep, user: CurrentUser
+) -> CaseDetail:
+    """Take an action on a case: 403 if the role may not, 409 if the stage does not allow it."""
+    try:
+        return await hub.cases.transition(
+            case_id, body.action, user, reason=body.reason, attachments=body.attachments
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except TransitionRefused as exc:
+        code = status.HTTP_403_FORBIDDEN if exc.kind == "forbidden" else status.HTTP_409_CONFLICT
+        raise HTTPException(code, exc.reason) from exc
+    except ConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

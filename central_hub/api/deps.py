@@ -1,0 +1,77 @@
+"""Shared API plumbing: the hub from app state, token authentication, per-route roles."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from central_hub.auth import User
+from central_hub.domain.workflow import Role
+from central_hub.errors import AuthError
+from central_hub.hub import Hub
+
+__all__ = ["ALL_ROLES", "CurrentUser", "HubDep", "get_hub", "guard"]
+
+ALL_ROLES = (Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.ADMIN)
+
+_bearer = HTTPBearer(auto_error=False, description="an API token from `central-hub user add`")
+
+
+def get_hub(request: Request) -> Hub:
+    """The :class:`central_hub.hub.Hub` the app was built with."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+async def current_user(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user whose bearer token came with the request; 401 otherwise."""
+    hub = get_hub(request)
+    try:
+        return await hub.users.authenticate(creds.credentials if creds else None)
+    except AuthError as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from exc
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def _require(roles: frozenset[Role]) -> Callable[[User], Awaitable[User]]:
+    async def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {user.role.value} may not do this; needs one of "
+                + ", ".join(sorted(r.value for r in roles)),
+            )
+        return user
+
+    return check
+
+
+def guard(*roles: Role, responses: dict[int | str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Route keyword arguments that require one of ``roles`` and document them.
+
+    Use as ``@router.get(path, **guard(Role.ADMIN))``; the OpenAPI operation carries
+    ``x-roles`` so clients (and the test that walks every route) know who may call it.
+    """
+    allowed = frozenset(roles)
+    return {
+        "dependencies": [Depends(_require(allowed))],
+        "openapi_extra": {"x-roles": sorted(r.value for r in allowed)},
+        "responses": {
+            401: {"description": "missing or unknown token"},
+            403: {"description": "role not allowed"},
+            **(responses or {}),
+        },
+    }

@@ -1,0 +1,104 @@
+"""``/api/v1/devices``: registry, commands (signed, queued), desired config."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from central_hub.api.deps import CurrentUser, HubDep, guard
+from central_hub.commands import CommandView
+from central_hub.devices import DeviceView
+from central_hub.domain.workflow import Role
+from central_hub.errors import CommandError, NotFoundError
+from central_hub.mqtt import LinkError
+
+router = APIRouter(tags=["devices"])
+
+_READERS = (Role.OPERATOR, Role.DISPATCHER, Role.ADMIN)
+
+
+class CommandRequest(BaseModel):
+    """A command to queue for a device (``speaker.say`` with ``{"text": ...}`` ...)."""
+
+    kind: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: int = Field(default=600, gt=0, le=24 * 3600)
+
+
+class DesiredConfig(BaseModel):
+    """A config for a device to apply; the hub versions it."""
+
+    config: dict[str, Any]
+
+
+class DesiredVersion(BaseModel):
+    """The version a desired config was stored under."""
+
+    device_id: str
+    version: int
+
+
+@router.get("/devices", **guard(*_READERS))
+async def list_devices(hub: HubDep) -> list[DeviceView]:
+    """Every device with presence, health and config versions."""
+    return await hub.devices.all()
+
+
+@router.get("/devices/{device_id}", **guard(*_READERS))
+async def get_device(device_id: str, hub: HubDep) -> DeviceView:
+    """One device."""
+    try:
+        return await hub.devices.get(device_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.post(
+    "/devices/{device_id}/commands",
+    status_code=status.HTTP_202_ACCEPTED,
+    **guard(Role.OPERATOR, Role.ADMIN),
+)
+async def send_command(
+    device_id: str, body: CommandRequest, hub: HubDep, user: CurrentUser
+) -> CommandView:
+    """Sign and queue a command; it is sent when the device is online, or expires."""
+    try:
+        return await hub.commands.enqueue(
+            device_id, body.kind, body.params, ttl=timedelta(seconds=body.ttl_s), actor=user.name
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except CommandError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+@router.get("/devices/{device_id}/commands", **guard(*_READERS))
+async def list_commands(device_id: str, hub: HubDep) -> list[CommandView]:
+    """A device's commands and their states, newest first."""
+    return await hub.commands.list_for(device_id)
+
+
+@router.get("/commands/{cmd_id}", **guard(*_READERS))
+async def get_command(cmd_id: str, hub: HubDep) -> CommandView:
+    """One command's state."""
+    try:
+        return await hub.commands.get(cmd_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.put("/devices/{device_id}/config", **guard(Role.ADMIN))
+async def put_config(device_id: str, body: DesiredConfig, hub: HubDep) -> DesiredVersion:
+    """Store a new desired config and publish it (retained) to the device."""
+    try:
+        version = await hub.devices.set_desired(device_id, body.config)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except LinkError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"stored but not published: {exc}"
+        ) from exc
+    return DesiredVersion(device_id=device_id, version=version)

@@ -1,0 +1,85 @@
+"""``/api/v1/events`` and ``/api/v1/evidence``: stored events and their images."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
+from pydantic import BaseModel
+
+from central_hub.api.deps import ALL_ROLES, HubDep, guard
+from central_hub.domain.workflow import Role
+from central_hub.errors import NotFoundError
+from central_hub.records import EventView
+
+router = APIRouter(tags=["events"])
+
+#: Largest evidence upload accepted (a handler's photo).
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+class EvidenceRef(BaseModel):
+    """Where an uploaded image is kept: its SHA-256, to attach to a transition."""
+
+    sha256: str
+    size: int
+
+
+@router.get("/events", **guard(*ALL_ROLES))
+async def list_events(
+    hub: HubDep,
+    device_id: str | None = None,
+    code: str | None = None,
+    case_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[EventView]:
+    """Events, newest detection first."""
+    return await hub.records.events(
+        device_id=device_id,
+        code=code,
+        case_id=case_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/events/{event_id}", **guard(*ALL_ROLES))
+async def get_event(event_id: str, hub: HubDep) -> EventView:
+    """One event."""
+    try:
+        return await hub.records.event(event_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get(
+    "/evidence/{sha256}",
+    response_class=Response,
+    **guard(*ALL_ROLES, responses={200: {"content": {"image/jpeg": {}}}}),
+)
+async def get_evidence(sha256: str, hub: HubDep) -> Response:
+    """An evidence image by its SHA-256."""
+    try:
+        data = await hub.evidence.get(sha256)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return Response(data, media_type="image/jpeg")
+
+
+@router.post("/evidence", **guard(Role.OPERATOR, Role.HANDLER, Role.ADMIN))
+async def upload_evidence(file: UploadFile, hub: HubDep) -> EvidenceRef:
+    """Store a JPEG (a handler's photo) and return its hash for a transition's attachments."""
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"evidence is limited to {MAX_UPLOAD_BYTES} bytes"
+        )
+    if not data.startswith(b"\xff\xd8"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "evidence must be a JPEG image")
+    return EvidenceRef(sha256=await hub.evidence.put(data), size=len(data))

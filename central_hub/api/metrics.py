@@ -1,0 +1,47 @@
+"""``/api/v1/metrics``: DOMAIN.md's metrics for a period and grid subtree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from central_hub.api.deps import HubDep, guard
+from central_hub.domain.errors import MetricsError, UnknownCell
+from central_hub.domain.metrics import DailyCounts, Metrics
+from central_hub.domain.workflow import Role
+
+router = APIRouter(prefix="/metrics", tags=["metrics"])
+
+_READERS = (Role.OPERATOR, Role.DISPATCHER, Role.ADMIN)
+Start = Annotated[datetime, Query(description="period start (inclusive), with a zone")]
+End = Annotated[datetime, Query(description="period end (exclusive), with a zone")]
+Cell = Annotated[str | None, Query(description="a grid cell; its whole subtree")]
+At = Annotated[datetime | None, Query(description="evaluate as of this time (default now)")]
+
+
+@router.get("", **guard(*_READERS))
+async def get_metrics(
+    hub: HubDep, start: Start, end: End, cell: Cell = None, at: At = None
+) -> Metrics:
+    """Registration, dispatch, closure, on-time, rework, disposal rates and their counts."""
+    try:
+        return await hub.metrics.metrics(start, end, cell_id=cell, now=at)
+    except UnknownCell as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except MetricsError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+@router.get("/daily", **guard(*_READERS))
+async def get_daily(
+    hub: HubDep, start: Start, end: End, cell: Cell = None, at: At = None
+) -> list[DailyCounts]:
+    """Per-day counts of reports and transitions, for charts."""
+    try:
+        return await hub.metrics.daily(start, end, cell_id=cell, now=at)
+    except UnknownCell as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except MetricsError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

@@ -1,0 +1,68 @@
+"""``central-hub serve``: ingest, the command queue and the API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+import uvicorn
+
+from central_hub.api import create_app
+from central_hub.hub import Hub, build_hub, utcnow
+from central_hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_hub", "serve"]
+
+
+async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.Event) -> None:
+    """Run the hub's long-lived tasks until ``stop`` is set, then shut them down."""
+    server: uvicorn.Server | None = None
+    tasks: list[asyncio.Task[None]] = []
+    if hub.link is not None:
+        await hub.link.start()
+    async with asyncio.TaskGroup() as tg:
+        if hub.ingest is not None:
+            tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
+        tasks.append(tg.create_task(hub.commands.run(), name="commands"))
+        if api:
+            config = uvicorn.Config(
+                create_app(hub),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="info",
+                lifespan="off",
+            )
+            server = uvicorn.Server(config)
+            tasks.append(tg.create_task(server.serve(), name="api"))
+        log.info("hub running (api: %s, ingest: %s)", api, hub.ingest is not None)
+        await stop.wait()
+        log.info("hub stopping")
+        if server is not None:
+            server.should_exit = True
+        for task in tasks:
+            if task.get_name() != "api":
+                task.cancel()
+    if hub.link is not None:
+        await hub.link.stop()
+
+
+async def serve(
+    settings: HubSettings, *, api: bool = True, clock: Callable[[], datetime] = utcnow
+) -> None:
+    """Build the hub from ``settings`` and run it until SIGINT or SIGTERM."""
+    hub = await build_hub(settings, clock=clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_hub(hub, settings, api=api, stop=stop)
+    finally:
+        await hub.close()

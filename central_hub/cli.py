@@ -1,0 +1,165 @@
+"""The ``central-hub`` command: serve, migrate, keygen, provision, user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from central_hub.app import serve
+from central_hub.db.engine import create_engine
+from central_hub.db.migrate import migrate
+from central_hub.domain.workflow import Role
+from central_hub.errors import HubError
+from central_hub.hub import build_hub, load_or_create_key
+from central_hub.provision import provision_device
+from central_hub.settings import HubSettings
+from edge_agent.protocol import public_key_b64
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> HubSettings:
+    overrides: dict[str, Any] = {}
+    for name in ("data_dir", "db_url", "mqtt_host", "mqtt_port", "mqtt_client_id", "api_port"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return HubSettings(**overrides)
+
+
+async def _migrate(settings: HubSettings) -> str:
+    engine = create_engine(settings.database_url)
+    try:
+        return await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _user(settings: HubSettings, args: argparse.Namespace) -> str:
+    hub = await build_hub(settings, mqtt=False)
+    try:
+        if args.user_cmd == "add":
+            user, token = await hub.users.add(args.name, args.role)
+            print(f"user {user.name} ({user.role.value}); token shown once:", file=sys.stderr)
+            return f"{token}\n"
+        if args.user_cmd == "rotate":
+            return f"{await hub.users.rotate(args.name)}\n"
+        if args.user_cmd == "disable":
+            await hub.users.set_disabled(args.name, True)
+            return f"disabled {args.name}\n"
+        rows = [
+            "\t".join([u.name, u.role.value, *(["disabled"] if u.disabled else [])])
+            for u in await hub.users.all()
+        ]
+        return "".join(f"{r}\n" for r in rows)
+    finally:
+        await hub.close()
+
+
+async def _register(settings: HubSettings, device_id: str, kind: str) -> None:
+    hub = await build_hub(settings, mqtt=False)
+    try:
+        await hub.devices.register(device_id, kind)
+    finally:
+        await hub.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="central-hub", description="xiuhua central hub")
+    parser.add_argument("--data-dir", dest="data_dir", type=Path, help="state folder")
+    parser.add_argument("--db", dest="db_url", help="SQLAlchemy async URL")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("serve", help="run ingest, the command queue and the API")
+    p.add_argument("--no-api", action="store_true", help="ingest and commands only")
+    p.add_argument("--mqtt-host", dest="mqtt_host")
+    p.add_argument("--mqtt-port", dest="mqtt_port", type=int)
+    p.add_argument("--client-id", dest="mqtt_client_id", help="stable per worker")
+    p.add_argument("--port", dest="api_port", type=int, help="API port")
+
+    sub.add_parser("migrate", help="upgrade the database to the newest schema")
+    p = sub.add_parser("keygen", help="create the hub signing key if missing; print its public key")
+
+    p = sub.add_parser("provision", help="write a device's credentials, config and broker entries")
+    p.add_argument("device_id")
+    p.add_argument("--kind", choices=["pole", "truck"], default="pole")
+    p.add_argument("--broker-dir", type=Path, default=Path("firmware_config/broker/generated"))
+    p.add_argument("--out", type=Path, default=Path("firmware_config/devices/generated"))
+    p.add_argument("--broker-host", default="127.0.0.1", help="address devices connect to")
+    p.add_argument("--broker-port", type=int, default=1883)
+    p.add_argument("--hub-user", default="hub")
+    p.add_argument("--register", action="store_true", help="also add it to the hub's registry")
+
+    p = sub.add_parser("user", help="manage API users")
+    usub = p.add_subparsers(dest="user_cmd", required=True)
+    q = usub.add_parser("add", help="create a user and print its token")
+    q.add_argument("name")
+    q.add_argument("--role", required=True, choices=[r.value for r in Role])
+    q = usub.add_parser("rotate", help="print a new token for a user")
+    q.add_argument("name")
+    q = usub.add_parser("disable", help="disable a user")
+    q.add_argument("name")
+    usub.add_parser("list", help="list users")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``central-hub``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose
+        else logging.INFO
+        if args.cmd == "serve"
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        if args.cmd == "serve":
+            asyncio.run(serve(settings, api=not args.no_api))
+        elif args.cmd == "migrate":
+            print(f"database at revision {asyncio.run(_migrate(settings))}")
+        elif args.cmd == "keygen":
+            print(public_key_b64(load_or_create_key(settings.hub_key_path)))
+        elif args.cmd == "provision":
+            key = load_or_create_key(settings.hub_key_path)
+            result = provision_device(
+                args.device_id,
+                kind=args.kind,
+                broker_dir=args.broker_dir,
+                out_dir=args.out,
+                public_key=public_key_b64(key),
+                mqtt_host=args.broker_host,
+                mqtt_port=args.broker_port,
+                hub_user=args.hub_user,
+            )
+            if args.register:
+                asyncio.run(_register(settings, args.device_id, args.kind))
+            print(f"config:   {result.config_path}")
+            print(f"password: {result.password_path}")
+            print(f"broker:   {result.password_file} {result.acl_file}")
+            print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+        elif args.cmd == "user":
+            sys.stdout.write(asyncio.run(_user(settings, args)))
+    except ValidationError as exc:
+        print(f"central-hub: bad settings: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"central-hub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

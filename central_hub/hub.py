@@ -1,0 +1,156 @@
+"""The hub's services wired together: one object the API, the CLI and tests share."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central_hub.auth import UserService
+from central_hub.case_filing import CaseFiler
+from central_hub.cases import CaseService
+from central_hub.commands import CommandService
+from central_hub.db.engine import create_engine
+from central_hub.db.migrate import migrate
+from central_hub.devices import DeviceService
+from central_hub.domain.calendar import WorkCalendar
+from central_hub.domain.catalogue import Catalogue
+from central_hub.domain.grid import Grid
+from central_hub.errors import HubError
+from central_hub.evidence import EvidenceStore
+from central_hub.ingest import IngestWorker
+from central_hub.mqtt import MqttLink
+from central_hub.publisher import Publisher
+from central_hub.records import RecordService
+from central_hub.settings import HubSettings
+from central_hub.stats import MetricsService
+from edge_agent.protocol import (
+    ProtocolError,
+    generate_signing_key,
+    hub_subscriptions,
+    load_private_key,
+    private_key_pem,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Hub", "build_hub", "load_or_create_key", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The wall clock, in UTC (the default clock of every service)."""
+    return datetime.now(UTC)
+
+
+def load_or_create_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The hub's Ed25519 signing key from ``path``; created (mode 0600) when absent."""
+    if path.exists():
+        try:
+            return load_private_key(path)
+        except (ProtocolError, ValueError) as exc:
+            raise HubError(f"{path}: not an Ed25519 private key in PEM ({exc})") from exc
+    if not create:
+        raise HubError(f"no hub key at {path}: run `central-hub keygen`")
+    key = generate_signing_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_key_pem(key))
+    log.info("created the hub signing key at %s", path)
+    return key
+
+
+@dataclass
+class Hub:
+    """Every service of one hub process."""
+
+    engine: AsyncEngine
+    clock: Callable[[], datetime]
+    catalogue: Catalogue
+    grid: Grid
+    calendar: WorkCalendar
+    evidence: EvidenceStore
+    key: Ed25519PrivateKey
+    users: UserService
+    devices: DeviceService
+    commands: CommandService
+    cases: CaseService
+    records: RecordService
+    metrics: MetricsService
+    filer: CaseFiler
+    link: MqttLink | None = None
+    ingest: IngestWorker | None = None
+
+    async def close(self) -> None:
+        """Release the database pool."""
+        await self.engine.dispose()
+
+
+async def build_hub(
+    settings: HubSettings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    mqtt: bool = True,
+    ingest: bool = True,
+    run_migrations: bool = True,
+    engine: AsyncEngine | None = None,
+    publisher: Publisher | None = None,
+) -> Hub:
+    """Open the database (migrating it), load data files and the key, wire the services.
+
+    With ``mqtt`` a :class:`MqttLink` is created (not started) and, with ``ingest``, an
+    ingest worker reading from it. Tests pass their own ``engine`` or ``publisher``.
+    """
+    engine = engine or create_engine(settings.database_url)
+    if run_migrations:
+        await migrate(engine)
+    catalogue, grid, calendar = Catalogue.load(), Grid.load_sample(), WorkCalendar.load()
+    key = load_or_create_key(settings.hub_key_path)
+    evidence = EvidenceStore(settings.evidence_path)
+    link = None
+    if mqtt:
+        link = MqttLink(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            client_id=settings.mqtt_client_id,
+            subscriptions=hub_subscriptions(settings.share_group) if ingest else [],
+            username=settings.mqtt_username,
+            password=settings.mqtt_secret(),
+        )
+    pub: Publisher | None = publisher or link
+    filer = CaseFiler(catalogue, grid, calendar)
+    commands = CommandService(engine, key, pub, clock, tick_s=settings.command_tick_s)
+    hub = Hub(
+        engine=engine,
+        clock=clock,
+        catalogue=catalogue,
+        grid=grid,
+        calendar=calendar,
+        evidence=evidence,
+        key=key,
+        users=UserService(engine, clock),
+        devices=DeviceService(engine, pub, clock),
+        commands=commands,
+        cases=CaseService(engine, calendar, clock),
+        records=RecordService(engine),
+        metrics=MetricsService(engine, grid, clock),
+        filer=filer,
+        link=link,
+    )
+    if link is not None and ingest:
+        hub.ingest = IngestWorker(
+            engine,
+            link,
+            evidence,
+            filer,
+            clock,
+            batch_size=settings.ingest_batch,
+            on_device_reachable=lambda _device: commands.wake(),
+        )
+    return hub
