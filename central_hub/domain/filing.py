@@ -172,7 +172,11 @@ def plan_filing(
 
     best: tuple[float, float, str, OpenCase] | None = None
     for case in open_cases_nearby:
-        if case.code != event_facts.code or not is_open(case.stage):
+        try:
+            still_open = is_open(case.stage)
+        except ValueError as exc:
+            raise FilingError(f"case {case.case_id}.stage: {case.stage!r} is not a stage") from exc
+        if case.code != event_facts.code or not still_open:
             continue
         if case.lat is None or case.lon is None:
             continue

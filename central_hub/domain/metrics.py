@@ -157,6 +157,13 @@ def _aware(value: datetime, name: str) -> None:
         raise MetricsError(f"{name}: a timezone-aware datetime is needed, got {value.isoformat()}")
 
 
+def _stage(value: Stage | str, where: str) -> Stage:
+    try:
+        return Stage(value)
+    except ValueError as exc:
+        raise MetricsError(f"{where}: {value!r} is not a workflow stage") from exc
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -174,11 +181,13 @@ class _History:
 
 
 def _replay(case: CaseFacts, entries: Sequence[AuditFact]) -> _History:
-    history = _History(stage=Stage(case.initial_stage), reached={Stage(case.initial_stage)})
+    initial = _stage(case.initial_stage, f"case {case.case_id}.initial_stage")
+    history = _History(stage=initial, reached={initial})
     for entry in entries:
+        where = f"audit of case {entry.case_id} at {entry.at.isoformat()}"
         if entry.from_stage is not None:
-            history.reached.add(Stage(entry.from_stage))
-        target = Stage(entry.to_stage)
+            history.reached.add(_stage(entry.from_stage, f"{where}: from_stage"))
+        target = _stage(entry.to_stage, f"{where}: to_stage")
         history.reached.add(target)
         history.stage = target
         if entry.action == Action.DISPATCH and history.first_dispatch is None:
@@ -352,7 +361,7 @@ def daily_counts(
             table[case.reported_at.astimezone(zone).date()]["reported"] += 1
     for entries in _group(audits, keep).values():
         for entry in entries:
-            column = _FLOW.get(Stage(entry.to_stage))
+            column = _FLOW.get(_stage(entry.to_stage, f"audit of case {entry.case_id}"))
             if column is not None and counts(entry.at):
                 table[entry.at.astimezone(zone).date()][column] += 1
     return [
@@ -381,7 +390,7 @@ def overdue(
     _aware(now, "now")
     found = []
     for case, stage_value in cases_with_stage:
-        stage = Stage(stage_value)
+        stage = _stage(stage_value, f"case {case.case_id}.stage")
         if not is_open(stage) or case.deadline is None:
             continue
         _aware(case.deadline, f"case {case.case_id}.deadline")

@@ -118,6 +118,9 @@ def test_elapsed_in_each_unit() -> None:
     assert elapsed(at(2026, 11, 28, 0), at(2026, 12, 1, 0), "working_hours", CAL) == 0
 
 
+PACKAGED = WorkCalendar.load()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     start=st.datetimes(
@@ -127,7 +130,7 @@ def test_elapsed_in_each_unit() -> None:
     kind=st.sampled_from(["working_hours", "working_days", "emergency_hours"]),
 )
 def test_elapsed_inverts_deadline(start: datetime, amount: float, kind: str) -> None:
-    cal = WorkCalendar.load()
+    cal = PACKAGED
     limit = TimeLimit(kind, amount)  # type: ignore[arg-type]
     due = deadline(start, limit, cal)
     assert due >= start

@@ -218,3 +218,8 @@ def test_from_wire_event() -> None:
     assert facts.device_id == "pole-01"
     assert facts.detected_at == T0
     assert (facts.lat, facts.lon) == MARKET
+
+
+def test_unknown_case_stage_is_named(world: tuple[Catalogue, Grid, WorkCalendar]) -> None:
+    with pytest.raises(FilingError, match=r"case 7\.stage"):
+        plan(world, ev(), [OpenCase(7, "0504", *MARKET, "lost", T0)])

@@ -6,16 +6,19 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from central_hub.domain.errors import MetricsError
 from central_hub.domain.metrics import (
     AuditFact,
     CaseFacts,
+    Metrics,
     compute_metrics,
     daily_counts,
     overdue,
 )
-from central_hub.domain.workflow import Stage
+from central_hub.domain.workflow import Role, Stage, allowed_actions, transition
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -278,3 +281,105 @@ def test_overdue_on_a_given_clock() -> None:
     assert [o.case_id for o in early] == [5, 10]
     assert overdue(pairs, d(1)) == []
     assert overdue(pairs, NOW + timedelta(days=365))[-1].case_id == 8
+
+
+def test_unknown_stages_are_named() -> None:
+    bad = [*AUDITS, a(1, d(2, 15), C, "reopened", "reopen")]
+    with pytest.raises(MetricsError, match="'reopened' is not a workflow stage"):
+        compute_metrics(CASES, bad, period_start=P_START, period_end=P_END, now=NOW)
+    with pytest.raises(MetricsError, match=r"case 1\.stage"):
+        overdue([(CASES[0], "lost")], NOW)
+
+
+# ------------------------------------------------------------------ properties
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[CaseFacts], list[AuditFact]]:
+    """Random cases walked through the real state machine with random timings."""
+    cases: list[CaseFacts] = []
+    audits: list[AuditFact] = []
+    for case_id in range(draw(st.integers(0, 12))):
+        reported = P_START + timedelta(minutes=draw(st.integers(-3 * 1440, 33 * 1440)))
+        limit = draw(st.one_of(st.none(), st.integers(30, 10 * 1440)))
+        cases.append(
+            CaseFacts(
+                case_id,
+                draw(st.sampled_from(["ai", "citizen", "inspector", "referral"])),
+                "0102",
+                draw(st.sampled_from(["W1", "W2", "E1", None])),
+                reported,
+                None if limit is None else reported + timedelta(minutes=limit),
+            )
+        )
+        stage, at = Stage.REPORTED, reported
+        for _ in range(draw(st.integers(0, 12))):
+            options = allowed_actions(stage, Role.ADMIN)
+            if not options:
+                break
+            action = draw(st.sampled_from(options))
+            at += timedelta(minutes=draw(st.integers(0, 3 * 1440)))
+            new = transition(stage, action, Role.ADMIN)
+            audits.append(AuditFact(case_id, at, stage, new, action, "x", "admin"))
+            stage = new
+    return cases, audits
+
+
+ADDITIVE = (
+    "reported",
+    "accepted",
+    "registered",
+    "cancelled",
+    "dispatched",
+    "handled",
+    "closed",
+    "due_to_close",
+    "closed_on_time",
+    "returned",
+    "from_ai",
+    "overdue_unhandled",
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=histories(), now_minutes=st.integers(-1440, 40 * 1440))
+def test_metric_invariants(
+    history: tuple[list[CaseFacts], list[AuditFact]], now_minutes: int
+) -> None:
+    cases, audits = history
+    now = P_START + timedelta(minutes=now_minutes)
+
+    def nov(subset: list[CaseFacts], cells: set[str] | None = None) -> Metrics:
+        return compute_metrics(
+            subset, audits, period_start=P_START, period_end=P_END, now=now, cell_ids=cells
+        )
+
+    m = nov(cases)
+    assert m.accepted + m.awaiting_decision == m.reported
+    assert m.registered <= m.accepted
+    assert m.cancelled <= m.accepted
+    assert m.dispatched <= m.registered
+    assert m.handled <= m.dispatched
+    assert m.closed <= m.due_to_close <= m.dispatched
+    assert m.closed_on_time <= m.closed
+    assert m.returned <= m.due_to_close
+    assert m.from_ai <= m.reported
+    assert m.overdue_unhandled <= m.reported
+    for rate in (
+        m.registration_rate,
+        m.dispatch_rate,
+        m.closure_rate,
+        m.on_time_closure_rate,
+        m.rework_rate,
+        m.disposal_rate,
+        m.recognition_share,
+    ):
+        assert rate is None or 0 <= rate <= 1
+    assert m.avg_handling_hours is None or m.avg_handling_hours >= 0
+    # the subtrees and the cases without a cell partition the district
+    parts = [nov(cases, WEST), nov(cases, {"E1"}), nov([c for c in cases if not c.grid_cell_id])]
+    for name in ADDITIVE:
+        assert sum(getattr(p, name) for p in parts) == getattr(m, name), name
+    if now > P_START:
+        days = daily_counts(cases, audits, period_start=P_START, period_end=P_END, now=now)
+        assert sum(r.reported for r in days) == m.reported

@@ -156,3 +156,26 @@ def test_allowed_actions_per_stage_for_admin() -> None:
     assert allowed_actions(S.DISPATCHED, R.HANDLER) == [A.HANDLE]
     assert is_open("returned")
     assert not is_open(S.CANCELLED)
+
+
+def test_every_open_stage_can_still_end() -> None:
+    # from every open stage some path of legal transitions reaches closed or cancelled,
+    # so no case can get stuck; and every stage but reported is reachable.
+    reachable = {S.REPORTED}
+    frontier = [S.REPORTED]
+    while frontier:
+        stage = frontier.pop()
+        for (frm, _), to in TRANSITIONS.items():
+            if frm == stage and to not in reachable:
+                reachable.add(to)
+                frontier.append(to)
+    assert reachable == set(Stage)
+    for stage in set(Stage) - FINAL_STAGES:
+        seen, todo = {stage}, [stage]
+        while todo:
+            current = todo.pop()
+            for (frm, _), to in TRANSITIONS.items():
+                if frm == current and to not in seen:
+                    seen.add(to)
+                    todo.append(to)
+        assert seen & FINAL_STAGES, stage
