@@ -304,7 +304,9 @@ class AgentConfig(BaseSettings):
         """A copy with every relative path made absolute against ``base``."""
 
         def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
+            if path is None or path.is_absolute():
+                return path
+            return base / path
 
         mqtt = self.mqtt
         tls = mqtt.tls

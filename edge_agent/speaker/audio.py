@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
+import sys
 import wave
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from edge_agent.speaker.errors import AudioFormatError
 
@@ -33,15 +33,29 @@ class Audio:
             raise ValueError(f"volume must be within 0..1, got {volume}")
         if volume == 1.0:
             return self
-        samples = np.frombuffer(self.pcm, dtype="<i2").astype(np.float32) * volume
-        clipped = np.clip(np.rint(samples), -32768, 32767).astype("<i2")
-        return Audio(clipped.tobytes(), self.rate, self.channels)
+        samples = _samples(self.pcm)
+        scaled = array("h", (max(-32768, min(32767, round(v * volume))) for v in samples))
+        return Audio(_pcm(scaled), self.rate, self.channels)
 
     def peak(self) -> int:
         """The largest absolute sample value (0 for silence)."""
-        if not self.pcm:
-            return 0
-        return int(np.abs(np.frombuffer(self.pcm, dtype="<i2").astype(np.int32)).max())
+        samples = _samples(self.pcm)
+        return max((abs(v) for v in samples), default=0)
+
+
+def _samples(pcm: bytes) -> array[int]:
+    samples = array("h")
+    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples
+
+
+def _pcm(samples: array[int]) -> bytes:
+    if sys.byteorder == "big":
+        samples = array("h", samples)
+        samples.byteswap()
+    return samples.tobytes()
 
 
 def read_wav(source: Path | bytes) -> Audio:

@@ -1,0 +1,195 @@
+"""Acceptance: signed commands over a real broker, with the agent in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent import protocol
+from edge_agent.config import load_config
+from edge_agent.runner import Agent
+from edge_agent.speaker.audio import read_wav
+
+pytestmark = pytest.mark.integration
+
+DEVICE = "pole-test-01"
+
+
+@contextlib.asynccontextmanager
+async def running(config: Path) -> AsyncIterator[Agent]:
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run(), name="agent")
+    try:
+        yield agent
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def until(predicate: Callable[[], Any], wait_s: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while asyncio.get_running_loop().time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def final_ack(recorder: Any, cmd_id: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        for ack in recorder.on("cmd/ack"):
+            if ack["cmd_id"] == cmd_id and ack["state"] != "received":
+                return ack
+        return None
+
+    return check
+
+
+def send(recorder: Any, command: protocol.Command | dict[str, Any]) -> None:
+    payload = (
+        protocol.encode(command)
+        if isinstance(command, protocol.Command)
+        else json.dumps(command).encode()
+    )
+    recorder.publish(protocol.topic(DEVICE, protocol.Channel.CMD), payload)
+
+
+async def test_signed_commands_are_run_and_bad_ones_refused(
+    mosquitto, agent_config, recorder_factory, hub_key, tmp_path
+):
+    config = agent_config(mosquitto, DEVICE)
+    spoken = tmp_path / "spoken"
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    now = datetime.now(UTC)
+    good = protocol.sign_command(
+        hub_key,
+        device_id=DEVICE,
+        kind="speaker.say",
+        params={"text": "请勿占道经营"},
+        issued_at=now,
+    )
+    forger = protocol.generate_signing_key()
+    forged = protocol.sign_command(
+        forger, device_id=DEVICE, kind="speaker.say", params={"text": "伪造"}, issued_at=now
+    )
+    expired = protocol.sign_command(
+        hub_key,
+        device_id=DEVICE,
+        kind="speaker.say",
+        params={"text": "过期"},
+        issued_at=now - timedelta(hours=1),
+        ttl=timedelta(minutes=10),
+    )
+    unsigned = protocol.sign_command(
+        hub_key, device_id=DEVICE, kind="speaker.say", params={"text": "无签名"}, issued_at=now
+    ).model_copy(update={"sig": None})
+
+    async with running(config):
+        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")))
+        await asyncio.to_thread(send, recorder, good)
+        ack = await until(final_ack(recorder, good.cmd_id))
+        assert ack["state"] == "succeeded", ack
+        files = sorted(spoken.glob("*.wav"))
+        assert len(files) == 1
+        speech = read_wav(files[0])
+        assert speech.duration_s > 0.5
+        assert speech.peak() > 1000, "the WAV file holds silence, not speech"
+
+        for command, state, reason in (
+            (forged, "rejected", "bad_signature"),
+            (expired, "expired", "expired"),
+            (unsigned, "rejected", "unsigned"),
+            (good, "rejected", "replayed"),
+        ):
+            await asyncio.to_thread(send, recorder, command)
+            ack = await until(
+                final_ack(recorder, command.cmd_id)
+                if command is not good
+                else (
+                    lambda: next(
+                        (
+                            a
+                            for a in recorder.on("cmd/ack")
+                            if a["cmd_id"] == good.cmd_id and a["state"] == "rejected"
+                        ),
+                        None,
+                    )
+                )
+            )
+            assert ack["state"] == state, ack
+            assert ack["detail"].startswith(reason), ack
+
+    # After a restart the replay is still refused: the seen ids live on disk.
+    async with running(config):
+        before = len([a for a in recorder.on("cmd/ack") if a["cmd_id"] == good.cmd_id])
+        await asyncio.to_thread(send, recorder, good)
+        acks = await until(
+            lambda: (
+                found
+                if len(found := [a for a in recorder.on("cmd/ack") if a["cmd_id"] == good.cmd_id])
+                > before
+                else None
+            )
+        )
+        assert acks[-1]["state"] == "rejected"
+        assert acks[-1]["detail"].startswith("replayed")
+    assert len(sorted(spoken.glob("*.wav"))) == 1, "a refused command made the speaker talk"
+
+
+async def test_config_apply_applies_rejects_and_rolls_back(
+    mosquitto, agent_config, recorder_factory, hub_key, tmp_path
+):
+    config = agent_config(mosquitto, DEVICE)
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    base = load_config(config)
+    current = json.loads(base.model_dump_json(exclude={"config_version"}))
+
+    def apply(version: int, data: dict[str, Any]) -> protocol.Command:
+        return protocol.sign_command(
+            hub_key,
+            device_id=DEVICE,
+            kind="config.apply",
+            params={"version": version, "config": data},
+            issued_at=datetime.now(UTC),
+        )
+
+    def reported(version: int) -> Callable[[], dict[str, Any] | None]:
+        return lambda: next(
+            (r for r in recorder.on("config/reported") if r["version"] == version), None
+        )
+
+    async with running(config) as agent:
+        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")))
+        louder = {**current, "speaker": {**current["speaker"], "volume": 0.3}}
+        cmd = apply(2, louder)
+        await asyncio.to_thread(send, recorder, cmd)
+        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "succeeded"
+        assert (await until(reported(2)))["state"] == "applied"
+        assert agent.config.speaker.volume == 0.3
+        assert load_config(config).config_version == 2, "the applied config was not saved"
+
+        broken = {**current, "speaker": {**current["speaker"], "volume": 3}, "nonsense": 1}
+        cmd = apply(3, broken)
+        await asyncio.to_thread(send, recorder, cmd)
+        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "failed"
+        report = await until(reported(3))
+        assert report["state"] == "rejected"
+        assert any(e.startswith("speaker.volume") for e in report["errors"])
+        assert any(e.startswith("nonsense") for e in report["errors"])
+
+        # Valid on paper, but the stage cannot start: a clip file that does not exist.
+        missing = {**current, "speaker": {**current["speaker"], "clips": {"x": "nope.wav"}}}
+        cmd = apply(4, missing)
+        await asyncio.to_thread(send, recorder, cmd)
+        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "failed"
+        assert (await until(reported(4)))["state"] == "rolled_back"
+        assert agent.config.config_version == 2
+        assert agent.config.speaker.volume == 0.3
