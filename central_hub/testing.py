@@ -12,7 +12,16 @@ from typing import Any
 from central_hub.mqtt import Inbound
 from edge_agent.protocol import Channel, Event, Status, encode, topic, uuid7
 
-__all__ = ["TINY_JPEG", "ListSource", "eventually", "inbound", "make_event", "make_status"]
+__all__ = [
+    "TINY_JPEG",
+    "FakeClock",
+    "ListSource",
+    "RecordingPublisher",
+    "eventually",
+    "inbound",
+    "make_event",
+    "make_status",
+]
 
 #: The smallest bytes that pass the protocol's JPEG check (SOI marker and padding).
 TINY_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
@@ -127,3 +136,33 @@ async def eventually(predicate: Callable[[], bool], within_s: float = 10.0) -> b
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.02)
+
+
+class FakeClock:
+    """A clock tests move by hand; call it to read the time."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        """The current fake time."""
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by ``timedelta(**delta)``; return the new time."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class RecordingPublisher:
+    """A :class:`central_hub.publisher.Publisher` that records what it was asked to send."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.connected = connected
+        self.sent: list[tuple[str, bytes, int, bool]] = []
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Record the message."""
+        self.sent.append((topic, payload, qos, retain))

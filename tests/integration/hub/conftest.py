@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
+from central_hub.hub import Hub, build_hub
+from central_hub.settings import HubSettings
+from central_hub.testing import FakeClock, RecordingPublisher
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -42,3 +46,35 @@ async def db(db_url: str) -> AsyncIterator[AsyncEngine]:
         async with admin.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+HUB_START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 Asia/Shanghai
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A hand-moved clock starting on a Monday morning in Shanghai."""
+    return FakeClock(HUB_START)
+
+
+@pytest.fixture
+async def hub(db: AsyncEngine, tmp_path: Path, clock: FakeClock) -> Hub:
+    """A hub on the test database, without MQTT; commands go to a RecordingPublisher."""
+    settings = HubSettings(data_dir=tmp_path / "hub")
+    return await build_hub(
+        settings,
+        clock=clock,
+        mqtt=False,
+        engine=db,
+        run_migrations=False,
+        publisher=RecordingPublisher(),
+    )
+
+
+@pytest.fixture
+async def sqlite_hub(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Hub]:
+    """A hub on SQLite only (for API-shape tests that do not exercise storage)."""
+    settings = HubSettings(data_dir=tmp_path / "hub")
+    built = await build_hub(settings, clock=clock, mqtt=False, publisher=RecordingPublisher())
+    yield built
+    await built.close()

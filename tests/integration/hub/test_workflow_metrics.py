@@ -1,0 +1,190 @@
+"""A case through the whole workflow (with rework) over the API; metrics match a hand table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from central_hub.api import API_PREFIX, create_app
+from central_hub.domain.workflow import Role
+from central_hub.evidence import EvidenceStore
+from central_hub.hub import Hub
+from central_hub.ingest import IngestWorker
+from central_hub.testing import TINY_JPEG, FakeClock, ListSource, inbound, make_event
+
+pytestmark = pytest.mark.integration
+
+MARKET = (28.6472, 121.2615)
+PARKING = (28.6455, 121.2650)
+
+
+def local(hour: int, minute: int = 0, day: int = 23) -> datetime:
+    """A time on Monday 2026-11-23 in Shanghai (UTC+8), as UTC."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC) - timedelta(hours=8)
+
+
+@pytest.fixture
+async def api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub)), base_url="http://hub"
+    ) as client:
+        yield client
+
+
+async def _tokens(hub: Hub) -> dict[Role, dict[str, str]]:
+    out = {}
+    for role in Role:
+        _, token = await hub.users.add(f"{role.value}-1", role)
+        out[role] = {"Authorization": f"Bearer {token}"}
+    return out
+
+
+async def _file(hub: Hub, clock: FakeClock, tmp_path: Path, *events: object) -> None:
+    worker = IngestWorker(
+        hub.engine, ListSource(), EvidenceStore(tmp_path / "ev"), hub.filer, clock
+    )
+    await worker.process([inbound(e) for e in events])
+    assert worker.stats.dead_lettered == 0
+
+
+async def test_full_workflow_with_rework_and_metrics(
+    hub: Hub, api: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    t = await _tokens(hub)
+    op, disp, hand = t[Role.OPERATOR], t[Role.DISPATCHER], t[Role.HANDLER]
+
+    async def act(case_id: int, action: str, who: dict[str, str], at: datetime, **kw: object):
+        clock.now = at
+        return await api.post(
+            f"{API_PREFIX}/cases/{case_id}/transitions", json={"action": action, **kw}, headers=who
+        )
+
+    # Case A: trading outside a shop at the market pole, 09:00.
+    clock.now = local(9)
+    await _file(
+        hub,
+        clock,
+        tmp_path,
+        make_event("pole-1", code="0504", at=clock.now, lat=MARKET[0], lon=MARKET[1]),
+    )
+    # Case B: a parked car at the parking pole, 09:05 (will be cancelled).
+    clock.now = local(9, 5)
+    await _file(
+        hub,
+        clock,
+        tmp_path,
+        make_event("pole-2", code="0505", at=clock.now, lat=PARKING[0], lon=PARKING[1]),
+    )
+    # The same shop front again at 09:15: merges into A, no new case.
+    clock.now = local(9, 15)
+    await _file(
+        hub,
+        clock,
+        tmp_path,
+        make_event(
+            "pole-1", code="0504", seq=2, at=clock.now, lat=MARKET[0], lon=MARKET[1] + 0.00005
+        ),
+    )
+    # Case C: exposed garbage at the parking pole, 09:30 (dispatched, never handled).
+    clock.now = local(9, 30)
+    await _file(
+        hub,
+        clock,
+        tmp_path,
+        make_event("pole-2", code="0102", seq=2, at=clock.now, lat=PARKING[0], lon=PARKING[1]),
+    )
+
+    listed = (await api.get(f"{API_PREFIX}/cases", headers=op)).json()
+    assert len(listed) == 3
+    by_code = {c["code"]: c for c in listed}
+    a, b, c = by_code["0504"]["id"], by_code["0505"]["id"], by_code["0102"]["id"]
+    assert by_code["0504"]["event_count"] == 2
+    assert by_code["0504"]["stage"] == "reported"
+    assert by_code["0504"]["grid_cell_id"] == "hy-st-11"
+    assert by_code["0504"]["squad_id"] == "zf-market-patrol"
+    assert by_code["0102"]["line"] == "sanitation"
+
+    # AI reports need verification: registering straight away is refused with a reason.
+    r = await act(a, "register", op, local(9, 8))
+    assert r.status_code == 409
+    assert r.json()["detail"]
+    # A handler may not verify.
+    r = await act(a, "start_verify", hand, local(9, 8))
+    assert r.status_code == 403
+    assert "handler" in r.json()["detail"]
+
+    assert (await act(a, "start_verify", op, local(9, 8))).status_code == 200
+    assert (await act(a, "verify", op, local(9, 10), reason="seen on camera")).status_code == 200
+    assert (await act(a, "dispatch", disp, local(9, 20))).status_code == 200
+    r = await act(a, "approve", op, local(9, 30))
+    assert r.status_code == 409  # cannot close what nobody handled
+    photo = await api.post(
+        f"{API_PREFIX}/evidence", files={"file": ("p.jpg", TINY_JPEG, "image/jpeg")}, headers=hand
+    )
+    assert photo.status_code == 200
+    sha = photo.json()["sha256"]
+    assert (await act(a, "handle", hand, local(9, 50), attachments=[sha])).status_code == 200
+    assert (await act(a, "check", op, local(10))).status_code == 200
+    r = await act(a, "return_for_rework", op, local(10, 5), reason="goods still out")
+    assert r.json()["case"]["stage"] == "returned"
+    assert (await act(a, "dispatch", disp, local(10, 10))).status_code == 200
+    assert (await act(a, "handle", hand, local(10, 40))).status_code == 200
+    assert (await act(a, "check", op, local(10, 45))).status_code == 200
+    r = await act(a, "approve", op, local(10, 50), reason="clear")
+    assert r.status_code == 200
+    detail = r.json()
+    assert detail["case"]["stage"] == "closed"
+    # Deadline: 2 working hours from the first dispatch at 09:20.
+    assert datetime.fromisoformat(detail["case"]["deadline"]) == local(11, 20)
+    trail = detail["audits"]
+    assert [x["action"] for x in trail] == [
+        "file", "start_verify", "verify", "dispatch", "handle", "check",
+        "return_for_rework", "dispatch", "handle", "check", "approve",
+    ]  # fmt: skip
+    assert trail[4]["attachments"] == [sha]
+    assert trail[4]["actor"] == "handler-1"
+    assert trail[6]["reason"] == "goods still out"
+    assert len(detail["event_ids"]) == 2
+
+    assert (await act(b, "start_verify", op, local(9, 12))).status_code == 200
+    assert (await act(b, "cancel", op, local(9, 13), reason="car left")).status_code == 200
+    assert (await act(c, "start_verify", op, local(9, 35))).status_code == 200
+    assert (await act(c, "verify", op, local(9, 36))).status_code == 200
+    assert (await act(c, "dispatch", disp, local(9, 40))).status_code == 200
+
+    # C: 4 working hours from 09:40 = 2h20 before noon + 1h40 after 14:30 -> 16:10.
+    overdue_at = lambda when: api.get(  # noqa: E731
+        f"{API_PREFIX}/cases", params={"overdue": "true", "at": when.isoformat()}, headers=op
+    )
+    assert (await overdue_at(local(16))).json() == []
+    assert [x["id"] for x in (await overdue_at(local(16, 11))).json()] == [c]
+
+    # Metrics for the week, as of Monday 17:00.
+    clock.now = local(17)
+    params = {"start": local(0).isoformat(), "end": local(0, day=30).isoformat()}
+    m = (await api.get(f"{API_PREFIX}/metrics", params=params, headers=op)).json()
+    expected = {
+        "reported": 3, "accepted": 3, "registered": 2, "cancelled": 1, "dispatched": 2,
+        "handled": 1, "closed": 1, "due_to_close": 2, "closed_on_time": 1, "returned": 1,
+        "from_ai": 3, "overdue_unhandled": 1,
+    }  # fmt: skip
+    assert {k: m[k] for k in expected} == expected
+    assert m["registration_rate"] == pytest.approx(2 / 3)
+    assert m["dispatch_rate"] == pytest.approx(1.0)
+    assert m["closure_rate"] == pytest.approx(0.5)
+    assert m["on_time_closure_rate"] == pytest.approx(0.5)
+    assert m["rework_rate"] == pytest.approx(0.5)
+    assert m["disposal_rate"] == pytest.approx(1 / 3)
+    assert m["recognition_share"] == pytest.approx(1.0)
+    assert m["avg_handling_hours"] == pytest.approx(80 / 60)
+    # The market street cell's subtree holds only case A.
+    sub = (
+        await api.get(f"{API_PREFIX}/metrics", params={**params, "cell": "hy-st-11"}, headers=op)
+    ).json()
+    assert (sub["reported"], sub["closed"], sub["overdue_unhandled"]) == (1, 1, 0)
+    # Handlers do not see statistics.
+    assert (await api.get(f"{API_PREFIX}/metrics", params=params, headers=hand)).status_code == 403
