@@ -175,7 +175,7 @@ def replay(
     source: Source | None = None,
     video: Path | None = None,
     device_id: str = "replay",
-    location: LocationFn = lambda: None,
+    location_at: Callable[[datetime], protocol.Location | None] = lambda ts: None,
     plate_reader: PlateReader | None = None,
     start_time: datetime | None = None,
     batch: int = 1,
@@ -183,16 +183,18 @@ def replay(
     """Run ``camera``'s pipeline offline over its source (or ``video``); yield its events.
 
     Frames are processed as fast as they come, stamped with the video's or scenario's
-    own clock, so dwell and cooldown behave as they would live.
+    own clock, so dwell and cooldown behave as they would live. ``location_at(ts)`` gives
+    a vehicle camera's position at a frame time (fixed cameras use their own).
     """
     src = source or make_source(camera, replay=True, video=video, start_time=start_time)
     pipe = CameraPipeline(camera, timezone=config.timezone)
     seq = iter(range(1, 1 << 62))
+    now: list[datetime] = []
     factory = EventFactory(
         config,
         device_id=device_id,
         next_seq=lambda: next(seq),
-        location=location,
+        location=lambda: location_at(now[-1]) if now else None,
         model=detector.model_ref,
         plate_reader=plate_reader,
     )
@@ -210,6 +212,7 @@ def replay(
             if not frames:
                 break
             for frame, dets in zip(frames, detector.detect(frames), strict=True):
+                now[:] = [frame.ts]
                 for violation in pipe.step(frame, dets):
                     event = factory.build(violation, camera)
                     if event is None:
