@@ -112,6 +112,14 @@ class WorkCalendar:
             total += span.total_seconds() / 3600
         return total
 
+    def covers_year(self, year: int) -> bool:
+        """Whether the holiday data lists anything for ``year``.
+
+        A service should warn when a deadline falls in a year the data does not cover:
+        without that year's holidays, every weekday counts as a working day.
+        """
+        return any(d.year == year for d in self.holidays | self.makeup_days)
+
     def is_working_day(self, day: date) -> bool:
         """Whether ``day`` (a local date) is a working day."""
         if day in self.makeup_days:

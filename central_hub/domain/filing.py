@@ -18,8 +18,10 @@ Among several such cases the nearest wins, then the one with the latest event, t
 smallest id. Otherwise the plan opens a new case: category, line and time limit from the
 catalogue, grid cell from the location, the owning squad for the line, the deadline
 counted from the report time (the event's detection, or ``now`` if the device clock runs
-ahead), and the initial stage: ``reported`` when the report needs a person's verification
-(AI and citizen sources, or a code that requires it), else ``registered``.
+ahead; DOMAIN.md starts the time limit at dispatch, so the service recomputes it with
+:func:`~central_hub.domain.calendar.deadline` when it dispatches), and the initial
+stage: ``reported`` when the report needs a person's verification (AI and citizen
+sources, or a code that requires it), else ``registered``.
 """
 
 from __future__ import annotations

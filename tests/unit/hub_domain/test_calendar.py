@@ -202,3 +202,17 @@ def test_calendar_without_working_days_is_an_error() -> None:
     cal = WorkCalendar(weekend=frozenset(range(1, 8)))
     with pytest.raises(CalendarError, match="no working time"):
         deadline(at(2026, 11, 26, 9), wh(1), cal)
+
+
+def test_packaged_data_is_plausible() -> None:
+    # make-up working days are always weekend days, holidays are never make-up days
+    assert PACKAGED.makeup_days
+    for day in PACKAGED.makeup_days:
+        assert day.isoweekday() in (6, 7), day
+    assert not PACKAGED.holidays & PACKAGED.makeup_days
+    assert PACKAGED.covers_year(2026)
+    assert not PACKAGED.covers_year(1999)
+    # Spring Festival 2026: nine days off, 15-23 February
+    spring = [date(2026, 2, d) for d in range(15, 24)]
+    assert all(not PACKAGED.is_working_day(d) for d in spring)
+    assert PACKAGED.is_working_day(date(2026, 2, 14))
