@@ -85,9 +85,9 @@ class MqttLink:
         self._lock = threading.Lock()
         self._wake_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready: asyncio.Event | None = None
+        self._ready = asyncio.Event()
         self._connected = threading.Event()
-        self._subscribed: asyncio.Event | None = None
+        self._subscribed = asyncio.Event()
         self.connects = 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -95,8 +95,6 @@ class MqttLink:
     async def start(self) -> None:
         """Start the network thread; connection and reconnection happen in the background."""
         self._loop = asyncio.get_running_loop()
-        self._ready = asyncio.Event()
-        self._subscribed = asyncio.Event()
         self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
         self._client.loop_start()
 
@@ -112,7 +110,6 @@ class MqttLink:
 
     async def wait_subscribed(self) -> None:
         """Wait until the first connection's subscriptions were acknowledged."""
-        assert self._subscribed is not None, "start() first"
         await self._subscribed.wait()
 
     # ---------------------------------------------------------------- paho thread
@@ -142,7 +139,7 @@ class MqttLink:
         failed = [c for c in codes if c.is_failure]
         if failed:
             log.error("subscription refused by broker: %s", failed)
-        if self._loop is not None and self._subscribed is not None:
+        if self._loop is not None:
             self._loop.call_soon_threadsafe(self._subscribed.set)
 
     def _on_disconnect(
@@ -167,12 +164,10 @@ class MqttLink:
     def _wake(self) -> None:
         with self._lock:
             self._wake_scheduled = False
-        if self._ready is not None:
-            self._ready.set()
+        self._ready.set()
 
     async def receive(self, max_items: int) -> list[Inbound]:
         """Wait for at least one message; return up to ``max_items`` in arrival order."""
-        assert self._ready is not None, "start() first"
         while True:
             with self._lock:
                 if self._pending:
