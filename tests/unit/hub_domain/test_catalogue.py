@@ -160,3 +160,13 @@ def test_entries_are_frozen_and_validated_in_code() -> None:
             limit=TimeLimit("working_hours", 1),
         )
     assert re.fullmatch(r"4 working h", str(TimeLimit("working_hours", 4)))
+
+
+def test_every_code_the_edge_raises_is_catalogued() -> None:
+    # the edge's built-in rule kinds name catalogue codes; a code the hub does not know
+    # could not be filed
+    from edge_agent.vision.config import KIND_DEFAULTS
+
+    cat = Catalogue.load()
+    for kind, defaults in KIND_DEFAULTS.items():
+        assert defaults.code in cat, (kind, defaults.code)
