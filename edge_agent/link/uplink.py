@@ -76,6 +76,7 @@ class Uplink:
             if not rows:
                 await self._wait()
                 continue
+            refused = False
             for index, row in enumerate(rows):
                 mid = self.transport.publish(row.topic, row.payload, row.qos, row.retain)
                 if mid is None:
@@ -83,10 +84,14 @@ class Uplink:
                     log.debug("link refused a publish; rewinding %d rows", len(rows) - index)
                     self.outbox.rewind()
                     self._inflight.clear()
+                    refused = True
                     break
                 self._inflight[mid] = row.id
-            # Let the loop run PUBACK deliveries and producers between batches.
-            await asyncio.sleep(0)
+            if refused:
+                await self._wait()  # no busy loop while the link refuses
+            else:
+                # Let the loop run PUBACK deliveries and producers between batches.
+                await asyncio.sleep(0)
 
     async def _wait(self) -> None:
         self._wake.clear()
