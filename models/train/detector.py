@@ -96,7 +96,7 @@ class StreetDetector(nn.Module):
     def __init__(
         self,
         nc: int,
-        widths: tuple[int, int, int, int, int] = (16, 32, 64, 128, 224),
+        widths: tuple[int, int, int, int, int] = (16, 32, 64, 128, 192),
         head_width: int = 64,
     ) -> None:
         super().__init__()

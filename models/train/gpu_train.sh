@@ -9,6 +9,7 @@ OUT=${OUT:-/tmp/xh-out}
 PY=${PYTHON:-python3}
 export PYTHONPATH=.
 export PYTHONUNBUFFERED=1
+export PYTHONWARNINGS=ignore::DeprecationWarning
 mkdir -p "$OUT"
 DATA=${XH_DATA:-/tmp/xh-data}
 RUN=${XH_RUN:-/tmp/xh-run}
@@ -22,7 +23,7 @@ echo "== xiuhua detector: $N_TRAIN train / $N_VAL val, $WORKERS workers, budget 
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$OUT/run.log"
 rm -rf "$DATA" "$RUN"
 $PY models/train/dataset.py "$DATA" --train "$N_TRAIN" --val "$N_VAL" --workers "$WORKERS" 2>&1 \
-  | tr '\r' '\n' | grep -v 'it/s]$' | tee -a "$OUT/run.log" || true
+  | tee -a "$OUT/run.log"
 GEN_DONE=$(date +%s)
 # keep ~40 s for loading, final validation, export and copying
 TRAIN_S=$(( TOTAL - (GEN_DONE - START) - 40 ))
@@ -30,7 +31,7 @@ if (( TRAIN_S < 20 )); then TRAIN_S=20; fi
 MINUTES=$($PY -c "print($TRAIN_S / 60)")
 echo "== generated in $((GEN_DONE - START))s; training for ${TRAIN_S}s" | tee -a "$OUT/run.log"
 $PY models/train/train.py --data "$DATA" --out "$RUN" --max-minutes "$MINUTES" \
-  --epochs "$EPOCHS" $EXTRA 2>&1 | grep -v DeprecationWarning | tee -a "$OUT/run.log"
+  --epochs "$EPOCHS" $EXTRA 2>&1 | tee -a "$OUT/run.log"
 cp "$RUN/model.onnx" "$RUN/train_log.json" "$OUT/"
 if [[ -f "$RUN/best.pt" ]] && (( $(stat -c %s "$RUN/best.pt") < 16000000 )); then cp "$RUN/best.pt" "$OUT/"; fi
 $PY - "$OUT/model.onnx" <<'PYEOF' 2>&1 | tee -a "$OUT/run.log"
