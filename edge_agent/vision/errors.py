@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelError", "SourceError", "VisionError"]
+__all__ = ["ModelError", "SourceError", "UnknownCamera", "VisionError"]
 
 
 class VisionError(Exception):
@@ -15,3 +15,10 @@ class ModelError(VisionError):
 
 class SourceError(VisionError):
     """A camera source cannot be opened or read."""
+
+
+class UnknownCamera(VisionError, KeyError):
+    """A camera id that is not in the config (a ``KeyError`` too, for dict-like callers)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown camera"

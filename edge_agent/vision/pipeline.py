@@ -24,7 +24,7 @@ from edge_agent import protocol
 from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.detector import Detector
-from edge_agent.vision.errors import VisionError
+from edge_agent.vision.errors import UnknownCamera, VisionError
 from edge_agent.vision.evidence import encode_jpeg, snapshot
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.plates import PlateReader, make_plate_reader
@@ -308,7 +308,7 @@ class VisionService:
         try:
             self._config.camera(camera_id)
         except KeyError:
-            raise VisionError(f"no camera {camera_id!r} on this box") from None
+            raise UnknownCamera(f"no camera {camera_id!r} on this box") from None
         frame = self._board.latest.get(camera_id)
         if frame is None:
             raise VisionError(f"camera {camera_id!r} has no frame yet")

@@ -1,0 +1,271 @@
+"""Technician tools: ``edge-agent replay`` and ``edge-agent draw-zones``.
+
+``replay --config FILE --video FILE`` runs a camera's pipeline offline over a clip and
+prints its events as JSON lines; ``draw-zones --config FILE`` writes a PNG of a camera
+frame with every zone drawn and labelled, to check a zone drawing before deployment.
+The config is the agent's YAML (read through ``edge_agent.config``), or a YAML whose
+top level holds only ``vision:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from edge_agent import protocol
+from edge_agent.vision.config import CameraConfig, SourceSpec, VisionConfig
+from edge_agent.vision.errors import VisionError
+from edge_agent.vision.frames import Image
+
+__all__ = ["draw_zones", "load_vision_config", "register"]
+
+logger = logging.getLogger(__name__)
+
+_COLOURS = ((0, 200, 255), (255, 120, 0), (0, 220, 0), (220, 0, 220), (0, 0, 255), (255, 255, 0))
+
+
+class ToolError(VisionError):
+    """A problem a technician must fix; the message says what and where."""
+
+
+def _resolve(config: VisionConfig, base: Path) -> VisionConfig:
+    """Make the model path and file sources relative to the config file's folder."""
+    model = config.detector.model
+    if not model.is_absolute() and not model.exists() and (base / model).exists():
+        config = config.model_copy(
+            update={"detector": config.detector.model_copy(update={"model": base / model})}
+        )
+    cameras = []
+    for cam in config.cameras:
+        spec = cam.source_spec
+        fixed = cam
+        if spec.kind == "file" and not Path(spec.target).is_absolute():
+            candidate = base / spec.target
+            if not Path(spec.target).exists() and candidate.exists():
+                fixed = cam.model_copy(update={"source": str(candidate)})
+        cameras.append(fixed)
+    return config.model_copy(update={"cameras": tuple(cameras)})
+
+
+def _validation_lines(exc: ValidationError, prefix: str) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{prefix}{where}: {err['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def load_vision_config(path: Path) -> VisionConfig:
+    """The :class:`VisionConfig` in the YAML at ``path``; :class:`ToolError` lists problems."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ToolError(f"{path}: cannot read the config: {exc}") from exc
+    if not isinstance(data, dict) or "vision" not in data:
+        raise ToolError(f"{path}: no 'vision:' section")
+    base = path.resolve().parent
+    if set(data) - {"vision", "config_version"}:
+        try:
+            agent_config: Any = importlib.import_module("edge_agent.config")
+        except ImportError:
+            agent_config = None
+        if agent_config is not None and hasattr(agent_config, "load_config"):
+            try:
+                return _resolve(agent_config.load_config(path).vision, base)
+            except getattr(agent_config, "ConfigError", ValueError) as exc:
+                lines = getattr(exc, "errors", [str(exc)])
+                raise ToolError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from exc
+    try:
+        return _resolve(VisionConfig.model_validate(data["vision"]), base)
+    except ValidationError as exc:
+        lines = _validation_lines(exc, "vision.")
+        raise ToolError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from exc
+
+
+def _pick_cameras(config: VisionConfig, camera_id: str | None) -> list[CameraConfig]:
+    if camera_id is not None:
+        try:
+            return [config.camera(camera_id)]
+        except KeyError:
+            known = ", ".join(c.id for c in config.cameras) or "none"
+            raise ToolError(f"no camera {camera_id!r} in the config (cameras: {known})") from None
+    if not config.cameras:
+        raise ToolError("the config has no cameras")
+    return list(config.cameras)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def _parse_location(text: str | None) -> protocol.Location | None:
+    if text is None:
+        return None
+    try:
+        lat, lon = (float(x) for x in text.split(","))
+        return protocol.Location(lat=lat, lon=lon, source="gps")
+    except (ValueError, ValidationError) as exc:
+        raise ToolError(f"--location {text!r} is not LAT,LON") from exc
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    from edge_agent.vision.pipeline import load_detector, replay  # heavy: import on use
+    from edge_agent.vision.plates import make_plate_reader
+
+    try:
+        config = load_vision_config(Path(args.config))
+        camera = _pick_cameras(config, args.camera)[0]
+        video = Path(args.video)
+        if not video.is_file():
+            raise ToolError(f"video file {video} does not exist")
+        where = _parse_location(args.location)
+        if camera.location is None and where is None:
+            raise ToolError(f"camera {camera.id!r} has no location; pass --location LAT,LON")
+        detector = load_detector(config)
+        plates = None
+        if any(r.read_plate for r in camera.rules) and config.evidence.read_plates:
+            plates = make_plate_reader()
+        start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+        if start.tzinfo is None:
+            raise ToolError(f"--start {args.start!r} needs a time zone, e.g. +08:00")
+        began = time.perf_counter()
+        count = 0
+        for event in replay(
+            config,
+            camera,
+            detector=detector,
+            video=video,
+            device_id=args.device_id,
+            location_at=lambda ts: where,
+            plate_reader=plates,
+            start_time=start,
+        ):
+            shown = event.model_copy(update={"snapshot": None}) if args.no_snapshots else event
+            sys.stdout.write(protocol.encode(shown).decode("utf-8") + "\n")
+            sys.stdout.flush()
+            count += 1
+    except VisionError as exc:
+        print(f"edge-agent replay: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"edge-agent replay: {count} event(s) from {video} in {time.perf_counter() - began:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- draw-zones
+
+
+def draw_zones(image: Image, camera: CameraConfig) -> Image:
+    """A copy of ``image`` with every zone of ``camera`` filled, outlined and labelled."""
+    import cv2  # the CLI imports this module; OpenCV loads on use
+    import numpy as np
+
+    h, w = image.shape[:2]
+    canvas = np.array(image, copy=True)
+    overlay = canvas.copy()
+    polys = []
+    for i, zone in enumerate(camera.zones):
+        pts = np.array(
+            [[round(x * (w - 1)), round(y * (h - 1))] for x, y in zone.polygon], np.int32
+        )
+        colour = _COLOURS[i % len(_COLOURS)]
+        cv2.fillPoly(overlay, [pts], colour)
+        polys.append((zone, pts, colour))
+    canvas = np.asarray(cv2.addWeighted(overlay, 0.3, canvas, 0.7, 0), dtype=np.uint8)
+    scale = max(0.5, w / 1600)
+    for zone, pts, colour in polys:
+        cv2.polylines(canvas, [pts], True, colour, max(2, w // 500), cv2.LINE_AA)
+        rules = [f"{r.name} {r.code} {r.dwell_s:g}s" for r in camera.rules if r.zone == zone.name]
+        lines = [zone.name, *rules]
+        cx, cy = (int(v) for v in pts.mean(axis=0))
+        for k, text in enumerate(lines):
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            x = min(max(cx - tw // 2, 0), max(w - tw, 0))
+            y = min(max(cy + k * (th + base + 4), th + 2), h - base - 2)
+            cv2.rectangle(canvas, (x - 2, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
+            cv2.putText(
+                canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA
+            )
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def _grab_frame(camera: CameraConfig, frame: str | None, video: str | None) -> Image:
+    import cv2  # the CLI imports this module; OpenCV loads on use
+
+    from edge_agent.vision.frames import as_image
+    from edge_agent.vision.sources import CaptureSource, make_source
+
+    if frame is not None:
+        image = cv2.imread(frame, cv2.IMREAD_COLOR)
+        if image is None:
+            raise ToolError(f"cannot read image {frame}")
+        return as_image(image)
+    if video is not None:
+        source: Any = CaptureSource(
+            camera.id, SourceSpec("file", video), detect_fps=camera.detect_fps, replay=True
+        )
+    else:
+        source = make_source(camera, replay=True)
+    source.open()
+    try:
+        got = source.read()
+    finally:
+        source.close()
+    if got is None:
+        raise ToolError(f"camera {camera.id}: no frame came from its source")
+    return as_image(got.image)
+
+
+def _draw_zones_command(args: argparse.Namespace) -> int:
+    import cv2  # the CLI imports this module; OpenCV loads on use
+
+    try:
+        config = load_vision_config(Path(args.config))
+        cameras = _pick_cameras(config, args.camera)
+        out = Path(args.out)
+        for camera in cameras:
+            image = _grab_frame(camera, args.frame, args.video)
+            target = out if len(cameras) == 1 else out.with_name(f"{out.stem}-{camera.id}.png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), draw_zones(image, camera)):
+                raise ToolError(f"cannot write {target}")
+            print(f"{target}: {len(camera.zones)} zone(s) of camera {camera.id}")
+    except VisionError as exc:
+        print(f"edge-agent draw-zones: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``replay`` and ``draw-zones`` to the ``edge-agent`` command line."""
+    rp = subparsers.add_parser(
+        "replay", help="run a camera's pipeline over a video clip; print events as JSON lines"
+    )
+    rp.add_argument("--config", required=True, help="the agent's YAML config")
+    rp.add_argument("--video", required=True, help="the clip to replay")
+    rp.add_argument("--camera", help="camera id (default: the first camera)")
+    rp.add_argument("--location", help="LAT,LON for a camera without a fixed location")
+    rp.add_argument("--start", help="ISO time of the clip's first frame (default: now)")
+    rp.add_argument("--device-id", default="replay", help="device id put in the events")
+    rp.add_argument("--no-snapshots", action="store_true", help="leave the JPEGs out")
+    rp.set_defaults(func=_replay_command)
+    dz = subparsers.add_parser(
+        "draw-zones", help="write a PNG of a camera frame with every zone drawn and labelled"
+    )
+    dz.add_argument("--config", required=True, help="the agent's YAML config")
+    dz.add_argument("--camera", help="camera id (default: every camera)")
+    dz.add_argument("--out", default="zones.png", help="PNG to write (default zones.png)")
+    src = dz.add_mutually_exclusive_group()
+    src.add_argument("--frame", help="take the frame from this image file")
+    src.add_argument("--video", help="take the first frame of this video file")
+    dz.set_defaults(func=_draw_zones_command)

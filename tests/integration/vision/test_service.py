@@ -1,0 +1,148 @@
+"""VisionService end to end: real ONNX session, file and HTTP cameras, failures, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent import protocol
+from edge_agent.vision import capture, pipeline, sources
+from edge_agent.vision.config import VisionConfig
+from edge_agent.vision.errors import ModelError, UnknownCamera
+from edge_agent.vision.pipeline import VisionService
+
+from .conftest import PAVEMENT, MjpegCamera
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "BACKOFF_BASE_S", 0.05)
+    monkeypatch.setattr(capture, "BACKOFF_CAP_S", 0.3)
+    monkeypatch.setattr(sources, "READ_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sources, "OPEN_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(pipeline, "SINK_RETRY_S", 0.05)
+
+
+def camera(cam_id: str, source: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": cam_id,
+        "source": source,
+        "detect_fps": 5,
+        "stall_after_s": 1.0,
+        "location": {"lat": 28.6472, "lon": 121.2615},
+        "zones": [{"name": "pavement", "polygon": PAVEMENT}],
+        "rules": [
+            {
+                "name": "vendor",
+                "kind": "vendor",
+                "zone": "pavement",
+                "dwell_s": 1.0,
+                "shout": "请勿占道经营",
+            }
+        ],
+        **extra,
+    }
+
+
+async def wait_for(check: Callable[[], bool], limit_s: float = 15.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def make_service(config: VisionConfig) -> VisionService:
+    seq = iter(range(1, 10_000))
+    return VisionService(
+        config, device_id="pole-7", next_seq=lambda: next(seq), location=lambda: None
+    )
+
+
+async def test_unreachable_camera_does_not_stop_the_box_and_recovers(
+    stall_model: Path, gray_clip: Path, mjpeg_camera: MjpegCamera
+) -> None:
+    config = VisionConfig.model_validate(
+        {
+            "detector": {"model": str(stall_model), "intra_threads": 1},
+            "cameras": [camera("good", str(gray_clip)), camera("net", mjpeg_camera.url)],
+        }
+    )
+    service = make_service(config)
+    events: list[protocol.Event] = []
+    shouts: list[str] = []
+    failures = [1]
+
+    async def sink(event: protocol.Event) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError("outbox busy")  # the first write fails; the event must not be lost
+        events.append(event)
+
+    async def shout(text: str) -> None:
+        shouts.append(text)
+
+    task = asyncio.create_task(service.run(sink, shout))
+    try:
+        await wait_for(lambda: any(e.camera_id == "good" for e in events))
+        stats = service.stats()
+        assert stats.cameras["good"].state == "ok"
+        assert stats.cameras["net"].state == "reconnecting"
+        assert stats.fps > 0
+        assert stats.inference_ms > 0
+        assert shouts == ["请勿占道经营"]
+        good = events[0]
+        assert (good.code, good.device_id, good.seq) == ("0501", "pole-7", 1)
+        assert good.location.source == "fixed"
+        assert good.dwell_s >= 1.0
+        assert good.snapshot is not None
+        assert good.model.name == "const-detector"
+
+        mjpeg_camera.start()  # the camera comes back
+        await wait_for(lambda: service.stats().cameras["net"].state == "ok")
+        await wait_for(lambda: any(e.camera_id == "net" for e in events))
+        jpeg = await service.snapshot("net")
+        assert jpeg[:2] == b"\xff\xd8"
+
+        mjpeg_camera.stop()  # and goes away again
+        await wait_for(lambda: service.stats().cameras["net"].state != "ok")
+        assert not task.done()
+        assert [e.camera_id for e in events].count("good") == 1  # one stall, one event
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert service.stats().cameras["good"].state == "stopped"
+
+
+async def test_snapshot_of_unknown_camera(stall_model: Path, gray_clip: Path) -> None:
+    config = VisionConfig.model_validate(
+        {"detector": {"model": str(stall_model)}, "cameras": [camera("good", str(gray_clip))]}
+    )
+    service = make_service(config)
+    with pytest.raises(UnknownCamera, match="no camera 'nope'"):
+        await service.snapshot("nope")
+    with pytest.raises(KeyError):
+        await service.snapshot("nope")
+
+
+async def test_missing_model_fails_run_with_a_clear_error(tmp_path: Path, gray_clip: Path) -> None:
+    config = VisionConfig.model_validate(
+        {
+            "detector": {"model": str(tmp_path / "missing" / "model.onnx")},
+            "cameras": [camera("good", str(gray_clip))],
+        }
+    )
+
+    async def sink(event: protocol.Event) -> None:
+        raise AssertionError("no events expected")
+
+    with pytest.raises(ModelError, match=r"missing/model\.onnx does not exist"):
+        await make_service(config).run(sink)
