@@ -183,6 +183,12 @@ class Speaker:
             await asyncio.wait({current.task})
             return True
 
+    async def wait_idle(self) -> None:
+        """Wait until nothing is playing."""
+        current = self._current
+        if current is not None and not current.task.done():
+            await asyncio.wait({current.task})
+
     @property
     def playing(self) -> str | None:
         """The label of what is playing now, or None."""
