@@ -208,7 +208,5 @@ def write_password_file(path: Path, users: dict[str, str]) -> Path:
     path.write_text("")
     path.chmod(0o600)
     for user, password in users.items():
-        subprocess.run(
-            [tool, "-b", str(path), user, password], check=True, capture_output=True
-        )
+        subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True)
     return path

@@ -7,6 +7,7 @@ plates are cached per (text, size) so a parked car costs nothing per frame.
 
 from __future__ import annotations
 
+import os
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,8 @@ from PIL import ImageDraw, ImageFont
 
 from simulators.scenes.painter import Image
 
-FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+#: Debian's fonts-wqy-microhei; XH_CJK_FONT points elsewhere (a machine without the package).
+FONT_PATH = Path(os.environ.get("XH_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"))
 
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤川琼青藏宁"
 CITY_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXY"  # no I or O on plates
