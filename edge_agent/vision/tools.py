@@ -136,6 +136,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
         if start.tzinfo is None:
             raise ToolError(f"--start {args.start!r} needs a time zone, e.g. +08:00")
+        start = start.astimezone(UTC)  # events carry UTC times
         began = time.perf_counter()
         count = 0
         for event in replay(
