@@ -86,7 +86,9 @@ async def outbox_append(path: Path, payloads: list[bytes], n: int, producers: in
 
     async def produce(k: int) -> None:
         for i in range(per):
-            await box.append(topic, payloads[(k * per + i) % len(payloads)], counters={"seq": k * per + i})
+            await box.append(
+                topic, payloads[(k * per + i) % len(payloads)], counters={"seq": k * per + i}
+            )
 
     start = time.perf_counter()
     await asyncio.gather(*(produce(k) for k in range(producers)))
