@@ -459,10 +459,13 @@ class Agent:
         if stages is None or stages.vision is None:
             raise CommandFailed("this unit has no cameras configured")
         camera_id = command.params.get("camera_id") or stages.config.vision.cameras[0].id
+        # Imported here: only units with cameras load the vision package.
+        from edge_agent.vision.errors import VisionError
+
         try:
             jpeg = await stages.vision.snapshot(str(camera_id))
-        except KeyError as exc:
-            raise CommandFailed(f"no camera {camera_id!r}") from exc
+        except (KeyError, VisionError) as exc:
+            raise CommandFailed(f"snapshot of {camera_id!r} failed: {exc}") from exc
         try:
             width, height = jpeg_size(jpeg)
         except ValueError as exc:

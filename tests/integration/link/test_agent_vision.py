@@ -1,0 +1,122 @@
+"""The whole agent with a camera: events reach the broker, the rule shouts locally,
+``snapshot.request`` answers on the snapshot channel, telemetry carries vision figures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from edge_agent import protocol
+from edge_agent.config import load_config
+from edge_agent.runner import Agent
+
+cv2 = pytest.importorskip("cv2")
+np = pytest.importorskip("numpy")
+testing = pytest.importorskip("edge_agent.vision.testing")
+
+pytestmark = pytest.mark.integration
+
+LABELS = ("person", "car", "stall", "goods")
+DEVICE = "pole-test-01"
+CHIME = Path(__file__).resolve().parents[3] / "firmware_config" / "clips" / "chime.wav"
+
+
+def stall_model(folder: Path) -> Path:
+    out = np.zeros((1, 4 + len(LABELS), 20), np.float32)
+    out[0, :4, 0] = (100, 200, 60, 40)  # a stall low in the frame
+    out[0, 4 + LABELS.index("stall"), 0] = 0.9
+    return Path(testing.write_constant_model(folder, out, LABELS))
+
+
+def gray_clip(path: Path) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (320, 240))
+    for i in range(10):
+        writer.write(np.full((240, 320, 3), 60 + i * 10, np.uint8))
+    writer.release()
+    return path
+
+
+async def _until(predicate, wait_s: float = 20.0):  # type: ignore[no-untyped-def]
+    for _ in range(int(wait_s / 0.05)):
+        found = predicate()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_camera_events_shout_and_snapshot(
+    mosquitto, agent_config, recorder_factory, hub_key, tmp_path: Path
+) -> None:
+    model = await asyncio.to_thread(stall_model, tmp_path / "model")
+    clip = await asyncio.to_thread(gray_clip, tmp_path / "clip.avi")
+    config = agent_config(
+        mosquitto,
+        DEVICE,
+        speaker={"clips": {"chime": str(CHIME)}},
+        vision={
+            "detector": {"model": str(model), "intra_threads": 1},
+            "cameras": [
+                {
+                    "id": "mast",
+                    "source": str(clip),
+                    "detect_fps": 5,
+                    "location": {"lat": 28.6472, "lon": 121.2615},
+                    "zones": [
+                        {"name": "pavement", "polygon": [[0, 0.4], [1, 0.4], [1, 1], [0, 1]]}
+                    ],
+                    "rules": [
+                        {
+                            "name": "vendor",
+                            "kind": "vendor",
+                            "zone": "pavement",
+                            "dwell_s": 1.0,
+                            "shout": "chime",
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run())
+    try:
+        event = (await _until(lambda: recorder.on("event")))[0]
+        assert event["camera_id"] == "mast"
+        assert event["location"] == {"lat": 28.6472, "lon": 121.2615, "source": "fixed"}
+        assert event["seq"] == 1
+        await _until(lambda: list((tmp_path / "spoken").glob("*shout-chime*.wav")))
+        command = protocol.sign_command(
+            hub_key,
+            device_id=DEVICE,
+            kind="snapshot.request",
+            params={"camera_id": "mast"},
+            issued_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(
+            recorder.publish,
+            protocol.topic(DEVICE, protocol.Channel.CMD),
+            protocol.encode(command),
+        )
+        reply = (await _until(lambda: recorder.on("snapshot")))[0]
+        assert reply["cmd_id"] == command.cmd_id
+        assert base64.b64decode(reply["snapshot"]["jpeg_b64"])[:2] == b"\xff\xd8"
+        assert (reply["snapshot"]["width"], reply["snapshot"]["height"]) == (320, 240)
+        ack = await _until(
+            lambda: [
+                a
+                for a in recorder.on("cmd/ack")
+                if a["cmd_id"] == command.cmd_id and a["state"] != "received"
+            ]
+        )
+        assert ack[0]["state"] == "succeeded"
+        beat = await _until(lambda: [t for t in recorder.on("telemetry") if t["fps"] > 0])
+        assert "mast" in beat[-1]["cameras"]
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
