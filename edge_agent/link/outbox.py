@@ -263,6 +263,8 @@ class Outbox:
 
     def ack(self, ids: Iterable[int]) -> None:
         """Mark rows as delivered (PUBACK received); they are deleted in the next flush."""
+        if self._closed:
+            return  # a late PUBACK after shutdown: the row is simply sent again next run
         self._pending_acks.extend(ids)
         self._kick()
 
@@ -279,6 +281,8 @@ class Outbox:
     async def flush(self) -> None:
         """Commit every pending append and ack now, in one transaction."""
         async with self._flush_lock:
+            if self._closed:
+                return
             pending, self._pending = self._pending, []
             acks, self._pending_acks = self._pending_acks, []
             meta, self._pending_meta = self._pending_meta, {}
@@ -417,6 +421,15 @@ class Outbox:
         """
         if self._closed:
             raise OutboxClosed(f"outbox {self.path} is closed")
+        # Under the write lock: a read inside an open write transaction would see (and
+        # send) rows that are not committed yet.
+        async with self._flush_lock:
+            out, stale = await self._read_batch(limit)
+        if stale:
+            await self._expire(stale)
+        return out
+
+    async def _read_batch(self, limit: int) -> tuple[list[OutboxRow], list[int]]:
         if not self._cursors:
             async with self._db.execute("SELECT DISTINCT priority FROM outbox") as cur:
                 self._cursors = {int(r[0]): 0 for r in await cur.fetchall()}
@@ -442,9 +455,7 @@ class Outbox:
                         int(row_id), priority, str(topic), bytes(payload), int(qos), bool(retain)
                     )
                 )
-        if stale:
-            await self._expire(stale)
-        return out
+        return out, stale
 
     async def _expire(self, ids: list[int]) -> None:
         async with self._flush_lock:
