@@ -141,3 +141,32 @@ def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "2 error(s)" in err
     assert "telemetry.interval_s" in err
     assert "oops" in err
+
+
+def test_config_and_runner_import_without_opencv() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edge_agent.config, edge_agent.runner; "
+        "print(','.join(m for m in ('cv2', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_run_subcommand_registers() -> None:
+    from edge_agent import runner
+
+    parser = argparse.ArgumentParser()
+    runner.register(parser.add_subparsers())
+    args = parser.parse_args(["run", "--config", "x.yaml"])
+    assert args.config == "x.yaml"
+    assert callable(args.func)
+
+
+def test_run_with_a_broken_config_exits_2(tmp_path: Path) -> None:
+    from edge_agent import runner
+
+    bad = write(tmp_path, {"device": {"id": "x"}})
+    assert runner.main(["--config", str(bad)]) == 2
