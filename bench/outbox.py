@@ -4,6 +4,8 @@ Figures, all measured in this one process run:
 
 * ``append_per_s``: events committed durably (WAL, synchronous=FULL) by 64 concurrent
   producers through :class:`edge_agent.link.outbox.Outbox` (group commit);
+* ``append_one_producer_per_s``: the same with one producer awaiting each append (no
+  batching possible: bounded by the fsync rate);
 * ``sqlite_fsync_per_s``: the raw baseline, one ``sqlite3`` INSERT + COMMIT per row with
   the same pragmas;
 * ``drain_per_s``: a 20,000-event backlog drained by Outbox + Uplink + MqttLink into
@@ -178,6 +180,7 @@ def main() -> None:
         work = Path(tmp)
         fsync = raw_sqlite(work / "raw.db", payloads, 2000)
         append = asyncio.run(outbox_append(work / "append.db", payloads, n))
+        single = asyncio.run(outbox_append(work / "single.db", payloads, 2000, producers=1))
         with MosquittoBroker(work / "broker") as broker:
             raw = raw_publish(broker.port, payloads, n)
             drained = asyncio.run(drain(work / "drain.db", broker.port, payloads, n))
@@ -190,6 +193,7 @@ def main() -> None:
                 "append_per_s": round(append),
                 "sqlite_fsync_per_s": round(fsync),
                 "append_ratio": round(append / fsync, 2),
+                "append_one_producer_per_s": round(single),
                 "drain_per_s": round(drained),
                 "raw_publish_per_s": round(raw),
                 "drain_ratio": round(drained / raw, 3),

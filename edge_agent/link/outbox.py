@@ -491,7 +491,12 @@ class Outbox:
         """Record an accepted command id durably until its expiry (the replay guard)."""
         expires_ms = int(expires_at.astimezone(UTC).timestamp() * 1000)
         self._seen[cmd_id] = expires_ms
+        now = self._clock_ms()
+        # Forget ids whose commands have expired: a replay of those is refused as expired.
+        for old in [k for k, exp in self._seen.items() if exp < now]:
+            del self._seen[old]
         async with self._flush_lock:
+            await self._db.execute("DELETE FROM seen_commands WHERE expires_ms < ?", (now,))
             await self._db.execute(
                 "INSERT OR REPLACE INTO seen_commands (cmd_id, expires_ms) VALUES (?, ?)",
                 (cmd_id, expires_ms),

@@ -177,3 +177,18 @@ async def test_integrity_check_is_ok(tmp_path: Path) -> None:
     await box.append("t", b"1")
     assert await box.integrity_check() == "ok"
     await box.close()
+
+
+async def test_remembering_prunes_expired_ids(tmp_path: Path) -> None:
+    clock = Clock()
+    box = await Outbox.open(tmp_path / "o.db", clock_ms=clock)
+    now = datetime.fromtimestamp(clock.ms / 1000, tz=UTC)
+    await box.remember_command("old", now + timedelta(seconds=1))
+    clock.ms += 5_000
+    await box.remember_command("new", now + timedelta(hours=1))
+    assert not box.command_seen("old")
+    assert box.command_seen("new")
+    await box.close()
+    conn = sqlite3.connect(tmp_path / "o.db")
+    assert [r[0] for r in conn.execute("SELECT cmd_id FROM seen_commands")] == ["new"]
+    conn.close()
