@@ -14,7 +14,8 @@ Figures, all measured in this one process run:
   at QoS1 with ``loop_start`` until every PUBACK arrived;
 * ``drain_ratio``: drain_per_s / raw_publish_per_s (goal >= 0.5).
 
-Usage: ``.venv/bin/python bench/outbox.py [--events 20000]``; prints one JSON line.
+Usage: ``.venv/bin/python bench/outbox.py [--events 20000] [--dir FOLDER]``; prints one
+JSON line. Run it with ``--dir`` on the unit's own storage to size a deployment.
 """
 
 from __future__ import annotations
@@ -173,10 +174,13 @@ async def drain(path: Path, port: int, payloads: list[bytes], n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the databases go (e.g. the SD card)"
+    )
     args = parser.parse_args()
     n = args.events
     payloads = [_event(i) for i in range(200)]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
         fsync = raw_sqlite(work / "raw.db", payloads, 2000)
         append = asyncio.run(outbox_append(work / "append.db", payloads, n))
