@@ -13,7 +13,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILLS = 20
-EVENTS = 3000
+EVENTS = 5000
 
 
 def _inspect(db: Path) -> tuple[str, int, set[str]]:
@@ -49,7 +49,7 @@ def test_sigkill_twenty_times_loses_nothing_committed(
     mosquitto, agent_config, agent_process, recorder_factory, tmp_path
 ):
     rng = random.Random(5)
-    config = agent_config(mosquitto, selftest={"events": EVENTS, "rate_per_s": 2000})
+    config = agent_config(mosquitto, selftest={"events": EVENTS, "rate_per_s": 1000})
     db = tmp_path / "state" / "outbox.db"
     recorder = recorder_factory(mosquitto, topic="xh/v1/dev/+/event")
     committed: set[str] = set()
