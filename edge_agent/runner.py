@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import os
 import signal
@@ -43,9 +42,11 @@ from edge_agent.link.errors import LinkError
 from edge_agent.link.health import cpu_temp_c, disk_free_mb
 from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
+from edge_agent.link.snapshot import send_snapshot
 from edge_agent.link.supervisor import Supervisor
 from edge_agent.link.uplink import Uplink
 from edge_agent.speaker.backends import make_backend
+from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.errors import SpeakerError
 from edge_agent.speaker.player import QuietWindow, Speaker, SpeakPriority
 from edge_agent.speaker.tts import EspeakTts
@@ -393,9 +394,7 @@ class Agent:
 
     def _executors(self) -> dict[str, Executor]:
         return {
-            "speaker.play": self._cmd_play,
-            "speaker.say": self._cmd_say,
-            "speaker.stop": self._cmd_stop,
+            **SpeakerCommands(lambda: self.speaker).executors(),
             "config.apply": self._cmd_config_apply,
             "snapshot.request": self._cmd_snapshot,
         }
@@ -407,81 +406,20 @@ class Agent:
             raise RuntimeError("the agent is not running")
         return self._stages.speaker
 
-    @staticmethod
-    def _priority(params: dict[str, Any]) -> SpeakPriority:
-        name = str(params.get("priority", "operator")).upper()
-        try:
-            return SpeakPriority[name]
-        except KeyError:
-            choices = [p.name.lower() for p in SpeakPriority]
-            raise CommandFailed(f"params.priority must be one of {choices}") from None
-
-    @staticmethod
-    def _volume(params: dict[str, Any]) -> float | None:
-        value = params.get("volume")
-        if value is None:
-            return None
-        if not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise CommandFailed("params.volume must be a number within 0..1")
-        return float(value)
-
-    async def _cmd_play(self, command: protocol.Command) -> str:
-        clip = command.params.get("clip")
-        if not isinstance(clip, str) or not clip:
-            raise CommandFailed("params.clip (a clip id) is required")
-        p = command.params
-        try:
-            record = await self.speaker.play_clip(clip, self._priority(p), volume=self._volume(p))
-        except SpeakerError as exc:
-            raise CommandFailed(str(exc)) from exc
-        if not record.finished:
-            raise CommandFailed(f"clip {clip} was interrupted")
-        return f"played clip {clip} ({record.duration_s:.1f} s)"
-
-    async def _cmd_say(self, command: protocol.Command) -> str:
-        text = command.params.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise CommandFailed("params.text (what to say) is required")
-        p = command.params
-        try:
-            record = await self.speaker.say(text, self._priority(p), volume=self._volume(p))
-        except SpeakerError as exc:
-            raise CommandFailed(str(exc)) from exc
-        if not record.finished:
-            raise CommandFailed("speech was interrupted")
-        return f"said {len(text)} characters ({record.duration_s:.1f} s)"
-
-    async def _cmd_stop(self, command: protocol.Command) -> str:
-        return "stopped" if await self.speaker.stop() else "nothing was playing"
-
     async def _cmd_snapshot(self, command: protocol.Command) -> str:
         stages = self._stages
         if stages is None or stages.vision is None:
             raise CommandFailed("this unit has no cameras configured")
-        camera_id = command.params.get("camera_id") or stages.config.vision.cameras[0].id
+        camera_id = str(command.params.get("camera_id") or stages.config.vision.cameras[0].id)
         # Imported here: only units with cameras load the vision package.
         from edge_agent.vision.errors import VisionError
 
         try:
-            jpeg = await stages.vision.snapshot(str(camera_id))
+            return await send_snapshot(
+                command, camera_id, stages.vision.snapshot, outbox=self.outbox, clock=self.clock
+            )
         except (KeyError, VisionError) as exc:
             raise CommandFailed(f"snapshot of {camera_id!r} failed: {exc}") from exc
-        try:
-            width, height = jpeg_size(jpeg)
-        except ValueError as exc:
-            raise CommandFailed(f"camera {camera_id} gave no usable JPEG: {exc}") from exc
-        reply = protocol.SnapshotReply(
-            device_id=self.device_id,
-            cmd_id=command.cmd_id,
-            camera_id=str(camera_id),
-            snapshot=protocol.Snapshot(
-                jpeg_b64=base64.b64encode(jpeg).decode(), width=width, height=height
-            ),
-            ts=self.clock(),
-        )
-        topic = protocol.topic(self.device_id, protocol.Channel.SNAPSHOT)
-        await self.outbox.append(topic, protocol.encode(reply), priority=Priority.SNAPSHOT)
-        return f"snapshot of {camera_id} sent ({len(jpeg)} bytes)"
 
     async def _cmd_config_apply(self, command: protocol.Command) -> str:
         params = command.params
@@ -558,24 +496,6 @@ class Agent:
             priority=Priority.CONFIG,
             retain=True,
         )
-
-
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a baseline or progressive JPEG, read from its SOF marker."""
-    if not data.startswith(b"\xff\xd8"):
-        raise ValueError("not a JPEG (no SOI marker)")
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise ValueError(f"corrupt JPEG marker at byte {pos}")
-        marker = data[pos + 1]
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3) and pos + 9 <= len(data):
-            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
-            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
-            return width, height
-        pos += 2 + length
-    raise ValueError("JPEG has no frame header")
 
 
 def _write_config(path: Path, data: dict[str, Any]) -> None:
