@@ -12,8 +12,10 @@ import contextlib
 import json
 import logging
 import os
+import select
+import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -31,7 +33,14 @@ class GpsSourceError(Exception):
 
 
 def _to_fix(parsed: NmeaFix, now: datetime) -> GpsFix | None:
-    ts = parsed.timestamp(now.date()) if parsed.utc_time is not None else now
+    ts = parsed.timestamp(now.astimezone(UTC).date()) if parsed.utc_time is not None else now
+    if parsed.utc_date is None:
+        # GGA carries no date: a fix from just before midnight UTC read just after it
+        # belongs to yesterday (and the other way round).
+        if ts - now > timedelta(hours=12):
+            ts -= timedelta(days=1)
+        elif now - ts > timedelta(hours=12):
+            ts += timedelta(days=1)
     try:
         return GpsFix(
             ts=ts,
@@ -75,10 +84,14 @@ async def nmea_fixes(
             yield fix
 
 
+#: How long one blocking read of the serial port waits, so shutdown never hangs on it.
+SERIAL_POLL_S = 0.5
+
+
 def _open_serial(port: str, baud: int) -> int:
     import termios
 
-    fd = os.open(port, os.O_RDONLY | os.O_NOCTTY)
+    fd = os.open(port, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     try:
         attrs = termios.tcgetattr(fd)
         speed = getattr(termios, f"B{baud}", None)
@@ -92,6 +105,20 @@ def _open_serial(port: str, baud: int) -> int:
     return fd
 
 
+def _read_some(fd: int) -> bytes:
+    """Up to 512 bytes, or b"" when nothing came within :data:`SERIAL_POLL_S`."""
+    ready, _, _ = select.select([fd], [], [], SERIAL_POLL_S)
+    if not ready:
+        return b""
+    try:
+        data = os.read(fd, 512)
+    except BlockingIOError:
+        return b""
+    if not data:
+        time.sleep(SERIAL_POLL_S)  # end of file (no writer): wait rather than spin
+    return data
+
+
 async def serial_lines(port: str, baud: int) -> AsyncIterator[str]:
     """Lines read from a serial device (``/dev/ttyUSB0``) at ``baud``."""
     try:
@@ -101,9 +128,8 @@ async def serial_lines(port: str, baud: int) -> AsyncIterator[str]:
     buffer = b""
     try:
         while True:
-            chunk = await asyncio.to_thread(os.read, fd, 512)
+            chunk = await asyncio.to_thread(_read_some, fd)
             if not chunk:
-                await asyncio.sleep(0.2)
                 continue
             buffer += chunk
             *complete, buffer = buffer.split(b"\n")

@@ -103,3 +103,37 @@ async def test_tracker_batches_into_track_messages_and_locates(tmp_path: Path) -
     await tracker.add(protocol.GpsFix(ts=now[0], lat=30.1, lon=120.0))
     assert tracker.batches_sent == 3, "the interval flushes a partial batch"
     await box.close()
+
+
+async def test_gga_near_midnight_keeps_the_right_day() -> None:
+    async def lines():  # type: ignore[no-untyped-def]
+        yield _sentence("GPGGA,235959,3016.4472,N,12009.3126,E,1,08,0.9,545.4,M,46.9,M,,")
+
+    just_after = datetime(2026, 11, 27, 0, 0, 2, tzinfo=UTC)
+    (fix,) = [f async for f in nmea_fixes(lines(), lambda: just_after)]
+    assert fix.ts == datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)
+
+
+async def test_serial_lines_from_a_pipe(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    from edge_agent.gps.sources import serial_lines
+
+    fifo = tmp_path / "tty"
+    os.mkfifo(fifo)
+    writer_fd: list[int] = []
+
+    def feed() -> None:
+        fd = os.open(fifo, os.O_WRONLY)
+        writer_fd.append(fd)
+        os.write(fd, (GGA + "\r\n" + RMC + "\r\n").encode())
+
+    lines = serial_lines(str(fifo), 9600)
+    first = asyncio.ensure_future(lines.__anext__())
+    await asyncio.sleep(0.05)
+    await asyncio.to_thread(feed)
+    got = [await asyncio.wait_for(first, 5), await asyncio.wait_for(lines.__anext__(), 5)]
+    assert got == [GGA, RMC]
+    await lines.aclose()
+    os.close(writer_fd[0])
