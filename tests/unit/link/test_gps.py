@@ -137,3 +137,43 @@ async def test_serial_lines_from_a_pipe(tmp_path: Path) -> None:
     assert got == [GGA, RMC]
     await lines.aclose()
     os.close(writer_fd[0])
+
+
+async def test_gpsd_reports_become_fixes() -> None:
+    import asyncio
+
+    from edge_agent.gps.sources import gpsd_fixes
+
+    watched: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        watched.append(await reader.readline())
+        for report in (
+            {"class": "VERSION"},
+            {"class": "TPV", "mode": 1},
+            {
+                "class": "TPV",
+                "mode": 3,
+                "time": "2026-11-26T08:00:00Z",
+                "lat": 30.1,
+                "lon": 120.2,
+                "speed": 10.0,
+                "track": 370.0,
+            },
+        ):
+            writer.write(json.dumps(report).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fixes = gpsd_fixes("127.0.0.1", port)
+    fix = await asyncio.wait_for(fixes.__anext__(), 5)
+    assert (fix.lat, fix.lon) == (30.1, 120.2)
+    assert fix.speed_kmh == pytest.approx(36.0)
+    assert fix.heading_deg == pytest.approx(10.0)
+    with pytest.raises(GpsSourceError, match="closed the connection"):
+        await asyncio.wait_for(fixes.__anext__(), 5)
+    assert watched[0].startswith(b"?WATCH=")
+    server.close()
+    await server.wait_closed()
