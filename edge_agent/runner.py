@@ -45,7 +45,7 @@ from edge_agent.link.outbox import Outbox, Priority
 from edge_agent.link.snapshot import send_snapshot
 from edge_agent.link.supervisor import Supervisor
 from edge_agent.link.uplink import Uplink
-from edge_agent.speaker.backends import make_backend
+from edge_agent.speaker.backends import NullBackend, make_backend
 from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.errors import SpeakerError
 from edge_agent.speaker.player import QuietWindow, Speaker, SpeakPriority
@@ -118,6 +118,8 @@ class Agent:
         self._stages: _Stages | None = None
         self._commands: CommandHandler | None = None
         self._apply_lock = asyncio.Lock()
+        #: Parts that could not start (the unit then reports ``degraded``).
+        self.problems: list[str] = []
 
     # ------------------------------------------------------------------ wiring
 
@@ -145,6 +147,8 @@ class Agent:
 
     def _status(self, state: str) -> tuple[str, bytes]:
         vision_cfg = self.config.vision
+        if state == "online" and self.problems:
+            state = "degraded"
         status = protocol.Status(
             device_id=self.device_id,
             state=state,
@@ -200,7 +204,7 @@ class Agent:
             self._link = link
             uplink = Uplink(outbox, link, window=cfg.mqtt.inflight_window)
             self._uplink = uplink
-            self._stages = await self._build(cfg)
+            self._stages = await self._build(cfg, strict=False)
             self._commands = CommandHandler(
                 device_id=self.device_id,
                 public_key=public_key,
@@ -231,8 +235,53 @@ class Agent:
 
     # ------------------------------------------------------------------ stages
 
-    async def _build(self, cfg: AgentConfig) -> _Stages:
-        """Build the config-dependent stages; raise if the config cannot run."""
+    async def _build(self, cfg: AgentConfig, *, strict: bool = True) -> _Stages:
+        """Build the config-dependent stages.
+
+        ``strict`` (``config.apply``): raise if any part cannot be built, so the caller
+        rolls back. Otherwise (start-up) a part that cannot be built is left out (a silent
+        speaker, no cameras), the problem is logged and the unit reports ``degraded``: the
+        uplink and the outbox must run whatever else is broken.
+        """
+        self.problems = []
+        try:
+            speaker = await self._make_speaker(cfg)
+        except Exception as exc:
+            if strict:
+                raise
+            self._problem("speaker", exc)
+            speaker = Speaker(NullBackend(), clock=self.clock)
+        stages = _Stages(cfg, speaker, None, None)
+        if cfg.gps.source != "none":
+            tracker = GpsTracker(
+                self.device_id,
+                self.outbox,
+                clock=self.clock,
+                batch=cfg.gps.track_batch,
+                interval_s=cfg.gps.track_interval_s,
+            )
+            stages.gps = tracker
+            stages.factories["gps"] = lambda: tracker.run(self._gps_source(cfg))
+        if cfg.vision.cameras:
+            try:
+                vision = self._make_vision(cfg)
+            except Exception as exc:
+                if strict:
+                    raise
+                self._problem("vision", exc)
+            else:
+                stages.vision = vision
+                stages.factories["vision"] = lambda: vision.run(self._store_event, speaker.shout)
+        if cfg.selftest.events > 0:
+            stages.factories["selftest"] = lambda: self._selftest(cfg)
+        return stages
+
+    def _problem(self, part: str, exc: BaseException) -> None:
+        text = f"{part}: {type(exc).__name__}: {exc}"
+        self.problems.append(text)
+        log.error("cannot start %s; running without it (status degraded)", text)
+
+    async def _make_speaker(self, cfg: AgentConfig) -> Speaker:
         sp = cfg.speaker
         quiet = None
         if sp.quiet_hours is not None:
@@ -252,24 +301,7 @@ class Agent:
             clock=self.clock,
         )
         await speaker.warm()
-        stages = _Stages(cfg, speaker, None, None)
-        if cfg.gps.source != "none":
-            tracker = GpsTracker(
-                self.device_id,
-                self.outbox,
-                clock=self.clock,
-                batch=cfg.gps.track_batch,
-                interval_s=cfg.gps.track_interval_s,
-            )
-            stages.gps = tracker
-            stages.factories["gps"] = lambda: tracker.run(self._gps_source(cfg))
-        if cfg.vision.cameras:
-            vision = self._make_vision(cfg)
-            stages.vision = vision
-            stages.factories["vision"] = lambda: vision.run(self._store_event, speaker.shout)
-        if cfg.selftest.events > 0:
-            stages.factories["selftest"] = lambda: self._selftest(cfg)
-        return stages
+        return speaker
 
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
         # Imported here: OpenCV and onnxruntime load only on units with cameras.
@@ -447,6 +479,7 @@ class Agent:
         assert old_stages is not None  # commands run only while the agent runs
         await self.supervisor.stop(CONFIG_STAGES)
         before = dict(self.supervisor.restarts)
+        old_problems = list(self.problems)
         problem: str | None = None
         try:
             new_stages = await self._build(new)
@@ -467,6 +500,7 @@ class Agent:
         if problem is not None:
             log.error("config %d rolled back: %s", version, problem)
             self._stages = old_stages
+            self.problems = old_problems
             self._start_stages(old_stages)
             await self._report(version, "rolled_back", [problem])
             raise CommandFailed(f"config {version} rolled back: {problem}")

@@ -90,3 +90,28 @@ async def test_a_crashing_stage_is_restarted_and_reported(agent_config, tmp_path
     finally:
         agent.request_stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_broken_speaker_leaves_the_uplink_running_degraded(
+    agent_config, tmp_path: Path
+) -> None:
+    config = agent_config(
+        Nowhere(),
+        speaker={"clips": {"siren": "missing.wav"}},
+        selftest={"events": 2, "rate_per_s": 50},
+    )
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run())
+    try:
+        await _until(
+            lambda: agent._outbox is not None and agent.outbox.counter("selftest_sent") >= 2
+        )
+        assert agent.problems
+        assert agent.problems[0].startswith("speaker: ")
+        assert "missing.wav" in agent.problems[0]
+        _, payload = agent._status("online")
+        assert json.loads(payload)["state"] == "degraded"
+        assert not task.done()
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 10)
