@@ -44,6 +44,8 @@ Sections (what the hub's provisioning writes is marked *):
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Mapping
 from datetime import time
@@ -80,6 +82,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "register",
+    "save_config_file",
     "validate_file",
 ]
 
@@ -382,6 +385,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def load_config(path: Path) -> AgentConfig:
     """Load the config file at ``path`` (with environment overrides); see the module docs."""
     return parse_config(_read_yaml(path), path.resolve().parent, str(path))
+
+
+def save_config_file(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace the config file at ``path`` with ``data`` atomically (fsynced); the file it
+    replaces is kept as ``<name>.prev``. Blocking: call it from a thread."""
+    tmp = path.with_name(path.name + ".new")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True))
+        handle.flush()
+        os.fsync(handle.fileno())
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".prev"))
+    tmp.replace(path)
 
 
 def validate_file(path: Path) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 import time
@@ -31,10 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from edge_agent import protocol
-from edge_agent.config import AgentConfig, ConfigError, load_config, parse_config
+from edge_agent.config import (
+    AgentConfig,
+    ConfigError,
+    load_config,
+    parse_config,
+    save_config_file,
+)
 from edge_agent.gps.sources import gpsd_fixes, nmea_fixes, route_fixes, serial_lines
 from edge_agent.gps.tracker import GpsTracker
 from edge_agent.link.commands import CommandFailed, CommandHandler, Executor
@@ -42,6 +45,7 @@ from edge_agent.link.errors import LinkError
 from edge_agent.link.health import cpu_temp_c, disk_free_mb
 from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
+from edge_agent.link.selftest import run_selftest
 from edge_agent.link.snapshot import send_snapshot
 from edge_agent.link.supervisor import Supervisor
 from edge_agent.link.uplink import Uplink
@@ -337,51 +341,15 @@ class Agent:
         )
 
     async def _selftest(self, cfg: AgentConfig) -> None:
-        key = "selftest_sent"
-        total = cfg.selftest.events
-        sent = self.outbox.counter(key)
-        if sent >= total:
-            return
-        log.info("selftest: sending events %d..%d", sent + 1, total)
-        interval = 1.0 / cfg.selftest.rate_per_s
-        due = time.monotonic()
-        topic = protocol.topic(self.device_id, protocol.Channel.EVENT)
-        fallback = protocol.Location(lat=0.0, lon=0.0, source="fixed")
-        while sent < total:
-            now = self.clock()
-            seq = self.next_seq()
-            event = protocol.Event(
-                event_id=protocol.uuid7(),
-                device_id=self.device_id,
-                camera_id="selftest",
-                seq=seq,
-                kind="selftest",
-                code="0000",
-                started_at=now,
-                detected_at=now,
-                dwell_s=0.0,
-                confidence=1.0,
-                objects=(
-                    protocol.DetectedObject(
-                        label="selftest", score=1.0, box=(0.4, 0.4, 0.6, 0.6), track_id=sent + 1
-                    ),
-                ),
-                zone="selftest",
-                location=self.location() or fallback,
-                model=protocol.ModelRef(name="selftest", version="1"),
-            )
-            await self.outbox.append(
-                topic,
-                protocol.encode(event),
-                priority=Priority.EVENT,
-                counters={"seq": seq, key: sent + 1},
-            )
-            sent += 1
-            due += interval
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        log.info("selftest: %d events stored", total)
+        await run_selftest(
+            self.outbox,
+            device_id=self.device_id,
+            events=cfg.selftest.events,
+            rate_per_s=cfg.selftest.rate_per_s,
+            next_seq=self.next_seq,
+            location=self.location,
+            clock=self.clock,
+        )
 
     # ------------------------------------------------------------------ telemetry
 
@@ -508,7 +476,7 @@ class Agent:
         self.config = new
         if self.config_path is not None:
             await asyncio.to_thread(
-                _write_config, self.config_path, {**data, "config_version": version}
+                save_config_file, self.config_path, {**data, "config_version": version}
             )
         if self._link is not None and self._link.connected:
             topic, payload = self._status("online")
@@ -530,17 +498,6 @@ class Agent:
             priority=Priority.CONFIG,
             retain=True,
         )
-
-
-def _write_config(path: Path, data: dict[str, Any]) -> None:
-    """Replace the config file atomically, keeping the previous one as ``*.prev``."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    if path.exists():
-        path.replace(path.with_name(path.name + ".prev"))
-    tmp.replace(path)
 
 
 class _Listener:

@@ -170,3 +170,14 @@ def test_run_with_a_broken_config_exits_2(tmp_path: Path) -> None:
 
     bad = write(tmp_path, {"device": {"id": "x"}})
     assert runner.main(["--config", str(bad)]) == 2
+
+
+def test_save_config_file_keeps_the_previous_one(tmp_path: Path) -> None:
+    from edge_agent.config import save_config_file
+
+    path = write(tmp_path, minimal())
+    before = path.read_text()
+    save_config_file(path, minimal(config_version=7))
+    assert load_config(path).config_version == 7
+    assert (tmp_path / "dev.yaml.prev").read_text() == before
+    assert not (tmp_path / "dev.yaml.new").exists()
