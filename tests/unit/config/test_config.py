@@ -181,3 +181,19 @@ def test_save_config_file_keeps_the_previous_one(tmp_path: Path) -> None:
     assert load_config(path).config_version == 7
     assert (tmp_path / "dev.yaml.prev").read_text() == before
     assert not (tmp_path / "dev.yaml.new").exists()
+
+
+def test_configs_written_by_hub_provisioning_validate(tmp_path: Path) -> None:
+    provision = pytest.importorskip("central_hub.provision")
+    (tmp_path / "pw").write_text("secret\n")
+    data = provision.device_config(
+        "truck-07",
+        "truck",
+        mqtt_host="broker.local",
+        mqtt_port=8883,
+        password_file=tmp_path / "pw",
+        public_key=KEY,
+    )
+    config = load_config(write(tmp_path, data))
+    assert config.device.id == "truck-07"
+    assert config.mqtt.secret() == "secret"
