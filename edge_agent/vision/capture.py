@@ -13,13 +13,14 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from edge_agent.vision.errors import SourceError
-from edge_agent.vision.frames import Frame
+from edge_agent.vision.frames import Frame, Image
 from edge_agent.vision.sources import Source
 
 __all__ = [
@@ -54,7 +55,9 @@ class FrameBoard:
         self._cond = threading.Condition()
         self._frames: dict[str, Frame] = {}
         self.dropped: dict[str, int] = {}
-        self.latest: dict[str, Frame] = {}
+        # Weak: a snapshot may use the newest image while something still holds it, but
+        # the board never keeps a frame alive by itself (memory: 2.7 MB per 720p camera).
+        self._latest: dict[str, weakref.ref[Image]] = {}
 
     def put(self, frame: Frame) -> None:
         """Post ``frame``; a frame of the same camera still waiting is dropped."""
@@ -62,7 +65,7 @@ class FrameBoard:
             if frame.camera_id in self._frames:
                 self.dropped[frame.camera_id] = self.dropped.get(frame.camera_id, 0) + 1
             self._frames[frame.camera_id] = frame
-            self.latest[frame.camera_id] = frame
+            self._latest[frame.camera_id] = weakref.ref(frame.image)
             self._cond.notify()
 
     def take_all(self, timeout: float) -> list[Frame]:
@@ -73,6 +76,11 @@ class FrameBoard:
             frames = list(self._frames.values())
             self._frames.clear()
             return frames
+
+    def latest(self, camera_id: str) -> Image | None:
+        """The newest image of ``camera_id`` if it is still in memory, else None."""
+        ref = self._latest.get(camera_id)
+        return None if ref is None else ref()
 
     def wake(self) -> None:
         """Wake a waiting :meth:`take_all` (used on shutdown)."""

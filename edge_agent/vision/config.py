@@ -82,6 +82,13 @@ class DetectorConfig(_Strict):
     nms_iou: float | None = Field(
         default=None, gt=0.0, le=1.0, description="overrides the manifest's NMS IoU"
     )
+    max_batch: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="most frames (of different cameras) per inference; bigger batches "
+        "run faster per frame but hold more memory",
+    )
 
     @field_validator("providers")
     @classmethod

@@ -142,8 +142,24 @@ def load_manifest(path: Path) -> Manifest:
     if isinstance(in_layout, str) and in_layout.upper() not in ("NCHW", "CHW"):
         raise ModelError(f"model manifest {manifest_path}: input layout {in_layout!r} is not NCHW")
     color = str(_get(data, "color", "input.color", "channels", "input.channels") or "rgb")
-    score = _get(data, "score_threshold", "thresholds.score", "thresholds.conf", "conf")
-    iou = _get(data, "nms_iou", "iou_threshold", "thresholds.iou", "thresholds.nms_iou", "iou")
+    score = _get(
+        data,
+        "score_threshold",
+        "thresholds.score",
+        "default_thresholds.score",
+        "thresholds.conf",
+        "conf",
+    )
+    iou = _get(
+        data,
+        "nms_iou",
+        "iou_threshold",
+        "thresholds.iou",
+        "thresholds.nms_iou",
+        "default_thresholds.nms_iou",
+        "default_thresholds.iou",
+        "iou",
+    )
     sha = _get(data, "sha256", "model.sha256", "checksum")
     model_file = _get(data, "file", "model_file", "onnx")
     if isinstance(model_file, str) and path.is_dir():

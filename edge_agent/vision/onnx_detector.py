@@ -161,8 +161,13 @@ class OnnxDetector:
         """Letterbox, run and decode ``images``; per image, ``(M, 6)`` rows in normalised
         coordinates: ``x1, y1, x2, y2, score, class``."""
         prepared = [letterbox(img, self._size, rgb=self._manifest.rgb) for img in images]
-        if self._dynamic_batch and len(prepared) > 1:
-            outputs = list(self._run(np.concatenate([p[0] for p in prepared])))
+        outputs: list[npt.NDArray[np.float32]] = []
+        if self._dynamic_batch:
+            step = self._config.max_batch
+            for i in range(0, len(prepared), step):
+                chunk = [p[0] for p in prepared[i : i + step]]
+                batch = chunk[0] if len(chunk) == 1 else np.concatenate(chunk)
+                outputs.extend(self._run(batch))
         else:
             outputs = [self._run(p[0])[0] for p in prepared]
         results = []

@@ -50,6 +50,8 @@ LocationFn = Callable[[], protocol.Location | None]
 #: Sink retry delays: first, and the cap it doubles up to (tests set them small).
 SINK_RETRY_S = 0.5
 SINK_RETRY_CAP_S = 30.0
+#: How long a snapshot request waits for a camera's next frame.
+SNAPSHOT_WAIT_S = 5.0
 
 
 def _utcnow() -> datetime:
@@ -225,12 +227,15 @@ def replay(
 
 @dataclass(frozen=True)
 class VisionStats:
-    """Figures for telemetry: processed fps, recent inference time, drops, camera health."""
+    """Figures for telemetry: processed fps, recent inference time (per frame), dropped
+    frames, camera health; ``frames`` and ``events`` count everything since start."""
 
     fps: float
     inference_ms: float
     dropped_frames: int
     cameras: dict[str, protocol.CameraHealth] = field(default_factory=dict)
+    frames: int = 0
+    events: int = 0
 
 
 @dataclass
@@ -273,7 +278,8 @@ class VisionService:
         self._pipes = {c.id: CameraPipeline(c, timezone=config.timezone) for c in config.cameras}
         self._infer_ms: deque[float] = deque(maxlen=50)
         self._processed: deque[float] = deque(maxlen=512)
-        self._camera_processed: dict[str, int] = {}
+        self._frames = 0
+        self._events = 0
         self.errors = 0
 
     # ------------------------------------------------------------------ public
@@ -301,6 +307,8 @@ class VisionService:
             inference_ms=round(sum(ms) / len(ms), 2) if ms else 0.0,
             dropped_frames=sum(self._board.dropped.values()),
             cameras=cameras,
+            frames=self._frames,
+            events=self._events,
         )
 
     async def snapshot(self, camera_id: str) -> bytes:
@@ -309,11 +317,15 @@ class VisionService:
             self._config.camera(camera_id)
         except KeyError:
             raise UnknownCamera(f"no camera {camera_id!r} on this box") from None
-        frame = self._board.latest.get(camera_id)
-        if frame is None:
-            raise VisionError(f"camera {camera_id!r} has no frame yet")
+        deadline = time.monotonic() + SNAPSHOT_WAIT_S
+        image = self._board.latest(camera_id)
+        while image is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the newest frame was released: take the next one
+            image = self._board.latest(camera_id)
+        if image is None:
+            raise VisionError(f"camera {camera_id!r} has given no frame for {SNAPSHOT_WAIT_S} s")
         jpeg, _, _ = await asyncio.to_thread(
-            encode_jpeg, frame.image, self._config.evidence.max_bytes, self._config.evidence.quality
+            encode_jpeg, image, self._config.evidence.max_bytes, self._config.evidence.quality
         )
         return jpeg
 
@@ -413,6 +425,7 @@ class VisionService:
                 continue
             self._infer_ms.append((time.perf_counter() - start) * 1000.0 / len(frames))
             now = time.monotonic()
+            self._frames += len(frames)
             for frame, dets in zip(frames, results, strict=True):
                 self._processed.append(now)
                 camera = cameras[frame.camera_id]
@@ -452,6 +465,7 @@ class VisionService:
                 if event is None:
                     still.append(pending)  # no GPS fix yet: keep it and try again
                 else:
+                    self._events += 1
                     emit(None, event)
             waiting = still
         if waiting:

@@ -7,6 +7,7 @@ returns None and parking events go out without a plate.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import threading
@@ -25,7 +26,11 @@ logger = logging.getLogger(__name__)
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤川琼青藏宁使领警学港澳"
 _PLATE_RE = re.compile(rf"([{_PROVINCES}])([A-Z])([A-Z0-9]{{5,6}})")
 #: Crops smaller than this many pixels in height are upscaled before OCR.
-MIN_CROP_HEIGHT = 160
+MIN_CROP_HEIGHT = 120
+#: Longest side the text detector works at: plenty for a car crop, and it keeps the
+#: OCR's memory near 130 MB instead of 370 MB (RapidOCR's default scales the short side
+#: up to 736 px).
+DET_MAX_SIDE = 480
 
 
 def normalise_plate(text: str) -> str | None:
@@ -51,16 +56,28 @@ class RapidOcrPlateReader:
     """A :class:`PlateReader` on RapidOCR: text detection then recognition on the car crop."""
 
     def __init__(self, threads: int = 1) -> None:
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            raise ImportError("rapidocr_onnxruntime is not installed")
+        self._threads = threads
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        # Loaded on the first plate, not at start: units that never see a parked car
+        # never pay the OCR's memory.
         from rapidocr_onnxruntime import RapidOCR  # optional extra: imported only when used
 
-        self._engine: Any = RapidOCR(
-            intra_op_num_threads=threads,
+        t = self._threads
+        return RapidOCR(
+            det_limit_side_len=DET_MAX_SIDE,
+            det_limit_type="max",
+            use_cls=False,  # plates are upright
+            intra_op_num_threads=t,
             inter_op_num_threads=1,
-            det_intra_op_num_threads=threads,
-            rec_intra_op_num_threads=threads,
-            cls_intra_op_num_threads=threads,
+            det_intra_op_num_threads=t,
+            rec_intra_op_num_threads=t,
+            cls_intra_op_num_threads=t,
         )
-        self._lock = threading.Lock()
 
     def read(self, image: Image, car_box: Box) -> Plate | None:
         """Crop the car (plates sit in its lower part), OCR it, and parse a plate."""
@@ -80,6 +97,8 @@ class RapidOcrPlateReader:
                 cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
             )
         with self._lock:
+            if self._engine is None:
+                self._engine = self._load()
             result, _ = self._engine(crop)
         if not result:
             return None

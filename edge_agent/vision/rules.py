@@ -27,6 +27,9 @@ __all__ = ["RuleEngine", "Violation", "ViolationObject"]
 
 #: A new track overlapping a recent violation's box this much is the same object.
 SAME_SPOT_IOU = 0.3
+#: Evidence frames are kept only once a stay has lasted this share of the rule's dwell:
+#: objects merely passing through a zone then pin no frames in memory.
+EVIDENCE_FROM = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +141,17 @@ class RuleEngine:
             view = ViolationObject(track.track_id, track.label, track.score, track.box)
             pres = state.presence.get(track.track_id)
             if pres is None or (ts - pres.last_in).total_seconds() > self._grace_s:
+                keep = evidence if rule.dwell_s == 0 else None
                 state.presence[track.track_id] = _Presence(
-                    ts, ts, track.score, 1, view, evidence, ts, fired=pres.fired if pres else False
+                    ts, ts, track.score, 1, view, keep, ts, fired=pres.fired if pres else False
                 )
                 continue
             pres.last_in = ts
             pres.score_sum += track.score
             pres.count += 1
-            if track.score > pres.best.score + 0.01:
+            if pres.dwell_s >= rule.dwell_s * EVIDENCE_FROM and (
+                pres.best_payload is None or track.score > pres.best.score + 0.01
+            ):
                 pres.best, pres.best_payload, pres.best_ts = view, evidence, ts
         for tid in [
             tid

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 #: How long OpenCV may take to open a network stream, and to wait for one frame.
 OPEN_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
+#: FFmpeg decoder threads per camera. One: a box runs many cameras on few cores, and
+#: every extra decoder thread carries its own frame buffers (about 7 MB per 720p camera).
+DECODE_THREADS = 1
 
 
 def redact(target: str) -> str:
@@ -123,10 +126,15 @@ class CaptureSource:
                 int(OPEN_TIMEOUT_S * 1000),
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                 int(READ_TIMEOUT_S * 1000),
+                cv2.CAP_PROP_N_THREADS,
+                DECODE_THREADS,
             ]
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(target)
+            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODE_THREADS])
+            if not cap.isOpened():  # a format FFmpeg does not read: let OpenCV choose
+                cap.release()
+                cap = cv2.VideoCapture(target)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"camera {self.camera_id}: cannot open {self.spec.kind} {shown}")

@@ -39,7 +39,11 @@ def test_board_keeps_newest_and_counts_drops() -> None:
     assert sorted((f.camera_id, f.index) for f in taken) == [("a", 2), ("b", 1)]
     assert board.dropped == {"a": 1}
     assert board.take_all(timeout=0.01) == []
-    assert board.latest["a"].index == 2
+    kept = taken[0] if taken[0].camera_id == "a" else taken[1]
+    assert board.latest("a") is kept.image
+    del taken, kept
+    assert board.latest("a") is None  # the board does not keep frames alive
+    assert board.latest("zzz") is None
 
 
 class FlakySource:

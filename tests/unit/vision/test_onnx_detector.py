@@ -134,3 +134,37 @@ def test_provider_choice() -> None:
     ]
     with pytest.raises(ModelError, match="none of the configured execution providers"):
         pick_providers(["tensorrt"], available)
+
+
+def test_manifest_in_the_shipped_format(tmp_path: Path) -> None:
+    """The layout models/train/manifest.py writes for the shipped street detector."""
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, with_sha=False)
+    labels = "\n".join(f"  - {lab}" for lab in LABELS)
+    (model / "manifest.yaml").write_text(
+        f"""name: street-detector
+version: "2026.05.1"
+file: model.onnx
+labels:
+{labels}
+input:
+  name: images
+  shape: [1, 3, 320, 320]
+  layout: NCHW
+  color: RGB
+  letterbox: {{pad_value: 114, centered: true, keep_aspect: true}}
+output:
+  name: output0
+  layout: yolo_raw
+  shape: [1, 15, 40]
+default_thresholds:
+  score: 0.65
+  nms_iou: 0.5
+"""
+    )
+    det = OnnxDetector(DetectorConfig(model=model))
+    manifest = det.manifest
+    assert (manifest.input_size, manifest.output_layout, manifest.rgb) == (320, "raw", True)
+    assert (manifest.score_threshold, manifest.nms_iou) == (0.65, 0.5)
+    assert det.model_ref.version == "2026.05.1"
+    [found] = det.detect([frame()])
+    assert [d.label for d in found] == ["stall", "car"]  # the 0.6 duplicate is below 0.65

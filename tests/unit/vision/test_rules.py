@@ -150,7 +150,7 @@ def test_best_frame_is_the_highest_score() -> None:
     engine = RuleEngine(
         camera([{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 10}]), tz=SHANGHAI
     )
-    found = run(engine, 20, lambda t: [track(1, score=0.95 if t == 4 else 0.7)])
-    assert found[0].evidence == 4
+    found = run(engine, 20, lambda t: [track(1, score=0.95 if t in (2, 7) else 0.7)])
+    assert found[0].evidence == 7  # the peak at 2 s came before half the dwell: not kept
     assert found[0].objects[0].score == 0.95
     assert 0.7 < found[0].confidence < 0.95

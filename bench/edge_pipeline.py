@@ -1,0 +1,330 @@
+"""Edge vision pipeline benchmark.
+
+1. ``raw_fps``: a bare onnxruntime loop (``session.run`` on already letterboxed inputs)
+   over the same rendered 1280x720 scenario frames and the same model and thread counts
+   as ``pipeline_fps``: the full per-frame chain (letterbox, inference, decode and NMS,
+   tracker, rules, evidence when a rule fires). ``ratio`` = pipeline / raw (goal >= 0.90).
+2. ``cameras_at_5fps``: the most cameras the box sustains at 5 fps each with under 1% of
+   frames lost, each camera reading its own 1280x720 video file rendered from a scenario
+   and paced in real time (so decoding costs what a stream costs), through the real
+   :class:`VisionService` in a child process; ``rss_mb`` is that process's peak resident
+   memory at the best passing count (goal <= 300 MB). The search bounds its own time.
+
+Prints one JSON line at the end::
+
+    {"bench":"edge_pipeline","raw_fps":..,"pipeline_fps":..,"ratio":..,"cameras_at_5fps":..,"rss_mb":..}
+
+Usage: ``.venv/bin/python bench/edge_pipeline.py [--model models/street-detector]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DETECT_FPS = 5.0
+CLIP_SCENARIOS = ("market_street", "parking_street", "shop_front", "passers_by")
+
+
+def log(message: str) -> None:
+    print(f"[edge_pipeline] {message}", file=sys.stderr, flush=True)
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process in MB: ``VmRSS`` now, ``VmHWM`` at its peak."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+# --------------------------------------------------------------------------- part 1
+
+
+def measure_throughput(model: Path, frames: int, threads: int, rounds: int) -> dict[str, float]:
+    import numpy as np
+    import onnxruntime as ort
+
+    from edge_agent.vision.config import DetectorConfig, VisionConfig
+    from edge_agent.vision.decode import letterbox
+    from edge_agent.vision.frames import Frame
+    from edge_agent.vision.onnx_detector import OnnxDetector
+    from edge_agent.vision.pipeline import CameraPipeline, EventFactory
+    from edge_agent.vision.scenario_cameras import scenario_camera
+    from simulators import scenarios
+
+    sc = scenarios.load("market_street", width=1280, height=720, fps=DETECT_FPS)
+    step = max(1, sc.frame_count() // frames)
+    images = [sc.frame_at(i).image for i in range(0, step * frames, step)][:frames]
+    log(f"rendered {len(images)} frames of market_street at 1280x720")
+
+    detector_cfg = DetectorConfig(model=model, intra_threads=threads, inter_threads=1)
+    detector = OnnxDetector(detector_cfg)
+    manifest = detector.manifest
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        str(manifest.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    tensors = [letterbox(img, manifest.input_size, rgb=manifest.rgb)[0] for img in images]
+
+    camera = scenario_camera(sc, camera_id="bench")
+    config = VisionConfig(cameras=(camera,))
+    seq = iter(range(1, 1 << 40))
+    factory = EventFactory(
+        config,
+        device_id="bench",
+        next_seq=lambda: next(seq),
+        location=lambda: None,
+        model=detector.model_ref,
+    )
+    start_ts = datetime(2026, 5, 1, 1, 0, tzinfo=UTC)
+
+    def raw_pass() -> float:
+        began = time.perf_counter()
+        for tensor in tensors:
+            session.run(None, {name: tensor})
+        return len(tensors) / (time.perf_counter() - began)
+
+    events = 0
+
+    def pipeline_pass(offset: int) -> float:
+        nonlocal events
+        pipe = CameraPipeline(camera, timezone=config.timezone)
+        began = time.perf_counter()
+        for i, img in enumerate(images):
+            ts = start_ts + timedelta(seconds=(offset * len(images) + i) / DETECT_FPS)
+            frame = Frame("bench", i, ts, img)
+            [dets] = detector.detect([frame])
+            for violation in pipe.step(frame, dets):
+                if factory.build(violation, camera) is not None:
+                    events += 1
+        return len(images) / (time.perf_counter() - began)
+
+    raw_pass()  # warm-up
+    pipeline_pass(0)
+    raws, pipes = [], []
+    for r in range(rounds):  # interleaved, best of each: the box is shared
+        raws.append(raw_pass())
+        pipes.append(pipeline_pass(r + 1))
+    raw_fps, pipe_fps = max(raws), max(pipes)
+    log(f"raw {raw_fps:.1f} fps, pipeline {pipe_fps:.1f} fps ({np.round(pipes, 1).tolist()})")
+    return {"raw_fps": raw_fps, "pipeline_fps": pipe_fps}
+
+
+# --------------------------------------------------------------------------- part 2
+
+
+def render_clips(folder: Path, seconds: float) -> list[Path]:
+    from simulators import scenarios
+
+    clips = []
+    for name in CLIP_SCENARIOS:
+        sc = scenarios.load(name, width=1280, height=720, fps=DETECT_FPS)
+        path = folder / f"{name}.mp4"
+        n = scenarios.write_video(sc, path, max_frames=int(seconds * DETECT_FPS))
+        clips.append(path)
+        log(f"rendered {path.name}: {n} frames")
+    return clips
+
+
+def trial_config(
+    n: int, clips: list[Path], folder: Path, model: Path, threads: int, max_batch: int
+) -> Any:
+    from edge_agent.vision.config import VisionConfig
+    from edge_agent.vision.scenario_cameras import scenario_camera
+    from simulators import scenarios
+
+    cams = []
+    for i in range(n):
+        clip = clips[i % len(clips)]
+        own = folder / f"cam{i}.mp4"  # every camera reads its own file, with its own decoder
+        if not own.exists():
+            shutil.copyfile(clip, own)
+        sc = scenarios.load(clip.stem, width=1280, height=720, fps=DETECT_FPS)
+        cams.append(
+            scenario_camera(sc, camera_id=f"cam{i}", source=str(own), detect_fps=DETECT_FPS)
+        )
+    return VisionConfig.model_validate(
+        {
+            "detector": {
+                "model": str(model),
+                "intra_threads": threads,
+                "inter_threads": 1,
+                "max_batch": max_batch,
+            },
+            "cameras": [c.model_dump() for c in cams],
+        }
+    )
+
+
+async def run_trial(config: Any, warmup: float, seconds: float) -> dict[str, Any]:
+    from edge_agent import protocol
+    from edge_agent.vision.pipeline import VisionService
+
+    seq = iter(range(1, 1 << 40))
+    service = VisionService(
+        config,
+        device_id="bench",
+        next_seq=lambda: next(seq),
+        location=lambda: protocol.Location(lat=28.6, lon=121.2, source="gps"),
+        plate_reader=None,
+    )
+    events: list[protocol.Event] = []
+
+    async def sink(event: protocol.Event) -> None:
+        events.append(event)
+
+    task = asyncio.create_task(service.run(sink))
+    await asyncio.sleep(warmup)
+    before = service.stats()
+    t0 = time.monotonic()
+    samples = []
+    for _ in range(int(seconds)):
+        await asyncio.sleep(1.0)
+        samples.append(rss_mb())
+    await asyncio.sleep(seconds - int(seconds))
+    after = service.stats()
+    elapsed = time.monotonic() - t0
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    n = len(config.cameras)
+    expected = n * DETECT_FPS * elapsed
+    processed = after.frames - before.frames
+    return {
+        "cameras": n,
+        "expected": round(expected, 1),
+        "processed": processed,
+        "loss": round(max(0.0, 1.0 - processed / expected), 4),
+        "board_dropped": after.dropped_frames - before.dropped_frames,
+        "inference_ms": after.inference_ms,
+        "events": len(events),
+        "rss_mb": round(max(samples), 1),  # highest once-a-second sample while running
+        "rss_peak_mb": round(rss_mb("VmHWM"), 1),
+    }
+
+
+def trial_in_child(args: argparse.Namespace, n: int, videos: Path) -> dict[str, Any]:
+    clips = [videos / f"{name}.mp4" for name in CLIP_SCENARIOS]
+    config = trial_config(n, clips, videos, args.model, args.threads, args.max_batch)
+    (videos / f"config-{n}.json").write_text(config.model_dump_json())
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--trial",
+        str(n),
+        "--videos",
+        str(videos),
+        "--trial-seconds",
+        str(args.trial_seconds),
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=args.trial_seconds + 120, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"trial with {n} cameras failed:\n{out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    log(f"trial {n} cameras: {result}")
+    return result
+
+
+def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, float]:
+    deadline = time.monotonic() + args.budget_s
+    results: dict[int, dict[str, Any]] = {}
+
+    def passes(n: int) -> bool:
+        if n not in results:
+            results[n] = trial_in_child(args, n, videos)
+        return bool(results[n]["loss"] < 0.01)
+
+    n = 8
+    good, bad = 0, None
+    while time.monotonic() + args.trial_seconds + 15 < deadline:
+        if passes(n):
+            good = n
+            n = n * 2 if bad is None else (n + bad) // 2
+        else:
+            bad = n
+            n = (good + n) // 2
+        if n <= good or (bad is not None and n >= bad) or n < 1:
+            break
+    rss = results[good]["rss_mb"] if good else min(r["rss_mb"] for r in results.values())
+    return good, rss
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "street-detector")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--max-batch", type=int, default=4, help="frames per inference")
+    parser.add_argument("--frames", type=int, default=60, help="frames for the fps comparison")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clip-seconds", type=float, default=30.0)
+    parser.add_argument("--trial-seconds", type=float, default=12.0)
+    parser.add_argument("--budget-s", type=float, default=150.0, help="time for the search")
+    parser.add_argument("--trial", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--videos", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.trial is not None:  # child: one camera-count trial, only the agent's imports
+        from edge_agent.vision.config import VisionConfig
+
+        text = (args.videos / f"config-{args.trial}.json").read_text()
+        config = VisionConfig.model_validate_json(text)
+        result = asyncio.run(run_trial(config, warmup=4.0, seconds=args.trial_seconds))
+        print(json.dumps(result))
+        return 0
+
+    if not (args.model / "model.onnx").is_file() and not args.model.is_file():
+        log(f"no model at {args.model}")
+        return 2
+    began = time.monotonic()
+    figures = measure_throughput(args.model, args.frames, args.threads, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="xh-bench-") as tmp:
+        videos = Path(tmp)
+        render_clips(videos, args.clip_seconds)
+        cameras, rss = search_cameras(args, videos)
+    out = {
+        "bench": "edge_pipeline",
+        "raw_fps": round(figures["raw_fps"], 1),
+        "pipeline_fps": round(figures["pipeline_fps"], 1),
+        "ratio": round(figures["pipeline_fps"] / figures["raw_fps"], 3),
+        "cameras_at_5fps": cameras,
+        "rss_mb": rss,
+        "model": str(args.model.name),
+        "threads": args.threads,
+        "max_batch": args.max_batch,
+        "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    print(json.dumps(out, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
