@@ -81,6 +81,10 @@ class LinkListener(Protocol):
 Factory = Callable[[], tuple[str, bytes]]
 
 
+def _network_thread_writes(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Socket-write hook: nothing to do, the network thread's select() sees the data."""
+
+
 class MqttLink:
     """One paho client with its own network thread; see the module docstring.
 
@@ -143,6 +147,11 @@ class MqttLink:
                 raise LinkConfigError(f"mqtt.tls: cannot load TLS files: {exc}") from exc
         client.max_inflight_messages_set(settings.max_inflight)
         client.max_queued_messages_set(0)
+        # Only the network thread may write to the socket: without a paho-started thread,
+        # publish() would write from the caller's thread too, and two threads writing
+        # partial packets could interleave their bytes. With a socket-write hook set,
+        # publish() only queues the packet and wakes the network thread's select().
+        client.on_socket_register_write = _network_thread_writes
         return client
 
     # ------------------------------------------------------------------ lifecycle
