@@ -18,6 +18,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = ["LinkListener", "LinkSettings", "MqttLink", "TlsFiles"]
 
 #: How long one paho loop iteration may block in select(); bounds stop latency.
 LOOP_TIMEOUT_S = 0.2
+#: How long a stop waits for the DISCONNECT packet to be written.
+STOP_FLUSH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class MqttLink:
         self._listener: LinkListener | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._stop_deadline = 0.0
         self._connected = False
         self._acked: list[int] = []
         self._acked_lock = threading.Lock()
@@ -177,9 +181,12 @@ class MqttLink:
         if final is not None and self._connected:
             info = self._client.publish(final[0], final[1], qos=1, retain=True)
             await asyncio.to_thread(info.wait_for_publish, grace_s)
+        # The network thread keeps looping until the DISCONNECT is written (a clean
+        # goodbye: the broker then drops the will), but at most STOP_FLUSH_S.
+        self._stop_deadline = time.monotonic() + STOP_FLUSH_S
         self._stop.set()
         self._client.disconnect()
-        await asyncio.to_thread(self._thread.join, grace_s + LOOP_TIMEOUT_S * 5)
+        await asyncio.to_thread(self._thread.join, grace_s + STOP_FLUSH_S + LOOP_TIMEOUT_S * 5)
         self._thread = None
 
     @property
@@ -216,9 +223,11 @@ class MqttLink:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._failed(f"cannot reach MQTT broker {s.host}:{s.port}: {exc}")
                 continue
-            while not self._stop.is_set():
+            while True:
                 rc = client.loop(timeout=LOOP_TIMEOUT_S)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                if self._stop.is_set() and time.monotonic() > self._stop_deadline:
                     break
             if not self._stop.is_set():
                 self._failed(self.last_error or f"connection to {s.host}:{s.port} lost")

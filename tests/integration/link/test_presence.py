@@ -20,6 +20,8 @@ def test_birth_clean_stop_and_last_will(mosquitto, agent_config, agent_process, 
     assert recorder.wait_for(lambda: "online" in states()), agent.log_text()
     assert agent.terminate() == 0
     assert recorder.wait_for(lambda: states()[-1] == "offline", timeout=10)
+    time.sleep(1.0)  # a will, if one were published, would arrive by now
+    assert states().count("offline") == 1, "a clean stop must not trigger the last will"
     clean = len(states())
 
     agent = agent_process(config)
