@@ -39,7 +39,7 @@ class Recorder:
     client: Any = None
 
     def start(self) -> Recorder:
-        connected = threading.Event()
+        subscribed = threading.Event()
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"recorder-{os.getpid()}-{id(self)}",
@@ -49,18 +49,20 @@ class Recorder:
 
         def on_connect(c: Any, u: Any, f: Any, rc: Any, p: Any) -> None:
             c.subscribe(self.topic, qos=1)
-            connected.set()
+
+        def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, p: Any) -> None:
+            subscribed.set()
 
         def on_message(c: Any, u: Any, msg: Any) -> None:
             with self.lock:
                 self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
         client.on_message = on_message
         client.connect(self.host, self.port)
         client.loop_start()
-        assert connected.wait(10), "recorder could not connect"
-        time.sleep(0.1)  # let the SUBACK land before the test publishes
+        assert subscribed.wait(10), "recorder could not subscribe"
         self.client = client
         return self
 
