@@ -106,6 +106,7 @@ class CaseFilter(BaseModel):
     code: str | None = None
     line: str | None = None
     squad_id: str | None = None
+    source: str | None = None
     cell_ids: set[str] | None = None
     overdue: bool | None = None
     open_only: bool = False
@@ -148,6 +149,8 @@ class CaseService:
             q = q.where(cases.c.line == flt.line)
         if flt.squad_id is not None:
             q = q.where(cases.c.squad_id == flt.squad_id)
+        if flt.source is not None:
+            q = q.where(cases.c.source == flt.source)
         if flt.cell_ids is not None:
             q = q.where(cases.c.grid_cell_id.in_(sorted(flt.cell_ids)))
         if flt.overdue is not None:
