@@ -18,6 +18,8 @@ Sections (what the hub's provisioning writes is marked *):
 ``hub``\\*
     ``public_key``: the hub's Ed25519 key, base64 of the 32 raw bytes (as
     ``protocol.public_key_b64`` writes) or PEM; or ``public_key_file``.
+    ``accept_config_desired`` (default true): also apply configs from the retained
+    ``config/desired`` topic, which the broker's ACL lets only the hub write.
 ``outbox``
     ``path`` (SQLite file), ``max_bytes`` (byte cap), ``ttl_s``, ``synchronous``
     (``FULL`` survives power loss; ``NORMAL`` only process crashes).
@@ -81,6 +83,7 @@ __all__ = [
     "TelemetrySection",
     "load_config",
     "parse_config",
+    "read_config_data",
     "register",
     "save_config_file",
     "validate_file",
@@ -166,10 +169,15 @@ class MqttSection(_Section):
 
 
 class HubSection(_Section):
-    """The hub's command-signing public key."""
+    """The hub's command-signing public key, and whether retained configs are accepted."""
 
     public_key: str | None = None
     public_key_file: Path | None = None
+    accept_config_desired: bool = Field(
+        default=True,
+        description="apply configs the hub publishes on the retained config/desired topic "
+        "(only the hub's broker user may write it); false: only signed config.apply commands",
+    )
 
     @field_validator("public_key")
     @classmethod
@@ -380,6 +388,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), [f"<root>: expected a mapping, got {type(data).__name__}"])
     return data
+
+
+def read_config_data(path: Path) -> dict[str, Any]:
+    """The raw mapping in a config file (no validation); :class:`ConfigError` if unreadable."""
+    return _read_yaml(path)
 
 
 def load_config(path: Path) -> AgentConfig:

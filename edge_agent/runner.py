@@ -6,9 +6,13 @@ thread), and runs named, supervised stages: ``uplink`` (outbox → broker), ``te
 A crashed stage is restarted with backoff and counted in telemetry's ``restarts``.
 
 Commands from the hub are verified and run by
-:class:`edge_agent.link.commands.CommandHandler`; ``config.apply`` validates the pushed
-config, restarts the config-dependent stages on it, and rolls back to the previous
-config if they cannot start (or crash within :data:`APPLY_PROBE_S`). The sections that
+:class:`edge_agent.link.commands.CommandHandler`. A new config, from a signed
+``config.apply`` command (params ``{version, config}``) or from the retained
+``config/desired`` topic (unless ``hub.accept_config_desired`` is false), is validated,
+the config-dependent stages restart on it, and the agent rolls back to the previous
+config if they cannot start (or crash within :data:`APPLY_PROBE_S`); the outcome goes
+to ``config/reported`` (retained) and the config file is rewritten. Sections the new
+config leaves out keep their current values. The sections that
 identify the unit (``device``, ``mqtt``, ``hub``, ``outbox``) cannot be changed that way:
 that is re-provisioning.
 
@@ -36,24 +40,25 @@ from edge_agent.config import (
     ConfigError,
     load_config,
     parse_config,
+    read_config_data,
     save_config_file,
 )
-from edge_agent.gps.sources import gpsd_fixes, nmea_fixes, route_fixes, serial_lines
+from edge_agent.gps.sources import open_fixes
 from edge_agent.gps.tracker import GpsTracker
 from edge_agent.link.commands import CommandFailed, CommandHandler, Executor
 from edge_agent.link.errors import LinkError
-from edge_agent.link.health import cpu_temp_c, disk_free_mb
+from edge_agent.link.heartbeat import BoardFigures, build_telemetry, read_board
 from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
 from edge_agent.link.selftest import run_selftest
 from edge_agent.link.snapshot import send_snapshot
 from edge_agent.link.supervisor import Supervisor
 from edge_agent.link.uplink import Uplink
-from edge_agent.speaker.backends import NullBackend, make_backend
+from edge_agent.speaker.backends import NullBackend
 from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.errors import SpeakerError
-from edge_agent.speaker.player import QuietWindow, Speaker, SpeakPriority
-from edge_agent.speaker.tts import EspeakTts
+from edge_agent.speaker.factory import build_speaker
+from edge_agent.speaker.player import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +129,13 @@ class Agent:
         self._apply_lock = asyncio.Lock()
         #: Parts that could not start (the unit then reports ``degraded``).
         self.problems: list[str] = []
+        # The config file as written (relative paths kept): a pushed config that leaves
+        # a section out keeps that section from here.
+        self._raw: dict[str, Any] = {}
+        if config_path is not None and config_path.exists():
+            self._raw = read_config_data(config_path)
+        self._desired_seen: set[int] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ wiring
 
@@ -164,6 +176,12 @@ class Agent:
         )
         return protocol.topic(self.device_id, protocol.Channel.STATUS), protocol.encode(status)
 
+    def _subscriptions(self) -> list[str]:
+        topics = [protocol.topic(self.device_id, protocol.Channel.CMD)]
+        if self.config.hub.accept_config_desired:
+            topics.append(protocol.topic(self.device_id, protocol.Channel.CONFIG_DESIRED))
+        return topics
+
     def _link_settings(self) -> LinkSettings:
         m = self.config.mqtt
         tls = TlsFiles(m.tls.ca, m.tls.cert, m.tls.key) if m.tls is not None else None
@@ -201,7 +219,7 @@ class Agent:
             public_key = protocol.load_public_key(cfg.hub.key_text())
             link = MqttLink(
                 self._link_settings(),
-                subscriptions=[protocol.topic(self.device_id, protocol.Channel.CMD)],
+                subscriptions=self._subscriptions(),
                 birth=lambda: self._status("online"),
                 will=lambda: self._status("offline"),
             )
@@ -228,6 +246,10 @@ class Agent:
     async def _shutdown(self) -> None:
         log.info("agent %s stopping", self.device_id)
         await self.supervisor.stop()
+        for task in list(self._side_tasks):
+            task.cancel()
+        if self._side_tasks:
+            await asyncio.wait(set(self._side_tasks))
         if self._commands is not None:
             await self._commands.close()
         if self._stages is not None:
@@ -249,7 +271,7 @@ class Agent:
         """
         self.problems = []
         try:
-            speaker = await self._make_speaker(cfg)
+            speaker = await build_speaker(cfg.speaker, self.clock)
         except Exception as exc:
             if strict:
                 raise
@@ -265,7 +287,7 @@ class Agent:
                 interval_s=cfg.gps.track_interval_s,
             )
             stages.gps = tracker
-            stages.factories["gps"] = lambda: tracker.run(self._gps_source(cfg))
+            stages.factories["gps"] = lambda: tracker.run(open_fixes(cfg.gps, self.clock))
         if cfg.vision.cameras:
             try:
                 vision = self._make_vision(cfg)
@@ -285,28 +307,6 @@ class Agent:
         self.problems.append(text)
         log.error("cannot start %s; running without it (status degraded)", text)
 
-    async def _make_speaker(self, cfg: AgentConfig) -> Speaker:
-        sp = cfg.speaker
-        quiet = None
-        if sp.quiet_hours is not None:
-            quiet = QuietWindow(
-                sp.quiet_hours.start,
-                sp.quiet_hours.end,
-                SpeakPriority[sp.quiet_hours.min_priority.upper()],
-                sp.timezone,
-            )
-        speaker = Speaker(
-            make_backend(sp.backend, wav_dir=sp.wav_dir, pace=sp.wav_pace),
-            clips={k: v for k, v in sp.clips.items()},
-            phrases=sp.phrases,
-            tts=EspeakTts(sp.tts_cache, voice=sp.tts_voice),
-            volume=sp.volume,
-            quiet=quiet,
-            clock=self.clock,
-        )
-        await speaker.warm()
-        return speaker
-
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
         # Imported here: OpenCV and onnxruntime load only on units with cameras.
         from edge_agent.vision.pipeline import VisionService
@@ -319,16 +319,6 @@ class Agent:
             clock=self.clock,
         )
         return service
-
-    def _gps_source(self, cfg: AgentConfig) -> Any:
-        g = cfg.gps
-        if g.source == "nmea-serial":
-            assert g.serial_port is not None  # the config validator requires it
-            return nmea_fixes(serial_lines(g.serial_port, g.baud), self.clock)
-        if g.source == "gpsd":
-            return gpsd_fixes(g.gpsd_host, g.gpsd_port)
-        assert g.route_file is not None  # the config validator requires it
-        return route_fixes(g.route_file, g.route_interval_s, self.clock)
 
     def _start_stages(self, stages: _Stages) -> None:
         for name, factory in stages.factories.items():
@@ -353,33 +343,18 @@ class Agent:
 
     # ------------------------------------------------------------------ telemetry
 
-    def telemetry(self) -> protocol.Telemetry:
-        """The heartbeat as it would be sent now."""
-        stats = self.outbox.stats()
+    def telemetry(self, board: BoardFigures | None = None) -> protocol.Telemetry:
+        """The heartbeat as it would be sent now (``board`` from :func:`read_board`)."""
         stages = self._stages
-        fps = inference_ms = 0.0
-        dropped = 0
-        cameras: dict[str, Any] = {}
-        if stages is not None and stages.vision is not None:
-            vstats = stages.vision.stats()
-            fps, inference_ms = float(vstats.fps), float(vstats.inference_ms)
-            dropped, cameras = int(vstats.dropped_frames), dict(vstats.cameras)
-        gps_fix = stages.gps.current_fix() if stages is not None and stages.gps else None
-        return protocol.Telemetry(
+        return build_telemetry(
             device_id=self.device_id,
-            ts=self.clock(),
+            now=self.clock(),
             uptime_s=time.monotonic() - self.started,
-            fps=fps,
-            inference_ms=inference_ms,
-            outbox_depth=stats.depth,
-            outbox_bytes=stats.bytes,
-            evicted=stats.evicted + stats.expired,
-            dropped_frames=dropped,
-            disk_free_mb=disk_free_mb(self.config.outbox.path),
-            cpu_temp_c=cpu_temp_c(),
-            gps=gps_fix,
-            cameras=cameras,
-            restarts=dict(self.supervisor.restarts),
+            outbox=self.outbox.stats(),
+            vision=stages.vision.stats() if stages is not None and stages.vision else None,
+            gps=stages.gps.current_fix() if stages is not None and stages.gps else None,
+            restarts=self.supervisor.restarts,
+            board=board or BoardFigures(),
         )
 
     async def _telemetry(self) -> None:
@@ -387,7 +362,8 @@ class Agent:
         while True:
             link = self._link
             if link is not None and link.connected:
-                link.publish(topic, protocol.encode(self.telemetry()), qos=0)
+                board = await read_board(self.config.outbox.path)
+                link.publish(topic, protocol.encode(self.telemetry(board)), qos=0)
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     # ------------------------------------------------------------------ commands
@@ -429,10 +405,44 @@ class Agent:
         async with self._apply_lock:
             return await self._apply(version, data)
 
-    async def _apply(self, version: int, data: dict[str, Any]) -> str:
-        base = self.config_path.resolve().parent if self.config_path else Path.cwd()
+    def config_desired(self, payload: bytes) -> None:
+        """A retained ``config/desired`` message arrived: apply it in its own task."""
+        task = asyncio.get_running_loop().create_task(
+            self._apply_desired(payload), name="config-desired"
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _apply_desired(self, payload: bytes) -> None:
         try:
-            new = parse_config({**data, "config_version": version}, base, "config.apply")
+            desired = protocol.decode(protocol.ConfigDesired, payload)
+        except protocol.MalformedPayload as exc:
+            log.warning("ignored a malformed config/desired message: %s", exc.reason)
+            return
+        if desired.device_id != self.device_id:
+            log.warning("ignored config/desired for %s", desired.device_id)
+            return
+        async with self._apply_lock:
+            version = desired.version
+            if version <= self.config.config_version or version in self._desired_seen:
+                return  # already running it (a retained copy on reconnect) or tried it
+            self._desired_seen.add(version)
+            try:
+                await self._apply(version, desired.config)
+            except CommandFailed as exc:
+                log.warning("config/desired %d not applied: %s", version, exc)
+
+    async def _apply(self, version: int, data: dict[str, Any]) -> str:
+        """Validate, start and keep (or roll back) config ``version``; report the outcome.
+
+        Sections missing from ``data`` keep their current values, so the hub may send
+        a whole config or only the sections it changes.
+        """
+        base = self.config_path.resolve().parent if self.config_path else Path.cwd()
+        merged = {**self._raw, **{k: v for k, v in data.items() if k != "config_version"}}
+        merged["config_version"] = version
+        try:
+            new = parse_config(merged, base, "config.apply")
         except ConfigError as exc:
             await self._report(version, "rejected", exc.errors)
             raise CommandFailed(f"config {version} rejected: {len(exc.errors)} error(s)") from exc
@@ -474,10 +484,9 @@ class Agent:
             raise CommandFailed(f"config {version} rolled back: {problem}")
         await old_stages.speaker.close()
         self.config = new
+        self._raw = merged
         if self.config_path is not None:
-            await asyncio.to_thread(
-                save_config_file, self.config_path, {**data, "config_version": version}
-            )
+            await asyncio.to_thread(save_config_file, self.config_path, merged)
         if self._link is not None and self._link.connected:
             topic, payload = self._status("online")
             self._link.publish(topic, payload, qos=1, retain=True)
@@ -514,7 +523,9 @@ class _Listener:
         log.debug("link down: %s", reason)
 
     def message(self, topic: str, payload: bytes) -> None:
-        if self.agent._commands is not None and topic.endswith("/cmd"):
+        if topic.endswith("/config/desired"):
+            self.agent.config_desired(payload)
+        elif self.agent._commands is not None and topic.endswith("/cmd"):
             self.agent._commands.submit(payload)
 
     def published(self, mids: list[int]) -> None:

@@ -20,12 +20,20 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from edge_agent.config import GpsSection
 from edge_agent.gps.nmea import NmeaError, NmeaFix, parse_sentence
 from edge_agent.protocol import GpsFix
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GpsSourceError", "gpsd_fixes", "nmea_fixes", "route_fixes", "serial_lines"]
+__all__ = [
+    "GpsSourceError",
+    "gpsd_fixes",
+    "nmea_fixes",
+    "open_fixes",
+    "route_fixes",
+    "serial_lines",
+]
 
 
 class GpsSourceError(Exception):
@@ -211,3 +219,16 @@ async def route_fixes(
             await asyncio.sleep(interval_s)
         if not loop:
             return
+
+
+def open_fixes(section: GpsSection, clock: Callable[[], datetime]) -> AsyncIterator[GpsFix]:
+    """The fixes of the source a config's ``gps`` section names (not ``none``)."""
+    if section.source == "nmea-serial":
+        if section.serial_port is None:
+            raise GpsSourceError("gps.serial_port is not set")
+        return nmea_fixes(serial_lines(section.serial_port, section.baud), clock)
+    if section.source == "gpsd":
+        return gpsd_fixes(section.gpsd_host, section.gpsd_port)
+    if section.source == "route" and section.route_file is not None:
+        return route_fixes(section.route_file, section.route_interval_s, clock)
+    raise GpsSourceError(f"gps.source {section.source!r} has no fixes to open")

@@ -193,3 +193,37 @@ async def test_config_apply_applies_rejects_and_rolls_back(
         assert (await until(reported(4)))["state"] == "rolled_back"
         assert agent.config.config_version == 2
         assert agent.config.speaker.volume == 0.3
+
+
+async def test_retained_config_desired_is_applied_once(
+    mosquitto, agent_config, recorder_factory, tmp_path
+):
+    config = agent_config(mosquitto, DEVICE)
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    desired = protocol.ConfigDesired(
+        device_id=DEVICE, version=5, config={"speaker": {"backend": "null", "volume": 0.25}}
+    )
+    topic = protocol.topic(DEVICE, protocol.Channel.CONFIG_DESIRED)
+    await asyncio.to_thread(
+        lambda: recorder.client.publish(
+            topic, protocol.encode(desired), qos=1, retain=True
+        ).wait_for_publish(5)
+    )
+
+    def reports() -> list[dict[str, Any]]:
+        return [r for r in recorder.on("config/reported") if r["version"] == 5]
+
+    async with running(config) as agent:
+        report = (await until(reports))[0]
+        assert report["state"] == "applied", report
+        assert agent.config.speaker.volume == 0.25
+        assert agent.config.mqtt.port == mosquitto.port, "sections left out are kept"
+    saved = load_config(config)
+    assert saved.config_version == 5
+    assert saved.speaker.backend == "null"
+    # The retained copy arrives again after a restart: already running it, no new report.
+    async with running(config) as agent:
+        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")[1:]))
+        await asyncio.sleep(0.5)
+        assert agent.config.config_version == 5
+    assert len(reports()) == 1
