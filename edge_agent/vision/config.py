@@ -202,6 +202,7 @@ class KindDefaults:
     cooldown_s: float = 600.0
     per_object: bool = False
     read_plate: bool = False
+    stationary: bool = True
 
 
 #: Defaults per rule kind: labels watched, catalogue code, event ``kind`` name, dwell.
@@ -215,10 +216,14 @@ KIND_DEFAULTS: dict[RuleKind, KindDefaults] = {
     RuleKind.EXPOSED_GARBAGE: KindDefaults(("garbage",), "0102", "exposed_garbage", 300.0),
     RuleKind.BIN_OVERFLOW: KindDefaults(("bin_overflow",), "2103", "bin_overflow", 120.0),
     RuleKind.CLOTHES: KindDefaults(("clothes",), "0511", "clothes_along_street", 300.0),
-    RuleKind.SPILLAGE: KindDefaults(("debris",), "2101", "road_spillage", 1.0, cooldown_s=120.0),
+    RuleKind.SPILLAGE: KindDefaults(
+        ("debris",), "2101", "road_spillage", 1.0, cooldown_s=120.0, stationary=False
+    ),
 }
 """Per-object kinds (a vendor, a car) raise one event per tracked object; the others
-raise one event per zone for everything that qualifies there, then wait out the cooldown."""
+raise one event per zone for everything that qualifies there, then wait out the cooldown.
+Stationary kinds count dwell only while the object stays put (a car driving along the
+road never dwells); spillage seen from a moving truck is not stationary in the image."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,11 @@ class RuleConfig(_Strict):
     def read_plate(self) -> bool:
         """Whether events of this rule carry an OCR-read licence plate."""
         return KIND_DEFAULTS[self.kind].read_plate
+
+    @property
+    def stationary(self) -> bool:
+        """True when dwell counts only while the object stays where it was."""
+        return KIND_DEFAULTS[self.kind].stationary
 
     @property
     def per_object(self) -> bool:

@@ -27,6 +27,10 @@ __all__ = ["RuleEngine", "Violation", "ViolationObject"]
 
 #: A new track overlapping a recent violation's box this much is the same object.
 SAME_SPOT_IOU = 0.3
+#: A stationary object whose bottom-centre moved more than this share of its box's width
+#: (sideways) or height (up or down) from where its stay began has moved: the stay
+#: restarts there. Half a box tolerates a half-hidden stall and detector jitter.
+MOVE_SHARE = 0.5
 #: Evidence frames are kept only once a stay has lasted this share of the rule's dwell:
 #: objects merely passing through a zone then pin no frames in memory.
 EVIDENCE_FROM = 0.5
@@ -61,6 +65,15 @@ class Violation:
     evidence_ts: datetime
 
 
+def _moved(anchor: Box, box: Box) -> bool:
+    """True when ``box``'s bottom-centre left ``anchor``'s by more than :data:`MOVE_SHARE`."""
+    w = max(anchor[2] - anchor[0], 1e-6)
+    h = max(anchor[3] - anchor[1], 1e-6)
+    dx = abs((box[0] + box[2]) - (anchor[0] + anchor[2])) / 2.0
+    dy = abs(box[3] - anchor[3])
+    return dx > MOVE_SHARE * w or dy > MOVE_SHARE * h
+
+
 @dataclass(slots=True)
 class _Presence:
     """One track's stay in one rule's zone."""
@@ -72,6 +85,7 @@ class _Presence:
     best: ViolationObject
     best_payload: object
     best_ts: datetime
+    anchor: Box
     fired: bool = False
 
     @property
@@ -143,9 +157,22 @@ class RuleEngine:
             if pres is None or (ts - pres.last_in).total_seconds() > self._grace_s:
                 keep = evidence if rule.dwell_s == 0 else None
                 state.presence[track.track_id] = _Presence(
-                    ts, ts, track.score, 1, view, keep, ts, fired=pres.fired if pres else False
+                    ts,
+                    ts,
+                    track.score,
+                    1,
+                    view,
+                    keep,
+                    ts,
+                    track.box,
+                    fired=pres.fired if pres else False,
                 )
                 continue
+            if rule.stationary and _moved(pres.anchor, track.box):
+                pres.since, pres.anchor = ts, track.box  # it moved on: its stay starts again
+                pres.score_sum, pres.count = 0.0, 0
+                pres.best, pres.best_ts = view, ts
+                pres.best_payload = evidence if rule.dwell_s == 0 else None
             pres.last_in = ts
             pres.score_sum += track.score
             pres.count += 1

@@ -154,3 +154,60 @@ def test_best_frame_is_the_highest_score() -> None:
     assert found[0].evidence == 7  # the peak at 2 s came before half the dwell: not kept
     assert found[0].objects[0].score == 0.95
     assert 0.7 < found[0].confidence < 0.95
+
+
+def test_moving_object_never_dwells_but_parks() -> None:
+    engine = RuleEngine(
+        camera([{"name": "p", "kind": "parking", "zone": "pavement", "dwell_s": 60}]),
+        tz=SHANGHAI,
+    )
+
+    def driving(t: float) -> list[TrackedObject]:  # creeps 0.06 of the frame a minute
+        x = 0.05 + t * 0.001
+        return [track(1, label="car", box=(x, 0.6, x + 0.1, 0.8))]
+
+    assert run(engine, 600, driving) == []
+
+    def parks(t: float) -> list[TrackedObject]:  # drives for 100 s, then stays at x = 0.8
+        x = 0.3 + min(t - 600.0, 100.0) * 0.005
+        return [track(2, label="car", box=(x, 0.6, x + 0.1, 0.8))]
+
+    found = run(engine, 300, parks, start=600)
+    assert len(found) == 1
+    assert found[0].started_at >= T0 + timedelta(seconds=600 + 80)
+
+
+def test_jitter_and_half_occlusion_are_not_moving() -> None:
+    engine = RuleEngine(
+        camera([{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 60}]),
+        tz=SHANGHAI,
+    )
+
+    def tracks_at(t: float) -> list[TrackedObject]:
+        if 20 <= t < 30:  # the left half is hidden
+            return [track(1, box=(0.45, 0.5, 0.5, 0.7))]
+        wobble = 0.004 if int(t) % 2 else -0.004
+        return [track(1, box=(0.4 + wobble, 0.5, 0.5 + wobble, 0.7))]
+
+    found = run(engine, 70, tracks_at)
+    assert len(found) == 1
+    assert found[0].started_at == T0
+
+
+def test_spillage_from_a_moving_truck_is_not_stationary() -> None:
+    cam = CameraConfig.model_validate(
+        {
+            "id": "rear",
+            "source": "0",
+            "zones": [{"name": "road", "polygon": [[0, 0.3], [1, 0.3], [1, 1], [0, 1]]}],
+            "rules": [{"name": "s", "kind": "spillage", "zone": "road"}],
+        }
+    )
+    engine = RuleEngine(cam, tz=SHANGHAI)
+
+    def receding(t: float) -> list[TrackedObject]:  # the pile shrinks towards the horizon
+        y = 0.9 - t * 0.05
+        return [track(1, label="debris", box=(0.45, y - 0.05, 0.55, y))]
+
+    found = run(engine, 6, receding, fps=2.0)
+    assert [v.rule.code for v in found] == ["2101"]
