@@ -1,0 +1,114 @@
+"""Mounting the console on the hub's FastAPI app, and turning refusals into responses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from central_hub.console import auth_routes, case_routes, device_routes, map_routes, stats_routes
+from central_hub.console.i18n import Translator
+from central_hub.console.present import format_bytes
+from central_hub.console.render import page
+from central_hub.console.security import CsrfRefused, Forbidden, NeedLogin, TooLarge, csrf_protect
+from central_hub.console.settings import ConsoleSettings
+from central_hub.console.state import ConsoleState, console_state
+from central_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+__all__ = ["STATIC_DIR", "install_console"]
+
+#: CSS and JS shipped with the package (public: they hold no data).
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def _wants_json(request: Request, state: ConsoleState) -> bool:
+    path = request.url.path
+    prefix = state.settings.prefix
+    return (
+        path.startswith((prefix + "/data/", prefix + "/live"))
+        or "application/json" in request.headers.get("accept", "")
+        or request.headers.get("content-type", "").startswith("application/json")
+    )
+
+
+def _lang_of(request: Request, state: ConsoleState) -> Translator:
+    who = getattr(request.state, "viewer", None)
+    return who.t if who is not None else Translator(state.settings.default_lang)
+
+
+async def _need_login(request: Request, exc: Exception) -> Response:
+    state = console_state(request)
+    if _wants_json(request, state) or request.method != "GET":
+        return JSONResponse({"detail": "log in first"}, status_code=401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    from urllib.parse import quote
+
+    return RedirectResponse(state.url(f"/login?next={quote(target)}"), status_code=303)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    state = console_state(request)
+    t = _lang_of(request, state)
+    if _wants_json(request, state):
+        return JSONResponse({"detail": f"{t('err.forbidden')} ({exc})"}, status_code=403)
+    return page(
+        request,
+        getattr(request.state, "viewer", None),
+        "error.html",
+        403,
+        message=f"{t('err.forbidden')} ({exc})",
+    )
+
+
+async def _csrf(request: Request, exc: Exception) -> Response:
+    state = console_state(request)
+    t = _lang_of(request, state)
+    log.warning("refused %s %s: %s", request.method, request.url.path, exc)
+    if _wants_json(request, state):
+        return JSONResponse({"detail": t("err.csrf")}, status_code=403)
+    return page(request, None, "error.html", 403, message=t("err.csrf"))
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    state = console_state(request)
+    t = _lang_of(request, state)
+    assert isinstance(exc, TooLarge)
+    message = t("upload.too_big", limit=format_bytes(exc.limit), size=format_bytes(exc.size))
+    if _wants_json(request, state):
+        return JSONResponse({"detail": message}, status_code=413)
+    return page(request, None, "error.html", 413, message=message)
+
+
+def install_console(
+    app: FastAPI, hub: Hub, settings: ConsoleSettings | None = None
+) -> ConsoleState:
+    """Mount the web console on ``app`` under ``settings.prefix`` (``/console``).
+
+    Adds the pages, their data routes and SSE stream, the static files, a redirect from
+    ``/`` and the handlers that turn refusals into a login redirect, 401, 403 or 413.
+    Returns the console's state (its ``feed.close()`` ends live streams at shutdown).
+    """
+    settings = settings or ConsoleSettings()
+    state = ConsoleState.build(hub, settings)
+    app.state.console = state
+    router = APIRouter(prefix=settings.prefix, dependencies=[Depends(csrf_protect)])
+    for module in (auth_routes, map_routes, case_routes, device_routes, stats_routes):
+        router.include_router(module.router)
+    app.include_router(router, include_in_schema=False)
+    app.mount(settings.prefix + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse(state.url("/"), status_code=303)
+
+    app.add_exception_handler(NeedLogin, _need_login)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(CsrfRefused, _csrf)
+    app.add_exception_handler(TooLarge, _too_large)
+    log.info("console mounted at %s", settings.prefix)
+    return state

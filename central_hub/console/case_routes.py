@@ -1,0 +1,241 @@
+"""The case queue (filters, countdowns) and the case detail with its workflow actions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from central_hub.cases import CaseDetail, CaseFilter
+from central_hub.console.errors import UploadRefused
+from central_hub.console.present import countdown
+from central_hub.console.render import page, page_html
+from central_hub.console.security import Viewer, ViewerDep
+from central_hub.console.state import ConsoleState, console_state
+from central_hub.console.uploads import check_size, normalise_photo
+from central_hub.domain.catalogue import LINES
+from central_hub.domain.errors import TransitionRefused, UnknownCell
+from central_hub.domain.filing import CaseSource
+from central_hub.domain.workflow import (
+    FINAL_STAGES,
+    Action,
+    Stage,
+    allowed_actions,
+    needs_verification,
+)
+from central_hub.errors import ConflictError, NotFoundError
+from central_hub.records import EventView
+
+log = logging.getLogger(__name__)
+
+__all__ = ["QueueQuery", "parse_queue_query", "router"]
+
+router = APIRouter()
+
+SOURCES: tuple[str, ...] = CaseSource.__args__  # type: ignore[attr-defined]  # Literal's members
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The queue's filters as the page's form sent them (already checked)."""
+
+    stage: str = ""
+    code: str = ""
+    cell: str = ""
+    line: str = ""
+    source: str = ""
+    overdue: str = ""
+    page: int = 0
+
+    def params(self, **change: Any) -> str:
+        """The query string for these filters with ``change`` applied."""
+        from urllib.parse import urlencode
+
+        values = {**self.__dict__, **change}
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
+
+
+def parse_queue_query(raw: dict[str, str], state: ConsoleState) -> tuple[QueueQuery, list[str]]:
+    """The filters from query parameters, and a message for each value that is not valid.
+
+    An invalid value is dropped (the queue shows unfiltered on that field) and named.
+    """
+    errors: list[str] = []
+    fields: dict[str, Any] = {}
+
+    def pick(name: str, valid: bool, label: str) -> None:
+        value = raw.get(name, "").strip()
+        if not value:
+            return
+        if valid_of(name, value):
+            fields[name] = value
+        else:
+            errors.append(f"{label}: {value!r} is not valid")
+
+    def valid_of(name: str, value: str) -> bool:
+        checks = {
+            "stage": lambda v: v in Stage.__members__.values(),
+            "code": lambda v: v in state.hub.catalogue,
+            "cell": lambda v: v in state.hub.grid,
+            "line": lambda v: v in LINES,
+            "source": lambda v: v in SOURCES,
+            "overdue": lambda v: v in ("yes", "no"),
+        }
+        return bool(checks[name](value))
+
+    for name in ("stage", "code", "cell", "line", "source", "overdue"):
+        pick(name, True, name)
+    try:
+        fields["page"] = max(0, int(raw.get("page") or 0))
+    except ValueError:
+        errors.append(f"page: {raw.get('page')!r} is not a number")
+    return QueueQuery(**fields), errors
+
+
+def _filter(q: QueueQuery, state: ConsoleState) -> CaseFilter:
+    size = state.settings.page_size
+    cells = None
+    if q.cell:
+        try:
+            cells = state.hub.grid.subtree(q.cell)
+        except UnknownCell:
+            cells = set()
+    return CaseFilter(
+        stage=[Stage(q.stage)] if q.stage else None,
+        code=q.code or None,
+        line=q.line or None,
+        cell_ids=cells,
+        source=q.source or None,
+        overdue={"yes": True, "no": False}.get(q.overdue),
+        limit=size + 1,  # one more tells whether there is a next page
+        offset=q.page * size,
+    )
+
+
+@router.get("/cases", response_model=None)
+async def queue(request: Request, who: ViewerDep, partial: bool = False) -> Response:
+    """The case queue; ``partial=1`` returns only the rows, for live refresh."""
+    state = console_state(request)
+    q, errors = parse_queue_query(dict(request.query_params), state)
+    found = await state.hub.cases.find(_filter(q, state))
+    size = state.settings.page_size
+    rows, more = found[:size], len(found) > size
+    now = state.hub.clock()
+    items = [(c, countdown(c.deadline, now, final=c.stage in FINAL_STAGES)) for c in rows]
+    extra: dict[str, Any] = {"items": items, "q": q, "more": more}
+    if partial:
+        return HTMLResponse(page_html(request, who, "_case_rows.html", **extra))
+    return page(
+        request,
+        who,
+        "cases.html",
+        status.HTTP_422_UNPROCESSABLE_CONTENT if errors else 200,
+        errors=errors,
+        stages=list(Stage),
+        catalogue=state.hub.catalogue.entries(),
+        cells=[c for c in state.hub.grid.cells() if c.level != "area"],
+        lines=LINES,
+        sources=SOURCES,
+        **extra,
+    )
+
+
+async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) -> dict[str, Any]:
+    case = detail.case
+    evs: list[EventView] = await state.hub.records.events(case_id=case.id, limit=50)
+    snapshot = next((e.snapshot_sha256 for e in evs if e.snapshot_sha256), None)
+    verify = needs_verification(case.source, case.verification_required)
+    actions = allowed_actions(case.stage, who.role, verification_needed=verify)
+    cell_id = case.grid_cell_id
+    cell = state.hub.grid.get(cell_id) if cell_id and cell_id in state.hub.grid else None
+    return {
+        "case": case,
+        "audits": detail.audits,
+        "events": evs,
+        "snapshot": snapshot,
+        "actions": actions,
+        "cell": cell,
+        "cd": countdown(case.deadline, state.hub.clock(), final=case.stage in FINAL_STAGES),
+        "entry": state.hub.catalogue.get(case.code) if case.code in state.hub.catalogue else None,
+        "max_upload": state.settings.upload_max_bytes,
+    }
+
+
+async def _render_detail(
+    request: Request,
+    who: Viewer,
+    case_id: int,
+    *,
+    code: int = 200,
+    error: str | None = None,
+    done: str | None = None,
+) -> Response:
+    state = console_state(request)
+    try:
+        detail = await state.hub.cases.get(case_id, who.user)
+    except NotFoundError:
+        return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    ctx = await _detail_context(state, detail, who)
+    return page(request, who, "case.html", code, error=error, done=done, **ctx)
+
+
+@router.get("/cases/{case_id}", response_model=None)
+async def case_detail(request: Request, who: ViewerDep, case_id: int, done: str = "") -> Response:
+    """One case: evidence, events, audit trail and the actions the viewer's role allows."""
+    return await _render_detail(request, who, case_id, done=done or None)
+
+
+async def _photo(state: ConsoleState, upload: UploadFile) -> str:
+    limit = state.settings.upload_max_bytes
+    if upload.size is not None:
+        check_size(upload.size, limit)
+    data = await upload.read(limit + 1)
+    data = await asyncio.to_thread(
+        normalise_photo, data, limit=limit, max_side=state.settings.upload_max_side_px
+    )
+    return await state.hub.evidence.put(data)
+
+
+@router.post("/cases/{case_id}/actions", response_model=None)
+async def case_action(request: Request, who: ViewerDep, case_id: int) -> Response:
+    """Take a workflow action, with an optional photo; errors re-render the case with why."""
+    state = console_state(request)
+    form = await request.form(max_part_size=64 * 1024)
+    raw_action = form.get("action")
+    reason = form.get("reason")
+    reason = reason[:2000] if isinstance(reason, str) else ""
+    try:
+        action = Action(raw_action if isinstance(raw_action, str) else "")
+    except ValueError:
+        return await _render_detail(
+            request, who, case_id, code=422, error=f"unknown action {raw_action!r}"
+        )
+    attachments: list[str] = []
+    photo = form.get("photo")
+    if isinstance(photo, UploadFile) and (photo.filename or photo.size):
+        try:
+            attachments.append(await _photo(state, photo))
+        except UploadRefused as exc:
+            log.info("case %s: upload refused: %s", case_id, exc)
+            return await _render_detail(
+                request, who, case_id, code=exc.status, error=who.t(exc.key, **exc.values)
+            )
+    try:
+        await state.hub.cases.transition(
+            case_id, action, who.user, reason=reason, attachments=attachments
+        )
+    except NotFoundError:
+        return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    except TransitionRefused as exc:
+        code = 403 if exc.kind == "forbidden" else 409
+        return await _render_detail(request, who, case_id, code=code, error=exc.reason)
+    except ConflictError as exc:
+        return await _render_detail(request, who, case_id, code=409, error=str(exc))
+    return RedirectResponse(
+        state.url(f"/cases/{case_id}?done={action.value}"), status.HTTP_303_SEE_OTHER
+    )
