@@ -12,6 +12,8 @@ from datetime import datetime
 import uvicorn
 
 from central_hub.api import create_app
+from central_hub.console import install_console
+from central_hub.console.state import ConsoleState
 from central_hub.hub import Hub, build_hub, utcnow
 from central_hub.settings import HubSettings
 
@@ -23,6 +25,7 @@ __all__ = ["run_hub", "serve"]
 async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.Event) -> None:
     """Run the hub's long-lived tasks until ``stop`` is set, then shut them down."""
     server: uvicorn.Server | None = None
+    console: ConsoleState | None = None
     tasks: list[asyncio.Task[None]] = []
     if hub.link is not None:
         await hub.link.start()
@@ -31,8 +34,10 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
         tasks.append(tg.create_task(hub.commands.run(), name="commands"))
         if api:
+            app = create_app(hub)
+            console = install_console(app, hub)
             config = uvicorn.Config(
-                create_app(hub),
+                app,
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="info",
@@ -45,6 +50,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         log.info("hub stopping")
         if server is not None:
             server.should_exit = True
+        if console is not None:
+            await console.feed.close()  # end open live streams so shutdown does not wait
         for task in tasks:
             if task.get_name() != "api":
                 task.cancel()
