@@ -1,0 +1,514 @@
+"""The closed-loop demo: broker, hub, two pole units and a truck unit, in one run folder.
+
+:class:`Demo` sets everything up the way a real deployment is set up, then starts it:
+
+1. a run folder ``runs/demo-<UTC time>/`` with ``logs/``, ``broker/``, ``hub/`` and
+   ``devices/<id>/`` (each child process logs to ``logs/<name>.log``);
+2. the hub's signing key, then ``provision_device`` for each unit: its broker user and
+   password, the broker's password and ACL files, its config file with the hub's public
+   key (the demo then adds the site's sections: camera, rules, speaker, GPS);
+3. the hub's database (migrated), the units registered, and four API users (admin,
+   operator, dispatcher, handler) whose tokens go to ``tokens.json`` (mode 0600);
+4. a broker on a free port with that password file and ACL, anonymous access off:
+   Mosquitto from PATH, or the embedded Python broker when there is none;
+5. ``central-hub serve`` (SQLite, the sample district) and one edge agent per unit.
+
+``demo.json`` in the run folder says where everything is. :meth:`Demo.stop` stops the
+agents (they flush and say goodbye), the hub, then the broker, and writes
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import httpx
+import yaml
+
+from simulators.demo.plan import (
+    DemoDevice,
+    DemoPlanError,
+    agent_config,
+    demo_devices,
+    route_csv,
+    scene_rate,
+)
+from simulators.demo.processes import Child, ChildError
+from simulators.demo.status import StatusPoller, StatusView, render
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Demo", "DemoError", "DemoOptions", "find_model_dir"]
+
+#: How long the hub may take to answer its API after start (migrations, imports).
+HUB_START_S = 90.0
+#: How long a stopping agent may take to flush its outbox and say goodbye.
+AGENT_STOP_S = 15.0
+ROLES = ("admin", "operator", "dispatcher", "handler")
+
+
+class DemoError(RuntimeError):
+    """The demo could not be set up or started; the message says what and where to look."""
+
+
+class BrokerHandle(Protocol):
+    """What the demo needs of a broker (Mosquitto or the embedded one)."""
+
+    host: str
+    port: int | None
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+
+    def stop(self) -> None:
+        """Stop and wait until the port is closed."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How to run the demo (the ``xiuhua demo`` flags)."""
+
+    duration: float | None = None
+    speed: float = 1.0
+    runs_dir: Path = Path("runs")
+    broker: Literal["auto", "mosquitto", "embedded"] = "auto"
+    sound: Literal["auto", "wav", "card"] = "auto"
+    api_port: int | None = None
+    status_interval_s: float = 2.0
+
+
+@dataclass
+class _Layout:
+    run: Path
+    logs: Path = field(init=False)
+    broker: Path = field(init=False)
+    hub: Path = field(init=False)
+    devices: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logs = self.run / "logs"
+        self.broker = self.run / "broker"
+        self.hub = self.run / "hub"
+        self.devices = self.run / "devices"
+        for path in (self.logs, self.broker, self.hub, self.devices):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def find_model_dir() -> Path:
+    """The shipped detector: ``XH_DEMO_MODEL`` or ``models/street-detector`` of the checkout."""
+    override = os.environ.get("XH_DEMO_MODEL")
+    candidates = [Path(override)] if override else []
+    candidates.append(Path(__file__).resolve().parents[2] / "models" / "street-detector")
+    for path in candidates:
+        if (path / "model.onnx").is_file():
+            return path
+    raise DemoError(
+        "the shipped detector is missing: expected models/street-detector/model.onnx in the "
+        "checkout (or set XH_DEMO_MODEL to its folder)"
+    )
+
+
+def _sound_card() -> bool:
+    if not Path("/dev/snd").is_dir() or not any(Path("/dev/snd").glob("pcmC*p")):
+        return False
+    try:
+        import pyaudio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _new_run_dir(runs_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = runs_dir / f"demo-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
+class Demo:
+    """The whole demo (see the module docstring): ``await start()``, then ``await stop()``."""
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.devices: tuple[DemoDevice, ...] = demo_devices()
+        for device in self.devices:
+            scene_rate(device.kind, options.speed)  # reject a bad speed before any work
+        self.layout: _Layout | None = None
+        self.broker: BrokerHandle | None = None
+        self.broker_kind = ""
+        self.hub: Child | None = None
+        self.agents: dict[str, Child] = {}
+        self.tokens: dict[str, str] = {}
+        self.api_url = ""
+        self.started_at: float | None = None
+        self._stop = asyncio.Event()
+        self.last_view: StatusView | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (after :meth:`start` began)."""
+        if self.layout is None:
+            raise DemoError("the demo has not started")
+        return self.layout.run
+
+    def device_dir(self, device_id: str) -> Path:
+        """Where a unit's config, outbox, speaker WAVs and TTS cache live."""
+        return self.run_dir / "devices" / device_id
+
+    async def start(self) -> None:
+        """Set everything up and start broker, hub and agents (see the module docstring)."""
+        from simulators.mosquitto import free_port
+
+        self.layout = layout = _Layout(_new_run_dir(self.options.runs_dir))
+        model_dir = find_model_dir()
+        broker_port = free_port()
+        api_port = self.options.api_port or free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        settings = self._hub_settings(broker_port, api_port)
+        await asyncio.to_thread(self._provision, settings, broker_port, model_dir)
+        await self._prepare_hub(settings)
+        self.broker = await asyncio.to_thread(self._start_broker, broker_port)
+        self.hub = Child(
+            "hub",
+            [
+                sys.executable,
+                "-m",
+                "central_hub.cli",
+                "--data-dir",
+                str(layout.hub),
+                "serve",
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                str(broker_port),
+                "--port",
+                str(api_port),
+            ],
+            layout.logs / "hub.log",
+            cwd=layout.hub,
+            env={
+                **os.environ,
+                "XH_HUB_MQTT_USERNAME": "hub",
+                "XH_HUB_MQTT_PASSWORD_FILE": str(layout.broker / "hub.password"),
+                "XH_HUB_COMMAND_TICK_S": "0.5",
+            },
+        )
+        self.hub.start()
+        await self._wait_for_api()
+        for device in self.devices:
+            cwd = self.device_dir(device.device_id)
+            child = Child(
+                device.device_id,
+                [
+                    sys.executable,
+                    "-m",
+                    "simulators.demo.agent",
+                    "--config",
+                    str(cwd / "agent.yaml"),
+                ],
+                layout.logs / f"{device.device_id}.log",
+                cwd=cwd,
+            )
+            child.start()
+            self.agents[device.device_id] = child
+        self.started_at = time.monotonic()
+        self._write_manifest()
+
+    def _hub_settings(self, broker_port: int, api_port: int) -> Any:
+        from central_hub.settings import HubSettings
+
+        assert self.layout is not None
+        return HubSettings(
+            data_dir=self.layout.hub,
+            mqtt_host="127.0.0.1",
+            mqtt_port=broker_port,
+            mqtt_username="hub",
+            mqtt_password_file=self.layout.broker / "hub.password",
+            api_port=api_port,
+            command_tick_s=0.5,
+        )
+
+    def _provision(self, settings: Any, broker_port: int, model_dir: Path) -> None:
+        """Keys, broker users, ACL and each unit's config (blocking file work)."""
+        from central_hub.hub import load_or_create_key
+        from central_hub.provision import provision_device
+        from edge_agent.config import ConfigError, parse_config
+        from edge_agent.protocol import public_key_b64
+        from edge_agent.vision.scenario_cameras import scenario_camera
+        from simulators import scenarios
+
+        assert self.layout is not None
+        public_key = public_key_b64(load_or_create_key(settings.hub_key_path))
+        speaker_backend = self._speaker_backend()
+        for device in self.devices:
+            result = provision_device(
+                device.device_id,
+                kind=device.kind,
+                broker_dir=self.layout.broker,
+                out_dir=self.layout.devices,
+                public_key=public_key,
+                mqtt_host="127.0.0.1",
+                mqtt_port=broker_port,
+            )
+            provisioned = yaml.safe_load(result.config_path.read_text(encoding="utf-8"))
+            cam = device.camera
+            scene_speed, detect_fps = scene_rate(device.kind, self.options.speed)
+            scene = scenarios.load(cam.scenario, width=cam.width, height=cam.height)
+            camera = scenario_camera(
+                scene,
+                camera_id=cam.camera_id,
+                rules=list(cam.rules),
+                source=f"scenario:{cam.scenario}?seed=0&speed={scene_speed:g}",
+                detect_fps=detect_fps,
+                stall_after_s=max(10.0, 3.0 / (detect_fps * scene_speed)),
+            )
+            state = result.config_path.parent
+            route_file = None
+            if device.kind == "truck":
+                route_file = state / "route.csv"
+                route_file.write_text(route_csv(scene.route), encoding="utf-8")
+            location = None
+            if camera.location is not None:
+                location = (camera.location.lat, camera.location.lon)
+            config = agent_config(
+                provisioned,
+                device,
+                camera=camera.model_dump(mode="json"),
+                location=location,
+                state_dir=state,
+                model_dir=model_dir,
+                speaker_backend=speaker_backend,
+                route_file=route_file,
+                route_interval_s=1.0 / scene_speed,
+            )
+            try:
+                parse_config(config, state, f"{device.device_id} demo config")
+            except ConfigError as exc:
+                raise DemoError(f"the demo's own config is invalid: {exc}") from exc
+            text = f"# Provisioned by the xiuhua demo for {device.device_id}.\n" + yaml.safe_dump(
+                config, sort_keys=False, allow_unicode=True
+            )
+            result.config_path.write_text(text, encoding="utf-8")
+
+    def _speaker_backend(self) -> str:
+        choice = self.options.sound
+        if choice == "card" or (choice == "auto" and _sound_card()):
+            return "pyaudio"
+        return "wav"
+
+    async def _prepare_hub(self, settings: Any) -> None:
+        """Migrate the database, register the units, create the API users."""
+        from central_hub.domain.workflow import Role
+        from central_hub.hub import build_hub
+
+        assert self.layout is not None
+        hub = await build_hub(settings, mqtt=False)
+        try:
+            for device in self.devices:
+                await hub.devices.register(device.device_id, device.kind)
+            for role in ROLES:
+                _, token = await hub.users.add(f"demo-{role}", Role(role))
+                self.tokens[role] = token
+        finally:
+            await hub.close()
+        path = self.layout.run / "tokens.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(self.tokens, fh, indent=2)
+
+    def _start_broker(self, port: int) -> BrokerHandle:
+        from simulators.broker.process import EmbeddedBrokerProcess
+        from simulators.mosquitto import BrokerError, MosquittoBroker, find_mosquitto
+
+        assert self.layout is not None
+        choice = self.options.broker
+        broker: BrokerHandle
+        use_mosquitto = choice == "mosquitto"
+        if choice == "auto":
+            try:
+                find_mosquitto()
+                use_mosquitto = True
+            except BrokerError:
+                use_mosquitto = False
+        passwd, acl = self.layout.broker / "passwd", self.layout.broker / "acl"
+        if use_mosquitto:
+            broker = MosquittoBroker(
+                self.layout.broker / "mosquitto",
+                port=port,
+                password_file=passwd,
+                acl_file=acl,
+                allow_anonymous=False,
+            )
+            self.broker_kind = "mosquitto"
+        else:
+            broker = EmbeddedBrokerProcess(
+                self.layout.broker / "embedded",
+                port=port,
+                password_file=passwd,
+                acl_file=acl,
+                allow_anonymous=False,
+                log_path=self.layout.logs / "broker.log",
+            )
+            self.broker_kind = "embedded"
+        try:
+            broker.start()
+        except (BrokerError, ChildError) as exc:
+            raise DemoError(f"the {self.broker_kind} broker did not start: {exc}") from exc
+        return broker
+
+    async def _wait_for_api(self) -> None:
+        assert self.hub is not None
+        deadline = time.monotonic() + HUB_START_S
+        headers = {"Authorization": f"Bearer {self.tokens['admin']}"}
+        async with httpx.AsyncClient(base_url=self.api_url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not self.hub.running:
+                    raise DemoError(
+                        f"the hub exited (status {self.hub.returncode}); its log ends:\n"
+                        + self.hub.log_tail()
+                    )
+                try:
+                    response = await client.get("/api/v1/me", headers=headers)
+                    if response.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.3)
+        raise DemoError(
+            f"the hub's API did not answer within {HUB_START_S:.0f} s; see logs/hub.log"
+        )
+
+    def _write_manifest(self) -> None:
+        assert self.layout is not None
+        assert self.broker is not None
+        manifest = {
+            "run_dir": str(self.layout.run),
+            "api_url": self.api_url,
+            "api_docs": f"{self.api_url}/api/v1/docs",
+            "tokens_file": str(self.layout.run / "tokens.json"),
+            "broker": {"kind": self.broker_kind, "host": "127.0.0.1", "port": self.broker.port},
+            "speed": self.options.speed,
+            "devices": {
+                d.device_id: {
+                    "kind": d.kind,
+                    "scenario": d.camera.scenario,
+                    "config": str(self.device_dir(d.device_id) / "agent.yaml"),
+                    "pid": self.agents[d.device_id].pid,
+                }
+                for d in self.devices
+            },
+            "hub_pid": self.hub.pid if self.hub else None,
+        }
+        (self.layout.run / "demo.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ running
+
+    def header(self) -> list[str]:
+        """The lines above the status table."""
+        elapsed = 0.0 if self.started_at is None else time.monotonic() - self.started_at
+        until = f" of {self.options.duration:.0f} s" if self.options.duration is not None else ""
+        broker = self.broker.port if self.broker is not None else "?"
+        lines = [
+            f"xiuhua demo: {elapsed:5.0f} s{until}, speed x{self.options.speed:g}  (Ctrl-C stops)",
+            f"broker: {self.broker_kind} on 127.0.0.1:{broker}   API: {self.api_url}/api/v1/docs",
+            f"tokens: {self.run_dir / 'tokens.json'}   logs: {self.run_dir / 'logs'}",
+        ]
+        dead = [c for c in self._children() if c.returncode is not None]
+        for child in dead:
+            lines.append(f"!! {child.name} exited with status {child.returncode}: see its log")
+        return lines
+
+    def _children(self) -> list[Child]:
+        return [*self.agents.values(), *([self.hub] if self.hub else [])]
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to finish (Ctrl-C, SIGTERM)."""
+        self._stop.set()
+
+    async def run(self, out: Any = None) -> int:
+        """Start, show the status table until the duration ends or a stop, then stop."""
+        out = out if out is not None else sys.stdout
+        try:
+            await self.start()
+            await self._show(out)
+        finally:
+            await self.stop()
+        if out is not None:
+            out.write(f"xiuhua demo: stopped; run folder {self.run_dir}\n")
+            out.flush()
+        return 0
+
+    async def _show(self, out: Any) -> None:
+        poller = StatusPoller(self.api_url, self.tokens["admin"])
+        tty = bool(getattr(out, "isatty", lambda: False)())
+        deadline = None
+        if self.options.duration is not None:
+            deadline = time.monotonic() + self.options.duration
+        last_plain = 0.0
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                try:
+                    self.last_view = await poller.fetch()
+                    table = render(self.last_view, header=self.header())
+                except httpx.HTTPError as exc:
+                    table = "\n".join([*self.header(), f"(hub not answering: {exc})"]) + "\n"
+                if tty:
+                    out.write("\x1b[H\x1b[2J" + table)
+                    out.flush()
+                elif time.monotonic() - last_plain >= 15.0:
+                    last_plain = time.monotonic()
+                    out.write(table)
+                    out.flush()
+                wait = self.options.status_interval_s
+                if deadline is not None:
+                    wait = max(0.0, min(wait, deadline - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=wait)
+        finally:
+            await poller.close()
+
+    async def stop(self) -> None:
+        """Stop agents, hub and broker (in that order) and write ``summary.json``."""
+        agents = list(self.agents.values())
+        await asyncio.gather(
+            *(asyncio.to_thread(a.stop, AGENT_STOP_S) for a in agents), return_exceptions=True
+        )
+        if self.hub is not None:
+            await asyncio.to_thread(self.hub.stop, 15.0)
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.stop)
+        if self.layout is not None:
+            summary: dict[str, Any] = {
+                "stopped_at": datetime.now(UTC).isoformat(),
+                "exit_status": {c.name: c.returncode for c in self._children()},
+            }
+            if self.last_view is not None:
+                summary["status"] = asdict(self.last_view)
+            (self.layout.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def espeak_missing() -> bool:
+    """True when espeak-ng (the offline TTS the speakers use) is not installed."""
+    return shutil.which("espeak-ng") is None
+
+
+__all__ += ["DemoPlanError", "espeak_missing"]

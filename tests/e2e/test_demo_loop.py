@@ -1,0 +1,213 @@
+"""The closed loop end to end: the demo at high speed, camera to case to loudspeaker.
+
+One test drives the real demo (Mosquitto with per-device credentials and ACL, the hub on
+SQLite, three edge agents running the shipped detector over scripted scenes) through the
+hub's API, the way an operator would:
+
+1. cases appear for 0501 (vendor), 0504 (shop front), 0505 (parking, with the plate read)
+   and 2101 (truck spillage, located on the truck's GPS route);
+2. ``speaker.say`` to the market pole through the API: the command is acked
+   ``succeeded`` and the pole's speaker wrote the WAV file;
+3. one case is walked to ``closed`` through the API and the metrics count it;
+4. the broker is stopped for 30 s while the scenes keep running (events pile up in the
+   agents' outboxes), then restarted: every event reaches the hub, none is lost (each
+   device's event ``seq`` runs 1..N without a gap, and every event that waited in an
+   outbox during the outage is stored).
+
+Finally every child process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from simulators.demo.orchestrator import Demo, DemoOptions
+from simulators.mosquitto import MosquittoBroker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(290)]
+
+SPEED = 20.0
+OUTAGE_S = 30.0
+T = TypeVar("T")
+
+
+async def poll(
+    what: str, probe: Callable[[], Awaitable[T | None]], within_s: float, every: float = 1.0
+) -> T:
+    """Call ``probe`` until it returns something other than None, or fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last is not None:
+            return last
+        await asyncio.sleep(every)
+    pytest.fail(f"timed out after {within_s:.0f} s waiting for {what}")
+
+
+def metres_to_segment(
+    p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]
+) -> float:
+    """Distance in metres from point ``p`` to segment ``a``-``b`` (lat, lon; local plane)."""
+    ky, kx = 111_000.0, 111_000.0 * math.cos(math.radians(a[0]))
+    px, py = (p[1] - a[1]) * kx, (p[0] - a[0]) * ky
+    bx, by = (b[1] - a[1]) * kx, (b[0] - a[0]) * ky
+    t = max(0.0, min(1.0, (px * bx + py * by) / (bx * bx + by * by)))
+    return math.hypot(px - t * bx, py - t * by)
+
+
+def outbox_event_seqs(db: Path) -> set[int]:
+    """Sequence numbers of the events waiting in an agent's outbox (read-only)."""
+    import json
+
+    if not db.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        rows = conn.execute("SELECT payload FROM outbox WHERE topic LIKE '%/event'").fetchall()
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        conn.close()
+    return {int(json.loads(bytes(r[0]))["seq"]) for r in rows}
+
+
+async def test_demo_closed_loop_camera_to_case_to_loudspeaker(tmp_path: Path) -> None:
+    demo = Demo(DemoOptions(speed=SPEED, runs_dir=tmp_path, broker="mosquitto", sound="wav"))
+    started = time.monotonic()
+    try:
+        await demo.start()
+        hdr = {role: {"Authorization": f"Bearer {tok}"} for role, tok in demo.tokens.items()}
+        async with httpx.AsyncClient(base_url=f"{demo.api_url}/api/v1", timeout=15.0) as api:
+
+            async def get(path: str, role: str = "admin", **params: Any) -> Any:
+                response = await api.get(path, headers=hdr[role], params=params)
+                assert response.status_code == 200, (path, response.text)
+                return response.json()
+
+            # 1. The four cases, from cameras through the real pipeline to the grid.
+            wanted = {"0501", "0504", "0505", "2101"}
+
+            async def four_cases() -> dict[str, dict[str, Any]] | None:
+                found = {c["code"]: c for c in await get("/cases", limit=1000)}
+                return found if wanted <= set(found) else None
+
+            cases = await poll("cases " + ", ".join(sorted(wanted)), four_cases, 120.0)
+            for code in wanted:
+                assert cases[code]["source"] == "ai"
+                assert cases[code]["grid_cell_id"], f"case {code} is outside the grid"
+            parking = await get("/events", code="0505", limit=50)
+            plates = [e["plate_text"] for e in parking if e["plate_text"]]
+            assert plates, "the parking event carries no plate"
+            assert all(len(p) >= 6 for p in plates)
+            spill = await get("/events", code="2101", limit=50)
+            assert spill[0]["location_source"] == "gps"
+            from simulators.scenarios.library import ROUTE_END, ROUTE_START
+
+            for event in spill:
+                off = metres_to_segment((event["lat"], event["lon"]), ROUTE_START, ROUTE_END)
+                assert off < 25.0, f"spillage at {event['lat']},{event['lon']} is off the route"
+            truck_case = cases["2101"]
+            assert (
+                metres_to_segment((truck_case["lat"], truck_case["lon"]), ROUTE_START, ROUTE_END)
+                < 25.0
+            )
+
+            # 2. An operator speaks through the market pole's loudspeaker.
+            wav_dir = demo.device_dir("pole-market-01") / "speaker"
+            before = set(wav_dir.glob("*.wav")) if wav_dir.exists() else set()
+            response = await api.post(
+                "/devices/pole-market-01/commands",
+                headers=hdr["operator"],
+                json={"kind": "speaker.say", "params": {"text": "请将摊位移入店内。"}},
+            )
+            assert response.status_code == 202, response.text
+            cmd_id = response.json()["cmd_id"]
+
+            async def acked() -> dict[str, Any] | None:
+                cmd = await get(f"/commands/{cmd_id}")
+                return (
+                    cmd if cmd["state"] in ("succeeded", "failed", "rejected", "expired") else None
+                )
+
+            cmd = await poll("the speaker.say ack", acked, 45.0, every=0.5)
+            assert cmd["state"] == "succeeded", cmd
+            new_wavs = set(wav_dir.glob("*.wav")) - before
+            assert new_wavs, f"no new WAV file in {wav_dir}"
+            assert all(p.stat().st_size > 1000 for p in new_wavs)
+
+            # 3. The shop-front case through the whole workflow, then the metrics.
+            case_id = cases["0504"]["id"]
+            steps = [
+                ("start_verify", "operator"),
+                ("verify", "operator"),
+                ("dispatch", "dispatcher"),
+                ("handle", "handler"),
+                ("check", "operator"),
+                ("approve", "operator"),
+            ]
+            for action, role in steps:
+                response = await api.post(
+                    f"/cases/{case_id}/transitions",
+                    headers=hdr[role],
+                    json={"action": action, "reason": f"e2e {action}"},
+                )
+                assert response.status_code == 200, (action, response.text)
+            detail = await get(f"/cases/{case_id}")
+            assert detail["case"]["stage"] == "closed"
+            metrics = await get(
+                "/metrics", start="2000-01-01T00:00:00Z", end="2100-01-01T00:00:00Z"
+            )
+            assert metrics["closed"] >= 1
+            assert metrics["from_ai"] >= 4
+            assert metrics["reported"] >= 4
+
+            # 4. A 30 s broker outage while the scenes keep running.
+            broker = demo.broker
+            assert isinstance(broker, MosquittoBroker)
+            outboxes = {
+                d.device_id: demo.device_dir(d.device_id) / "outbox.db" for d in demo.devices
+            }
+            await asyncio.to_thread(broker.stop)
+            waited: dict[str, set[int]] = {d: set() for d in outboxes}
+            t_down = time.monotonic()
+            while time.monotonic() - t_down < OUTAGE_S:
+                for device_id, db in outboxes.items():
+                    waited[device_id] |= await asyncio.to_thread(outbox_event_seqs, db)
+                await asyncio.sleep(1.0)
+            await asyncio.to_thread(broker.start)
+            assert sum(len(s) for s in waited.values()) >= 2, (
+                f"too few events were raised during the outage to prove anything: {waited}"
+            )
+
+            async def all_delivered() -> dict[str, list[int]] | None:
+                seqs: dict[str, list[int]] = {}
+                for device_id, db in outboxes.items():
+                    if await asyncio.to_thread(outbox_event_seqs, db):
+                        return None
+                    events = await get("/events", device_id=device_id, limit=1000)
+                    seqs[device_id] = sorted(e["seq"] for e in events)
+                return seqs
+
+            seqs = await poll("every outbox to drain into the hub", all_delivered, 60.0)
+            for device_id, got in seqs.items():
+                assert got, f"{device_id} sent no event at all"
+                assert got == list(range(1, got[-1] + 1)), f"{device_id}: gaps in {got}"
+                missing = waited[device_id] - set(got)
+                assert not missing, f"{device_id}: events {sorted(missing)} were lost"
+            devices = {d["device_id"]: d for d in await get("/devices")}
+            assert {devices[d]["state"] for d in outboxes} <= {"online", "degraded"}
+    finally:
+        await demo.stop()
+    children = [*demo.agents.values(), *([demo.hub] if demo.hub else [])]
+    assert all(not c.running for c in children)
+    assert time.monotonic() - started < 180.0, "the e2e run took over 3 minutes"
