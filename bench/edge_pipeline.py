@@ -150,7 +150,7 @@ def render_clips(folder: Path, seconds: float) -> list[Path]:
 
 
 def trial_config(
-    n: int, clips: list[Path], folder: Path, model: Path, threads: int, max_batch: int
+    n: int, clips: list[Path], folder: Path, model: Path, threads: int, max_batch: int, workers: int
 ) -> Any:
     from edge_agent.vision.config import VisionConfig
     from edge_agent.vision.scenario_cameras import scenario_camera
@@ -173,6 +173,7 @@ def trial_config(
                 "intra_threads": threads,
                 "inter_threads": 1,
                 "max_batch": max_batch,
+                "workers": workers,
             },
             "cameras": [c.model_dump() for c in cams],
         }
@@ -223,12 +224,15 @@ async def run_trial(config: Any, warmup: float, seconds: float) -> dict[str, Any
         "events": len(events),
         "rss_mb": round(max(samples), 1),  # highest once-a-second sample while running
         "rss_peak_mb": round(rss_mb("VmHWM"), 1),
+        "rss_anon_mb": round(rss_mb("RssAnon"), 1),  # private memory, libraries excluded
     }
 
 
 def trial_in_child(args: argparse.Namespace, n: int, videos: Path) -> dict[str, Any]:
     clips = [videos / f"{name}.mp4" for name in CLIP_SCENARIOS]
-    config = trial_config(n, clips, videos, args.model, args.threads, args.max_batch)
+    config = trial_config(
+        n, clips, videos, args.model, args.service_threads, args.max_batch, args.workers
+    )
     (videos / f"config-{n}.json").write_text(config.model_dump_json())
     cmd = [
         sys.executable,
@@ -250,7 +254,7 @@ def trial_in_child(args: argparse.Namespace, n: int, videos: Path) -> dict[str, 
     return result
 
 
-def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, float]:
+def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, dict[str, Any]]:
     deadline = time.monotonic() + args.budget_s
     results: dict[int, dict[str, Any]] = {}
 
@@ -270,8 +274,8 @@ def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, float]:
             n = (good + n) // 2
         if n <= good or (bad is not None and n >= bad) or n < 1:
             break
-    rss = results[good]["rss_mb"] if good else min(r["rss_mb"] for r in results.values())
-    return good, rss
+    best = results[good] if good else min(results.values(), key=lambda r: r["cameras"])
+    return good, best
 
 
 # --------------------------------------------------------------------------- main
@@ -282,8 +286,14 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "street-detector")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     parser.add_argument("--max-batch", type=int, default=4, help="frames per inference")
-    parser.add_argument("--frames", type=int, default=60, help="frames for the fps comparison")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="inference workers in the camera trials"
+    )
+    parser.add_argument(
+        "--service-threads", type=int, default=1, help="intra-op threads per worker in trials"
+    )
+    parser.add_argument("--frames", type=int, default=100, help="frames for the fps comparison")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clip-seconds", type=float, default=30.0)
     parser.add_argument("--trial-seconds", type=float, default=12.0)
     parser.add_argument("--budget-s", type=float, default=150.0, help="time for the search")
@@ -308,16 +318,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xh-bench-") as tmp:
         videos = Path(tmp)
         render_clips(videos, args.clip_seconds)
-        cameras, rss = search_cameras(args, videos)
+        cameras, best = search_cameras(args, videos)
     out = {
         "bench": "edge_pipeline",
         "raw_fps": round(figures["raw_fps"], 1),
         "pipeline_fps": round(figures["pipeline_fps"], 1),
         "ratio": round(figures["pipeline_fps"] / figures["raw_fps"], 3),
         "cameras_at_5fps": cameras,
-        "rss_mb": rss,
+        "rss_mb": best["rss_mb"],
+        "rss_anon_mb": best["rss_anon_mb"],
+        "loss_at_best": best["loss"],
         "model": str(args.model.name),
         "threads": args.threads,
+        "trial_workers": args.workers,
+        "trial_threads": args.service_threads,
         "max_batch": args.max_batch,
         "cpus": os.cpu_count(),
         "seconds": round(time.monotonic() - began, 1),

@@ -54,6 +54,7 @@ class FrameBoard:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._frames: dict[str, Frame] = {}
+        self._busy: set[str] = set()
         self.dropped: dict[str, int] = {}
         # Weak: a snapshot may use the newest image while something still holds it, but
         # the board never keeps a frame alive by itself (memory: 2.7 MB per 720p camera).
@@ -68,14 +69,30 @@ class FrameBoard:
             self._latest[frame.camera_id] = weakref.ref(frame.image)
             self._cond.notify()
 
-    def take_all(self, timeout: float) -> list[Frame]:
-        """Every waiting frame (one per camera), waiting up to ``timeout`` for the first."""
+    def take_all(self, timeout: float, limit: int | None = None) -> list[Frame]:
+        """Waiting frames (one per camera, at most ``limit``), waiting up to ``timeout``.
+
+        A camera whose previous frame is still being processed (taken and not yet
+        :meth:`done`) is skipped, so each camera's frames are processed in order even
+        with several inference workers.
+        """
         with self._cond:
-            if not self._frames:
+            ready = [c for c in self._frames if c not in self._busy]
+            if not ready:
                 self._cond.wait(timeout)
-            frames = list(self._frames.values())
-            self._frames.clear()
+                ready = [c for c in self._frames if c not in self._busy]
+            if limit is not None:
+                ready = ready[:limit]
+            frames = [self._frames.pop(c) for c in ready]
+            self._busy.update(ready)
             return frames
+
+    def done(self, frames: list[Frame]) -> None:
+        """Mark the cameras of ``frames`` free for their next frame."""
+        with self._cond:
+            for frame in frames:
+                self._busy.discard(frame.camera_id)
+            self._cond.notify_all()
 
     def latest(self, camera_id: str) -> Image | None:
         """The newest image of ``camera_id`` if it is still in memory, else None."""

@@ -82,6 +82,13 @@ class DetectorConfig(_Strict):
     nms_iou: float | None = Field(
         default=None, gt=0.0, le=1.0, description="overrides the manifest's NMS IoU"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="inference threads sharing the one session; on small CPUs two workers "
+        "of one intra-op thread each outrun one worker of two threads",
+    )
     max_batch: int = Field(
         default=4,
         ge=1,

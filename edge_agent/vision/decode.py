@@ -124,14 +124,14 @@ def decode_raw(
     if output.ndim != 2 or output.shape[0] != 4 + num_classes:
         raise ValueError(f"raw output must be (4 + {num_classes}, N), got {tuple(output.shape)}")
     cls_scores = output[4:]
-    classes = cls_scores.argmax(axis=0)
-    scores = cls_scores[classes, np.arange(cls_scores.shape[1])]
-    mask = scores >= score_threshold
+    # Threshold on each anchor's best score first; argmax only over the few survivors.
+    best = cls_scores.max(axis=0)
+    mask = best >= score_threshold
     if not mask.any():
         return np.zeros((0, 6), dtype=np.float32)
+    sel_scores = best[mask].astype(np.float32)
+    sel_classes = cls_scores[:, mask].argmax(axis=0)
     cx, cy, w, h = output[0, mask], output[1, mask], output[2, mask], output[3, mask]
-    sel_scores = scores[mask].astype(np.float32)
-    sel_classes = classes[mask]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
     keep = _class_aware_nms(boxes, sel_scores, sel_classes, iou)[:max_det]
     out = np.empty((keep.size, 6), dtype=np.float32)

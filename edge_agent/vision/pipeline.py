@@ -280,6 +280,7 @@ class VisionService:
         self._processed: deque[float] = deque(maxlen=512)
         self._frames = 0
         self._events = 0
+        self._lock = threading.Lock()
         self.errors = 0
 
     # ------------------------------------------------------------------ public
@@ -365,14 +366,17 @@ class VisionService:
         def emit(shout_text: str | None, event: protocol.Event | None) -> None:
             loop.call_soon_threadsafe(out.put_nowait, (shout_text, event))
 
-        threads.append(
-            threading.Thread(
-                target=self._infer_loop,
-                args=(detector, stop, evidence_q, emit),
-                name="vision-infer",
-                daemon=True,
+        workers = self._config.detector.workers
+        remaining = [workers]
+        for k in range(workers):
+            threads.append(
+                threading.Thread(
+                    target=self._infer_loop,
+                    args=(detector, stop, evidence_q, emit, remaining),
+                    name=f"vision-infer-{k}",
+                    daemon=True,
+                )
             )
-        )
         threads.append(
             threading.Thread(
                 target=self._evidence_loop,
@@ -406,34 +410,54 @@ class VisionService:
         stop: threading.Event,
         evidence_q: queue.Queue[_Pending | None],
         emit: Callable[[str | None, protocol.Event | None], None],
+        remaining: list[int],
     ) -> None:
         cameras = {c.id: c for c in self._config.cameras}
+        limit = self._config.detector.max_batch
         while not stop.is_set():
-            frames = self._board.take_all(timeout=0.2)
+            frames = self._board.take_all(timeout=0.2, limit=limit)
             if not frames:
                 if self._loops and all(
                     lp.health().state == "stopped" for lp in self._loops.values()
                 ):
                     break  # every finite source has ended
                 continue
-            start = time.perf_counter()
             try:
-                results = detector.detect(frames)
-            except Exception:  # a failing inference drops this batch, not the service
-                self.errors += 1
-                logger.exception("detector failed on a batch of %d frame(s)", len(frames))
-                continue
-            self._infer_ms.append((time.perf_counter() - start) * 1000.0 / len(frames))
-            now = time.monotonic()
+                self._process(detector, frames, cameras, evidence_q, emit)
+            finally:
+                self._board.done(frames)
+        with self._lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            evidence_q.put(None)  # the last worker out tells the evidence thread
+
+    def _process(
+        self,
+        detector: Detector,
+        frames: list[Frame],
+        cameras: dict[str, CameraConfig],
+        evidence_q: queue.Queue[_Pending | None],
+        emit: Callable[[str | None, protocol.Event | None], None],
+    ) -> None:
+        start = time.perf_counter()
+        try:
+            results = detector.detect(frames)
+        except Exception:  # a failing inference drops this batch, not the service
+            self.errors += 1
+            logger.exception("detector failed on a batch of %d frame(s)", len(frames))
+            return
+        self._infer_ms.append((time.perf_counter() - start) * 1000.0 / len(frames))
+        now = time.monotonic()
+        with self._lock:
             self._frames += len(frames)
-            for frame, dets in zip(frames, results, strict=True):
-                self._processed.append(now)
-                camera = cameras[frame.camera_id]
-                for violation in self._pipes[frame.camera_id].step(frame, dets):
-                    if violation.rule.shout:
-                        emit(violation.rule.shout, None)
-                    evidence_q.put(_Pending(camera, violation))
-        evidence_q.put(None)
+        for frame, dets in zip(frames, results, strict=True):
+            self._processed.append(now)
+            camera = cameras[frame.camera_id]
+            for violation in self._pipes[frame.camera_id].step(frame, dets):
+                if violation.rule.shout:
+                    emit(violation.rule.shout, None)
+                evidence_q.put(_Pending(camera, violation))
 
     def _evidence_loop(
         self,

@@ -110,3 +110,17 @@ def test_loop_reconnects_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
         thread.join(5)
     assert not thread.is_alive()
     assert loop.health().state == "stopped"
+
+
+def test_board_holds_back_a_camera_until_its_frame_is_done() -> None:
+    board = FrameBoard()
+    board.put(frame("a", 1))
+    board.put(frame("b", 1))
+    first = board.take_all(timeout=0, limit=1)
+    assert [f.camera_id for f in first] == ["a"]
+    board.put(frame("a", 2))  # a's next frame arrives while its first is still in work
+    second = board.take_all(timeout=0)
+    assert [(f.camera_id, f.index) for f in second] == [("b", 1)]
+    assert board.take_all(timeout=0.01) == []
+    board.done(first)
+    assert [(f.camera_id, f.index) for f in board.take_all(timeout=0)] == [("a", 2)]
