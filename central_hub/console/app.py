@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from central_hub.console import auth_routes, case_routes, device_routes, map_routes, stats_routes
@@ -20,10 +21,22 @@ from central_hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATIC_DIR", "install_console"]
+__all__ = ["ROUTE_MODULES", "STATIC_DIR", "console_routes", "install_console"]
 
 #: CSS and JS shipped with the package (public: they hold no data).
 STATIC_DIR = Path(__file__).with_name("static")
+#: The modules whose routers make up the console.
+ROUTE_MODULES = (auth_routes, map_routes, case_routes, device_routes, stats_routes)
+
+
+def console_routes(prefix: str = "/console") -> list[tuple[str, str]]:
+    """Every (method, path) the console serves (for tests that walk them all)."""
+    out: list[tuple[str, str]] = []
+    for module in ROUTE_MODULES:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute):
+                out.extend((method, prefix + route.path) for method in sorted(route.methods or ()))
+    return sorted(out)
 
 
 def _wants_json(request: Request, state: ConsoleState) -> bool:
@@ -97,7 +110,7 @@ def install_console(
     state = ConsoleState.build(hub, settings)
     app.state.console = state
     router = APIRouter(prefix=settings.prefix, dependencies=[Depends(csrf_protect)])
-    for module in (auth_routes, map_routes, case_routes, device_routes, stats_routes):
+    for module in ROUTE_MODULES:
         router.include_router(module.router)
     app.include_router(router, include_in_schema=False)
     app.mount(settings.prefix + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")

@@ -1,0 +1,228 @@
+"""A whole hub (broker, ingest, command queue, API, console) in a thread, and a fake device.
+
+The browser tests drive Chromium with Playwright's sync API from the test thread; the hub
+runs its own asyncio loop in a background thread, exactly as ``central-hub serve`` does
+(:func:`central_hub.app.run_hub`), on a free port, against a real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central_hub.app import run_hub
+from central_hub.hub import build_hub
+from central_hub.settings import HubSettings
+from central_hub.testing import make_event, make_status
+from edge_agent.protocol import (
+    Channel,
+    CommandAck,
+    CommandRejected,
+    Event,
+    MemoryReplayGuard,
+    encode,
+    load_public_key,
+    public_key_b64,
+    topic,
+    verify_command,
+)
+from simulators.mosquitto import free_port
+
+ROLES = ("operator", "dispatcher", "handler", "admin")
+
+
+@dataclass
+class HubThread:
+    """The hub's loop in a thread; ``tokens`` by user name (named after their role)."""
+
+    data_dir: Path
+    mqtt_port: int
+    api_port: int = field(default_factory=free_port)
+    tokens: dict[str, str] = field(default_factory=dict)
+    public_key: str = ""
+    error: BaseException | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop: asyncio.Event | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The hub's HTTP root."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    async def _main(self) -> None:
+        settings = HubSettings(
+            data_dir=self.data_dir,
+            mqtt_port=self.mqtt_port,
+            api_port=self.api_port,
+            mqtt_client_id="hub-browser",
+            command_tick_s=0.2,
+        )
+        hub = await build_hub(settings)
+        try:
+            for role in ROLES:
+                _, token = await hub.users.add(role, role)
+                self.tokens[role] = token
+            self.public_key = public_key_b64(hub.key)
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await run_hub(hub, settings, api=True, stop=self._stop)
+        finally:
+            await hub.close()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the test thread by start()/stop()
+            self.error = exc
+            self._ready.set()
+
+    def start(self, within_s: float = 30.0) -> None:
+        """Start the hub and wait until its HTTP port answers."""
+        self._thread = threading.Thread(target=self._run, name="hub", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(within_s) or self.error is not None:
+            raise RuntimeError(f"hub did not start: {self.error!r}")
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base_url + "/console/login", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("hub's HTTP port never answered")
+
+    def stop(self) -> None:
+        """Stop the hub and join its thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(30)
+            if self._thread.is_alive():
+                raise RuntimeError("hub thread did not stop")
+
+    def api(self, method: str, path: str, role: str = "admin", **kw: Any) -> httpx.Response:
+        """Call the REST API as ``role``."""
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        return httpx.request(
+            method, self.base_url + "/api/v1" + path, headers=headers, timeout=10, **kw
+        )
+
+    def case_of(self, event_id: str, within_s: float = 15.0) -> int:
+        """The case an event was filed into (waits for ingest)."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            r = self.api("GET", f"/events/{event_id}")
+            if r.status_code == 200 and r.json().get("case_id") is not None:
+                return int(r.json()["case_id"])
+            time.sleep(0.05)
+        raise AssertionError(f"event {event_id} was not filed within {within_s} s")
+
+
+def mqtt_client(port: int, client_id: str) -> paho.Client:
+    """A connected paho client with its network thread running."""
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def publish_event(port: int, event: Event) -> None:
+    """Publish one event as a device would (QoS 1) and wait for the broker's PUBACK."""
+    client = mqtt_client(port, f"pub-{event.event_id[-8:]}")
+    try:
+        info = client.publish(topic(event.device_id, Channel.EVENT), encode(event), qos=1)
+        info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def event_at(
+    device_id: str,
+    lat: float,
+    lon: float,
+    *,
+    code: str = "0504",
+    seq: int = 1,
+    snapshot: bytes | None = None,
+) -> Event:
+    """A fresh event now at (lat, lon)."""
+    return make_event(
+        device_id, code=code, seq=seq, at=datetime.now(UTC), lat=lat, lon=lon, snapshot=snapshot
+    )
+
+
+class FakeDevice:
+    """A pole unit that announces itself online, verifies every command and acks it.
+
+    ``received`` holds the commands that verified; a command that fails verification is
+    acked ``rejected`` with the reason, as the real agent does.
+    """
+
+    def __init__(self, port: int, device_id: str, hub_public_key: str) -> None:
+        self.device_id = device_id
+        self.key = load_public_key(hub_public_key)
+        self.guard = MemoryReplayGuard()
+        self.received: list[Any] = []
+        self.client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"dev-{device_id}"
+        )
+        self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(topic(device_id, Channel.CMD), qos=1)
+        if not self.subscribed.wait(10):
+            raise RuntimeError("fake device could not subscribe")
+        status = make_status(device_id, "online", datetime.now(UTC))
+        self.client.publish(
+            topic(device_id, Channel.STATUS), encode(status), qos=1, retain=True
+        ).wait_for_publish(10)
+
+    def _ack(self, cmd_id: str, state: str, detail: str = "") -> None:
+        ack = CommandAck.model_validate(
+            {
+                "cmd_id": cmd_id,
+                "device_id": self.device_id,
+                "state": state,
+                "detail": detail,
+                "ts": datetime.now(UTC),
+            }
+        )
+        self.client.publish(topic(self.device_id, Channel.CMD_ACK), encode(ack), qos=1)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            cmd = verify_command(
+                msg.payload,
+                public_key=self.key,
+                device_id=self.device_id,
+                now=datetime.now(UTC),
+                replay=self.guard,
+            )
+        except CommandRejected as exc:
+            if exc.cmd_id:
+                self._ack(exc.cmd_id, "rejected", str(exc))
+            return
+        self.received.append(cmd)
+        self._ack(cmd.cmd_id, "received")
+        self._ack(cmd.cmd_id, "succeeded", f"played {cmd.kind}")
+
+    def close(self) -> None:
+        """Disconnect (the retained status stays: the hub still thinks it is online)."""
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,0 +1,248 @@
+"""The console in a real Chromium: login, live map and queue, the workflow across roles,
+a speak command reaching ``succeeded``, statistics. Each test saves screenshots."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_harness import FakeDevice, HubThread, event_at, publish_event
+from PIL import Image
+
+from simulators.mosquitto import MosquittoBroker
+
+pytestmark = pytest.mark.browser
+
+Shot = Callable[[Any, str], Path]
+
+
+def jpeg(width: int = 64, height: int = 48, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A small real JPEG."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def no_horizontal_scroll(page: Any, width: int) -> bool:
+    """Whether the page fits the viewport's width."""
+    return bool(page.evaluate(f"document.documentElement.scrollWidth <= {width + 1}"))
+
+
+def stage_of(page: Any) -> str:
+    return str(page.get_attribute("article.case", "data-stage"))
+
+
+def take_action(page: Any, action: str, reason: str = "") -> None:
+    form = page.locator(f'form[data-action="{action}"]')
+    if reason:
+        form.locator("textarea").fill(reason)
+    form.locator("button").click()
+    page.wait_for_selector("p.ok, #case-error")
+
+
+def test_login_refused_then_admitted_language_and_logout(
+    browser: Any, hub_server: HubThread, shot: Shot
+) -> None:
+    base = hub_server.base_url
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        page = ctx.new_page()
+        page.goto(base + "/console/cases")
+        assert page.url.startswith(base + "/console/login")
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        page.fill('input[name="name"]', "operator")
+        page.fill('input[name="token"]', "xh_not-the-token")
+        page.click('button[type="submit"]')
+        assert page.locator("p.error").is_visible()
+        shot(page, "login-refused")
+
+        page.fill('input[name="name"]', "operator")
+        page.fill('input[name="token"]', hub_server.tokens["operator"])
+        page.click('button[type="submit"]')
+        page.wait_for_url(base + "/console/cases")
+        assert page.locator("table.queue").is_visible()
+        assert page.locator('nav a[data-nav="cases"]').inner_text() == "案卷"
+        assert no_horizontal_scroll(page, 1366)
+
+        page.click("#lang-switch")
+        page.wait_for_selector('nav a[data-nav="cases"]:text("Cases")')
+        assert page.url.startswith(base + "/console/cases")
+        shot(page, "queue-english")
+        page.click("#lang-switch")
+        page.wait_for_selector('nav a[data-nav="cases"]:text("案卷")')
+
+        page.click("#logout")
+        page.wait_for_url(base + "/console/login")
+        page.goto(base + "/console/")
+        assert page.url.startswith(base + "/console/login")
+        shot(page, "logged-out")
+    finally:
+        ctx.close()
+
+
+def test_event_from_the_broker_appears_on_map_and_queue_without_reload(
+    contexts: Callable[..., Any], hub_server: HubThread, broker: MosquittoBroker, shot: Shot
+) -> None:
+    base = hub_server.base_url
+    ctx = contexts("operator")
+    map_page = ctx.new_page()
+    queue = ctx.new_page()
+    try:
+        map_page.goto(base + "/console/")
+        map_page.wait_for_selector("body[data-live-ready='1']")
+        assert map_page.locator("#grid path.lv-street").count() >= 21
+        assert no_horizontal_scroll(map_page, 1366)
+        queue.goto(base + "/console/cases")
+        queue.wait_for_selector("body[data-live-ready='1']")
+        map_url, queue_url = map_page.url, queue.url
+
+        event = event_at("pole-live-1", 28.6525, 121.2560, code="0505")
+        publish_event(broker.port, event)
+        case_id = hub_server.case_of(event.event_id)
+
+        marker = f'#markers a[data-case-id="{case_id}"]'
+        map_page.wait_for_selector(marker)
+        queue.wait_for_selector(f'#queue-rows tr[data-case-id="{case_id}"]')
+        map_page.wait_for_selector('#markers a[data-device-id="pole-live-1"]')
+        assert (map_page.url, queue.url) == (map_url, queue_url)  # nobody reloaded
+        assert map_page.get_attribute(marker, "data-stage") == "reported"
+        shot(map_page, "map-live-marker")
+        shot(queue, "queue-live-row")
+
+        map_page.click('[data-zoom="in"]')
+        assert float(map_page.get_attribute("#map", "data-zoom") or 0) > 1
+        map_page.click(marker)
+        map_page.wait_for_url(f"{base}/console/cases/{case_id}")
+        assert stage_of(map_page) == "reported"
+    finally:
+        map_page.close()
+        queue.close()
+
+
+def test_workflow_across_roles_with_photo_and_statistics(
+    contexts: Callable[..., Any],
+    hub_server: HubThread,
+    broker: MosquittoBroker,
+    shot: Shot,
+    tmp_path: Path,
+) -> None:
+    base = hub_server.base_url
+    event = event_at("pole-flow-1", 28.6415, 121.2705, code="0102", snapshot=jpeg())
+    publish_event(broker.port, event)
+    case_id = hub_server.case_of(event.event_id)
+    case_url = f"{base}/console/cases/{case_id}"
+
+    op = contexts("operator").new_page()
+    disp = contexts("dispatcher").new_page()
+    hand = contexts("handler", phone=True).new_page()
+    try:
+        op.goto(case_url)
+        assert op.evaluate("document.getElementById('snapshot').naturalWidth") == 64
+        assert op.locator(f'#events tr[data-event-id="{event.event_id}"]').count() == 1
+        take_action(op, "start_verify")
+        assert stage_of(op) == "verifying"
+        take_action(op, "verify", "现场视频确认")
+        assert stage_of(op) == "registered"
+        assert op.locator('form[data-action="dispatch"]').count() == 0
+
+        # The handler sees neither the dispatcher's nor the operator's actions.
+        hand.goto(case_url)
+        assert hand.locator("#no-actions").is_visible()
+        assert hand.locator('form[data-action="dispatch"]').count() == 0
+        assert no_horizontal_scroll(hand, 390)
+        shot(hand, "handler-registered-no-actions")
+        hand.goto(base + "/console/devices")
+        assert hand.locator("p.error").is_visible()
+
+        disp.goto(case_url)
+        assert disp.locator("form.action").count() >= 1
+        take_action(disp, "dispatch", "派环卫一队")
+        assert stage_of(disp) == "dispatched"
+        assert disp.locator("span.cd[data-deadline]").count() == 1
+
+        hand.goto(case_url)
+        form = hand.locator('form[data-action="handle"]')
+        assert hand.locator("form.action").count() == 1
+        form.locator('input[type="file"]').set_input_files(
+            {"name": "notes.txt", "mimeType": "image/jpeg", "buffer": b"not a picture at all"}
+        )
+        form.locator("button").click()
+        hand.wait_for_selector("#case-error")
+        assert "图片" in hand.inner_text("#case-error")
+        assert stage_of(hand) == "dispatched"  # nothing changed
+        shot(hand, "handler-upload-refused")
+
+        photo = tmp_path / "after.jpg"
+        photo.write_bytes(jpeg(320, 240, (40, 160, 90)))
+        form = hand.locator('form[data-action="handle"]')
+        form.locator("textarea").fill("已清理")
+        form.locator('input[type="file"]').set_input_files(str(photo))
+        form.locator("button").click()
+        hand.wait_for_selector("p.ok")
+        assert stage_of(hand) == "handled"
+        thumb = hand.locator('#audit li[data-action="handle"] img.thumb')
+        thumb.wait_for()
+        assert (
+            hand.evaluate(
+                "document.querySelector('#audit li[data-action=\"handle\"] img.thumb').naturalWidth"
+            )
+            == 320
+        )
+        shot(hand, "handler-handled-phone")
+
+        op.goto(case_url)
+        take_action(op, "check")
+        assert stage_of(op) == "checking"
+        take_action(op, "approve", "核查通过")
+        assert stage_of(op) == "closed"
+        assert op.locator("form.action").count() == 0
+        shot(op, "case-closed")
+
+        op.goto(base + "/console/stats")
+        closed = int(op.inner_text('tr[data-metric="closed"] td'))
+        assert closed >= 1
+        assert op.locator("#daily-chart rect[data-series='closed'][data-value='0']").count() < (
+            op.locator("#daily-chart rect[data-series='closed']").count()
+        )
+        shot(op, "statistics")
+    finally:
+        for page in (op, disp, hand):
+            page.close()
+
+
+def test_speak_command_reaches_succeeded(
+    contexts: Callable[..., Any], hub_server: HubThread, broker: MosquittoBroker, shot: Shot
+) -> None:
+    base = hub_server.base_url
+    device = FakeDevice(broker.port, "pole-speak-1", hub_server.public_key)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            r = hub_server.api("GET", "/devices/pole-speak-1")
+            if r.status_code == 200 and r.json()["state"] == "online":
+                break
+            time.sleep(0.05)
+        page = contexts("operator").new_page()
+        try:
+            page.goto(base + "/console/devices")
+            row = page.locator('tr[data-device-id="pole-speak-1"]')
+            assert row.get_attribute("data-state") == "online"
+            shot(page, "devices")
+            row.locator("a").click()
+            page.wait_for_url(base + "/console/devices/pole-speak-1")
+            page.wait_for_selector("body[data-live-ready='1']")
+            page.fill('#speak-form input[name="text"]', "请勿占道经营")
+            page.click('#speak-form button[type="submit"]')
+            page.wait_for_selector('#speak-status[data-cmd-state="succeeded"]')
+            cmd_id = page.get_attribute("#speak-status", "data-cmd-id")
+            page.wait_for_selector(f'tr[data-cmd-id="{cmd_id}"][data-cmd-state="succeeded"]')
+            shot(page, "speak-succeeded")
+        finally:
+            page.close()
+        assert [c.params for c in device.received] == [{"text": "请勿占道经营"}]
+    finally:
+        device.close()

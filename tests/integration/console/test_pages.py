@@ -1,0 +1,228 @@
+"""The pages over a real SQLite hub: queue filters, uploads, map data, speak, stats, live feed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from console_http import HUB_START, Client, seed_case
+from PIL import Image
+
+from central_hub.auth import User
+from central_hub.console.state import ConsoleState
+from central_hub.db.schema import audits
+from central_hub.domain.workflow import Action, Role
+from central_hub.hub import Hub
+from central_hub.testing import FakeClock
+
+pytestmark = pytest.mark.integration
+
+EAST = (28.6420, 121.2700)
+
+
+def png(size: tuple[int, int] = (40, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (250, 10, 10)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def ids(html: str) -> set[int]:
+    import re
+
+    return {int(m) for m in re.findall(r'<tr data-case-id="(\d+)"', html)}
+
+
+async def test_queue_filters_by_stage_source_category_grid_line_and_overdue(
+    as_role: Any, hub: Hub
+) -> None:
+    a = await seed_case(hub, stage="reported", source="ai", code="0504")
+    b = await seed_case(
+        hub,
+        stage="dispatched",
+        source="citizen",
+        code="0102",
+        line="sanitation",
+        deadline=HUB_START - timedelta(hours=1),
+        lat=EAST[0],
+        lon=EAST[1],
+    )
+    c = await seed_case(
+        hub,
+        stage="closed",
+        source="inspector",
+        code="0504",
+        deadline=HUB_START - timedelta(hours=1),
+    )
+    op: Client = await as_role("operator")
+    everything = await op.get("/console/cases")
+    assert ids(everything.text) == {a, b, c}
+    assert ids((await op.get("/console/cases?stage=dispatched")).text) == {b}
+    assert ids((await op.get("/console/cases?source=citizen")).text) == {b}
+    assert ids((await op.get("/console/cases?code=0504")).text) == {a, c}
+    assert ids((await op.get("/console/cases?line=sanitation")).text) == {b}
+    assert ids((await op.get("/console/cases?overdue=yes")).text) == {b}  # closed is not overdue
+    assert ids((await op.get("/console/cases?overdue=no")).text) == {a, c}
+    cell = hub.grid.locate(*EAST)
+    assert cell is not None
+    assert cell.parent_id is not None
+    zone = hub.grid.get(cell.parent_id)
+    assert ids((await op.get(f"/console/cases?cell={zone.id}")).text) == {b}
+    page = (await op.get("/console/cases?overdue=yes")).text
+    assert 'class="cd over"' in page
+    assert "已超期" in page
+    partial = await op.get("/console/cases?stage=dispatched&partial=1")
+    assert "<html" not in partial.text
+    assert ids(partial.text) == {b}
+
+
+async def test_a_bad_filter_value_is_named_and_ignored(as_role: Any, hub: Hub) -> None:
+    a = await seed_case(hub)
+    op: Client = await as_role("operator")
+    r = await op.get("/console/cases?stage=bogus&page=x")
+    assert r.status_code == 422
+    assert "stage: &#39;bogus&#39; is not valid" in r.text
+    assert "page:" in r.text
+    assert ids(r.text) == {a}
+
+
+async def test_the_handler_uploads_a_photo_and_bad_uploads_are_refused(
+    as_role: Any, hub: Hub
+) -> None:
+    case_id = await seed_case(hub, stage="dispatched")
+    hand: Client = await as_role("handler")
+    url = f"/console/cases/{case_id}/actions"
+    form = {"action": "handle", "reason": "已清理", "csrf_token": hand.csrf}
+
+    r = await hand.post(url, data=form, files={"photo": ("x.jpg", b"hello", "image/jpeg")})
+    assert r.status_code == 415
+    assert "不是可识别的图片" in r.text
+    r = await hand.post(
+        url, data=form, files={"photo": ("big.jpg", b"\xff" * 310_000, "image/jpeg")}
+    )
+    assert r.status_code == 413
+    assert "照片过大" in r.text
+    r = await hand.post(
+        url, data=form, files={"photo": ("huge.jpg", b"\xff" * 500_000, "image/jpeg")}
+    )
+    assert r.status_code == 413
+    assert "照片过大" in r.text
+    assert (await hub.cases.get(case_id)).case.stage == "dispatched"  # nothing changed
+
+    r = await hand.post(url, data=form, files={"photo": ("after.png", png(), "image/png")})
+    assert r.status_code == 303
+    detail = await hub.cases.get(case_id)
+    assert detail.case.stage == "handled"
+    (sha,) = detail.audits[-1].attachments
+    stored = await hub.evidence.get(sha)
+    assert stored.startswith(b"\xff\xd8")  # re-encoded as JPEG
+    page = await hand.get(f"/console/cases/{case_id}")
+    assert f"/console/evidence/{sha}" in page.text
+    img = await hand.get(f"/console/evidence/{sha}")
+    assert img.status_code == 200
+    assert img.headers["content-type"] == "image/jpeg"
+
+
+async def test_map_data_projects_open_cases_and_devices(as_role: Any, hub: Hub, app: Any) -> None:
+    open_id = await seed_case(hub, stage="dispatched", deadline=HUB_START - timedelta(minutes=1))
+    await seed_case(hub, stage="closed")
+    await hub.devices.register("pole-1", "pole")
+    await hub.devices.set_desired("pole-1", {"device": {"location": {"lat": 28.65, "lon": 121.26}}})
+    op: Client = await as_role("operator")
+    data = (await op.get("/console/data/map")).json()
+    (marker,) = data["cases"]
+    assert marker["id"] == open_id
+    assert marker["overdue"] is True
+    state: ConsoleState = app.state.console
+    assert 0 < marker["x"] < state.projection.width
+    assert 0 < marker["y"] < state.projection.height
+    (device,) = data["devices"]
+    assert device["id"] == "pole-1"
+    assert device["state"] == "unknown"
+    page = await op.get("/console/")
+    assert page.text.count('class="cell lv-street"') == 21
+
+
+async def test_speak_queues_a_signed_command_and_refuses_bad_input(as_role: Any, hub: Hub) -> None:
+    await hub.devices.register("pole-1", "pole")
+    op: Client = await as_role("operator")
+    page = await op.get("/console/devices/pole-1")
+    assert 'id="speak-form"' in page.text
+    assert "no-vending" in page.text
+    h = {"X-CSRF-Token": op.csrf}
+    r = await op.post("/console/devices/pole-1/speak", json={"text": "请勿占道经营"}, headers=h)
+    assert r.status_code == 202
+    cmd = r.json()
+    assert cmd["kind"] == "speaker.say"
+    assert cmd["state"] == "queued"
+    state = (await op.get(f"/console/data/commands/{cmd['cmd_id']}")).json()
+    assert state["label"] == "排队中"
+    assert state["final"] is False
+    rows = await op.get("/console/devices/pole-1?partial=commands")
+    assert f'data-cmd-id="{cmd["cmd_id"]}"' in rows.text
+    r = await op.post("/console/devices/pole-1/speak", json={"clip": "a", "text": "b"}, headers=h)
+    assert r.status_code == 422
+    assert "exactly one" in r.json()["detail"]
+    r = await op.post("/console/devices/pole-9/speak", json={"clip": "chime"}, headers=h)
+    assert r.status_code == 404
+    assert len(await hub.commands.list_for("pole-1")) == 1
+
+
+async def test_statistics_show_a_closed_case_and_refuse_a_bad_period(
+    as_role: Any, hub: Hub, clock: FakeClock
+) -> None:
+    case_id = await seed_case(hub, stage="reported", source="ai")
+    admin = User(id=0, name="admin", role=Role.ADMIN)
+    for action in (
+        Action.START_VERIFY,
+        Action.VERIFY,
+        Action.DISPATCH,
+        Action.HANDLE,
+        Action.CHECK,
+        Action.APPROVE,
+    ):
+        clock.advance(minutes=10)
+        await hub.cases.transition(case_id, action, admin)
+    op: Client = await as_role("operator")
+    page = await op.get("/console/stats")
+    assert page.status_code == 200
+    assert '<tr data-metric="closed"><th>结案数</th><td>1</td>' in page.text
+    assert 'data-series="closed" data-value="1"' in page.text
+    assert "100.00%" in page.text  # recognition share: the only case came from AI
+    bad = await op.get("/console/stats?start=2026-11-30&end=2026-11-01")
+    assert bad.status_code == 422
+    assert "时间段无效" in bad.text
+    zone = await op.get("/console/stats?cell=bogus")
+    assert zone.status_code == 422
+
+
+async def test_the_live_feed_reports_what_changed(app: Any, hub: Hub) -> None:
+    state: ConsoleState = app.state.console
+    async with state.feed.listen() as queue:
+        await seed_case(hub)
+        changed = await asyncio.wait_for(queue.get(), 5)
+        assert "cases" in changed
+        assert "devices" not in changed
+        await hub.devices.register("pole-1")
+        changed = await asyncio.wait_for(queue.get(), 5)
+        assert changed == frozenset({"devices"})
+    assert state.feed.listeners == 0
+    await state.feed.close()
+
+
+async def test_pages_render_in_english_after_the_switch(as_role: Any, hub: Hub) -> None:
+    await seed_case(hub)
+    op: Client = await as_role("operator")
+    assert "案卷队列" in (await op.get("/console/cases")).text
+    r = await op.post(
+        "/console/lang", data={"lang": "en", "back": "/console/cases", "csrf_token": op.csrf}
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/cases"
+    page = (await op.get("/console/cases")).text
+    assert "Case queue" in page
+    assert 'lang="en"' in page
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(audits.select())).all()
