@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central_hub.db.schema import audits, cases
+from central_hub.db.schema import UTCDateTime, audits, cases
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
-from central_hub.domain.filing import EventFacts, OpenCase, plan_filing
+from central_hub.domain.errors import DomainError
+from central_hub.domain.filing import EventFacts, FilingPlan, OpenCase, plan_filing
 from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import FINAL_STAGES
 from edge_agent.protocol import Event
@@ -32,6 +34,8 @@ FILING_ACTION = "file"
 #: The audit role of the hub itself (filing is not a person's action).
 SYSTEM_ROLE = "system"
 _METRES_PER_DEGREE = 111_320.0
+#: Tiles per side of a block in the batch's candidate query.
+QUERY_BLOCK = 8
 
 
 class CaseFiler:
@@ -115,6 +119,7 @@ class CaseFiler:
                 event_count=1,
                 last_event_at=facts.detected_at,
                 updated_at=now,
+                first_report_id=facts.event_id,
             )
             .returning(cases.c.id)
         )
@@ -133,3 +138,240 @@ class CaseFiler:
             )
         )
         return case_id
+
+    async def file_many(
+        self, conn: AsyncConnection, batch: list[EventFacts], now: datetime
+    ) -> list[int | DomainError]:
+        """File a batch of reports in a few statements; per report a case id or the refusal.
+
+        Candidates for every report come from one query (open cases in any of the
+        batch's bounding boxes); reports earlier in the batch are candidates for later ones,
+        so two reports of one new problem in the same batch open one case. New cases are
+        inserted with one multi-row INSERT ... RETURNING, merges and audits likewise.
+        """
+        results: list[int | str | DomainError] = []
+        if not batch:
+            return []
+        buckets = _Buckets(self.catalogue, batch)
+        for found in await self._batch_candidates(conn, batch, buckets):
+            buckets.add(found)
+        new_rows: list[dict[str, Any]] = []
+        pending: dict[str, int] = {}  # local id -> index in new_rows
+        merges: dict[int, tuple[int, datetime]] = {}
+        for n, facts in enumerate(batch):
+            try:
+                plan = plan_filing(
+                    facts, buckets.near(facts), self.catalogue, self.grid, self.calendar, now
+                )
+            except DomainError as exc:
+                results.append(exc)
+                continue
+            if plan.merge_into is None:
+                local = f"new-{n}"
+                pending[local] = len(new_rows)
+                new_rows.append(self._case_row(plan, facts, now))
+                buckets.put(
+                    OpenCase(
+                        local,
+                        facts.code,
+                        facts.lat,
+                        facts.lon,
+                        plan.initial_stage,
+                        facts.detected_at,
+                    )
+                )
+                results.append(local)
+                continue
+            target = plan.merge_into
+            buckets.touch(target, facts.detected_at)
+            if isinstance(target, str):
+                row = new_rows[pending[target]]
+                row["event_count"] += 1
+                row["last_event_at"] = max(row["last_event_at"], facts.detected_at)
+            else:
+                count, last = merges.get(int(target), (0, facts.detected_at))
+                merges[int(target)] = (count + 1, max(last, facts.detected_at))
+            results.append(target)
+        ids: dict[str, int] = {}
+        if new_rows:
+            # Unsorted RETURNING is one multi-row statement; map rows back by report id.
+            inserted = await conn.execute(
+                cases.insert().returning(cases.c.id, cases.c.first_report_id), new_rows
+            )
+            by_report = {r.first_report_id: int(r.id) for r in inserted}
+            for local, row in zip(pending, new_rows, strict=True):
+                ids[local] = by_report[row["first_report_id"]]
+            await conn.execute(
+                audits.insert(),
+                [
+                    self._filing_audit(ids[local], batch[int(local[4:])], row["stage"], now)
+                    for local, row in zip(pending, new_rows, strict=True)
+                ],
+            )
+        if merges:
+            await conn.execute(
+                cases.update()
+                .where(cases.c.id == sa.bindparam("b_id"))
+                .values(
+                    event_count=cases.c.event_count + sa.bindparam("b_count"),
+                    last_event_at=sa.case(
+                        (
+                            cases.c.last_event_at < sa.bindparam("b_last", type_=UTCDateTime),
+                            sa.bindparam("b_last", type_=UTCDateTime),
+                        ),
+                        else_=cases.c.last_event_at,
+                    ),
+                    updated_at=now,
+                ),
+                [{"b_id": k, "b_count": c, "b_last": t} for k, (c, t) in merges.items()],
+            )
+        return [ids[r] if isinstance(r, str) else r for r in results]
+
+    async def _batch_candidates(
+        self, conn: AsyncConnection, batch: list[EventFacts], buckets: _Buckets
+    ) -> list[OpenCase]:
+        boxes = buckets.query_boxes()
+        windows = [
+            timedelta(hours=self.catalogue.get(f.code).merge_window_h)
+            for f in batch
+            if f.code in self.catalogue
+        ]
+        if not boxes or not windows:
+            return []
+        widest = max(windows)
+        t0 = min(f.detected_at for f in batch) - widest
+        t1 = max(f.detected_at for f in batch) + widest
+        near_any = sa.or_(
+            *(
+                sa.and_(
+                    cases.c.code == code,
+                    cases.c.lat.between(lat0, lat1),
+                    cases.c.lon.between(lon0, lon1),
+                )
+                for code, lat0, lat1, lon0, lon1 in boxes
+            )
+        )
+        q = sa.select(
+            cases.c.id, cases.c.code, cases.c.lat, cases.c.lon, cases.c.stage, cases.c.last_event_at
+        ).where(
+            near_any,
+            cases.c.stage.not_in([s.value for s in FINAL_STAGES]),
+            cases.c.last_event_at.between(t0, t1),
+        )
+        rows = (await conn.execute(q)).all()
+        return [OpenCase(r.id, r.code, r.lat, r.lon, r.stage, r.last_event_at) for r in rows]
+
+    def _case_row(self, plan: FilingPlan, facts: EventFacts, now: datetime) -> dict[str, Any]:
+        return {
+            "source": plan.source,
+            "code": plan.code,
+            "major": plan.major,
+            "category": plan.category_name,
+            "title": plan.title[:200],
+            "line": plan.line,
+            "grid_cell_id": plan.grid_cell_id,
+            "squad_id": plan.squad_id,
+            "stage": plan.initial_stage.value,
+            "lat": facts.lat,
+            "lon": facts.lon,
+            "reported_at": plan.reported_at,
+            "deadline": plan.deadline,
+            "limit_kind": plan.limit.kind,
+            "limit_amount": plan.limit.amount,
+            "verification_required": plan.verification_required,
+            "event_count": 1,
+            "last_event_at": facts.detected_at,
+            "updated_at": now,
+            "closed_at": None,
+            "first_report_id": facts.event_id,
+        }
+
+    @staticmethod
+    def _filing_audit(case_id: int, facts: EventFacts, stage: str, now: datetime) -> dict[str, Any]:
+        return {
+            "case_id": case_id,
+            "at": now,
+            "from_stage": None,
+            "to_stage": stage,
+            "action": FILING_ACTION,
+            "actor": facts.device_id or facts.source,
+            "role": SYSTEM_ROLE,
+            "reason": f"filed from {facts.source} report {facts.event_id}",
+            "attachments": [],
+        }
+
+
+class _Buckets:
+    """Open cases bucketed by code and a coarse tile, so each report sees only its neighbours.
+
+    Tiles are as wide as the widest merge radius of the batch's codes (wider in longitude
+    by the latitude's cosine), so the 3x3 tiles around a report hold every case within
+    its radius.
+    """
+
+    def __init__(self, catalogue: Catalogue, batch: list[EventFacts]) -> None:
+        radii = [catalogue.get(f.code).merge_radius_m for f in batch if f.code in catalogue]
+        self.catalogue = catalogue
+        self.dlat = max(radii, default=30.0) / _METRES_PER_DEGREE
+        widest = min(max(abs(f.lat) for f in batch) + 1.0, 89.0)
+        self.dlon = self.dlat / math.cos(math.radians(widest))
+        self.tiles: dict[tuple[str, int, int], dict[int | str, OpenCase]] = {}
+        self.where: dict[int | str, tuple[str, int, int]] = {}
+        self.batch = batch
+
+    def _tile(self, code: str, lat: float, lon: float) -> tuple[str, int, int]:
+        return (code, math.floor(lat / self.dlat), math.floor(lon / self.dlon))
+
+    def add(self, case: OpenCase) -> None:
+        """Add a case found in the database."""
+        self.put(case)
+
+    def put(self, case: OpenCase) -> None:
+        """Add or replace a case."""
+        if case.lat is None or case.lon is None:
+            return
+        key = self._tile(case.code, case.lat, case.lon)
+        self.tiles.setdefault(key, {})[case.case_id] = case
+        self.where[case.case_id] = key
+
+    def touch(self, case_id: int | str, at: datetime) -> None:
+        """Record that a report merged into ``case_id`` at ``at``."""
+        key = self.where.get(case_id)
+        if key is None:
+            return
+        case = self.tiles[key][case_id]
+        if at > case.last_event_at:
+            self.tiles[key][case_id] = OpenCase(
+                case.case_id, case.code, case.lat, case.lon, case.stage, at
+            )
+
+    def near(self, facts: EventFacts) -> list[OpenCase]:
+        """Cases of the report's code in the 3x3 tiles around it."""
+        code, ilat, ilon = self._tile(facts.code, facts.lat, facts.lon)
+        out: list[OpenCase] = []
+        for da in (-1, 0, 1):
+            for do in (-1, 0, 1):
+                out.extend(self.tiles.get((code, ilat + da, ilon + do), {}).values())
+        return out
+
+    def query_boxes(self) -> list[tuple[str, float, float, float, float]]:
+        """Bounding boxes for the candidate query: per code, coarse blocks of tiles.
+
+        Blocks are ``QUERY_BLOCK`` tiles wide (one margin tile around), which keeps the
+        query short for a batch spread over a district while bounding what it returns.
+        """
+        blocks: set[tuple[str, int, int]] = set()
+        for f in self.batch:
+            if f.code in self.catalogue:
+                code, ilat, ilon = self._tile(f.code, f.lat, f.lon)
+                blocks.add((code, ilat // QUERY_BLOCK, ilon // QUERY_BLOCK))
+        return [
+            (
+                code,
+                (blat * QUERY_BLOCK - 1) * self.dlat,
+                ((blat + 1) * QUERY_BLOCK + 1) * self.dlat,
+                (blon * QUERY_BLOCK - 1) * self.dlon,
+                ((blon + 1) * QUERY_BLOCK + 1) * self.dlon,
+            )
+            for code, blat, blon in sorted(blocks)
+        ]

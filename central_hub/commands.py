@@ -256,14 +256,21 @@ class CommandService:
                 log.warning("could not send %s to %s: %s", row.cmd_id, row.device_id, exc)
                 break
             async with self.engine.begin() as conn:
-                # Only from queued: a fast device may already have acked it.
+                # A fast device may already have acked it: never move a state back.
                 await conn.execute(
                     commands.update()
-                    .where(
-                        commands.c.cmd_id == row.cmd_id,
-                        commands.c.state == CommandState.QUEUED.value,
+                    .where(commands.c.cmd_id == row.cmd_id)
+                    .values(
+                        state=sa.case(
+                            (
+                                commands.c.state == CommandState.QUEUED.value,
+                                CommandState.SENT.value,
+                            ),
+                            else_=commands.c.state,
+                        ),
+                        sent_at=sa.func.coalesce(commands.c.sent_at, now),
+                        updated_at=now,
                     )
-                    .values(state=CommandState.SENT.value, sent_at=now, updated_at=now)
                 )
             sent += 1
         return sent

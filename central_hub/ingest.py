@@ -26,6 +26,7 @@ from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import dead_letters, events, snapshots, tracks
 from central_hub.devices import apply_config_reported, apply_status, apply_telemetry
 from central_hub.domain.errors import DomainError
+from central_hub.domain.filing import EventFacts
 from central_hub.errors import HubError
 from central_hub.evidence import EvidenceStore
 from central_hub.mqtt import Inbound
@@ -59,10 +60,16 @@ RETRY_DELAY_S = 1.0
 
 
 class EventFiler(Protocol):
-    """Turns a newly stored event into a case (new or merged); returns the case id."""
+    """Turns newly stored events into cases (new or merged)."""
 
     async def file(self, conn: AsyncConnection, event: Event, now: datetime) -> int:
         """File ``event`` inside the caller's transaction; raise DomainError/HubError to refuse."""
+        ...
+
+    async def file_many(
+        self, conn: AsyncConnection, batch: list[EventFacts], now: datetime
+    ) -> list[int | DomainError]:
+        """File a batch in order; per report its case id or the DomainError refusing it."""
         ...
 
 
@@ -151,7 +158,8 @@ class IngestWorker:
     """Consumes a :class:`MessageSource` until cancelled.
 
     ``on_device_reachable`` is called (with the device id) after a commit in which a
-    device reported itself online, so the command sender can deliver what waits for it.
+    device reported itself online, so the command sender can deliver what waits for it;
+    ``on_committed`` with every batch once it is committed and acknowledged.
     """
 
     def __init__(
@@ -164,6 +172,7 @@ class IngestWorker:
         *,
         batch_size: int = 200,
         on_device_reachable: Callable[[str], None] | None = None,
+        on_committed: Callable[[list[Inbound]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -172,6 +181,7 @@ class IngestWorker:
         self.clock = clock
         self.batch_size = batch_size
         self.on_device_reachable = on_device_reachable
+        self.on_committed = on_committed
         self.stats = IngestStats()
 
     async def run(self) -> None:
@@ -190,9 +200,15 @@ class IngestWorker:
                 break
             except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
                 self.stats.batch_retries += 1
-                log.error("database refused a batch of %d, retrying: %s", len(batch), exc)
+                log.error(
+                    "database refused a batch of %d, retrying: %s",
+                    len(batch),
+                    str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc)[:500],
+                )
                 await asyncio.sleep(RETRY_DELAY_S)
         self.source.ack(batch)
+        if self.on_committed is not None:
+            self.on_committed(batch)
         self.stats.batches += 1
         self.stats.received += len(batch)
         if self.on_device_reachable is not None:
@@ -211,44 +227,121 @@ class IngestWorker:
 
     async def _write(self, decoded: list[_Decoded], shas: dict[int, str]) -> set[str]:
         now = self.clock()
-        reachable: set[str] = set()
-        stats = {"stored": 0, "new": 0, "dup": 0, "dead": 0}
-        by_channel: dict[str, int] = {}
+        tally = _Tally()
         async with self.engine.begin() as conn:
+            events_in: list[tuple[int, _Decoded]] = []
             for i, item in enumerate(decoded):
                 if item.error is not None:
                     await self._dead_letter(conn, item, item.error, item.fields, now)
-                    stats["dead"] += 1
-                    continue
+                    tally.dead += 1
+                elif isinstance(item.message, Event):
+                    events_in.append((i, item))
+                else:
+                    await self._one(conn, item, shas.get(i), now, tally)
+            if events_in:
+                bulk = _Tally()
                 try:
                     async with conn.begin_nested():
-                        outcome = await self._handle(conn, item, shas.get(i), now)
-                except (DomainError, HubError, ValueError) as exc:
-                    await self._dead_letter(conn, item, _clean(f"refused: {exc}"), (), now)
-                    stats["dead"] += 1
-                    continue
-                except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-                    reason = _clean(f"storage refused: {exc.orig}")
-                    await self._dead_letter(conn, item, reason, (), now)
-                    stats["dead"] += 1
-                    continue
-                stats["stored"] += 1
-                assert item.channel is not None
-                by_channel[item.channel.value] = by_channel.get(item.channel.value, 0) + 1
-                if outcome == "new":
-                    stats["new"] += 1
-                elif outcome == "duplicate":
-                    stats["dup"] += 1
-                elif outcome == "reachable" and item.device_id is not None:
-                    reachable.add(item.device_id)
+                        await self._events_bulk(conn, events_in, shas, now, bulk)
+                    tally.merge(bulk)
+                except (_RaceLost, sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                    # Isolate the offender: one savepoint per event.
+                    log.warning(
+                        "bulk filing of %d events failed (%s); one by one", len(events_in), exc
+                    )
+                    for i, item in events_in:
+                        await self._one(conn, item, shas.get(i), now, tally)
         # Count only what was committed.
-        self.stats.stored += stats["stored"]
-        self.stats.events_new += stats["new"]
-        self.stats.events_duplicate += stats["dup"]
-        self.stats.dead_lettered += stats["dead"]
-        for k, v in by_channel.items():
+        self.stats.stored += tally.stored
+        self.stats.events_new += tally.new
+        self.stats.events_duplicate += tally.dup
+        self.stats.dead_lettered += tally.dead
+        for k, v in tally.by_channel.items():
             self.stats.by_channel[k] = self.stats.by_channel.get(k, 0) + v
-        return reachable
+        return tally.reachable
+
+    async def _one(
+        self, conn: AsyncConnection, item: _Decoded, sha: str | None, now: datetime, tally: _Tally
+    ) -> None:
+        """Store one valid message in its own savepoint; dead-letter it if refused."""
+        try:
+            async with conn.begin_nested():
+                outcome = await self._handle(conn, item, sha, now)
+        except (DomainError, HubError, ValueError) as exc:
+            await self._dead_letter(conn, item, _clean(f"refused: {exc}"), (), now)
+            tally.dead += 1
+            return
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+            await self._dead_letter(conn, item, _clean(f"storage refused: {exc.orig}"), (), now)
+            tally.dead += 1
+            return
+        assert item.channel is not None
+        tally.stored_one(item.channel.value)
+        if outcome == "new":
+            tally.new += 1
+        elif outcome == "duplicate":
+            tally.dup += 1
+        elif outcome == "reachable" and item.device_id is not None:
+            tally.reachable.add(item.device_id)
+
+    async def _events_bulk(
+        self,
+        conn: AsyncConnection,
+        items: list[tuple[int, _Decoded]],
+        shas: dict[int, str],
+        now: datetime,
+        tally: _Tally,
+    ) -> None:
+        """Store and file a batch's events with a handful of multi-row statements."""
+        fresh: list[tuple[int, _Decoded, Event]] = []
+        seen: set[str] = set()
+        for i, item in items:
+            ev = item.message
+            assert isinstance(ev, Event)
+            if ev.event_id in seen:
+                tally.dup += 1
+                tally.stored_one(Channel.EVENT.value)
+            else:
+                seen.add(ev.event_id)
+                fresh.append((i, item, ev))
+        known = set(
+            (
+                await conn.execute(
+                    sa.select(events.c.event_id).where(events.c.event_id.in_(sorted(seen)))
+                )
+            ).scalars()
+        )
+        if known:
+            tally.dup += sum(1 for _, _, ev in fresh if ev.event_id in known)
+            for _ in known:
+                tally.stored_one(Channel.EVENT.value)
+            fresh = [f for f in fresh if f[2].event_id not in known]
+        if not fresh:
+            return
+        outcomes: list[int | DomainError | None]
+        if self.filer is not None:
+            facts = [EventFacts.from_event(ev) for _, _, ev in fresh]
+            outcomes = list(await self.filer.file_many(conn, facts, now))
+        else:
+            outcomes = [None] * len(fresh)
+        rows = []
+        for (i, item, ev), outcome in zip(fresh, outcomes, strict=True):
+            if isinstance(outcome, DomainError):
+                await self._dead_letter(conn, item, _clean(f"refused: {outcome}"), (), now)
+                tally.dead += 1
+                continue
+            rows.append(_event_row(ev, shas.get(i), now, outcome))
+        if not rows:
+            return
+        stmt = insert_ignore(events, conn.dialect, ["event_id"]).returning(events.c.event_id)
+        inserted = len((await conn.execute(stmt, rows)).all())
+        if inserted != len(rows):
+            raise _RaceLost(
+                f"{len(rows) - inserted} events were stored by another worker meanwhile"
+            )
+        tally.new += inserted
+        for _ in rows:
+            tally.stored_one(Channel.EVENT.value)
 
     async def _dead_letter(
         self,
@@ -320,28 +413,7 @@ class IngestWorker:
     async def _event(self, conn: AsyncConnection, ev: Event, sha: str | None, now: datetime) -> str:
         stmt = (
             insert_ignore(events, conn.dialect, ["event_id"])
-            .values(
-                event_id=ev.event_id,
-                device_id=ev.device_id,
-                camera_id=ev.camera_id,
-                seq=ev.seq,
-                kind=ev.kind,
-                code=ev.code,
-                started_at=ev.started_at,
-                detected_at=ev.detected_at,
-                received_at=now,
-                dwell_s=ev.dwell_s,
-                confidence=ev.confidence,
-                lat=ev.location.lat,
-                lon=ev.location.lon,
-                location_source=ev.location.source,
-                zone=ev.zone,
-                model_name=ev.model.name,
-                model_version=ev.model.version,
-                plate_text=ev.plate.text if ev.plate else None,
-                snapshot_sha256=sha,
-                objects=[o.model_dump(mode="json") for o in ev.objects],
-            )
+            .values(**_event_row(ev, sha, now, None))
             .returning(events.c.event_id)
         )
         inserted = (await conn.execute(stmt)).first()
@@ -353,6 +425,59 @@ class IngestWorker:
                 events.update().where(events.c.event_id == ev.event_id).values(case_id=case_id)
             )
         return "new"
+
+
+class _RaceLost(Exception):
+    """Another worker stored some of this batch's events first; redo it one by one."""
+
+
+@dataclass
+class _Tally:
+    stored: int = 0
+    new: int = 0
+    dup: int = 0
+    dead: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    reachable: set[str] = field(default_factory=set)
+
+    def stored_one(self, channel: str) -> None:
+        self.stored += 1
+        self.by_channel[channel] = self.by_channel.get(channel, 0) + 1
+
+    def merge(self, other: _Tally) -> None:
+        self.stored += other.stored
+        self.new += other.new
+        self.dup += other.dup
+        self.dead += other.dead
+        for k, v in other.by_channel.items():
+            self.by_channel[k] = self.by_channel.get(k, 0) + v
+        self.reachable |= other.reachable
+
+
+def _event_row(ev: Event, sha: str | None, now: datetime, case_id: int | None) -> dict[str, Any]:
+    return {
+        "event_id": ev.event_id,
+        "device_id": ev.device_id,
+        "camera_id": ev.camera_id,
+        "seq": ev.seq,
+        "kind": ev.kind,
+        "code": ev.code,
+        "started_at": ev.started_at,
+        "detected_at": ev.detected_at,
+        "received_at": now,
+        "dwell_s": ev.dwell_s,
+        "confidence": ev.confidence,
+        "lat": ev.location.lat,
+        "lon": ev.location.lon,
+        "location_source": ev.location.source,
+        "zone": ev.zone,
+        "model_name": ev.model.name,
+        "model_version": ev.model.version,
+        "plate_text": ev.plate.text if ev.plate else None,
+        "snapshot_sha256": sha,
+        "objects": [o.model_dump(mode="json") for o in ev.objects],
+        "case_id": case_id,
+    }
 
 
 def _device_of(name: str) -> str | None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "UTCDateTime",
     "audits",
     "cases",
     "commands",
@@ -88,6 +89,10 @@ cases = sa.Table(
     sa.Column("last_event_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime, nullable=True),
+    # The report that opened the case (an event id, later a citizen report id); unique,
+    # so a batch insert can map RETURNING rows back to its reports in any order.
+    sa.Column("first_report_id", sa.String(64), nullable=True, unique=True),
+    sa.Index("ix_cases_code_lat", "code", "lat"),
 )
 
 events = sa.Table(

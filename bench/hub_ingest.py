@@ -1,0 +1,341 @@
+"""Hub ingest benchmark: events filed as cases per second against a raw paho subscriber.
+
+Figures (one JSON line at the end):
+
+* ``raw_consume_per_s``: a bare paho subscriber draining N queued events from its
+  persistent session (the broker's and paho's ceiling on this machine);
+* ``ingest_per_s``: the hub (SQLite, WAL) draining the same N events from its persistent
+  shared subscription, validating, storing and filing each as a case, acking after commit;
+* ``ratio``: ingest_per_s / raw_consume_per_s (goal >= 0.5);
+* ``p95_file_ms``: 95th percentile from publish to case committed at a steady 200 events/s
+  (goal <= 250 ms);
+* ``workers2_speedup_pg``: two hub worker processes against one on PostgreSQL, draining
+  the same queued stream (goal >= 1.6; bounded by the cores this machine has).
+
+Publishers run in their own processes (DESIGN.md: two paho clients in one process
+collapse). Usage: ``python bench/hub_ingest.py [--events N] [--pg-dsn URL] [--skip-pg]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central_hub.hub import build_hub
+from central_hub.ingest import IngestWorker
+from central_hub.mqtt import Inbound, MqttLink
+from central_hub.settings import HubSettings
+from central_hub.testing import eventually, make_event
+from edge_agent.protocol import Channel, encode, hub_subscriptions, topic
+from simulators.mosquitto import MosquittoBroker
+
+CODES = ["0504", "0505", "0102", "0501", "0507", "2103"]
+
+
+def make_payloads(n: int, seed: int) -> list[tuple[str, bytes]]:
+    """N distinct events spread over the sample district, as (topic, payload)."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        ev = make_event(
+            f"pole-{i % 16}",
+            code=rng.choice(CODES),
+            seq=i,
+            at=now,
+            lat=rng.uniform(28.6390, 28.6590),
+            lon=rng.uniform(121.2510, 121.2740),
+        )
+        out.append((topic(ev.device_id, Channel.EVENT), encode(ev)))
+    return out
+
+
+def _publisher(port: int, payloads: list[tuple[str, bytes]], rate: float, out: Any) -> None:
+    """Child process: publish payloads (QoS 1), at ``rate``/s or as fast as possible."""
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{os.getpid()}"
+    )
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    stamps: dict[str, float] = {}
+    start = time.monotonic()
+    info = None
+    for i, (tpc, payload) in enumerate(payloads):
+        if rate > 0:
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            stamps[json.loads(payload)["event_id"]] = time.time()
+        info = client.publish(tpc, payload, qos=1)
+    if info is not None:
+        info.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+    out.put(stamps)
+
+
+def publish(port: int, payloads: list[tuple[str, bytes]], rate: float = 0) -> dict[str, float]:
+    """Run a publisher process to completion; return its publish timestamps (paced runs)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_publisher, args=(port, payloads, rate, q))
+    proc.start()
+    stamps: dict[str, float] = q.get(timeout=600)
+    proc.join(60)
+    return stamps
+
+
+def raw_consume(port: int, payloads: list[tuple[str, bytes]]) -> float:
+    """Messages per second a bare paho subscriber drains from its persistent session."""
+    n = len(payloads)
+    got = 0
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        nonlocal got
+        got += 1
+        if got == n:
+            done.set()
+
+    def client() -> paho.Client:
+        c = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="raw-bench",
+            clean_session=False,
+            protocol=paho.MQTTv311,
+        )
+        c.on_message = on_message
+        c.on_connect = lambda cl, *_: cl.subscribe("$share/raw/xh/v1/dev/+/event", 1)
+        c.on_subscribe = lambda *_: subscribed.set()
+        return c
+
+    first = client()
+    first.connect("127.0.0.1", port)
+    first.loop_start()
+    subscribed.wait(10)
+    first.disconnect()
+    first.loop_stop()
+    publish(port, payloads)
+    second = client()
+    t0 = time.perf_counter()
+    second.connect("127.0.0.1", port)
+    second.loop_start()
+    done.wait(600)
+    elapsed = time.perf_counter() - t0
+    second.disconnect()
+    second.loop_stop()
+    return n / elapsed
+
+
+async def hub_drain_and_latency(
+    port: int, workdir: Path, payloads: list[tuple[str, bytes]], paced: list[tuple[str, bytes]]
+) -> tuple[float, float]:
+    """The in-process hub on SQLite: drain rate of queued events, then p95 at 200/s."""
+    settings = HubSettings(data_dir=workdir / "hub", mqtt_port=port, mqtt_client_id="hub-bench")
+    hub = await build_hub(settings, mqtt=False)
+    subs = hub_subscriptions("hub")
+
+    def link() -> MqttLink:
+        return MqttLink(host="127.0.0.1", port=port, client_id="hub-bench", subscriptions=subs)
+
+    first = link()
+    await first.start()
+    await asyncio.wait_for(first.wait_subscribed(), 10)
+    await first.stop()
+    publish(port, payloads)
+
+    committed: dict[str, float] = {}
+
+    def on_committed(batch: list[Inbound]) -> None:
+        t = time.time()
+        for m in batch:
+            committed[json.loads(m.payload)["event_id"]] = t
+
+    source = link()
+    worker = IngestWorker(
+        hub.engine, source, hub.evidence, hub.filer, hub.clock, batch_size=500,
+        on_committed=on_committed,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    await source.start()
+    task = asyncio.create_task(worker.run())
+    if not await eventually(lambda: worker.stats.received >= len(payloads), 600):
+        raise RuntimeError(f"hub drained only {worker.stats.received} of {len(payloads)}")
+    drain = len(payloads) / (time.perf_counter() - t0)
+    assert worker.stats.dead_lettered == 0, worker.stats
+
+    committed.clear()
+    stamps = await asyncio.to_thread(publish, port, paced, 200.0)
+    await eventually(lambda: len(committed) >= len(paced), 30)
+    lat = sorted((committed[k] - v) * 1000 for k, v in stamps.items() if k in committed)
+    p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
+    task.cancel()
+    await source.stop()
+    await hub.close()
+    logging.info("latency ms: median %.1f p95 %.1f max %.1f", statistics.median(lat), p95, lat[-1])
+    return drain, p95
+
+
+def _pg_count(url: str) -> int:
+    import asyncpg
+
+    async def q() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("select count(*) from events"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(q())
+
+
+def pg_workers(
+    port: int, workdir: Path, admin_dsn: str, payloads: list[tuple[str, bytes]], k: int
+) -> float:
+    """Events per second ``k`` hub worker processes drain on a fresh PostgreSQL database."""
+    import asyncpg
+
+    name = f"xh_bench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = admin_dsn.rsplit("/", 1)[0]
+    url = base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    raw_url = f"{base}/{name}"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        for w in range(k):
+            args = [
+                sys.executable, "-m", "central_hub.cli", "--data-dir", str(workdir / f"pg{k}"),
+                "--db", url, "serve", "--no-api", "--mqtt-port", str(port),
+                "--client-id", f"pgw{k}-{w}",
+            ]  # fmt: skip
+            log = (workdir / f"pgw{k}-{w}.log").open("ab")
+            procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+
+    def stop() -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        procs.clear()
+
+    try:
+        start()
+        # Wait until every worker has subscribed (sentinel events, then clear them).
+        sentinel = make_payloads(50, seed=k)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            publish(port, sentinel[:5])
+            time.sleep(1.0)
+            logs = [(workdir / f"pgw{k}-{w}.log").read_text() for w in range(k)]
+            if all("connected to" in t for t in logs) and _pg_count(raw_url) > 0:
+                break
+        time.sleep(1.0)
+        stop()
+        already = _pg_count(raw_url)
+        publish(port, payloads)
+        start()
+        n = len(payloads) + already
+        first_t = None
+        first_c = 0
+        while True:
+            c = _pg_count(raw_url)
+            now = time.perf_counter()
+            if first_t is None and c > already:
+                first_t, first_c = now, c
+            if c >= n:
+                break
+            time.sleep(0.05)
+        assert first_t is not None
+        return (n - first_c) / max(now - first_t, 1e-6)
+    finally:
+        stop()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def main() -> None:
+    """Run every phase and print the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--paced", type=int, default=2_000, help="events for the 200/s run")
+    parser.add_argument("--pg-events", type=int, default=10_000)
+    parser.add_argument(
+        "--pg-dsn",
+        default=os.environ.get("XH_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    for noisy in ("central_hub", "alembic", "simulators"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="xh-bench-") as tmp:
+        work = Path(tmp)
+        broker = MosquittoBroker(work / "broker")
+        broker.start()
+        try:
+            assert broker.port is not None
+            stream = make_payloads(args.events, seed=1)
+            raw = raw_consume(broker.port, stream)
+            logging.info("raw paho subscriber: %.0f msg/s", raw)
+            paced = make_payloads(args.paced, seed=2)
+            ingest, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
+            logging.info("hub ingest (SQLite): %.0f events/s, p95 %.1f ms", ingest, p95)
+            speedup = None
+            if not args.skip_pg:
+                pg_stream = make_payloads(args.pg_events, seed=3)
+                one = pg_workers(broker.port, work, args.pg_dsn, pg_stream, 1)
+                two = pg_workers(
+                    broker.port, work, args.pg_dsn, make_payloads(args.pg_events, seed=4), 2
+                )
+                logging.info("PostgreSQL: 1 worker %.0f/s, 2 workers %.0f/s", one, two)
+                speedup = round(two / one, 2)
+        finally:
+            broker.stop()
+    print(
+        json.dumps(
+            {
+                "bench": "hub_ingest",
+                "raw_consume_per_s": round(raw),
+                "ingest_per_s": round(ingest),
+                "ratio": round(ingest / raw, 3),
+                "p95_file_ms": round(p95, 1),
+                "workers2_speedup_pg": speedup,
+                "events": args.events,
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
