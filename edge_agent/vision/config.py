@@ -364,8 +364,9 @@ class SourceSpec:
 
 
 def parse_source(text: str | int) -> SourceSpec:
-    """Parse a camera ``source``: ``rtsp://...``, ``http(s)://...``, ``0`` (USB index),
-    a file path, or ``scenario:NAME`` with optional ``?seed=N&speed=X``."""
+    """Parse a camera ``source``: ``rtsp://...``, ``http(s)://...``, ``0`` or
+    ``/dev/video0`` (USB), a file path, or ``scenario:NAME`` with optional
+    ``?seed=N&speed=X``."""
     if isinstance(text, int):
         if text < 0:
             raise ValueError(f"device index must be >= 0, got {text}")
@@ -395,7 +396,7 @@ def parse_source(text: str | int) -> SourceSpec:
         return SourceSpec("scenario", name, seed=seed, speed=speed)
     if re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", lowered):
         return SourceSpec("url", value)
-    if value.isdigit():
+    if value.isdigit() or re.fullmatch(r"/dev/video[0-9]+", value):
         return SourceSpec("device", value)
     if "://" in value:
         scheme = value.split("://", 1)[0]

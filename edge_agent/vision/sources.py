@@ -119,7 +119,11 @@ class CaptureSource:
         if self.spec.kind == "file" and not Path(target).is_file():
             raise SourceError(f"camera {self.camera_id}: video file {shown} does not exist")
         if self.spec.kind == "device":
-            cap = cv2.VideoCapture(int(target))
+            cap = (
+                cv2.VideoCapture(int(target))
+                if target.isdigit()
+                else cv2.VideoCapture(target, cv2.CAP_V4L2)
+            )
         elif self.spec.kind == "url":
             params = [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,

@@ -184,18 +184,44 @@ def draw_zones(image: Image, camera: CameraConfig) -> Image:
         polys.append((zone, pts, colour))
     canvas = np.asarray(cv2.addWeighted(overlay, 0.3, canvas, 0.7, 0), dtype=np.uint8)
     scale = max(0.5, w / 1600)
+    placed: list[tuple[int, int, int, int]] = []  # label boxes drawn so far: never overlap
     for zone, pts, colour in polys:
         cv2.polylines(canvas, [pts], True, colour, max(2, w // 500), cv2.LINE_AA)
         rules = [f"{r.name} {r.code} {r.dwell_s:g}s" for r in camera.rules if r.zone == zone.name]
         lines = [zone.name, *rules]
+        sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1) for t in lines]
+        line_h = max(th + base for (_, th), base in sizes) + 4
+        block_w = max(tw for (tw, _), _ in sizes) + 4
+        block_h = line_h * len(lines)
         cx, cy = (int(v) for v in pts.mean(axis=0))
+        x = min(max(cx - block_w // 2, 0), max(w - block_w, 0))
+        y = min(max(cy - block_h // 2, 0), max(h - block_h, 0))
+        for _ in range(h // max(line_h, 1) + 1):
+            box = (x, y, x + block_w, y + block_h)
+            clash = [
+                b
+                for b in placed
+                if box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+            ]
+            if not clash:
+                break
+            y = max(b[3] for b in clash) + 2
+            if y + block_h > h:
+                y = 0
+        placed.append((x, y, x + block_w, y + block_h))
         for k, text in enumerate(lines):
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            x = min(max(cx - tw // 2, 0), max(w - tw, 0))
-            y = min(max(cy + k * (th + base + 4), th + 2), h - base - 2)
-            cv2.rectangle(canvas, (x - 2, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
+            top = y + k * line_h
+            (tw, th), _ = sizes[k]
+            cv2.rectangle(canvas, (x, top), (x + tw + 4, top + line_h), (0, 0, 0), -1)
             cv2.putText(
-                canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA
+                canvas,
+                text,
+                (x + 2, top + th + 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                colour,
+                1,
+                cv2.LINE_AA,
             )
     return np.asarray(canvas, dtype=np.uint8)
 

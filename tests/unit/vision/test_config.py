@@ -12,6 +12,7 @@ from edge_agent.vision.config import (
     DetectorConfig,
     RuleConfig,
     RuleKind,
+    SourceSpec,
     VisionConfig,
     ZoneConfig,
     parse_schedule,
@@ -141,6 +142,7 @@ def test_schedule_parsing_and_wrapping() -> None:
 def test_sources_parse() -> None:
     assert parse_source("rtsp://a:b@host/x").kind == "url"
     assert parse_source("0").kind == "device"
+    assert parse_source("/dev/video2") == SourceSpec("device", "/dev/video2")
     assert parse_source(2).target == "2"
     assert parse_source("/data/clip.mp4").kind == "file"
     spec = parse_source("scenario:market_vendor?seed=3&speed=10")
