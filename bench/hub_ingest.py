@@ -239,7 +239,10 @@ def pg_workers(
                 "--client-id", f"pgw{k}-{w}",
             ]  # fmt: skip
             log = (workdir / f"pgw{k}-{w}.log").open("ab")
-            procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+            # A share group per run: a stopped worker's persistent session keeps
+            # receiving its share of the group's messages until it returns.
+            env = {**os.environ, "XH_HUB_SHARE_GROUP": f"bench-pg{k}"}
+            procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env))
 
     def stop() -> None:
         for p in procs:

@@ -34,8 +34,10 @@ FILING_ACTION = "file"
 #: The audit role of the hub itself (filing is not a person's action).
 SYSTEM_ROLE = "system"
 _METRES_PER_DEGREE = 111_320.0
-#: Tiles per side of a block in the batch's candidate query.
+#: Tiles per side of a block in the candidate query of a widely spread batch.
 QUERY_BLOCK = 8
+#: Up to this many distinct tiles, the candidate query asks for each tile's neighbourhood.
+MAX_FINE_BOXES = 64
 
 
 class CaseFiler:
@@ -355,23 +357,22 @@ class _Buckets:
         return out
 
     def query_boxes(self) -> list[tuple[str, float, float, float, float]]:
-        """Bounding boxes for the candidate query: per code, coarse blocks of tiles.
+        """Bounding boxes for the candidate query, per code.
 
-        Blocks are ``QUERY_BLOCK`` tiles wide (one margin tile around), which keeps the
-        query short for a batch spread over a district while bounding what it returns.
+        A batch touching few tiles gets one box per tile (3x3 tiles around it); a batch
+        spread over a district gets coarse blocks of ``QUERY_BLOCK`` tiles, which keeps
+        the query short while bounding what it returns.
         """
-        blocks: set[tuple[str, int, int]] = set()
-        for f in self.batch:
-            if f.code in self.catalogue:
-                code, ilat, ilon = self._tile(f.code, f.lat, f.lon)
-                blocks.add((code, ilat // QUERY_BLOCK, ilon // QUERY_BLOCK))
+        tiles = {self._tile(f.code, f.lat, f.lon) for f in self.batch if f.code in self.catalogue}
+        size, margin = (1, 1) if len(tiles) <= MAX_FINE_BOXES else (QUERY_BLOCK, 1)
+        blocks = {(code, ilat // size, ilon // size) for code, ilat, ilon in tiles}
         return [
             (
                 code,
-                (blat * QUERY_BLOCK - 1) * self.dlat,
-                ((blat + 1) * QUERY_BLOCK + 1) * self.dlat,
-                (blon * QUERY_BLOCK - 1) * self.dlon,
-                ((blon + 1) * QUERY_BLOCK + 1) * self.dlon,
+                (blat * size - margin) * self.dlat,
+                ((blat + 1) * size + margin) * self.dlat,
+                (blon * size - margin) * self.dlon,
+                ((blon + 1) * size + margin) * self.dlon,
             )
             for code, blat, blon in sorted(blocks)
         ]

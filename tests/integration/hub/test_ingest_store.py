@@ -110,3 +110,44 @@ async def test_track_batches_are_idempotent(db: AsyncEngine, tmp_path: Path) -> 
     )
     await worker.process([inbound(tr), inbound(tr)])
     assert await _count(db, tracks) == 1
+
+
+async def test_migrations_match_the_tables(db: AsyncEngine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from central_hub.db.migrate import current_revision, head_revision
+    from central_hub.db.schema import metadata
+
+    async with db.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert diff == []
+    assert await current_revision(db) == head_revision()
+
+
+async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path) -> None:
+    from central_hub.commands import CommandService, CommandState
+    from central_hub.devices import DeviceService
+    from central_hub.testing import RecordingPublisher
+    from edge_agent.protocol import CommandAck, generate_signing_key
+
+    clock = lambda: NOW  # noqa: E731
+    await DeviceService(db, None, clock).register("pole-1", "pole")
+    svc = CommandService(db, generate_signing_key(), RecordingPublisher(), clock)
+    cmd = await svc.enqueue("pole-1", "speaker.stop", actor="op")
+    worker, _ = _worker(db, tmp_path)
+
+    def ack(state: str) -> Inbound:
+        return inbound(
+            CommandAck(cmd_id=cmd.cmd_id, device_id="pole-1", state=state, detail=state, ts=NOW)
+        )
+
+    await worker.process([ack("succeeded")])
+    await worker.process([ack("received"), ack("failed")])  # late and conflicting acks
+    assert (await svc.get(cmd.cmd_id)).state is CommandState.SUCCEEDED
+    # An ack from another device for this command changes nothing either.
+    other = CommandAck(cmd_id=cmd.cmd_id, device_id="pole-2", state="rejected", ts=NOW)
+    await worker.process([inbound(other)])
+    assert (await svc.get(cmd.cmd_id)).state is CommandState.SUCCEEDED
