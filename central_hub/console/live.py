@@ -66,6 +66,11 @@ class ChangeFeed:
                 out[name] = tuple(row)
         return out
 
+    async def topic_fingerprint(self, name: str) -> tuple[Any, ...]:
+        """The current fingerprint of one topic (``cases``, ``devices`` or ``commands``)."""
+        async with self.engine.connect() as conn:
+            return tuple((await conn.execute(_QUERIES[name])).one())
+
     def _changed(self, now: dict[str, tuple[Any, ...]]) -> frozenset[str]:
         changed = frozenset(k for k, v in now.items() if self._last.get(k) != v)
         self._last = now

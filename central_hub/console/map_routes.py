@@ -19,6 +19,7 @@ from central_hub.console.queries import device_positions
 from central_hub.console.render import page
 from central_hub.console.security import READERS, ViewerDep
 from central_hub.console.state import ConsoleState, console_state
+from central_hub.console.stats_routes import default_view
 from central_hub.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ async def map_page(request: Request, who: ViewerDep) -> Response:
     """The live map: the grid drawn from its GeoJSON, cases and devices as markers."""
     state = console_state(request)
     proj = state.projection
+    if who.may(*READERS):
+        state.stats.warm(default_view(state))  # the statistics page opens at once
     return page(
         request,
         who,

@@ -121,12 +121,12 @@ class BarChart:
     top: int
 
 
-def _nice_top(value: int) -> int:
-    if value <= 5:
-        return 5
-    magnitude = int(10 ** math.floor(math.log10(value)))
+def _nice_step(value: int) -> int:
+    """A round tick step (1, 2 or 5 times a power of ten) so four steps reach ``value``."""
+    need = max(1, math.ceil(value / 4))
+    magnitude = int(10 ** math.floor(math.log10(need)))
     for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
+        if need <= step * magnitude:
             return step * magnitude
     return 10 * magnitude
 
@@ -141,7 +141,8 @@ def bar_chart(
     pad_bottom: float = 24,
 ) -> BarChart:
     """Lay out ``groups`` (label, {series: count}) as grouped bars of ``series``."""
-    top = _nice_top(max((g.get(s, 0) for _, g in groups for s in series), default=0))
+    step = _nice_step(max((g.get(s, 0) for _, g in groups for s in series), default=0))
+    top = 4 * step
     plot_w = width - pad_left - 4
     plot_h = height - pad_bottom - 8
     group_w = plot_w / max(len(groups), 1)
@@ -167,7 +168,7 @@ def bar_chart(
             )
         if i % every == 0:
             labels.append((round(pad_left + (i + 0.5) * group_w, 1), label))
-    ticks = tuple((round(8 + plot_h - plot_h * k / 4, 1), top * k // 4) for k in range(5))
+    ticks = tuple((round(8 + plot_h - plot_h * k / 4, 1), step * k) for k in range(5))
     return BarChart(width, height, tuple(bars), tuple(labels), ticks, top)
 
 

@@ -35,3 +35,4 @@ class ConsoleSettings(BaseModel):
     map_case_limit: int = Field(default=1000, ge=1, le=1000)
     live_poll_s: float = Field(default=1.0, gt=0)
     live_stream_max_s: float = Field(default=25.0, gt=0)
+    stats_fresh_s: float = Field(default=30.0, gt=0)

@@ -14,6 +14,7 @@ from central_hub.console.live import ChangeFeed
 from central_hub.console.mapdraw import MapProjection, MapShape, grid_shapes
 from central_hub.console.sessions import SessionStore
 from central_hub.console.settings import ConsoleSettings
+from central_hub.console.stats_cache import StatsCache
 from central_hub.hub import Hub
 
 __all__ = ["TEMPLATES_DIR", "ConsoleState", "console_state"]
@@ -32,12 +33,14 @@ class ConsoleState:
     feed: ChangeFeed
     templates: Jinja2Templates
     projection: MapProjection
+    stats: StatsCache
     shapes: list[MapShape] = field(default_factory=list)
 
     @classmethod
     def build(cls, hub: Hub, settings: ConsoleSettings) -> ConsoleState:
         """Wire the state for ``hub``; draws the grid once."""
         projection = MapProjection.for_bounds(hub.grid.bounds())
+        feed = ChangeFeed(hub.engine, poll_s=settings.live_poll_s)
         return cls(
             hub=hub,
             settings=settings,
@@ -46,9 +49,15 @@ class ConsoleState:
                 idle=timedelta(seconds=settings.session_idle_s),
                 max_age=timedelta(seconds=settings.session_max_s),
             ),
-            feed=ChangeFeed(hub.engine, poll_s=settings.live_poll_s),
+            feed=feed,
             templates=Jinja2Templates(directory=str(TEMPLATES_DIR)),
             projection=projection,
+            stats=StatsCache(
+                hub.metrics,
+                hub.clock,
+                lambda: feed.topic_fingerprint("cases"),
+                fresh_s=settings.stats_fresh_s,
+            ),
             shapes=grid_shapes(projection, hub.grid.to_geojson()["features"]),
         )
 
@@ -56,6 +65,11 @@ class ConsoleState:
     def zone(self) -> ZoneInfo:
         """The time zone pages show times in."""
         return ZoneInfo(self.settings.tz)
+
+    async def close(self) -> None:
+        """End live streams and stop refreshing statistics (hub shutdown)."""
+        await self.feed.close()
+        await self.stats.close()
 
     def url(self, path: str = "/") -> str:
         """An absolute path under the console's prefix."""

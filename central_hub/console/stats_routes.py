@@ -12,7 +12,8 @@ from fastapi.responses import Response
 from central_hub.console.present import bar_chart, donut_arc, rate_bars
 from central_hub.console.render import page
 from central_hub.console.security import ReaderDep
-from central_hub.console.state import console_state
+from central_hub.console.state import ConsoleState, console_state
+from central_hub.console.stats_cache import StatsKey
 from central_hub.domain.errors import MetricsError
 
 __all__ = ["Period", "parse_period", "router"]
@@ -74,6 +75,13 @@ def parse_period(first: str, last: str, today: date, zone: ZoneInfo) -> Period:
     return Period(first_d, last_d, start, end)
 
 
+def default_view(state: ConsoleState) -> StatsKey:
+    """The view the statistics page opens with: the last 7 days, whole district."""
+    today = state.hub.clock().astimezone(state.zone).date()
+    period = parse_period("", "", today, state.zone)
+    return StatsKey(period.start, period.end, None)
+
+
 @router.get("/stats", response_model=None)
 async def stats_page(
     request: Request,
@@ -81,6 +89,7 @@ async def stats_page(
     start: str = "",
     end: str = "",
     cell: str = "",
+    refresh: bool = False,
 ) -> Response:
     """The metrics table, counts per day, rate bars and the recognition-share donut."""
     state = console_state(request)
@@ -96,14 +105,12 @@ async def stats_page(
         error = f"{who.t('stats.area')}: {cell!r} ?"
         cell = ""
     try:
-        metrics = await state.hub.metrics.metrics(
-            period.start, period.end, cell_id=cell or None, now=now
-        )
-        daily = await state.hub.metrics.daily(
-            period.start, period.end, cell_id=cell or None, now=now
+        view = await state.stats.get(
+            StatsKey(period.start, period.end, cell or None), force=refresh
         )
     except MetricsError as exc:
         return page(request, who, "error.html", 422, message=str(exc))
+    metrics, daily = view.metrics, view.daily
     chart = bar_chart(
         [(d.day.strftime("%m-%d"), {s: getattr(d, s) for s in SERIES}) for d in daily], SERIES
     )
@@ -122,4 +129,5 @@ async def stats_page(
         chart=chart,
         series=SERIES,
         donut=donut_arc(metrics.recognition_share),
+        computed_at=view.computed_at,
     )

@@ -150,6 +150,18 @@ def publish_event(port: int, event: Event) -> None:
         client.disconnect()
 
 
+def publish_status(port: int, device_id: str, state: str = "online") -> None:
+    """Publish a device's retained presence, as its agent does on connect."""
+    client = mqtt_client(port, f"status-{device_id}")
+    try:
+        status = make_status(device_id, state, datetime.now(UTC))
+        info = client.publish(topic(device_id, Channel.STATUS), encode(status), qos=1, retain=True)
+        info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
 def event_at(
     device_id: str,
     lat: float,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import FakeDevice, HubThread, event_at, publish_event
+from browser_harness import FakeDevice, HubThread, event_at, publish_event, publish_status
 from PIL import Image
 
 from simulators.mosquitto import MosquittoBroker
@@ -100,6 +100,7 @@ def test_event_from_the_broker_appears_on_map_and_queue_without_reload(
         queue.wait_for_selector("body[data-live-ready='1']")
         map_url, queue_url = map_page.url, queue.url
 
+        publish_status(broker.port, "pole-live-1")
         event = event_at("pole-live-1", 28.6525, 121.2560, code="0505")
         publish_event(broker.port, event)
         case_id = hub_server.case_of(event.event_id)
@@ -203,6 +204,8 @@ def test_workflow_across_roles_with_photo_and_statistics(
         shot(op, "case-closed")
 
         op.goto(base + "/console/stats")
+        op.click("#stats-refresh")  # figures may be from before the close: recompute
+        op.wait_for_url("**/console/stats?**refresh=1")
         closed = int(op.inner_text('tr[data-metric="closed"] td'))
         assert closed >= 1
         assert op.locator("#daily-chart rect[data-series='closed'][data-value='0']").count() < (

@@ -118,14 +118,14 @@
       while (layer.firstChild) layer.removeChild(layer.firstChild);
       data.devices.forEach(function (d) {
         var a = el("a", { href: PREFIX + "/devices/" + encodeURIComponent(d.id), "data-device-id": d.id, "data-state": d.state, class: "dev" });
-        a.appendChild(el("rect", { x: d.x - 5, y: d.y - 5, width: 10, height: 10, fill: d.colour, stroke: "#222", "stroke-width": 1 }));
+        a.appendChild(el("rect", { x: d.x - 7, y: d.y - 7, width: 14, height: 14, fill: d.colour, stroke: "#222", "stroke-width": 1 }));
         var title = el("title", {}); title.textContent = d.id + " · " + d.state; a.appendChild(title);
         layer.appendChild(a);
       });
       data.cases.forEach(function (c) {
         var a = el("a", { href: PREFIX + "/cases/" + c.id, "data-case-id": c.id, "data-stage": c.stage, "data-overdue": c.overdue ? "1" : "0", class: "case-marker" });
-        if (c.overdue) a.appendChild(el("circle", { cx: c.x, cy: c.y, r: 9, fill: "none", stroke: "#d62828", "stroke-width": 3 }));
-        a.appendChild(el("circle", { cx: c.x, cy: c.y, r: 6, fill: c.colour, stroke: "#fff", "stroke-width": 1.5 }));
+        if (c.overdue) a.appendChild(el("circle", { cx: c.x, cy: c.y, r: 13, fill: "none", stroke: "#d62828", "stroke-width": 4 }));
+        a.appendChild(el("circle", { cx: c.x, cy: c.y, r: 9, fill: c.colour, stroke: "#fff", "stroke-width": 2 }));
         var title = el("title", {}); title.textContent = c.title; a.appendChild(title);
         layer.appendChild(a);
       });

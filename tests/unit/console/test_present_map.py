@@ -57,7 +57,7 @@ def test_bar_chart_scales_to_the_largest_value_and_keeps_bars_inside() -> None:
         [("11-20", {"reported": 7, "closed": 3}), ("11-21", {"reported": 0})],
         ("reported", "closed"),
     )
-    assert chart.top == 10
+    assert chart.top == 8
     assert len(chart.bars) == 4
     tallest = max(chart.bars, key=lambda b: b.h)
     assert tallest.value == 7
@@ -67,8 +67,10 @@ def test_bar_chart_scales_to_the_largest_value_and_keeps_bars_inside() -> None:
         assert bar.x + bar.w <= chart.width
         assert bar.y >= 0
         assert bar.y + bar.h <= chart.height
-    assert [v for _, v in chart.y_ticks] == [0, 2, 5, 7, 10]
-    assert bar_chart([], ("reported",)).top == 5
+    assert [v for _, v in chart.y_ticks] == [0, 2, 4, 6, 8]
+    assert bar_chart([], ("reported",)).top == 4
+    assert bar_chart([("d", {"n": 2})], ("n",)).y_ticks[-1][1] == 4
+    assert bar_chart([("d", {"n": 230})], ("n",)).top == 400
 
 
 def test_rate_bars_clamp_and_donut_arc() -> None:

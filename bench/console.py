@@ -1,0 +1,275 @@
+"""Console page render times with 10,000 cases in the database.
+
+Seeds an SQLite hub (WAL) with N cases spread over 30 days in every stage across the
+sample grid, their audit trails, one event each and 50 devices with telemetry, then
+renders every console page in-process (httpx over ASGI, so no network in the figures)
+and reports, per page, the median and worst of ``--repeat`` renders.
+
+Figures (one JSON line at the end):
+
+* ``pages``: {name: {"first_ms", "median_ms", "max_ms"}} (statistics are rendered first,
+  so their ``first_ms`` is a cold computation and the rest are served warm);
+* ``worst_page`` / ``worst_ms``: the slowest render of any page, cold statistics
+  included (goal < 1000 ms);
+* ``worst_warm_page`` / ``worst_warm_ms``: the slowest page once statistics are warm
+  (every render of the other pages, the median of the statistics views);
+* ``stats_month_service_ms``: computing a month's metrics for the whole district
+  straight from the service (what a cold statistics view costs);
+* ``baseline_api_ms``: median of the raw REST API listing the same page of cases
+  (``/api/v1/cases?limit=50``) in the same process;
+* ``ratio_queue_vs_api``: the queue page's median over that baseline (the cost of
+  rendering HTML, filters and countdowns on top of the query).
+
+Usage: ``python bench/console.py [--cases 10000] [--repeat 5] [--db-url URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import re
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from central_hub.api import create_app
+from central_hub.console import install_console
+from central_hub.db.schema import audits, cases, devices, events
+from central_hub.hub import Hub, build_hub
+from central_hub.settings import HubSettings
+from central_hub.testing import RecordingPublisher
+from edge_agent.protocol import uuid7
+
+STAGE_PATH = [
+    ("start_verify", "verifying"),
+    ("verify", "registered"),
+    ("dispatch", "dispatched"),
+    ("handle", "handled"),
+    ("check", "checking"),
+    ("approve", "closed"),
+]
+
+
+async def seed(hub: Hub, n: int, now: datetime) -> None:
+    """Insert ``n`` cases with audit trails and events, and 50 devices."""
+    rng = random.Random(7)
+    streets = [c for c in hub.grid.cells() if c.level == "street" and c.centroid]
+    codes = [e for e in hub.catalogue.entries()]
+    case_rows, audit_rows, event_rows = [], [], []
+    for i in range(1, n + 1):
+        cell = rng.choice(streets)
+        lat, lon = cell.centroid  # type: ignore[misc]
+        lat += rng.uniform(-0.0005, 0.0005)
+        lon += rng.uniform(-0.0005, 0.0005)
+        entry = rng.choice(codes)
+        at = now - timedelta(days=rng.uniform(0, 30))
+        steps = rng.choice([0, 1, 2, 3, 4, 5, 6, 6, 6, 6])
+        stage = "reported" if steps == 0 else STAGE_PATH[steps - 1][1]
+        trail = [(None, "reported", "file", at)]
+        t = at
+        for action, to in STAGE_PATH[:steps]:
+            t += timedelta(minutes=rng.uniform(5, 300))
+            trail.append((trail[-1][1], to, action, t))
+        deadline = at + timedelta(hours=8) if steps >= 3 else None
+        case_rows.append(
+            {
+                "id": i,
+                "source": "ai" if rng.random() < 0.7 else "citizen",
+                "code": entry.code,
+                "major": entry.major,
+                "category": entry.name_zh,
+                "title": entry.name_zh,
+                "line": entry.line,
+                "grid_cell_id": cell.id,
+                "squad_id": None,
+                "stage": stage,
+                "lat": lat,
+                "lon": lon,
+                "reported_at": at,
+                "deadline": deadline,
+                "limit_kind": "working_hours",
+                "limit_amount": 4.0,
+                "verification_required": False,
+                "event_count": 1,
+                "last_event_at": at,
+                "updated_at": trail[-1][3],
+                "closed_at": trail[-1][3] if stage == "closed" else None,
+            }
+        )
+        for frm, to, action, when in trail:
+            audit_rows.append(
+                {
+                    "case_id": i,
+                    "at": when,
+                    "from_stage": frm,
+                    "to_stage": to,
+                    "action": action,
+                    "actor": "bench",
+                    "role": "admin",
+                    "reason": "",
+                    "attachments": [],
+                }
+            )
+        event_rows.append(
+            {
+                "event_id": uuid7(int(at.timestamp() * 1000)),
+                "device_id": f"pole-{i % 50:02d}",
+                "camera_id": "cam-1",
+                "seq": i,
+                "kind": "bench",
+                "code": entry.code,
+                "started_at": at,
+                "detected_at": at,
+                "received_at": at,
+                "dwell_s": 30.0,
+                "confidence": 0.8,
+                "lat": lat,
+                "lon": lon,
+                "location_source": "fixed",
+                "zone": "z",
+                "model_name": "m",
+                "model_version": "1",
+                "plate_text": None,
+                "snapshot_sha256": None,
+                "objects": [],
+                "case_id": i,
+            }
+        )
+    device_rows = [
+        {
+            "device_id": f"pole-{d:02d}",
+            "kind": "pole",
+            "state": "online",
+            "status_ts": now,
+            "seen_at": now,
+            "telemetry_at": now,
+            "created_at": now,
+            "desired_version": 0,
+            "telemetry": {"fps": 4.0, "inference_ms": 38.0, "outbox_depth": d, "cameras": {}},
+        }
+        for d in range(50)
+    ]
+    async with hub.engine.begin() as conn:
+        for table, rows in (
+            (cases, case_rows),
+            (audits, audit_rows),
+            (events, event_rows),
+            (devices, device_rows),
+        ):
+            for k in range(0, len(rows), 2000):
+                await conn.execute(table.insert(), rows[k : k + 2000])
+
+
+async def timed(client: httpx.AsyncClient, path: str, repeat: int) -> list[float]:
+    """Render ``path`` ``repeat`` times; milliseconds each (fails on a non-200)."""
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        r = await client.get(path)
+        out.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
+    return out
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = HubSettings(data_dir=Path(tmp), db_url=args.db_url)
+        hub = await build_hub(settings, mqtt=False, publisher=RecordingPublisher())
+        try:
+            t0 = time.perf_counter()
+            await seed(hub, args.cases, now)
+            seed_s = time.perf_counter() - t0
+            _, token = await hub.users.add("bench", "admin")
+            app = create_app(hub)
+            install_console(app, hub)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+                login = await c.get("/console/login")
+                pre = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+                assert pre is not None
+                r = await c.post(
+                    "/console/login",
+                    data={"name": "bench", "token": token, "csrf_token": pre.group(1)},
+                )
+                assert r.status_code == 303, r.text
+                zone = next(x.id for x in hub.grid.cells() if x.level == "zone")
+                month = (now - timedelta(days=30)).astimezone(hub.calendar.zone).date()
+                pages = {
+                    "map": "/console/",
+                    "map_data": "/console/data/map",
+                    "queue": "/console/cases",
+                    "queue_overdue": "/console/cases?overdue=yes",
+                    "queue_zone_closed": f"/console/cases?cell={zone}&stage=closed",
+                    "queue_page_20": "/console/cases?page=20",
+                    "case": f"/console/cases/{args.cases // 2}",
+                    "devices": "/console/devices",
+                    "device": "/console/devices/pole-07",
+                    "stats_week": "/console/stats",
+                    "stats_month": f"/console/stats?start={month.isoformat()}",
+                    "stats_month_zone": f"/console/stats?start={month.isoformat()}&cell={zone}",
+                }
+                figures: dict[str, dict[str, float]] = {}
+                # Statistics first, before any page warms them: the first render is cold.
+                order = sorted(pages, key=lambda k: (not k.startswith("stats"), k))
+                for name in order:
+                    ms = await timed(c, pages[name], args.repeat + 1)
+                    figures[name] = {
+                        "first_ms": round(ms[0], 1),
+                        "median_ms": round(statistics.median(ms[1:]), 1),
+                        "max_ms": round(max(ms), 1),
+                    }
+                t0 = time.perf_counter()
+                await hub.metrics.overview(now - timedelta(days=30), now)
+                service_month_ms = (time.perf_counter() - t0) * 1000
+                api = await timed(
+                    httpx.AsyncClient(
+                        transport=transport,
+                        base_url="http://hub",
+                        headers={"Authorization": f"Bearer {token}"},
+                    ),
+                    "/api/v1/cases?limit=50",
+                    args.repeat,
+                )
+        finally:
+            await hub.close()
+    worst = max(figures, key=lambda k: figures[k]["max_ms"])
+    warm = {
+        k: max(v["median_ms"], v["max_ms"] if not k.startswith("stats") else 0)
+        for k, v in figures.items()
+    }
+    worst_warm = max(warm, key=lambda k: warm[k])
+    baseline = statistics.median(api)
+    return {
+        "bench": "console",
+        "cases": args.cases,
+        "db": "sqlite" if args.db_url is None else args.db_url.split(":")[0],
+        "seed_s": round(seed_s, 1),
+        "pages": figures,
+        "worst_page": worst,
+        "worst_ms": figures[worst]["max_ms"],
+        "worst_warm_page": worst_warm,
+        "worst_warm_ms": warm[worst_warm],
+        "stats_month_service_ms": round(service_month_ms, 1),
+        "goal_ms": 1000,
+        "baseline_api_ms": round(baseline, 1),
+        "ratio_queue_vs_api": round(figures["queue"]["median_ms"] / baseline, 2),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--db-url", default=None, help="default: SQLite in a temporary folder")
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(asyncio.run(main(parser.parse_args())), ensure_ascii=False))
