@@ -51,7 +51,7 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         if server is not None:
             server.should_exit = True
         if console is not None:
-            await console.feed.close()  # end open live streams so shutdown does not wait
+            await console.close()  # end live streams so shutdown does not wait
         for task in tasks:
             if task.get_name() != "api":
                 task.cancel()
