@@ -11,7 +11,8 @@
    operator, dispatcher, handler) whose tokens go to ``tokens.json`` (mode 0600);
 4. a broker on a free port with that password file and ACL, anonymous access off:
    Mosquitto from PATH, or the embedded Python broker when there is none;
-5. ``central-hub serve`` (SQLite, the sample district) and one edge agent per unit.
+5. the hub (``central-hub serve`` as :mod:`simulators.demo.hub` runs it: SQLite, the
+   sample district, one worker) and one edge agent per unit.
 
 ``demo.json`` in the run folder says where everything is. :meth:`Demo.stop` stops the
 agents (they flush and say goodbye), the hub, then the broker, and writes
@@ -190,15 +191,12 @@ class Demo:
             [
                 sys.executable,
                 "-m",
-                "central_hub.cli",
+                "simulators.demo.hub",
                 "--data-dir",
                 str(layout.hub),
-                "serve",
-                "--mqtt-host",
-                "127.0.0.1",
                 "--mqtt-port",
                 str(broker_port),
-                "--port",
+                "--api-port",
                 str(api_port),
             ],
             layout.logs / "hub.log",

@@ -44,7 +44,7 @@ __all__ = [
 #: Frames per wall second each pole camera runs the detector on.
 POLE_WALL_FPS = 2.0
 #: Frames per wall second of the truck's rear camera.
-TRUCK_WALL_FPS = 3.0
+TRUCK_WALL_FPS = 4.5
 #: The truck's tracker loses receding debris below this many samples per scene second.
 TRUCK_MIN_SCENE_FPS = 1.5
 #: Fastest the truck's scene may run (``TRUCK_WALL_FPS / TRUCK_MIN_SCENE_FPS``).
