@@ -93,7 +93,7 @@ class Client:
         return self.connacks.get(timeout=5)
 
     def sub(self, flt: str, qos: int = 1) -> None:
-        result, mid = self.c.subscribe(flt, qos)
+        result, _mid = self.c.subscribe(flt, qos)
         assert result == 0
         time.sleep(0.1)  # SUBACK: the broker handles packets in order, this only paces
 
