@@ -18,6 +18,7 @@ from central_hub.db.migrate import migrate
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
 from central_hub.hub import build_hub, load_or_create_key
+from central_hub.mqtt import LinkError, drop_session
 from central_hub.provision import provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
@@ -98,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hub-user", default="hub")
     p.add_argument("--register", action="store_true", help="also add it to the hub's registry")
 
+    p = sub.add_parser(
+        "drop-session", help="discard a retired worker's persistent session at the broker"
+    )
+    p.add_argument("client_id")
+    p.add_argument("--mqtt-host", dest="mqtt_host")
+    p.add_argument("--mqtt-port", dest="mqtt_port", type=int)
+
     p = sub.add_parser("user", help="manage API users")
     usub = p.add_subparsers(dest="user_cmd", required=True)
     q = usub.add_parser("add", help="create a user and print its token")
@@ -148,12 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"password: {result.password_path}")
             print(f"broker:   {result.password_file} {result.acl_file}")
             print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+        elif args.cmd == "drop-session":
+            drop_session(
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                client_id=args.client_id,
+                username=settings.mqtt_username,
+                password=settings.mqtt_secret(),
+            )
+            print(f"session {args.client_id} dropped")
         elif args.cmd == "user":
             sys.stdout.write(asyncio.run(_user(settings, args)))
     except ValidationError as exc:
         print(f"central-hub: bad settings: {exc}", file=sys.stderr)
         return 2
-    except HubError as exc:
+    except (HubError, LinkError) as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["Inbound", "LinkError", "MqttLink"]
+__all__ = ["Inbound", "LinkError", "MqttLink", "drop_session"]
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +199,52 @@ class MqttLink:
             raise LinkError(f"publish to {topic} failed: {exc}") from exc
         if not info.is_published():
             raise LinkError(f"broker did not acknowledge {topic} within {PUBLISH_TIMEOUT_S} s")
+
+
+def drop_session(
+    *,
+    host: str,
+    port: int,
+    client_id: str,
+    username: str | None = None,
+    password: str | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Discard a retired worker's persistent session at the broker (blocking).
+
+    A stopped hub worker's session stays a member of the ``$share`` group and keeps
+    receiving its share of messages until the worker returns; connecting once with
+    ``clean_session=True`` under its client id makes the broker drop the session and
+    what was queued for it (the devices' outboxes do not resend those, so only retire
+    a worker whose queue is empty or whose messages were redelivered elsewhere).
+    """
+    done = threading.Event()
+    refused: list[str] = []
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=paho.MQTTv311,
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+
+    def on_connect(_c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        raise LinkError(f"cannot reach {host}:{port}: {exc}") from exc
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            raise LinkError(f"no answer from {host}:{port} within {timeout_s} s")
+        if refused:
+            raise LinkError(f"broker refused {client_id}: {refused[0]}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
