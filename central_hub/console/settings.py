@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ConsoleSettings", "Lang"]
 
@@ -12,8 +13,8 @@ __all__ = ["ConsoleSettings", "Lang"]
 Lang = Literal["zh", "en"]
 
 
-class ConsoleSettings(BaseModel):
-    """How the web console behaves.
+class ConsoleSettings(BaseSettings):
+    """How the web console behaves; each field can be set as ``XH_CONSOLE_<NAME>``.
 
     ``cookie_secure``: ``None`` marks the session cookie ``Secure`` whenever the request
     came over HTTPS (directly or as ``X-Forwarded-Proto`` from a trusted proxy that
@@ -21,7 +22,7 @@ class ConsoleSettings(BaseModel):
     ``session_idle_s`` without a request and after ``session_max_s`` in any case.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="XH_CONSOLE_", frozen=True, extra="forbid")
 
     prefix: str = Field(default="/console", pattern=r"^/[a-z0-9-]+$")
     cookie_secure: bool | None = None

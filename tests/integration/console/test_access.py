@@ -53,6 +53,9 @@ async def test_login_with_a_wrong_token_or_another_users_token_is_refused(
     r = await client.login("operator", tokens["operator"])
     assert r.status_code == 303
     assert r.headers["location"] == "/console/"
+    page = await client.get("/console/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
@@ -63,6 +66,8 @@ async def test_login_needs_the_form_token_and_next_stays_on_the_console(
     client: Client, tokens: dict[str, str]
 ) -> None:
     await client.http.get("/console/login")
+    secure = await client.http.get("https://hub/console/login")
+    assert "secure" in secure.headers["set-cookie"].lower()
     r = await client.http.post(
         "/console/login", data={"name": "operator", "token": tokens["operator"]}
     )
