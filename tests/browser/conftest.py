@@ -20,8 +20,6 @@ from simulators.mosquitto import MosquittoBroker
 sys.path.insert(0, str(Path(__file__).parent))
 from browser_harness import HubThread
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
 CHROMIUM = os.environ.get("XH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -58,9 +56,13 @@ def hub_server(
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (it is in the dev extra)")
     if not Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium or set XH_CHROMIUM)")
-    pw = playwright_api.sync_playwright().start()
+    pw = sync_playwright().start()
     try:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
