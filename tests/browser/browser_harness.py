@@ -29,6 +29,7 @@ from edge_agent.protocol import (
     CommandRejected,
     Event,
     MemoryReplayGuard,
+    Telemetry,
     encode,
     load_public_key,
     public_key_b64,
@@ -203,6 +204,21 @@ class FakeDevice:
         status = make_status(device_id, "online", datetime.now(UTC))
         self.client.publish(
             topic(device_id, Channel.STATUS), encode(status), qos=1, retain=True
+        ).wait_for_publish(10)
+        heartbeat = Telemetry.model_validate(
+            {
+                "device_id": device_id,
+                "ts": datetime.now(UTC),
+                "uptime_s": 60.0,
+                "fps": 4.0,
+                "inference_ms": 38.0,
+                "outbox_depth": 3,
+                "outbox_bytes": 2048,
+                "evicted": 0,
+            }
+        )
+        self.client.publish(
+            topic(device_id, Channel.TELEMETRY), encode(heartbeat), qos=1
         ).wait_for_publish(10)
 
     def _ack(self, cmd_id: str, state: str, detail: str = "") -> None:

@@ -226,7 +226,7 @@ def test_speak_command_reaches_succeeded(
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             r = hub_server.api("GET", "/devices/pole-speak-1")
-            if r.status_code == 200 and r.json()["state"] == "online":
+            if r.status_code == 200 and r.json()["state"] == "online" and r.json()["telemetry"]:
                 break
             time.sleep(0.05)
         page = contexts("operator").new_page()
@@ -238,6 +238,10 @@ def test_speak_command_reaches_succeeded(
             row.locator("a").click()
             page.wait_for_url(base + "/console/devices/pole-speak-1")
             page.wait_for_selector("body[data-live-ready='1']")
+            assert page.inner_text("#h-fps") == "4.0"
+            assert page.inner_text("#h-inf") == "38"
+            assert page.inner_text("#h-outbox").startswith("3")
+            assert "v0" in page.inner_text("#h-config")
             page.fill('#speak-form input[name="text"]', "请勿占道经营")
             page.click('#speak-form button[type="submit"]')
             page.wait_for_selector('#speak-status[data-cmd-state="succeeded"]')

@@ -151,3 +151,11 @@ async def test_roles_see_only_their_pages_and_actions(as_role: Any, hub: Hub) ->
         "/console/devices/pole-1/speak", json={"clip": "chime"}, headers={"X-CSRF-Token": disp.csrf}
     )
     assert r.status_code == 403
+
+
+async def test_a_console_session_is_not_an_api_token(as_role: Any) -> None:
+    op: Client = await as_role("operator")
+    r = await op.http.get("/api/v1/cases")
+    assert r.status_code == 401
+    r = await op.http.get("/api/v1/devices", headers={"X-CSRF-Token": op.csrf})
+    assert r.status_code == 401
