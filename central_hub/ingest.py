@@ -27,7 +27,7 @@ from central_hub.db.schema import dead_letters, events, snapshots, tracks
 from central_hub.devices import apply_config_reported, apply_status, apply_telemetry
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts
-from central_hub.errors import HubError
+from central_hub.errors import HubError, StorageError
 from central_hub.evidence import EvidenceStore
 from central_hub.mqtt import Inbound
 from edge_agent.protocol import (
@@ -55,8 +55,11 @@ __all__ = [
 
 #: Raw payloads larger than this are kept truncated in the dead-letter table.
 MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
-#: Seconds to wait before retrying a batch the database refused as a whole.
+#: Seconds to wait before retrying a batch the database refused as a whole (doubling).
 RETRY_DELAY_S = 1.0
+RETRY_MAX_S = 30.0
+#: Failures of the database or the disk, not of the message: retry the batch.
+_TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 
 
 class EventFiler(Protocol):
@@ -193,19 +196,25 @@ class IngestWorker:
     async def process(self, batch: list[Inbound]) -> None:
         """Store one batch (retrying while the database is unavailable), then ack it."""
         decoded = [_decode(m) for m in batch]
-        shas = await self._store_evidence(decoded)
+        attempt = 0
         while True:
             try:
+                shas = await self._store_evidence(decoded)
                 reachable = await self._write(decoded, shas)
                 break
-            except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+            except (*_TRANSIENT, StorageError) as exc:
+                # Nothing is acked, so nothing is lost: wait and try the whole batch again.
+                attempt += 1
                 self.stats.batch_retries += 1
+                delay = min(RETRY_DELAY_S * 2 ** (attempt - 1), RETRY_MAX_S)
                 log.error(
-                    "database refused a batch of %d, retrying: %s",
+                    "storage refused a batch of %d (attempt %d), retrying in %.1f s: %s",
                     len(batch),
+                    attempt,
+                    delay,
                     str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc)[:500],
                 )
-                await asyncio.sleep(RETRY_DELAY_S)
+                await asyncio.sleep(delay)
         self.source.ack(batch)
         if self.on_committed is not None:
             self.on_committed(batch)
@@ -244,10 +253,14 @@ class IngestWorker:
                     async with conn.begin_nested():
                         await self._events_bulk(conn, events_in, shas, now, bulk)
                     tally.merge(bulk)
-                except (_RaceLost, sa.exc.IntegrityError, sa.exc.DataError) as exc:
-                    # Isolate the offender: one savepoint per event.
+                except _TRANSIENT:
+                    raise
+                except Exception as exc:  # any failure: isolate it, see _one
                     log.warning(
-                        "bulk filing of %d events failed (%s); one by one", len(events_in), exc
+                        "bulk filing of %d events failed (%s: %s); one by one",
+                        len(events_in),
+                        type(exc).__name__,
+                        str(exc)[:300],
                     )
                     for i, item in events_in:
                         await self._one(conn, item, shas.get(i), now, tally)
@@ -273,6 +286,14 @@ class IngestWorker:
             return
         except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
             await self._dead_letter(conn, item, _clean(f"storage refused: {exc.orig}"), (), now)
+            tally.dead += 1
+            return
+        except _TRANSIENT:
+            raise
+        except Exception as exc:  # a bug must not stop ingest nor lose the message
+            log.exception("internal error storing a message on %r", item.raw.topic[:200])
+            reason = _clean(f"internal error: {type(exc).__name__}: {exc}")
+            await self._dead_letter(conn, item, reason, (), now)
             tally.dead += 1
             return
         assert item.channel is not None
@@ -441,10 +462,12 @@ class _Tally:
     reachable: set[str] = field(default_factory=set)
 
     def stored_one(self, channel: str) -> None:
+        """Count one stored message of ``channel``."""
         self.stored += 1
         self.by_channel[channel] = self.by_channel.get(channel, 0) + 1
 
     def merge(self, other: _Tally) -> None:
+        """Add another tally's counts to this one."""
         self.stored += other.stored
         self.new += other.new
         self.dup += other.dup

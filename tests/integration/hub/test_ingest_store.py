@@ -151,3 +151,29 @@ async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path)
     other = CommandAck(cmd_id=cmd.cmd_id, device_id="pole-2", state="rejected", ts=NOW)
     await worker.process([inbound(other)])
     assert (await svc.get(cmd.cmd_id)).state is CommandState.SUCCEEDED
+
+
+class _BrokenFiler:
+    """A filer with a bug: every call raises."""
+
+    async def file(self, conn: object, event: object, now: datetime) -> int:
+        raise RuntimeError("filer bug")
+
+    async def file_many(self, conn: object, batch: list[object], now: datetime) -> list[int]:
+        raise RuntimeError("filer bug")
+
+
+async def test_a_bug_in_filing_dead_letters_instead_of_stopping(
+    db: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = ListSource()
+    worker = IngestWorker(db, source, EvidenceStore(tmp_path / "ev"), _BrokenFiler(), lambda: NOW)
+    ev = make_event(at=NOW)
+    await worker.process([inbound(ev), inbound(make_status("pole-1", "online", NOW))])
+    async with db.connect() as conn:
+        rows = (await conn.execute(dead_letters.select())).all()
+    assert [r.reason for r in rows] == ["internal error: RuntimeError: filer bug"]
+    assert rows[0].raw == inbound(ev).payload
+    assert await _count(db, events) == 0  # rolled back with its savepoint
+    assert await _count(db, devices) == 1  # the status in the same batch was stored
+    assert "internal error storing a message" in caplog.text
