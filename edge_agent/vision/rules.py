@@ -31,6 +31,10 @@ SAME_SPOT_IOU = 0.3
 #: (sideways) or height (up or down) from where its stay began has moved: the stay
 #: restarts there. Half a box tolerates a half-hidden stall and detector jitter.
 MOVE_SHARE = 0.5
+#: A stay counts only if its object was seen in at least this share of the frames since
+#: it began: a stall hidden by a bus for 20 s of 300 s is still seen in 90% of them, but
+#: different cars passing the same spot, sampled at a low frame rate, are not a parked car.
+MIN_SEEN_SHARE = 0.5
 #: Evidence frames are kept only once a stay has lasted this share of the rule's dwell:
 #: objects merely passing through a zone then pin no frames in memory.
 EVIDENCE_FROM = 0.5
@@ -66,7 +70,8 @@ class Violation:
 
 
 def _moved(anchor: Box, box: Box) -> bool:
-    """True when ``box``'s bottom-centre left ``anchor``'s by more than :data:`MOVE_SHARE`."""
+    """True when ``box``'s bottom-centre left ``anchor``'s by more than :data:`MOVE_SHARE`
+    of the anchor's width (sideways) or height (up or down)."""
     w = max(anchor[2] - anchor[0], 1e-6)
     h = max(anchor[3] - anchor[1], 1e-6)
     dx = abs((box[0] + box[2]) - (anchor[0] + anchor[2])) / 2.0
@@ -87,6 +92,11 @@ class _Presence:
     best_ts: datetime
     anchor: Box
     fired: bool = False
+    frames: int = 0  # frames of this camera since the stay began, seen or not
+
+    @property
+    def seen_share(self) -> float:
+        return self.count / max(self.frames, 1)
 
     @property
     def dwell_s(self) -> float:
@@ -170,7 +180,7 @@ class RuleEngine:
                 continue
             if rule.stationary and _moved(pres.anchor, track.box):
                 pres.since, pres.anchor = ts, track.box  # it moved on: its stay starts again
-                pres.score_sum, pres.count = 0.0, 0
+                pres.score_sum, pres.count, pres.frames = 0.0, 0, 0
                 pres.best, pres.best_ts = view, ts
                 pres.best_payload = evidence if rule.dwell_s == 0 else None
             pres.last_in = ts
@@ -186,6 +196,8 @@ class RuleEngine:
             if tid not in live or (ts - pres.last_in).total_seconds() > self._grace_s
         ]:
             del state.presence[tid]
+        for pres in state.presence.values():
+            pres.frames += 1
         if rule.cooldown_s:
             state.fired_spots = [
                 (box, at)
@@ -197,7 +209,10 @@ class RuleEngine:
         return [
             (tid, p)
             for tid, p in state.presence.items()
-            if not p.fired and p.last_in == ts and p.dwell_s >= state.rule.dwell_s
+            if not p.fired
+            and p.last_in == ts
+            and p.dwell_s >= state.rule.dwell_s
+            and p.seen_share >= MIN_SEEN_SHARE
         ]
 
     def _fire(self, state: _RuleState, ts: datetime) -> list[Violation]:

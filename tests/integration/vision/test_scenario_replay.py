@@ -1,7 +1,7 @@
 """Scenario acceptance: replays of the simulator's scripted scenes through the pipeline.
 
 Most run the shipped detector (``models/street-detector``) on frames rendered small and
-slow (320x180 at 0.5-1 fps: the model sees 320 px anyway) to keep them fast; the plate
+slow (320x180 at 1/3-1 fps: the model sees 320 px anyway) to keep them fast; the plate
 test renders 1280x720 so OCR can read the plate. Two run the ground-truth detector to
 pin down tracker and rule behaviour exactly (hidden means absent; a flaky detector).
 """
@@ -32,7 +32,7 @@ def model() -> Detector:
         pytest.skip("the shipped model models/street-detector is not in this checkout")
     from edge_agent.vision.onnx_detector import OnnxDetector
 
-    return OnnxDetector(DetectorConfig(model=MODEL, intra_threads=2))
+    return OnnxDetector(DetectorConfig(model=MODEL, intra_threads=1))
 
 
 def run(
@@ -40,7 +40,7 @@ def run(
     detector: Detector,
     rules: list[dict[str, Any]] | None = None,
     *,
-    fps: float = 0.5,
+    fps: float = 1 / 3,
     size: tuple[int, int] = (320, 180),
     plate_reader: Any = None,
 ) -> tuple[list[protocol.Event], Any]:
@@ -151,7 +151,7 @@ def test_parked_car_with_plate(model: Detector) -> None:
 
 def test_truth_vendor_hidden_for_20s_is_one_event() -> None:
     """With ground truth, the stall is absent from every frame while the bus hides it."""
-    events, _ = run("vendor_bus_occlusion", TruthDetector(), VENDOR, fps=1.0)
+    events, _ = run("vendor_bus_occlusion", TruthDetector(), VENDOR, fps=0.5)
     assert [e.code for e in events] == ["0501"]
 
 

@@ -211,3 +211,16 @@ def test_spillage_from_a_moving_truck_is_not_stationary() -> None:
 
     found = run(engine, 6, receding, fps=2.0)
     assert [v.rule.code for v in found] == ["2101"]
+
+
+def test_sparse_sightings_on_one_spot_are_not_a_stay() -> None:
+    """Different cars passing the same spot, sampled every few seconds, chain into one
+    track seen now and then; that is not a parked car."""
+    engine = RuleEngine(
+        camera([{"name": "p", "kind": "parking", "zone": "pavement", "dwell_s": 60}]),
+        tz=SHANGHAI,
+    )
+    assert run(engine, 600, lambda t: [track(1, label="car", seen=int(t) % 10 == 0)]) == []
+    # Seen in 8 frames of 10 (a flaky detector) is a stay.
+    found = run(engine, 200, lambda t: [track(2, label="car", seen=int(t) % 5 != 0)], start=700)
+    assert len(found) == 1
