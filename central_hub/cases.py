@@ -206,9 +206,13 @@ class CaseService:
         *,
         reason: str = "",
         attachments: list[str] | None = None,
+        squad_id: str | None = None,
         now: datetime | None = None,
     ) -> CaseDetail:
         """Take ``action`` on a case as ``user``.
+
+        ``squad_id`` (only with ``dispatch``) sends the case to another squad than the
+        one owning its grid cell; the audit reason records the change.
 
         Raises :class:`~central_hub.domain.errors.TransitionRefused` (illegal for this
         stage, role not allowed, not verified), NotFoundError, or ConflictError when the
@@ -228,6 +232,13 @@ class CaseService:
                 values["deadline"] = deadline(now, limit, self.calendar)
             if new in FINAL_STAGES:
                 values["closed_at"] = now
+            if squad_id is not None:
+                if action is not Action.DISPATCH:
+                    raise ConflictError("a squad can only be chosen when dispatching")
+                if squad_id != row.squad_id:
+                    values["squad_id"] = squad_id
+                    note = f"squad {row.squad_id or 'none'} -> {squad_id}"
+                    reason = f"{reason} ({note})" if reason else note
             result = await conn.execute(
                 cases.update()
                 .where(cases.c.id == case_id, cases.c.stage == stage.value)

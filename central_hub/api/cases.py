@@ -25,6 +25,9 @@ class TransitionRequest(BaseModel):
     attachments: list[Annotated[str, Field(max_length=500)]] = Field(
         default_factory=list, max_length=20
     )
+    squad_id: str | None = Field(
+        default=None, max_length=64, description="dispatch to this squad instead of the owner"
+    )
 
 
 @router.get("", **guard(*ALL_ROLES))
@@ -78,7 +81,12 @@ async def transition_case(
     """Take an action on a case: 403 if the role may not, 409 if the stage does not allow it."""
     try:
         return await hub.cases.transition(
-            case_id, body.action, user, reason=body.reason, attachments=body.attachments
+            case_id,
+            body.action,
+            user,
+            reason=body.reason,
+            attachments=body.attachments,
+            squad_id=body.squad_id,
         )
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc

@@ -154,7 +154,10 @@ async def test_full_workflow_with_rework_and_metrics(
     assert (await act(b, "cancel", op, local(9, 13), reason="car left")).status_code == 200
     assert (await act(c, "start_verify", op, local(9, 35))).status_code == 200
     assert (await act(c, "verify", op, local(9, 36))).status_code == 200
-    assert (await act(c, "dispatch", disp, local(9, 40))).status_code == 200
+    r = await act(c, "dispatch", disp, local(9, 40), squad_id="hw-east-2")
+    assert r.status_code == 200
+    assert r.json()["case"]["squad_id"] == "hw-east-2"
+    assert "-> hw-east-2" in r.json()["audits"][-1]["reason"]
 
     # C: 4 working hours from 09:40 = 2h20 before noon + 1h40 after 14:30 -> 16:10.
     overdue_at = lambda when: api.get(  # noqa: E731
