@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from central_hub.console.render import page
 from central_hub.console.security import CsrfRefused, Forbidden, NeedLogin, TooLarge, csrf_protect
 from central_hub.console.settings import ConsoleSettings
 from central_hub.console.state import ConsoleState, console_state
+from central_hub.console.stats_routes import default_view
 from central_hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -144,5 +146,11 @@ def install_console(
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(CsrfRefused, _csrf)
     app.add_exception_handler(TooLarge, _too_large)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # mounted outside a loop (tests): warmed on the first map page instead
+    else:
+        state.stats.warm(default_view(state))  # statistics open at once from the start
     log.info("console mounted at %s", settings.prefix)
     return state
