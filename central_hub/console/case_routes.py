@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,29 +68,22 @@ def parse_queue_query(raw: dict[str, str], state: ConsoleState) -> tuple[QueueQu
     """
     errors: list[str] = []
     fields: dict[str, Any] = {}
-
-    def pick(name: str, valid: bool, label: str) -> None:
+    checks: dict[str, Callable[[str], bool]] = {
+        "stage": lambda v: v in {s.value for s in Stage},
+        "code": lambda v: v in state.hub.catalogue,
+        "cell": lambda v: v in state.hub.grid,
+        "line": lambda v: v in LINES,
+        "source": lambda v: v in SOURCES,
+        "overdue": lambda v: v in ("yes", "no"),
+    }
+    for name, valid in checks.items():
         value = raw.get(name, "").strip()
         if not value:
-            return
-        if valid_of(name, value):
+            continue
+        if valid(value):
             fields[name] = value
         else:
-            errors.append(f"{label}: {value!r} is not valid")
-
-    def valid_of(name: str, value: str) -> bool:
-        checks = {
-            "stage": lambda v: v in Stage.__members__.values(),
-            "code": lambda v: v in state.hub.catalogue,
-            "cell": lambda v: v in state.hub.grid,
-            "line": lambda v: v in LINES,
-            "source": lambda v: v in SOURCES,
-            "overdue": lambda v: v in ("yes", "no"),
-        }
-        return bool(checks[name](value))
-
-    for name in ("stage", "code", "cell", "line", "source", "overdue"):
-        pick(name, True, name)
+            errors.append(f"{name}: {value!r} is not valid")
     try:
         fields["page"] = max(0, int(raw.get("page") or 0))
     except ValueError:
