@@ -157,6 +157,9 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "cd": countdown(case.deadline, state.hub.clock(), final=case.stage in FINAL_STAGES),
         "entry": state.hub.catalogue.get(case.code) if case.code in state.hub.catalogue else None,
         "max_upload": state.settings.upload_max_bytes,
+        "squads": sorted(
+            {o for c in state.hub.grid.cells() if (o := state.hub.grid.owner(c.id, case.line))}
+        ),
     }
 
 
@@ -209,6 +212,10 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
         return await _render_detail(
             request, who, case_id, code=422, error=f"unknown action {raw_action!r}"
         )
+    squad = form.get("squad_id")
+    squad_id = squad.strip()[:64] or None if isinstance(squad, str) else None
+    if action is not Action.DISPATCH:
+        squad_id = None
     attachments: list[str] = []
     photo = form.get("photo")
     if isinstance(photo, UploadFile) and (photo.filename or photo.size):
@@ -221,7 +228,7 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
             )
     try:
         await state.hub.cases.transition(
-            case_id, action, who.user, reason=reason, attachments=attachments
+            case_id, action, who.user, reason=reason, attachments=attachments, squad_id=squad_id
         )
     except NotFoundError:
         return page(request, who, "error.html", 404, message=who.t("err.not_found"))

@@ -147,6 +147,16 @@ async def test_roles_see_only_their_pages_and_actions(as_role: Any, hub: Hub) ->
     page = await disp.get(f"/console/cases/{case_id}")
     assert 'data-action="dispatch"' in page.text
     assert 'data-action="cancel"' not in page.text
+    assert 'name="squad_id"' in page.text
+    r = await disp.post(
+        f"/console/cases/{case_id}/actions",
+        data={"action": "dispatch", "squad_id": "zf-e", "csrf_token": disp.csrf},
+    )
+    assert r.status_code == 303
+    detail = await hub.cases.get(case_id)
+    assert detail.case.stage == "dispatched"
+    assert detail.case.squad_id == "zf-e"
+    assert "zf-e" in detail.audits[-1].reason
     r = await disp.post(
         "/console/devices/pole-1/speak", json={"clip": "chime"}, headers={"X-CSRF-Token": disp.csrf}
     )
