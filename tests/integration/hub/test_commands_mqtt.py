@@ -22,6 +22,7 @@ from central_hub.testing import eventually, make_status
 from edge_agent.protocol import (
     Channel,
     CommandAck,
+    CommandRejected,
     MemoryReplayGuard,
     encode,
     load_public_key,
@@ -42,6 +43,7 @@ class FakeAgent:
         self.key = load_public_key(public_key)
         self.guard = MemoryReplayGuard()
         self.commands: list[Any] = []
+        self.rejected: list[str] = []
         self.desired: list[dict[str, Any]] = []
         self.ready = threading.Event()
         self.client = paho.Client(
@@ -71,13 +73,17 @@ class FakeAgent:
         if msg.topic.endswith("config/desired"):
             self.desired.append(json.loads(msg.payload))
             return
-        cmd = verify_command(
-            msg.payload,
-            public_key=self.key,
-            device_id=self.device_id,
-            now=datetime.now(UTC),
-            replay=self.guard,
-        )
+        try:
+            cmd = verify_command(
+                msg.payload,
+                public_key=self.key,
+                device_id=self.device_id,
+                now=datetime.now(UTC),
+                replay=self.guard,
+            )
+        except CommandRejected as exc:
+            self.rejected.append(str(exc))
+            return
         self.commands.append(cmd)
         for state in ("received", "succeeded"):
             ack = CommandAck(
@@ -146,12 +152,11 @@ async def test_command_waits_for_device_then_succeeds(
         def done() -> bool:
             return bool(states) and states[-1] is CommandState.SUCCEEDED
 
-        for _ in range(200):
+        deadline = asyncio.get_running_loop().time() + 20
+        while not done() and asyncio.get_running_loop().time() < deadline:
             states.append(await state())
-            if done():
-                break
             await asyncio.sleep(0.05)
-        assert done(), states
+        assert done(), (states[-5:], agent.rejected)
         assert [c.cmd_id for c in agent.commands] == [queued.cmd_id]
         assert agent.commands[0].params == {"text": "请勿占道经营"}
         view = await hub.commands.get(queued.cmd_id)
