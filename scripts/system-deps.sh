@@ -13,7 +13,8 @@ have_cmd sox || need+=(sox)
 [ -f /usr/include/portaudio.h ] || need+=(portaudio19-dev)
 have_cmd gcc || need+=(gcc)
 ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
-[ -n "${XH_NEED_CHROMIUM:-}" ] && { have_cmd chromium || need+=(chromium); }
+have_cmd chromium || need+=(chromium)  # browser tests drive Debian's build
+have_cmd openssl || need+=(openssl)    # TLS tests make their own CA
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
