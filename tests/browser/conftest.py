@@ -59,9 +59,13 @@ def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("the playwright package is not installed (it is in the dev extra)")
+        pytest.fail(
+            "the playwright package is not installed (it is in the dev extra; run make test)"
+        )
     if not Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is None:
-        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium or set XH_CHROMIUM)")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM} (make test installs Debian's chromium; or set XH_CHROMIUM)"
+        )
     pw = sync_playwright().start()
     try:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
