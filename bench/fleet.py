@@ -140,6 +140,7 @@ async def hub_run(
             break
         await asyncio.sleep(0.5)
     posted: dict[str, float] = {}
+    post_ms: list[float] = []
     visible: dict[str, float] = {}
     stop = asyncio.Event()
 
@@ -153,6 +154,7 @@ async def hub_run(
                 headers=auth,
                 json={"kind": "speaker.say", "params": {"text": "请勿占道经营"}},
             )
+            post_ms.append((time.time() - t0) * 1000)
             if r.status_code == 202:
                 posted[r.json()["cmd_id"]] = t0
             await asyncio.sleep(1.0 / args.commands_per_s)
@@ -193,11 +195,16 @@ async def hub_run(
             to_case.append((datetime.fromisoformat(row["received_at"]).timestamp() - sent) * 1000)
         if event_id in visible:
             to_visible.append((visible[event_id] - sent) * 1000)
-    roundtrips, unfinished = [], 0
+    roundtrips, queued, on_wire, unfinished = [], [], [], 0
     for cmd_id, t0 in posted.items():
         cmd = (await api.get(f"/commands/{cmd_id}", headers=auth)).json()
         if cmd["state"] == "succeeded":
-            roundtrips.append((datetime.fromisoformat(cmd["updated_at"]).timestamp() - t0) * 1000)
+            done = datetime.fromisoformat(cmd["updated_at"]).timestamp()
+            roundtrips.append((done - t0) * 1000)
+            if cmd["sent_at"]:
+                sent = datetime.fromisoformat(cmd["sent_at"]).timestamp()
+                queued.append((sent - t0) * 1000)
+                on_wire.append((done - sent) * 1000)
         else:
             unfinished += 1
     await fleet.close()
@@ -211,6 +218,9 @@ async def hub_run(
         "commands": len(posted),
         "commands_unfinished": unfinished,
         "p95_cmd_roundtrip_ms": p95(roundtrips),
+        "p95_cmd_post_ms": p95(post_ms),
+        "p95_cmd_api_to_sent_ms": p95(queued),
+        "p95_cmd_sent_to_ack_ms": p95(on_wire),
         "lost": lost,
         "without_case": len([e for e in stored.values() if e["case_id"] is None]),
     }
