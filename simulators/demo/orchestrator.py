@@ -400,6 +400,7 @@ class Demo:
             "run_dir": str(self.layout.run),
             "api_url": self.api_url,
             "api_docs": f"{self.api_url}/api/v1/docs",
+            "console": f"{self.api_url}/console/",
             "tokens_file": str(self.layout.run / "tokens.json"),
             "broker": {"kind": self.broker_kind, "host": "127.0.0.1", "port": self.broker.port},
             "speed": self.options.speed,
@@ -425,8 +426,10 @@ class Demo:
         broker = self.broker.port if self.broker is not None else "?"
         lines = [
             f"xiuhua demo: {elapsed:5.0f} s{until}, speed x{self.options.speed:g}  (Ctrl-C stops)",
-            f"broker: {self.broker_kind} on 127.0.0.1:{broker}   API: {self.api_url}/api/v1/docs",
-            f"tokens: {self.run_dir / 'tokens.json'}   logs: {self.run_dir / 'logs'}",
+            f"console: {self.api_url}/console/   API: {self.api_url}/api/v1/docs",
+            f"broker: {self.broker_kind} on 127.0.0.1:{broker}   "
+            f"sign in as demo-operator with its token from {self.run_dir / 'tokens.json'}",
+            f"logs: {self.run_dir / 'logs'}",
         ]
         dead = [c for c in self._children() if c.returncode is not None]
         for child in dead:

@@ -77,6 +77,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
     text = out.decode()
     assert "API: http://127.0.0.1:" in text
+    assert "/console/" in text
     assert "stopped; run folder" in text
     run = Path(run_dir)
     for name in ("hub", "pole-market-01", "pole-parking-01", "truck-07", "broker"):
