@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -128,6 +129,20 @@ def _sound_card() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _start_shielded(broker: BrokerHandle) -> None:
+    """Start ``broker`` with SIGINT blocked, so the child inherits the block.
+
+    Mosquitto runs in the terminal's process group: without this, Ctrl-C would reach it
+    at once and the agents could not say goodbye through it while the demo stops them in
+    order (the demo stops the broker last, with SIGTERM).
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        broker.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _new_run_dir(runs_dir: Path) -> Path:
@@ -366,7 +381,7 @@ class Demo:
             )
             self.broker_kind = "embedded"
         try:
-            broker.start()
+            _start_shielded(broker)
         except (BrokerError, ChildError) as exc:
             raise DemoError(f"the {self.broker_kind} broker did not start: {exc}") from exc
         return broker

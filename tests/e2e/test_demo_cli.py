@@ -1,6 +1,8 @@
 """``xiuhua demo`` as a user runs it: Ctrl-C stops it cleanly and leaves no process behind.
 
-Uses the embedded broker, so the fallback path (no Mosquitto) is covered end to end too.
+Ctrl-C is sent the way a terminal sends it, to the whole foreground process group. With
+both brokers: Mosquitto, and the embedded fallback (the path taken without Mosquitto).
+The units say goodbye on the way out: the hub has them all ``offline`` at the end.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,7 +36,8 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path, broker: str) -> None:
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
         [
@@ -44,7 +48,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
             "--speed",
             "20",
             "--broker",
-            "embedded",
+            broker,
             "--sound",
             "wav",
             "--runs-dir",
@@ -53,6 +57,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own group, as a shell job has
     )
     try:
         deadline = time.monotonic() + 90
@@ -64,11 +69,11 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert manifest is not None, "the demo never got its units running"
-        assert manifest["broker"]["kind"] == "embedded"
+        assert manifest["broker"]["kind"] == broker
         assert manifest["broker"]["port"] != 1883
         run_dir = manifest["run_dir"]
         time.sleep(5)  # let the units connect and report
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -80,8 +85,15 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     assert "/console/" in text
     assert "stopped; run folder" in text
     run = Path(run_dir)
-    for name in ("hub", "pole-market-01", "pole-parking-01", "truck-07", "broker"):
+    logs = ["hub", "pole-market-01", "pole-parking-01", "truck-07"]
+    for name in [*logs, "broker"] if broker == "embedded" else logs:
         assert (run / "logs" / f"{name}.log").stat().st_size > 0, name
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["exit_status"]) == {"hub", "pole-market-01", "pole-parking-01", "truck-07"}
     assert processes_mentioning(run_dir) == []
+    hub_db = sqlite3.connect(run / "hub" / "hub.db")
+    try:
+        states = dict(hub_db.execute("SELECT device_id, state FROM devices").fetchall())
+    finally:
+        hub_db.close()
+    assert states == dict.fromkeys(summary["exit_status"].keys() - {"hub"}, "offline")
