@@ -35,6 +35,8 @@ MOVE_SHARE = 0.5
 #: it began: a stall hidden by a bus for 20 s of 300 s is still seen in 90% of them, but
 #: different cars passing the same spot, sampled at a low frame rate, are not a parked car.
 MIN_SEEN_SHARE = 0.5
+#: A smaller box at least this much inside the stay's first box is the object partly hidden.
+HIDDEN_INSIDE = 0.8
 #: Evidence frames are kept only once a stay has lasted this share of the rule's dwell:
 #: objects merely passing through a zone then pin no frames in memory.
 EVIDENCE_FROM = 0.5
@@ -71,12 +73,20 @@ class Violation:
 
 def _moved(anchor: Box, box: Box) -> bool:
     """True when ``box``'s bottom-centre left ``anchor``'s by more than :data:`MOVE_SHARE`
-    of the anchor's width (sideways) or height (up or down)."""
+    of the anchor's width (sideways) or height (up or down), unless ``box`` lies mostly
+    inside ``anchor``: that is the same object partly hidden (a car in front of a stall
+    hides its bottom and lifts its box's bottom edge)."""
     w = max(anchor[2] - anchor[0], 1e-6)
     h = max(anchor[3] - anchor[1], 1e-6)
     dx = abs((box[0] + box[2]) - (anchor[0] + anchor[2])) / 2.0
     dy = abs(box[3] - anchor[3])
-    return dx > MOVE_SHARE * w or dy > MOVE_SHARE * h
+    if dx <= MOVE_SHARE * w and dy <= MOVE_SHARE * h:
+        return False
+    iw = min(anchor[2], box[2]) - max(anchor[0], box[0])
+    ih = min(anchor[3], box[3]) - max(anchor[1], box[1])
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-12)
+    inside = max(iw, 0.0) * max(ih, 0.0) / area
+    return inside < HIDDEN_INSIDE
 
 
 @dataclass(slots=True)

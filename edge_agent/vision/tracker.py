@@ -4,7 +4,9 @@ Matching is greedy, per label, on an affinity that prefers, in order: a good IoU
 mostly contained in the other (a stall half hidden by a passing bus still matches); a
 nearby centre with a similar size (a moving object seen at a low frame rate). A track
 that goes unmatched survives ``grace_s`` seconds of frame time before it is dropped, so
-a stationary stall stays one object while people and buses pass in front of it.
+a stationary stall stays one object while people and buses pass in front of it. A
+detection left over after matching that mostly overlaps a track of its label is a
+second box on the same object (the detector's NMS let it through), not a new object.
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ def _affinity(a: Box, b: Box, iou_min: float, contain_min: float, centre_max: fl
     return 0.0
 
 
+def _duplicate(a: Box, b: Box, overlap: float) -> bool:
+    """True when ``a`` and ``b`` overlap by ``overlap`` of the smaller one's area."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return False
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih >= overlap * max(smaller, 1e-12)
+
+
 class Tracker:
     """Assigns stable ids to detections of one camera. Pure: time comes from the frames."""
 
@@ -80,8 +92,10 @@ class Tracker:
         iou_min: float = 0.3,
         contain_min: float = 0.6,
         centre_max: float = 1.0,
+        duplicate_overlap: float = 0.7,
     ) -> None:
         self.grace_s = grace_s
+        self.duplicate_overlap = duplicate_overlap
         self.iou_min = iou_min
         self.contain_min = contain_min
         self.centre_max = centre_max
@@ -120,6 +134,11 @@ class Tracker:
         for di, det in enumerate(detections):
             if di in used_d:
                 continue
+            if any(
+                t.label == det.label and _duplicate(t.box, det.box, self.duplicate_overlap)
+                for t in tracks
+            ):
+                continue  # a second box on an object already tracked: not a new object
             track = _Track(self._next_id, det.label, det.score, det.box, ts, ts, 1)
             self._next_id += 1
             self._tracks[track.track_id] = track

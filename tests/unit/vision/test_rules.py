@@ -224,3 +224,19 @@ def test_sparse_sightings_on_one_spot_are_not_a_stay() -> None:
     # Seen in 8 frames of 10 (a flaky detector) is a stay.
     found = run(engine, 200, lambda t: [track(2, label="car", seen=int(t) % 5 != 0)], start=700)
     assert len(found) == 1
+
+
+def test_bottom_hidden_by_a_passing_car_is_not_moving() -> None:
+    engine = RuleEngine(
+        camera([{"name": "v", "kind": "vendor", "zone": "pavement", "dwell_s": 60}]),
+        tz=SHANGHAI,
+    )
+
+    def tracks_at(t: float) -> list[TrackedObject]:
+        if 20 <= t < 25:  # the lower 60% is hidden: the box's bottom edge rises
+            return [track(1, box=(0.40, 0.50, 0.50, 0.58))]
+        return [track(1)]
+
+    found = run(engine, 70, tracks_at)
+    assert len(found) == 1
+    assert found[0].started_at == T0

@@ -74,3 +74,13 @@ def test_moving_object_followed_at_low_frame_rate() -> None:
         tracks = tracker.update([Detection("debris", 0.8, (x, 0.8, x + 0.05, 0.85))], at(i))
         ids.add(tracks[0].track_id)
     assert len(ids) == 1
+
+
+def test_a_second_box_on_a_tracked_object_is_not_a_new_track() -> None:
+    tracker = Tracker()
+    tid = tracker.update([STALL], at(0))[0].track_id
+    double = Detection("stall", 0.7, (0.41, 0.52, 0.47, 0.72))  # mostly inside STALL
+    tracks = tracker.update([STALL, double], at(0.2))
+    assert [t.track_id for t in tracks] == [tid]
+    # The old track keeps the object when the detector later gives only the second box.
+    assert [t.track_id for t in tracker.update([double], at(0.4))] == [tid]
