@@ -446,6 +446,10 @@ class Demo:
             f"sign in as demo-operator with its token from {self.run_dir / 'tokens.json'}",
             f"logs: {self.run_dir / 'logs'}",
         ]
+        if espeak_missing():
+            lines.append(
+                "!! espeak-ng is not installed: the poles cannot speak text (make demo installs it)"
+            )
         dead = [c for c in self._children() if c.returncode is not None]
         for child in dead:
             lines.append(f"!! {child.name} exited with status {child.returncode}: see its log")

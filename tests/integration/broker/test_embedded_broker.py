@@ -227,3 +227,42 @@ def test_passwords_and_acl_from_provisioning(tmp_path: Path) -> None:
         assert p1.take(2, timeout=1.0) == [("xh/v1/dev/pole-1/cmd", b"for pole 1", False)]
         for c in (hub, p1):
             c.close()
+
+
+def _raw_connect(port: int, client_id: bytes, keepalive: int, will_topic: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    body = (
+        b"\x00\x04MQTT\x04"
+        + bytes([0x02 | 0x04 | 0x08])  # clean session, will at QoS 1
+        + keepalive.to_bytes(2, "big")
+        + len(client_id).to_bytes(2, "big")
+        + client_id
+        + len(will_topic).to_bytes(2, "big")
+        + will_topic
+        + b"\x00\x04gone"
+    )
+    sock.sendall(codec.packet(codec.CONNECT, 0, body))
+    assert sock.recv(4) == b"\x20\x02\x00\x00"
+    return sock
+
+
+def test_silent_client_times_out_and_takeover_drops_the_old_connection(anon: BrokerThread) -> None:
+    watcher = Client(anon.port, "watcher")
+    watcher.connack()
+    watcher.sub("w/#", qos=0)
+    silent = _raw_connect(anon.port, b"quiet", 1, b"w/quiet")  # 1 s keepalive, never pings
+    t0 = time.monotonic()
+    assert watcher.take(1, timeout=5.0) == [("w/quiet", b"gone", False)]
+    assert 1.0 <= time.monotonic() - t0 < 4.0  # after 1.5 keepalives, not at once
+    silent.close()
+    first = _raw_connect(anon.port, b"same-id", 30, b"w/first")
+    second = Client(anon.port, "same-id")
+    assert second.connack() == (0, False)
+    first.settimeout(5.0)
+    assert first.recv(10) == b""  # the broker closed the older connection
+    assert watcher.take(1, timeout=0.5) == []  # taken over: no will
+    second.pub("w/second", b"qos0", qos=0)
+    assert watcher.take(1) == [("w/second", b"qos0", False)]
+    first.close()
+    for c in (watcher, second):
+        c.close()
