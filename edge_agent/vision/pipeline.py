@@ -346,7 +346,9 @@ class VisionService:
         factory = EventFactory(
             self._config,
             device_id=self._device_id,
-            next_seq=self._next_seq,
+            # The real counter is drawn on the event loop, in order, as events are handed
+            # to the sink (the runner's counter is not meant for other threads).
+            next_seq=lambda: 0,
             location=self._location,
             model=detector.model_ref,
             plate_reader=plate_reader,
@@ -515,7 +517,7 @@ class VisionService:
                 continue
             if event is None:
                 return  # the evidence thread has finished: every source has ended
-            await self._send(sink, event)
+            await self._send(sink, event.model_copy(update={"seq": self._next_seq()}))
 
     async def _send(self, sink: EventSink, event: protocol.Event) -> None:
         delay = SINK_RETRY_S
