@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -34,6 +35,21 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{entry.name}: {cmdline}")
     return found
+
+
+def wait_all_online(api_url: str, token: str, within_s: float) -> bool:
+    """Poll the hub until every unit is online; False if that takes over ``within_s``."""
+    deadline = time.monotonic() + within_s
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as api:
+        while time.monotonic() < deadline:
+            try:
+                devices = api.get("/api/v1/devices").json()
+            except httpx.HTTPError:
+                devices = []
+            if len(devices) == 3 and all(d["state"] == "online" for d in devices):
+                return True
+            time.sleep(0.5)
+    return False
 
 
 @pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
@@ -72,7 +88,8 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path, broker: str) -> None:
         assert manifest["broker"]["kind"] == broker
         assert manifest["broker"]["port"] != 1883
         run_dir = manifest["run_dir"]
-        time.sleep(5)  # let the units connect and report
+        token = json.loads(Path(manifest["tokens_file"]).read_text())["operator"]
+        assert wait_all_online(manifest["api_url"], token, 60.0), "units never came online"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = proc.communicate(timeout=60)
     finally:
