@@ -5,7 +5,8 @@
 broker on a free port, the hub on SQLite with the sample district, two pole units and a
 truck unit fed by scripted scenes through the real edge pipeline. It prints a live status
 table and the API's address, and runs until Ctrl-C or ``--duration``; everything it
-starts is stopped on the way out. Logs go to ``runs/demo-<time>/logs/``.
+starts is stopped on the way out. Logs (the demo's own, the hub's, each unit's, the
+broker's) go to ``runs/demo-<time>/logs/``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ async def _demo(args: argparse.Namespace) -> int:
             broker=args.broker,
             sound=args.sound,
             api_port=args.api_port,
+            log_to_run_dir=True,
         )
     )
     loop = asyncio.get_running_loop()
@@ -67,15 +69,14 @@ async def _demo(args: argparse.Namespace) -> int:
     return await demo.run(sys.stdout)
 
 
-def _log_to_file(runs_dir: Path) -> Path:
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    path = runs_dir / "xiuhua-demo.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def _quiet_terminal() -> None:
+    # The terminal shows the status table only: log records go to logs/demo.log in the
+    # run folder (the demo adds that handler); errors that stop the demo are printed.
     root = logging.getLogger()
-    root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return path
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.NullHandler())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,15 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from simulators.demo.orchestrator import DemoError
     from simulators.demo.plan import DemoPlanError
 
-    # The launcher's own log goes to a file: the terminal shows the status table only.
-    log_path = _log_to_file(args.runs_dir)
+    _quiet_terminal()
     try:
         return asyncio.run(_demo(args))
     except DemoPlanError as exc:
         print(f"xiuhua demo: {exc}", file=sys.stderr)
         return 2
     except DemoError as exc:
-        print(f"xiuhua demo: {exc}\n(launcher log: {log_path})", file=sys.stderr)
+        print(f"xiuhua demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

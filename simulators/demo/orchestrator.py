@@ -88,6 +88,8 @@ class DemoOptions:
     sound: Literal["auto", "wav", "card"] = "auto"
     api_port: int | None = None
     status_interval_s: float = 2.0
+    #: Also write this process's log to ``logs/demo.log`` in the run folder.
+    log_to_run_dir: bool = False
 
 
 @dataclass
@@ -174,6 +176,7 @@ class Demo:
         self.started_at: float | None = None
         self._stop = asyncio.Event()
         self.last_view: StatusView | None = None
+        self._log_handler: logging.Handler | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -193,6 +196,13 @@ class Demo:
         from simulators.mosquitto import free_port
 
         self.layout = layout = _Layout(_new_run_dir(self.options.runs_dir))
+        if self.options.log_to_run_dir:
+            handler = logging.FileHandler(layout.logs / "demo.log", encoding="utf-8")
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+            logging.getLogger().addHandler(handler)
+            self._log_handler = handler
         model_dir = find_model_dir()
         broker_port = free_port()
         api_port = self.options.api_port or free_port()
@@ -524,6 +534,10 @@ class Demo:
             if self.last_view is not None:
                 summary["status"] = asdict(self.last_view)
             (self.layout.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
 
 def espeak_missing() -> bool:

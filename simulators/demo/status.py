@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ __all__ = ["DeviceRow", "StatusPoller", "StatusView", "render", "summarise"]
 
 #: Most events or cases one API page returns (the API's own cap).
 PAGE = 1000
+#: How many of the newest cases the table lists.
+LATEST = 5
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class StatusView:
     cases_by_code: Mapping[str, int]
     cases_by_stage: Mapping[str, int]
     commands: Mapping[str, int] = field(default_factory=dict)
+    #: The newest cases as ``(id, code, title, stage, event_count)``.
+    latest: tuple[tuple[int, str, str, str, int], ...] = ()
 
 
 def summarise(
@@ -81,7 +86,29 @@ def summarise(
         cases_by_code=dict(sorted(Counter(str(c.get("code")) for c in cases).items())),
         cases_by_stage=dict(sorted(Counter(str(c.get("stage")) for c in cases).items())),
         commands=dict(sorted(all_commands.items())),
+        latest=tuple(
+            (
+                int(c.get("id") or 0),
+                str(c.get("code")),
+                str(c.get("title") or ""),
+                str(c.get("stage")),
+                int(c.get("event_count") or 0),
+            )
+            for c in sorted(cases, key=lambda c: int(c.get("id") or 0), reverse=True)[:LATEST]
+        ),
     )
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut and padded to ``width`` terminal columns (CJK characters take two)."""
+    out, used = [], 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if used + w > width:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + " " * (width - used)
 
 
 def render(view: StatusView, *, header: Sequence[str] = ()) -> str:
@@ -110,6 +137,11 @@ def render(view: StatusView, *, header: Sequence[str] = ()) -> str:
     lines.append(f"cases by stage: {stages}")
     commands = ", ".join(f"{state} {n}" for state, n in view.commands.items()) or "none yet"
     lines.append(f"commands: {commands}")
+    if view.latest:
+        lines.append("")
+        lines.append("newest cases:")
+        for case_id, code, title, stage, events in view.latest:
+            lines.append(f"  #{case_id:<4} {code}  {_fit(title, 44)} {stage:<10} {events} event(s)")
     return "\n".join(lines) + "\n"
 
 

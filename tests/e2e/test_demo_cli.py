@@ -102,7 +102,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path, broker: str) -> None:
     assert "/console/" in text
     assert "stopped; run folder" in text
     run = Path(run_dir)
-    logs = ["hub", "pole-market-01", "pole-parking-01", "truck-07"]
+    logs = ["demo", "hub", "pole-market-01", "pole-parking-01", "truck-07"]
     for name in [*logs, "broker"] if broker == "embedded" else logs:
         assert (run / "logs" / f"{name}.log").stat().st_size > 0, name
     summary = json.loads((run / "summary.json").read_text())

@@ -27,7 +27,7 @@ from simulators.demo.plan import (
     route_csv,
     scene_rate,
 )
-from simulators.demo.status import render, summarise
+from simulators.demo.status import _fit, render, summarise
 
 
 def test_devices_cover_the_four_codes() -> None:
@@ -100,7 +100,10 @@ def test_status_table_counts() -> None:
             {"device_id": "a", "kind": "truck", "state": "offline", "telemetry": None},
         ],
         events=[{"device_id": "b"}, {"device_id": "b"}, {"device_id": "a"}],
-        cases=[{"code": "0501", "stage": "reported"}, {"code": "0501", "stage": "closed"}],
+        cases=[
+            {"id": 1, "code": "0501", "stage": "closed", "title": "vendor", "event_count": 2},
+            {"id": 2, "code": "0501", "stage": "reported", "title": "vendor", "event_count": 1},
+        ],
         commands={"b": [{"state": "succeeded"}]},
     )
     assert [r.device_id for r in view.devices] == ["a", "b"]
@@ -111,6 +114,8 @@ def test_status_table_counts() -> None:
     assert "0501 x2" in text
     assert "closed 1" in text
     assert "1 succeeded" in text
+    assert [c[0] for c in view.latest] == [2, 1]
+    assert "#2" in text
 
 
 # --------------------------------------------------------------------------- broker
@@ -169,3 +174,9 @@ def test_codec_roundtrips() -> None:
     assert sub == codec.Subscribe(5, (("a/b", 1),))
     with pytest.raises(codec.MalformedPacket):
         codec.decode_connect(b"\x00\x04HTTP\x04\x02\x00\x1e\x00\x00")
+
+
+def test_cjk_titles_line_up() -> None:
+    assert _fit("店外经营 shop", 10) == "店外经营 s"
+    assert _fit("店外", 5) == "店外 "
+    assert len(_fit("abc", 5)) == 5
