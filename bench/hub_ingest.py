@@ -253,7 +253,7 @@ def pg_workers(
 
     try:
         start()
-        # Wait until every worker has subscribed (sentinel events, then clear them).
+        # Wait until every worker has subscribed (sentinel events).
         sentinel = make_payloads(50, seed=k)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -263,10 +263,11 @@ def pg_workers(
             if all("connected to" in t for t in logs) and _pg_count(raw_url) > 0:
                 break
         time.sleep(1.0)
-        stop()
         already = _pg_count(raw_url)
-        publish(port, payloads)
-        start()
+        # Both workers are up and idle; the stream arrives far faster than it is filed,
+        # so it queues and every worker drains from the same moment.
+        fleet = threading.Thread(target=publish, args=(port, payloads))
+        fleet.start()
         n = len(payloads) + already
         first_t = None
         first_c = 0
@@ -278,6 +279,7 @@ def pg_workers(
             if c >= n:
                 break
             time.sleep(0.05)
+        fleet.join()
         assert first_t is not None
         return (n - first_c) / max(now - first_t, 1e-6)
     finally:
