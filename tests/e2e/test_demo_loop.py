@@ -5,7 +5,8 @@ SQLite, three edge agents running the shipped detector over scripted scenes) thr
 hub's API, the way an operator would:
 
 1. cases appear for 0501 (vendor), 0504 (shop front), 0505 (parking, with the plate read)
-   and 2101 (truck spillage, located on the truck's GPS route);
+   and 2101 (truck spillage, located on the truck's GPS route), and the poles shouted
+   their warnings locally;
 2. ``speaker.say`` to the market pole through the API: the command is acked
    ``succeeded`` and the pole's speaker wrote the WAV file;
 3. one case is walked to ``closed`` through the API and the metrics count it;
@@ -121,6 +122,11 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(tmp_path: Path) ->
                 metres_to_segment((truck_case["lat"], truck_case["lon"]), ROUTE_START, ROUTE_END)
                 < 25.0
             )
+
+            # The poles warned on the spot when their rules fired (local auto-shout).
+            for pole in ("pole-market-01", "pole-parking-01"):
+                shouts = list((demo.device_dir(pole) / "speaker").glob("*shout*.wav"))
+                assert shouts, f"{pole} never shouted"
 
             # 2. An operator speaks through the market pole's loudspeaker.
             wav_dir = demo.device_dir("pole-market-01") / "speaker"
