@@ -37,7 +37,7 @@ _METRES_PER_DEGREE = 111_320.0
 #: Tiles per side of a block in the candidate query of a widely spread batch.
 QUERY_BLOCK = 8
 #: Up to this many distinct tiles, the candidate query asks for each tile's neighbourhood.
-MAX_FINE_BOXES = 64
+MAX_FINE_BOXES = 1_500
 
 
 class CaseFiler:
@@ -243,22 +243,39 @@ class CaseFiler:
         widest = max(windows)
         t0 = min(f.detected_at for f in batch) - widest
         t1 = max(f.detected_at for f in batch) + widest
-        near_any = sa.or_(
-            *(
-                sa.and_(
-                    cases.c.code == code,
-                    cases.c.lat.between(lat0, lat1),
-                    cases.c.lon.between(lon0, lon1),
-                )
-                for code, lat0, lat1, lon0, lon1 in boxes
+        # Built as text with bound parameters: hundreds of boxes make an expression tree
+        # that costs more to construct and compile than the query costs to run.
+        params: dict[str, Any] = {}
+        terms = []
+        for n, (code, lat0, lat1, lon0, lon1) in enumerate(boxes):
+            terms.append(
+                f"(code = :c{n} AND lat BETWEEN :a{n} AND :b{n} AND lon BETWEEN :o{n} AND :p{n})"
             )
-        )
-        q = sa.select(
-            cases.c.id, cases.c.code, cases.c.lat, cases.c.lon, cases.c.stage, cases.c.last_event_at
-        ).where(
-            near_any,
-            cases.c.stage.not_in([s.value for s in FINAL_STAGES]),
-            cases.c.last_event_at.between(t0, t1),
+            params.update(
+                {f"c{n}": code, f"a{n}": lat0, f"b{n}": lat1, f"o{n}": lon0, f"p{n}": lon1}
+            )
+        finals = sorted(s.value for s in FINAL_STAGES)
+        params.update({f"f{n}": value for n, value in enumerate(finals)})
+        not_final = ", ".join(f":f{n}" for n in range(len(finals)))
+        q = (
+            sa.text(
+                "SELECT id, code, lat, lon, stage, last_event_at FROM cases"
+                f" WHERE ({' OR '.join(terms)}) AND stage NOT IN ({not_final})"
+                " AND last_event_at BETWEEN :t0 AND :t1"
+            )
+            .bindparams(
+                sa.bindparam("t0", t0, type_=UTCDateTime),
+                sa.bindparam("t1", t1, type_=UTCDateTime),
+                **params,
+            )
+            .columns(
+                sa.column("id", sa.Integer),
+                sa.column("code", sa.String),
+                sa.column("lat", sa.Float),
+                sa.column("lon", sa.Float),
+                sa.column("stage", sa.String),
+                sa.column("last_event_at", UTCDateTime),
+            )
         )
         rows = (await conn.execute(q)).all()
         return [OpenCase(r.id, r.code, r.lat, r.lon, r.stage, r.last_event_at) for r in rows]

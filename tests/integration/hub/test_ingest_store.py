@@ -177,3 +177,32 @@ async def test_a_bug_in_filing_dead_letters_instead_of_stopping(
     assert await _count(db, events) == 0  # rolled back with its savepoint
     assert await _count(db, devices) == 1  # the status in the same batch was stored
     assert "internal error storing a message" in caplog.text
+
+
+async def test_merging_within_a_batch_and_across_batches(db: AsyncEngine, tmp_path: Path) -> None:
+    from central_hub.case_filing import CaseFiler
+    from central_hub.db.schema import cases
+    from central_hub.domain.calendar import WorkCalendar
+    from central_hub.domain.catalogue import Catalogue
+    from central_hub.domain.grid import Grid
+
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)
+    lat, lon = 28.6472, 121.2615
+    at = NOW - timedelta(minutes=30)
+    same_a = make_event("pole-1", code="0504", seq=1, at=at, lat=lat, lon=lon)
+    same_b = make_event("pole-2", code="0504", seq=1, at=at, lat=lat + 0.00004, lon=lon)  # ~4 m
+    other_code = make_event("pole-1", code="0505", seq=2, at=at, lat=lat, lon=lon)
+    far = make_event("pole-1", code="0504", seq=3, at=at, lat=lat + 0.001, lon=lon)  # ~110 m
+    await worker.process([inbound(e) for e in (same_a, same_b, other_code, far)])
+    later = make_event("pole-1", code="0504", seq=4, at=NOW, lat=lat, lon=lon + 0.00003)
+    await worker.process([inbound(later)])
+    async with db.connect() as conn:
+        rows = (await conn.execute(cases.select().order_by(cases.c.id))).all()
+        linked = dict((await conn.execute(sa.select(events.c.event_id, events.c.case_id))).all())
+    assert [(r.code, r.event_count) for r in rows] == [("0504", 3), ("0505", 1), ("0504", 1)]
+    first = rows[0].id
+    assert {linked[e.event_id] for e in (same_a, same_b, later)} == {first}
+    assert rows[0].last_event_at == NOW
+    assert rows[0].first_report_id == same_a.event_id
+    assert linked[far.event_id] == rows[2].id
