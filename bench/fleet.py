@@ -1,10 +1,12 @@
 """Fleet load run: N virtual devices against a real hub; one JSON line of figures at the end.
 
     python bench/fleet.py [--devices 500] [--duration 60] [--event-interval 10]
-                          [--telemetry-interval 30] [--commands-per-s 2] [--db URL]
+                          [--telemetry-interval 30] [--commands-per-s 2]
+                          [--db URL | --pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 Starts an anonymous Mosquitto on a free port and ``central-hub serve`` (SQLite in a
-temp folder unless ``--db`` names another database, e.g. PostgreSQL), then:
+temp folder unless ``--db`` names another database; ``--pg ADMIN_URL`` creates a fresh
+PostgreSQL database for the run and drops it after), then:
 
 1. **baseline** (raw MQTT, no hub): the same fleet publishes its events for
    ``--baseline-s`` seconds to a plain paho subscriber; p95 publish → receive;
@@ -284,6 +286,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=500)
@@ -293,8 +305,19 @@ def main() -> int:
     parser.add_argument("--telemetry-interval", type=float, default=30.0)
     parser.add_argument("--commands-per-s", type=float, default=2.0)
     parser.add_argument("--db", help="SQLAlchemy URL of the hub's database (default SQLite)")
+    parser.add_argument("--pg", help="libpq URL of a PostgreSQL role that may create databases")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main_async(args))))
+    name = None
+    if args.pg:
+        name = f"xh_bench_fleet_{os.getpid()}"
+        asyncio.run(_pg_admin(args.pg, f'CREATE DATABASE "{name}"'))
+        base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        args.db = f"{base}/{name}"
+    try:
+        print(json.dumps(asyncio.run(main_async(args))))
+    finally:
+        if name is not None:
+            asyncio.run(_pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0
 
 
