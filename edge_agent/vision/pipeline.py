@@ -428,6 +428,7 @@ class VisionService:
                 self._process(detector, frames, cameras, evidence_q, emit)
             finally:
                 self._board.done(frames)
+                del frames  # free the images while waiting for the next batch
         with self._lock:
             remaining[0] -= 1
             last = remaining[0] == 0

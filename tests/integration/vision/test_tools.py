@@ -134,3 +134,18 @@ def test_unreachable_camera_is_named(
     config = write_config(tmp_path / "agent.yaml", None, "http://127.0.0.1:9/stream.mjpg")
     assert run_tool(["draw-zones", "--config", str(config)]) == 2
     assert "camera cam1: cannot open url http://127.0.0.1:9/stream.mjpg" in capsys.readouterr().err
+
+
+def test_draw_zones_from_a_video_and_the_shipped_example(
+    tmp_path: Path, gray_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = (
+        Path(__file__).resolve().parents[3] / "firmware_config" / "zones" / "parking-pole.yaml"
+    )
+    out = tmp_path / "zones.png"
+    code = run_tool(
+        ["draw-zones", "--config", str(example), "--video", str(gray_clip), "--out", str(out)]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert cv2.imread(str(out)).shape == (240, 320, 3)
+    assert "3 zone(s) of camera parking-mast" in capsys.readouterr().out
