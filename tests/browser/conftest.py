@@ -1,4 +1,7 @@
-"""Browser fixtures: one hub and one Chromium for the session, a logged-in context per role.
+"""Browser fixtures: one hub and one Chromium per test module, a logged-in context per role.
+
+Module scope matters: Playwright's sync API keeps an event loop running in the main
+thread while it is started, which would break every asyncio test that runs after it.
 
 Chromium is Debian's (``/usr/bin/chromium``, or ``XH_CHROMIUM``), driven by Playwright's
 Python package; no browser download is needed.
@@ -35,14 +38,14 @@ DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
     """One Mosquitto for the browser session."""
     with MosquittoBroker(tmp_path_factory.mktemp("browser-broker")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hub_server(
     broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HubThread]:
@@ -53,7 +56,7 @@ def hub_server(
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless."""
     try:
@@ -84,7 +87,7 @@ def login(page: object, base: str, name: str, token: str) -> None:
     page.wait_for_url(base + "/console/")  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def contexts(browser: object, hub_server: HubThread) -> Iterator[Callable[..., object]]:
     """``contexts(role, phone=False)``: a browser context logged in as that role (cached)."""
     made: dict[tuple[str, bool], object] = {}
