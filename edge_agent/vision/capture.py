@@ -55,6 +55,8 @@ class FrameBoard:
         self._cond = threading.Condition()
         self._frames: dict[str, Frame] = {}
         self._busy: set[str] = set()
+        self._wanted: set[str] = set()
+        self._snaps: dict[str, Image] = {}
         self.dropped: dict[str, int] = {}
         # Weak: a snapshot may use the newest image while something still holds it, but
         # the board never keeps a frame alive by itself (memory: 2.7 MB per 720p camera).
@@ -67,7 +69,10 @@ class FrameBoard:
                 self.dropped[frame.camera_id] = self.dropped.get(frame.camera_id, 0) + 1
             self._frames[frame.camera_id] = frame
             self._latest[frame.camera_id] = weakref.ref(frame.image)
-            self._cond.notify()
+            if frame.camera_id in self._wanted:
+                self._wanted.discard(frame.camera_id)
+                self._snaps[frame.camera_id] = frame.image
+            self._cond.notify_all()
 
     def take_all(self, timeout: float, limit: int | None = None) -> list[Frame]:
         """Waiting frames (one per camera, at most ``limit``), waiting up to ``timeout``.
@@ -98,6 +103,23 @@ class FrameBoard:
         """The newest image of ``camera_id`` if it is still in memory, else None."""
         ref = self._latest.get(camera_id)
         return None if ref is None else ref()
+
+    def next_image(self, camera_id: str, timeout: float) -> Image | None:
+        """The newest image of ``camera_id`` if still in memory, else the next one to
+        arrive within ``timeout`` seconds (blocking), else None."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            image = self.latest(camera_id)
+            if image is not None:
+                return image
+            self._wanted.add(camera_id)
+            while camera_id not in self._snaps:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._wanted.discard(camera_id)
+                    return None
+                self._cond.wait(remaining)
+            return self._snaps.pop(camera_id)
 
     def wake(self) -> None:
         """Wake a waiting :meth:`take_all` (used on shutdown)."""

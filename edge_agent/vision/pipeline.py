@@ -318,11 +318,7 @@ class VisionService:
             self._config.camera(camera_id)
         except KeyError:
             raise UnknownCamera(f"no camera {camera_id!r} on this box") from None
-        deadline = time.monotonic() + SNAPSHOT_WAIT_S
-        image = self._board.latest(camera_id)
-        while image is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)  # the newest frame was released: take the next one
-            image = self._board.latest(camera_id)
+        image = await asyncio.to_thread(self._board.next_image, camera_id, SNAPSHOT_WAIT_S)
         if image is None:
             raise VisionError(f"camera {camera_id!r} has given no frame for {SNAPSHOT_WAIT_S} s")
         jpeg, _, _ = await asyncio.to_thread(

@@ -124,3 +124,20 @@ def test_board_holds_back_a_camera_until_its_frame_is_done() -> None:
     assert board.take_all(timeout=0.01) == []
     board.done(first)
     assert [(f.camera_id, f.index) for f in board.take_all(timeout=0)] == [("a", 2)]
+
+
+def test_next_image_waits_for_the_next_frame_when_the_newest_is_gone() -> None:
+    board = FrameBoard()
+    assert board.next_image("a", timeout=0.01) is None
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(board.next_image("a", timeout=5)))
+    waiter.start()
+    for _ in range(100):  # until the waiter has registered its wish
+        with board._cond:
+            if "a" in board._wanted:
+                break
+        threading.Event().wait(0.01)
+    sent = frame("a", 7)
+    board.put(sent)
+    waiter.join(5)
+    assert got == [sent.image]
