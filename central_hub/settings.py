@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["HubSettings"]
@@ -30,11 +30,23 @@ class HubSettings(BaseSettings):
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
     mqtt_client_id: str = Field(default="hub-1", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    share_group: str | None = "hub"
+    share_group: str | None = Field(
+        default="hub",
+        description=(
+            "$share group for ingest; empty = plain subscription. Mosquitto (2.0.11 measured)"
+            " does not restore $share subscriptions from persistence after a broker restart,"
+            " so a single worker on Mosquitto should run without a group"
+        ),
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     command_tick_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("share_group")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
 
     @model_validator(mode="after")
     def _one_password(self) -> HubSettings:
