@@ -9,7 +9,8 @@ EXTRAS ?= edge,hub,ocr,train,dev,audio
 STAMP := $(VENV)/.xiuhua-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint format typecheck schemas system-deps venv bench model eval-model clean
+.PHONY: demo test check format schemas system-deps venv model eval-model clean \
+	bench-edge bench-outbox bench-hub bench-fleet bench-console
 
 demo: venv
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
@@ -56,6 +57,23 @@ model: venv
 	$(BIN)/python models/train/evaluate.py --out runs/street/eval.json
 	$(BIN)/python models/train/manifest.py models/street-detector \
 		--train-log runs/street/train_log.json --eval runs/street/eval.json
+
+# Benchmarks: each prints one JSON line with a baseline measured in the same run.
+# Run them on a quiet machine; each takes a few minutes.
+bench-edge: venv
+	$(BIN)/python bench/edge_pipeline.py
+
+bench-outbox: venv
+	$(BIN)/python bench/outbox.py
+
+bench-hub: venv
+	$(BIN)/python bench/hub_ingest.py
+
+bench-fleet: venv
+	$(BIN)/python bench/fleet.py
+
+bench-console: venv
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
