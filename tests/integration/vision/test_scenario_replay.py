@@ -20,8 +20,7 @@ from edge_agent.vision.detector import Detector, TruthDetector
 from edge_agent.vision.pipeline import replay
 from edge_agent.vision.scenario_cameras import route_location, scenario_camera
 from edge_agent.vision.sources import ScenarioSource
-
-scenarios = pytest.importorskip("simulators.scenarios")
+from simulators import scenarios
 
 MODEL = Path(__file__).resolve().parents[3] / "models" / "street-detector"
 
@@ -29,7 +28,7 @@ MODEL = Path(__file__).resolve().parents[3] / "models" / "street-detector"
 @pytest.fixture(scope="module")
 def model() -> Detector:
     if not (MODEL / "model.onnx").is_file():
-        pytest.skip("the shipped model models/street-detector is not in this checkout")
+        pytest.fail("the shipped model models/street-detector/model.onnx is missing")
     from edge_agent.vision.onnx_detector import OnnxDetector
 
     return OnnxDetector(DetectorConfig(model=MODEL, intra_threads=1))
