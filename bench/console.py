@@ -13,6 +13,12 @@ Figures (one JSON line at the end):
   included (goal < 1000 ms);
 * ``worst_warm_page`` / ``worst_warm_ms``: the slowest page once statistics are warm
   (every render of the other pages, the median of the statistics views);
+* ``stats_uncached``: {name: {"first_ms", "median_ms", "max_ms"}} of ``--repeat`` renders
+  of the week, month and month-of-a-zone statistics with ``refresh=true``, which computes
+  the view on the request (no cache, no start-up warm-up); ``worst_uncached_page`` /
+  ``worst_uncached_ms`` the slowest of them;
+* ``goal_met`` / ``goal_check``: whether every page, the uncached statistics included,
+  rendered under ``goal_ms``, and the figures that decide it;
 * ``stats_week_service_ms`` / ``stats_month_service_ms``: computing a week's and a
   month's metrics for the whole district straight from the service (what a cold
   statistics view costs; the console warms the default week view at start, so the
@@ -49,6 +55,9 @@ from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
 from central_hub.testing import RecordingPublisher
 from edge_agent.protocol import uuid7
+
+#: No page may take longer to render (the acceptance criterion), statistics uncached.
+GOAL_MS = 1000
 
 STAGE_PATH = [
     ("start_verify", "verifying"),
@@ -230,6 +239,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         "median_ms": round(statistics.median(ms[1:]), 1),
                         "max_ms": round(max(ms), 1),
                     }
+                # Uncached renders: ?refresh=true computes the view on the request (the cache
+                # and the start-up warm-up of the default week cannot hide it).
+                uncached: dict[str, dict[str, float]] = {}
+                for name in ("stats_week", "stats_month", "stats_month_zone"):
+                    sep = "&" if "?" in pages[name] else "?"
+                    ms = await timed(c, f"{pages[name]}{sep}refresh=true", args.repeat)
+                    uncached[name] = {
+                        "first_ms": round(ms[0], 1),
+                        "median_ms": round(statistics.median(ms), 1),
+                        "max_ms": round(max(ms), 1),
+                    }
                 service_ms = {}
                 for days in (7, 30):
                     t0 = time.perf_counter()
@@ -253,6 +273,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     worst_warm = max(warm, key=lambda k: warm[k])
     baseline = statistics.median(api)
+    worst_uncached = max(uncached, key=lambda k: uncached[k]["max_ms"])
+    worst_uncached_ms = uncached[worst_uncached]["max_ms"]
+    goal_met = max(worst_uncached_ms, figures[worst]["max_ms"]) < GOAL_MS
     return {
         "bench": "console",
         "cases": args.cases,
@@ -265,7 +288,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "worst_warm_ms": warm[worst_warm],
         "stats_week_service_ms": round(service_ms[7], 1),
         "stats_month_service_ms": round(service_ms[30], 1),
-        "goal_ms": 1000,
+        "stats_uncached": uncached,
+        "worst_uncached_page": worst_uncached,
+        "worst_uncached_ms": worst_uncached_ms,
+        "goal_ms": GOAL_MS,
+        "goal_met": goal_met,
+        "goal_check": (
+            f"every page, statistics uncached, under {GOAL_MS} ms: "
+            f"{'met' if goal_met else 'missed'} (worst uncached {worst_uncached} "
+            f"{worst_uncached_ms} ms, worst cold page {worst} {figures[worst]['max_ms']} ms)"
+        ),
         "baseline_api_ms": round(baseline, 1),
         "ratio_queue_vs_api": round(figures["queue"]["median_ms"] / baseline, 2),
     }

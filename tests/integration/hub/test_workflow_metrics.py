@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from central_hub.api import API_PREFIX, create_app
-from central_hub.domain.workflow import Role
+from central_hub.db.schema import audits, cases
+from central_hub.domain.metrics import AuditFact, CaseFacts, compute_metrics, daily_counts
+from central_hub.domain.workflow import Action, Role, Stage, allowed_actions, transition
 from central_hub.evidence import EvidenceStore
 from central_hub.hub import Hub
 from central_hub.ingest import IngestWorker
@@ -191,3 +195,125 @@ async def test_full_workflow_with_rework_and_metrics(
     assert (sub["reported"], sub["closed"], sub["overdue_unhandled"]) == (1, 1, 0)
     # Handlers do not see statistics.
     assert (await api.get(f"{API_PREFIX}/metrics", params=params, headers=hand)).status_code == 403
+
+
+async def test_service_reads_what_the_pure_metrics_need(hub: Hub, clock: FakeClock) -> None:
+    """The service reads only some rows (by period and area); figures match all rows.
+
+    A generated district: 400 cases over six weeks walked through the state machine
+    (rework, cancellations, cases open across the period's start, some without a cell),
+    then every metric and daily flow from the service against the pure functions over
+    every case and audit entry in the database.
+    """
+    rng = random.Random(11)
+    now = clock()
+    streets = [c.id for c in hub.grid.cells() if c.level == "street"]
+    case_rows, audit_rows = [], []
+    for case_id in range(1, 401):
+        reported = now - timedelta(minutes=rng.randint(0, 42 * 1440))
+        stage = rng.choice([Stage.REPORTED, Stage.REGISTERED])
+        trail: list[tuple[Stage | None, Stage, str, datetime]] = [(None, stage, "file", reported)]
+        at, deadline, closed_at = reported, None, None
+        for _ in range(rng.randint(0, 9)):
+            options = allowed_actions(stage, Role.ADMIN)
+            if not options:
+                break
+            action = rng.choice(options)
+            at += timedelta(minutes=rng.choice([0, 7, 90, 600, 3 * 1440]))
+            new = transition(stage, action, Role.ADMIN)
+            if action is Action.DISPATCH and deadline is None:
+                deadline = at + timedelta(hours=rng.choice([2, 8, 48]))
+            if new in (Stage.CLOSED, Stage.CANCELLED):
+                closed_at = at
+            trail.append((stage, new, action.value, at))
+            stage = new
+        cell = rng.choice([*streets, None]) if rng.random() < 0.9 else None
+        case_rows.append(
+            {
+                "id": case_id,
+                "source": rng.choice(["ai", "citizen", "inspector"]),
+                "code": "0501",
+                "major": "05",
+                "category": "x",
+                "title": "x",
+                "line": "urban",
+                "grid_cell_id": cell,
+                "stage": stage.value,
+                "reported_at": reported,
+                "deadline": deadline,
+                "limit_kind": "working_hours",
+                "limit_amount": 4.0,
+                "verification_required": False,
+                "last_event_at": reported,
+                "updated_at": at,
+                "closed_at": closed_at,
+            }
+        )
+        for frm, to, action_name, when in trail:
+            audit_rows.append(
+                {
+                    "case_id": case_id,
+                    "at": when,
+                    "from_stage": None if frm is None else frm.value,
+                    "to_stage": to.value,
+                    "action": action_name,
+                    "actor": "gen",
+                    "role": "admin",
+                    "reason": "",
+                    "attachments": [],
+                }
+            )
+    rng.shuffle(audit_rows)  # ids out of time order, as concurrent writers leave them
+    async with hub.engine.begin() as conn:
+        await conn.execute(cases.insert(), case_rows)
+        await conn.execute(audits.insert(), audit_rows)
+        every_case = (await conn.execute(sa.select(cases))).all()
+        every_audit = (await conn.execute(sa.select(audits).order_by(audits.c.id))).all()
+    initial = {a.case_id: a.to_stage for a in every_audit if a.from_stage is None}
+    all_cases = [
+        CaseFacts(c.id, c.source, c.code, c.grid_cell_id, c.reported_at, c.deadline, initial[c.id])
+        for c in every_case
+    ]
+    all_audits = [
+        AuditFact(a.case_id, a.at, a.from_stage, a.to_stage, a.action, a.actor, a.role)
+        for a in every_audit
+    ]
+    zone = next(c.id for c in hub.grid.cells() if c.level == "zone")
+    views = [
+        (now - timedelta(days=7), now, now),
+        (now - timedelta(days=30), now, now),
+        (now - timedelta(days=20), now - timedelta(days=10), now),
+        (now - timedelta(days=40), now - timedelta(days=5), now - timedelta(days=9)),
+    ]
+    for start, end, at in views:
+        for cell in (None, zone):
+            cells = hub.grid.subtree(cell) if cell else None
+            metrics, daily = await hub.metrics.overview(start, end, cell_id=cell, now=at)
+            want = compute_metrics(
+                all_cases, all_audits, period_start=start, period_end=end, now=at, cell_ids=cells
+            )
+            want_daily = daily_counts(
+                all_cases, all_audits, period_start=start, period_end=end, now=at, cell_ids=cells
+            )
+            assert metrics == want, (start, cell)
+            assert daily == want_daily, (start, cell)
+            assert metrics.reported > 0
+
+
+def test_fact_datetimes_read_in_utc() -> None:
+    """SQLite's text (with or without a zone) and driver datetimes all come back in UTC."""
+    from central_hub.stats import _to_utc
+
+    want = datetime(2026, 11, 23, 1, 2, 3, 456789, tzinfo=UTC)
+    for raw in (
+        "2026-11-23 01:02:03.456789",
+        "2026-11-23T09:02:03.456789+08:00",
+        datetime(2026, 11, 23, 1, 2, 3, 456789),
+        want,
+        want.astimezone(timezone(timedelta(hours=-5))),
+    ):
+        got = _to_utc(raw)
+        assert got == want, raw
+        assert got.tzinfo is UTC, raw
+    with pytest.raises(TypeError):
+        _to_utc(42)
