@@ -8,10 +8,12 @@ cases (no cross-worker lock); an operator merges or cancels the extra one.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +25,7 @@ from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts, FilingPlan, OpenCase, plan_filing
 from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import FINAL_STAGES
+from central_hub.errors import StorageError
 from edge_agent.protocol import Event
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,10 @@ _METRES_PER_DEGREE = 111_320.0
 QUERY_BLOCK = 8
 #: Up to this many distinct tiles, the candidate query asks for each tile's neighbourhood.
 MAX_FINE_BOXES = 1_500
+#: Longitude ranges per band term of the candidate query (a band with more gets more terms).
+LON_SLOTS = 4
+#: Band terms per candidate query (more run as several queries; bounds bound parameters).
+MAX_TERMS = 1_024
 
 
 class CaseFiler:
@@ -232,53 +239,49 @@ class CaseFiler:
     async def _batch_candidates(
         self, conn: AsyncConnection, batch: list[EventFacts], buckets: _Buckets
     ) -> list[OpenCase]:
-        boxes = buckets.query_boxes()
+        bands = buckets.query_bands()
         windows = [
             timedelta(hours=self.catalogue.get(f.code).merge_window_h)
             for f in batch
             if f.code in self.catalogue
         ]
-        if not boxes or not windows:
+        if not bands or not windows:
             return []
         widest = max(windows)
         t0 = min(f.detected_at for f in batch) - widest
         t1 = max(f.detected_at for f in batch) + widest
-        # Built as text with bound parameters: hundreds of boxes make an expression tree
-        # that costs more to construct and compile than the query costs to run.
-        params: dict[str, Any] = {}
-        terms = []
-        for n, (code, lat0, lat1, lon0, lon1) in enumerate(boxes):
-            terms.append(
-                f"(code = :c{n} AND lat BETWEEN :a{n} AND :b{n} AND lon BETWEEN :o{n} AND :p{n})"
-            )
-            params.update(
-                {f"c{n}": code, f"a{n}": lat0, f"b{n}": lat1, f"o{n}": lon0, f"p{n}": lon1}
-            )
-        finals = sorted(s.value for s in FINAL_STAGES)
-        params.update({f"f{n}": value for n, value in enumerate(finals)})
-        not_final = ", ".join(f":f{n}" for n in range(len(finals)))
-        q = (
-            sa.text(
-                "SELECT id, code, lat, lon, stage, last_event_at FROM cases"
-                f" WHERE ({' OR '.join(terms)}) AND stage NOT IN ({not_final})"
-                " AND last_event_at BETWEEN :t0 AND :t1"
-            )
-            .bindparams(
-                sa.bindparam("t0", t0, type_=UTCDateTime),
-                sa.bindparam("t1", t1, type_=UTCDateTime),
-                **params,
-            )
-            .columns(
-                sa.column("id", sa.Integer),
-                sa.column("code", sa.String),
-                sa.column("lat", sa.Float),
-                sa.column("lon", sa.Float),
-                sa.column("stage", sa.String),
-                sa.column("last_event_at", UTCDateTime),
-            )
-        )
-        rows = (await conn.execute(q)).all()
-        return [OpenCase(r.id, r.code, r.lat, r.lon, r.stage, r.last_event_at) for r in rows]
+        # One term per band and up to LON_SLOTS longitude ranges: the (code, lat) index
+        # scans each band once and the longitude test runs on the rows it finds.
+        terms: list[tuple[str, float, float, tuple[tuple[float, float], ...]]] = []
+        for code, lat0, lat1, ranges in bands:
+            for k in range(0, len(ranges), LON_SLOTS):
+                terms.append((code, lat0, lat1, ranges[k : k + LON_SLOTS]))
+        dialect = conn.dialect
+        stamp = UTCDateTime().dialect_impl(dialect)  # the driver's own datetime handling
+        to_db = stamp.bind_processor(dialect)
+        from_db = stamp.result_processor(dialect, None)
+        assert to_db is not None
+        assert from_db is not None
+        fixed = [to_db(t0), to_db(t1), *_FINALS]
+        found: list[OpenCase] = []
+        for start in range(0, len(terms), MAX_TERMS):
+            chunk = terms[start : start + MAX_TERMS]
+            slots = _padded(len(chunk))
+            chunk = chunk + [chunk[-1]] * (slots - len(chunk))  # repeats find nothing new
+            params: list[Any] = list(fixed)
+            for code, lat0, lat1, ranges in chunk:
+                params += (code, lat0, lat1)
+                for m in range(LON_SLOTS):
+                    params += ranges[min(m, len(ranges) - 1)]
+            # Straight to the driver: with thousands of parameters SQLAlchemy's per-call
+            # cache-key and parameter handling cost more than SQLite's scan of the bands.
+            sql = _candidate_sql(slots, LON_SLOTS, dialect.paramstyle)
+            result = await conn.exec_driver_sql(sql, tuple(params))
+            for row in result.all():
+                case_id, code, lat, lon, stage, last = tuple(row)
+                at = cast(datetime, from_db(last))  # NOT NULL column
+                found.append(OpenCase(int(case_id), code, lat, lon, stage, at))
+        return found
 
     def _case_row(self, plan: FilingPlan, facts: EventFacts, now: datetime) -> dict[str, Any]:
         return {
@@ -318,6 +321,49 @@ class CaseFiler:
             "reason": f"filed from {facts.source} report {facts.event_id}",
             "attachments": [],
         }
+
+
+_FINALS = sorted(s.value for s in FINAL_STAGES)
+
+
+def _padded(n: int) -> int:
+    """``n`` rounded up to one of few sizes (under 16 or n/8 more), so queries are reused."""
+    step = max(16, 1 << max(0, n.bit_length() - 4))
+    return -(-n // step) * step
+
+
+@functools.lru_cache(maxsize=64)
+def _candidate_sql(slots: int, lon_slots: int, paramstyle: str) -> str:
+    """Open cases of a code in any of ``slots`` bands whose last event is in [t0, t1].
+
+    Positional parameters: t0, t1, the final stages, then per band its code, latitude
+    range and ``lon_slots`` longitude ranges. Built once per size and driver style.
+    """
+    count = itertools.count(1)
+
+    def p() -> str:
+        n = next(count)
+        if paramstyle == "qmark":
+            return "?"
+        if paramstyle == "numeric_dollar":
+            return f"${n}"
+        if paramstyle == "numeric":
+            return f":{n}"
+        if paramstyle == "format":
+            return "%s"
+        raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
+
+    time_range = f"last_event_at BETWEEN {p()} AND {p()}"
+    not_final = ", ".join(p() for _ in _FINALS)
+    terms = []
+    for _ in range(slots):
+        band = f"code = {p()} AND lat BETWEEN {p()} AND {p()}"
+        lons = " OR ".join(f"lon BETWEEN {p()} AND {p()}" for _ in range(lon_slots))
+        terms.append(f"({band} AND ({lons}))")
+    return (
+        "SELECT id, code, lat, lon, stage, last_event_at FROM cases"
+        f" WHERE {time_range} AND stage NOT IN ({not_final}) AND ({' OR '.join(terms)})"
+    )
 
 
 class _Buckets:
@@ -373,23 +419,42 @@ class _Buckets:
                 out.extend(self.tiles.get((code, ilat + da, ilon + do), {}).values())
         return out
 
-    def query_boxes(self) -> list[tuple[str, float, float, float, float]]:
-        """Bounding boxes for the candidate query, per code.
+    def query_bands(self) -> list[tuple[str, float, float, tuple[tuple[float, float], ...]]]:
+        """Disjoint latitude bands per code, each with the longitude ranges to look in.
 
-        A batch touching few tiles gets one box per tile (3x3 tiles around it); a batch
-        spread over a district gets coarse blocks of ``QUERY_BLOCK`` tiles, which keeps
-        the query short while bounding what it returns.
+        A batch touching few tiles asks for each tile's 3x3 neighbourhood; a batch spread
+        over a district asks for coarse blocks of ``QUERY_BLOCK`` tiles (plus a margin),
+        which bounds the query while bounding what it returns. The areas are cut into
+        rows of tiles, rows merged with their neighbours when they ask for the same
+        longitudes, so the index on (code, lat) scans each row of cases once.
         """
         tiles = {self._tile(f.code, f.lat, f.lon) for f in self.batch if f.code in self.catalogue}
         size, margin = (1, 1) if len(tiles) <= MAX_FINE_BOXES else (QUERY_BLOCK, 1)
         blocks = {(code, ilat // size, ilon // size) for code, ilat, ilon in tiles}
+        wanted: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for code, blat, blon in blocks:
+            span = (blon * size - margin, (blon + 1) * size + margin)  # tile columns [lo, hi)
+            for row in range(blat * size - margin, (blat + 1) * size + margin):
+                wanted.setdefault((code, row), []).append(span)
+        bands: list[tuple[str, int, int, tuple[tuple[int, int], ...]]] = []
+        for (code, row), spans in sorted(wanted.items()):
+            merged: list[tuple[int, int]] = []
+            for lo, hi in sorted(spans):
+                if merged and lo <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+                else:
+                    merged.append((lo, hi))
+            cols = tuple(merged)
+            if bands and bands[-1][0] == code and bands[-1][2] == row and bands[-1][3] == cols:
+                bands[-1] = (code, bands[-1][1], row + 1, cols)
+            else:
+                bands.append((code, row, row + 1, cols))
         return [
             (
                 code,
-                (blat * size - margin) * self.dlat,
-                ((blat + 1) * size + margin) * self.dlat,
-                (blon * size - margin) * self.dlon,
-                ((blon + 1) * size + margin) * self.dlon,
+                row0 * self.dlat,
+                row1 * self.dlat,
+                tuple((lo * self.dlon, hi * self.dlon) for lo, hi in cols),
             )
-            for code, blat, blon in sorted(blocks)
+            for code, row0, row1, cols in bands
         ]

@@ -206,3 +206,41 @@ async def test_merging_within_a_batch_and_across_batches(db: AsyncEngine, tmp_pa
     assert rows[0].last_event_at == NOW
     assert rows[0].first_report_id == same_a.event_id
     assert linked[far.event_id] == rows[2].id
+
+
+@pytest.mark.parametrize(("max_terms", "lon_slots"), [(1, 1), (1_024, 4)])
+async def test_merging_when_the_candidate_query_is_split(
+    db: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_terms: int, lon_slots: int
+) -> None:
+    """Many places in one batch: every later report merges, however the query is cut up."""
+    from central_hub import case_filing
+    from central_hub.case_filing import CaseFiler
+    from central_hub.db.schema import cases
+    from central_hub.domain.calendar import WorkCalendar
+    from central_hub.domain.catalogue import Catalogue
+    from central_hub.domain.grid import Grid
+
+    monkeypatch.setattr(case_filing, "MAX_TERMS", max_terms)
+    monkeypatch.setattr(case_filing, "LON_SLOTS", lon_slots)
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)
+    at = NOW - timedelta(minutes=30)
+    # A 6 x 6 lattice 0.0007 degrees apart (~75 m: one case each), several on one row.
+    places = [(28.645 + 0.0007 * i, 121.255 + 0.0007 * j) for i in range(6) for j in range(6)]
+    first = [
+        make_event("pole-1", code="0504", seq=n, at=at, lat=lat, lon=lon)
+        for n, (lat, lon) in enumerate(places)
+    ]
+    await worker.process([inbound(e) for e in first])
+    again = [
+        make_event("pole-2", code="0504", seq=n, at=NOW, lat=lat + 0.00003, lon=lon - 0.00003)
+        for n, (lat, lon) in enumerate(places)
+    ]
+    await worker.process([inbound(e) for e in again])
+    async with db.connect() as conn:
+        rows = (await conn.execute(cases.select().order_by(cases.c.id))).all()
+        linked = dict((await conn.execute(sa.select(events.c.event_id, events.c.case_id))).all())
+    assert len(rows) == len(places)
+    assert all(r.event_count == 2 and r.last_event_at == NOW for r in rows)
+    for a, b in zip(first, again, strict=True):
+        assert linked[a.event_id] == linked[b.event_id]

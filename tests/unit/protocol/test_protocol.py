@@ -132,6 +132,33 @@ def test_garbage_is_malformed_not_a_crash(payload: bytes, needle: str) -> None:
         p.decode(p.Event, payload)
 
 
+def test_bytes_and_mapping_decode_alike() -> None:
+    """The JSON fast path and the mapping path give the same message."""
+    event = make_event()
+    wire = p.encode(event)
+    assert p.decode(p.Event, wire) == p.decode(p.Event, json.loads(wire)) == event
+    assert p.decode(p.Event, wire.decode()) == event
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le", "utf-32"])
+def test_what_json_loads_accepts_still_decodes(encoding: str) -> None:
+    """Payloads pydantic's JSON parser refuses fall back to json.loads, as before."""
+    event = make_event()
+    assert p.decode(p.Event, p.encode(event).decode().encode(encoding)) == event
+
+
+def test_fast_path_errors_are_worded_as_before() -> None:
+    data = json.loads(p.encode(make_event()))
+    del data["camera_id"]
+    data["objects"][0]["score"] = 3
+    for payload in (json.dumps(data), json.dumps(data).encode()):
+        with pytest.raises(p.MalformedPayload) as info:
+            p.decode(p.Event, payload)
+        assert str(info.value).startswith("xh.event/1: ")
+        assert "missing required field 'camera_id'" in str(info.value)
+        assert info.value.fields == ("camera_id", "objects.0.score")
+
+
 def test_wrong_schema_is_refused() -> None:
     data = json.loads(p.encode(make_event()))
     data["schema"] = "xh.event/9"
