@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,9 +120,12 @@ class MetricsService:
             .order_by(audits.c.case_id, audits.c.id)
         )
         async with self.engine.connect() as conn:
-            case_rows = (await conn.execute(case_query)).all()
-            audit_rows = (await conn.execute(audit_query)).all()
-        return await asyncio.to_thread(_build_facts, case_rows, audit_rows)
+            case_rows = await conn.execute(case_query)
+            audit_rows = await conn.execute(audit_query)
+            # AsyncConnection.execute buffers every row, so iterating needs no I/O and
+            # can leave the event loop. Iterating instead of .all() drops each Row at once:
+            # tens of thousands of live Rows made the collector sweep the whole heap.
+            return await asyncio.to_thread(_build_facts, case_rows, audit_rows)
 
     def _cells(self, cell_id: str | None) -> set[str] | None:
         return self.grid.subtree(cell_id) if cell_id is not None else None
@@ -202,7 +205,7 @@ class MetricsService:
 
 
 def _build_facts(
-    case_rows: Sequence[Sequence[Any]], audit_rows: Sequence[Sequence[Any]]
+    case_rows: Iterable[Sequence[Any]], audit_rows: Iterable[Sequence[Any]]
 ) -> tuple[list[CaseFacts], list[AuditRow]]:
     """Rows to facts: one tight loop each (tens of thousands of rows for a month).
 
