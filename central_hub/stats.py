@@ -24,6 +24,8 @@ from central_hub.domain.workflow import Stage
 
 __all__ = ["MetricsService"]
 
+_fromisoformat = datetime.fromisoformat
+
 
 def _utc_from_text(value: str) -> datetime:
     """SQLite's UTC text (no zone) as an aware datetime, by the fastest route.
@@ -54,9 +56,6 @@ def _raw(column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
     # Skips the column type's per-value processing; _to_utc does it in the loop that
     # builds the facts anyway.
     return sa.type_coerce(column, sa.String()).label(column.key)
-
-
-_fromisoformat = datetime.fromisoformat
 
 
 class MetricsService:

@@ -1,7 +1,9 @@
 """The evaluation metrics of DOMAIN.md, computed from cases and their audit trail.
 
 Everything is a pure function of plain facts: the service loads :class:`CaseFacts` and
-:class:`AuditFact` rows and passes a clock in.
+audit entries (:class:`AuditFact`, or the lighter :class:`AuditRow` tuples it builds by
+the tens of thousands) and passes a clock in. Each metric is defined here once; the
+service only chooses which rows to read, never computes a figure itself.
 
 Definitions (for a period ``[period_start, period_end)`` and an optional set of grid
 cells, usually ``Grid.subtree(cell_id)``):
