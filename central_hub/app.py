@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -64,6 +65,11 @@ async def serve(
 ) -> None:
     """Build the hub from ``settings`` and run it until SIGINT or SIGTERM."""
     hub = await build_hub(settings, clock=clock)
+    # Everything built so far (catalogue, grid, templates, ORM metadata) lives as long as
+    # the process: move it out of the collector's reach so full sweeps stay short while
+    # statistics build tens of thousands of short-lived rows (measured 100-150 ms -> ~10 ms).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
