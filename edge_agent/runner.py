@@ -557,6 +557,11 @@ def _run_command(args: argparse.Namespace) -> int:
         for line in exc.errors:
             log.error("  %s", line)
         return 2
+    if config.vision.cameras:
+        # Now, before any thread exists: glibc limits only the malloc arenas made later.
+        from edge_agent.vision.memory import apply_memory_settings
+
+        apply_memory_settings(config.vision.memory)
     try:
         asyncio.run(_run_until_signalled(Agent(config, config_path=path)))
     except (LinkError, protocol.ProtocolError, SpeakerError) as exc:

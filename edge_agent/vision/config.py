@@ -34,6 +34,7 @@ __all__ = [
     "EvidenceConfig",
     "FixedLocation",
     "KindDefaults",
+    "MemoryConfig",
     "ProviderName",
     "RuleConfig",
     "RuleKind",
@@ -435,6 +436,13 @@ class CameraConfig(_Strict):
     blur_faces: bool = False
     blur_plates: bool = False
     location: FixedLocation | None = None
+    decode_threads: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="FFmpeg decoder threads of this camera (0: FFmpeg decides); each "
+        "extra thread holds its own frame buffers, about 7 MB at 720p",
+    )
 
     @field_validator("source")
     @classmethod
@@ -490,6 +498,33 @@ class EvidenceConfig(_Strict):
     )
 
 
+# --------------------------------------------------------------------------- memory
+
+
+class MemoryConfig(_Strict):
+    """Process memory settings, applied once when the agent starts (before its threads).
+
+    The defaults suit a 2-core box with up to eight 720p cameras; ``null`` leaves a
+    setting at the C library's or OpenCV's default. A change takes effect when the
+    agent next starts (``config.apply`` does not restart the process).
+    """
+
+    malloc_arena_max: int | None = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="glibc malloc arenas; its default (8 per core) lets every capture "
+        "thread keep its own arena of freed frames",
+    )
+    opencv_threads: int | None = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="OpenCV's worker pool for resizing and encoding; one is as fast for "
+        "720p frames and inference workers already use the cores",
+    )
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -499,6 +534,7 @@ class VisionConfig(_Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     cameras: tuple[CameraConfig, ...] = ()
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     timezone: str = Field(default="Asia/Shanghai", description="local time zone of schedules")
 
     @field_validator("timezone")

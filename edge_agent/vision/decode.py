@@ -68,8 +68,16 @@ class Letterbox:
         return out
 
 
-def letterbox(image: Image, size: int, *, rgb: bool = True) -> tuple[FloatArray, Letterbox]:
-    """Return the ``(1, 3, size, size)`` float32 input (0..1) and its :class:`Letterbox`."""
+def letterbox(
+    image: Image, size: int, *, rgb: bool = True, out: FloatArray | None = None
+) -> tuple[FloatArray, Letterbox]:
+    """Return the ``(1, 3, size, size)`` float32 input (0..1) and its :class:`Letterbox`.
+
+    With ``out`` (a C-contiguous ``(1, 3, size, size)`` float32 array, e.g. one row of a
+    reused batch buffer) the input is written there and ``out`` is returned.
+    """
+    if out is not None and (out.shape != (1, 3, size, size) or out.dtype != np.float32):
+        raise ValueError(f"out must be a (1, 3, {size}, {size}) float32 array, got {out.shape}")
     h, w = image.shape[:2]
     box = Letterbox.fit(w, h, size)
     new_w, new_h = box.inner
@@ -80,7 +88,7 @@ def letterbox(image: Image, size: int, *, rgb: bool = True) -> tuple[FloatArray,
         else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     )
     # Plane by plane into a preallocated NCHW tensor: about 3x faster than blobFromImage.
-    blob = np.empty((1, 3, size, size), dtype=np.float32)
+    blob = np.empty((1, 3, size, size), dtype=np.float32) if out is None else out
     planes = cv2.split(canvas)
     order = (2, 1, 0) if rgb else (0, 1, 2)
     for dst, src in enumerate(order):

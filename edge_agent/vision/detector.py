@@ -32,6 +32,15 @@ class Detector(Protocol):
         """Name and version of the model, as events report it."""
         ...
 
+    @property
+    def batch_size(self) -> int | None:
+        """Most frames one inference runs together, or None when there is no limit.
+
+        The service takes no more frames than this at a time: frames taken beyond it
+        would only wait, in memory, for the inferences before them.
+        """
+        ...
+
     def detect(self, frames: Sequence[Frame]) -> list[list[Detection]]:
         """Detections of each frame (same order as ``frames``); thread-safe, blocking."""
         ...
@@ -73,6 +82,11 @@ class TruthDetector:
     def model_ref(self) -> ModelRef:
         """``truth`` version ``0``."""
         return self._ref
+
+    @property
+    def batch_size(self) -> int | None:
+        """None: any number of frames at once."""
+        return None
 
     def detect(self, frames: Sequence[Frame]) -> list[list[Detection]]:
         """The truth objects of each frame; a frame without truth gives no detections."""

@@ -411,7 +411,10 @@ class VisionService:
         remaining: list[int],
     ) -> None:
         cameras = {c.id: c for c in self._config.cameras}
-        limit = self._config.detector.max_batch
+        # A model with a fixed batch of one runs a worker's frames one by one: taking more
+        # at once would keep them (2.7 MB each at 720p) waiting in memory while the
+        # board fills up behind them with those cameras' next frames.
+        limit = min(self._config.detector.max_batch, detector.batch_size or (1 << 16))
         while not stop.is_set():
             frames = self._board.take_all(timeout=0.2, limit=limit)
             if not frames:

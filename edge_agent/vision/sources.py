@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 #: How long OpenCV may take to open a network stream, and to wait for one frame.
 OPEN_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
-#: FFmpeg decoder threads per camera. One: a box runs many cameras on few cores, and
-#: every extra decoder thread carries its own frame buffers (about 7 MB per 720p camera).
+#: FFmpeg decoder threads per camera unless its config says otherwise. One: a box runs
+#: many cameras on few cores, and every extra decoder thread carries its own frame
+#: buffers (about 7 MB per 720p camera).
 DECODE_THREADS = 1
 
 
@@ -89,6 +90,7 @@ class CaptureSource:
         replay: bool = False,
         loop: bool = False,
         start_time: datetime | None = None,
+        decode_threads: int = DECODE_THREADS,
     ) -> None:
         if spec.kind not in ("url", "device", "file"):
             raise SourceError(f"camera {camera_id}: {spec.kind} sources are not OpenCV sources")
@@ -100,6 +102,7 @@ class CaptureSource:
         self._replay = replay
         self._loop = loop
         self._start_time = start_time or clock()
+        self._decode_threads = decode_threads
         self._cap: Any = None
         self._index = 0
         self._video_fps = 0.0
@@ -131,11 +134,13 @@ class CaptureSource:
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                 int(READ_TIMEOUT_S * 1000),
                 cv2.CAP_PROP_N_THREADS,
-                DECODE_THREADS,
+                self._decode_threads,
             ]
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODE_THREADS])
+            cap = cv2.VideoCapture(
+                target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, self._decode_threads]
+            )
             if not cap.isOpened():  # a format FFmpeg does not read: let OpenCV choose
                 cap.release()
                 cap = cv2.VideoCapture(target)
@@ -315,4 +320,5 @@ def make_source(
         replay=replay,
         loop=loop,
         start_time=start_time,
+        decode_threads=camera.decode_threads,
     )

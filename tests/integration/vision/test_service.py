@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import pytest
 from edge_agent import protocol
 from edge_agent.vision import capture, pipeline, sources
 from edge_agent.vision.config import VisionConfig
+from edge_agent.vision.detector import TruthDetector
 from edge_agent.vision.errors import ModelError, UnknownCamera
+from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.pipeline import VisionService
 
 from .conftest import PAVEMENT, MjpegCamera
@@ -146,3 +148,52 @@ async def test_missing_model_fails_run_with_a_clear_error(tmp_path: Path, gray_c
 
     with pytest.raises(ModelError, match=r"missing/model\.onnx does not exist"):
         await make_service(config).run(sink)
+
+
+class OneAtATime(TruthDetector):
+    """A detector whose model takes one frame per inference; records each call's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    @property
+    def batch_size(self) -> int | None:
+        return 1
+
+    def detect(self, frames: Sequence[Frame]) -> list[list[Detection]]:
+        self.sizes.append(len(frames))
+        return super().detect(frames)
+
+
+async def test_workers_take_no_more_frames_than_the_model_runs_at_once(gray_clip: Path) -> None:
+    # Frames taken beyond the model's batch would only wait in memory (2.7 MB each at 720p)
+    # while the board fills up again behind them.
+    config = VisionConfig.model_validate(
+        {
+            "detector": {"max_batch": 4, "workers": 2},
+            "cameras": [camera(f"c{i}", str(gray_clip)) for i in range(4)],
+        }
+    )
+    detector = OneAtATime()
+    seq = iter(range(1, 10_000))
+    service = VisionService(
+        config,
+        device_id="pole-7",
+        next_seq=lambda: next(seq),
+        location=lambda: None,
+        detector=detector,
+    )
+
+    async def sink(event: protocol.Event) -> None:
+        pass
+
+    task = asyncio.create_task(service.run(sink))
+    try:
+        await wait_for(lambda: service.stats().frames >= 20)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(detector.sizes) >= 20
+    assert set(detector.sizes) == {1}

@@ -55,6 +55,24 @@ def test_letterbox_round_trip(w: int, h: int) -> None:
     assert box.to_normalised(full)[0] == pytest.approx([0, 0, 1, 1], abs=2e-3)
 
 
+def test_letterbox_into_a_given_buffer_matches_a_fresh_one() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    fresh, box = letterbox(image, 320)
+    batch = np.full((2, 3, 320, 320), -1.0, np.float32)  # stale contents must not show
+    out, same = letterbox(image, 320, out=batch[1:2])
+    assert out.base is batch or np.shares_memory(out, batch)
+    assert same == box
+    np.testing.assert_array_equal(batch[1:2], fresh)
+    assert (batch[0] == -1.0).all()  # the other row is untouched
+
+
+def test_letterbox_refuses_a_buffer_of_the_wrong_shape() -> None:
+    image = np.zeros((720, 1280, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"\(1, 3, 320, 320\) float32"):
+        letterbox(image, 320, out=np.empty((1, 3, 640, 640), np.float32))
+
+
 def test_letterbox_values_for_a_wide_frame() -> None:
     box = Letterbox.fit(1280, 720, 320)
     assert (box.scale, box.left, box.top, box.inner) == (0.25, 0, 70, (320, 180))

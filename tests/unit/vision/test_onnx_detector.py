@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from edge_agent.vision.config import DetectorConfig
+from edge_agent.vision.detector import TruthDetector
 from edge_agent.vision.errors import ModelError
 from edge_agent.vision.frames import Frame
 from edge_agent.vision.onnx_detector import OnnxDetector, pick_providers
@@ -72,6 +74,29 @@ def test_batch_of_frames_each_decoded(tmp_path: Path) -> None:
     det = OnnxDetector(DetectorConfig(model=model))
     results = det.detect([frame(), frame(640, 480), frame()])
     assert [len(r) for r in results] == [2, 2, 2]
+
+
+def test_fixed_batch_model_runs_one_frame_at_a_time(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    det = OnnxDetector(DetectorConfig(model=model, max_batch=4))
+    assert det.batch_size == 1  # the model's batch dimension is fixed at 1
+    assert TruthDetector().batch_size is None
+
+
+def test_input_buffer_is_reused_across_calls_and_threads_get_their_own(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS)
+    det = OnnxDetector(DetectorConfig(model=model))
+    first = det.detect([frame(), frame(640, 480)])
+    buffer = det._input_buffer(1)
+    second = det.detect([frame(640, 480), frame()])
+    assert det._input_buffer(1) is buffer  # no new input tensor per call
+    assert [len(r) for r in first] == [len(r) for r in second] == [2, 2]
+    assert first[0][0].box == pytest.approx(second[1][0].box)
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(det._input_buffer(1)))
+    thread.start()
+    thread.join()
+    assert other[0] is not buffer
 
 
 def test_output_shape_fitting_neither_layout(tmp_path: Path) -> None:
