@@ -9,7 +9,8 @@
    frames lost, each camera reading its own 1280x720 video file rendered from a scenario
    and paced in real time (so decoding costs what a stream costs), through the real
    :class:`VisionService` in a child process; ``rss_mb`` is that process's peak resident
-   memory at the best passing count (goal <= 300 MB). The search bounds its own time.
+   memory at the best passing count, ``rss_mb_at_8`` at 8 cameras (goal <= 300 MB there).
+   The search bounds its own time.
 
 Prints one JSON line at the end::
 
@@ -275,7 +276,9 @@ def trial_in_child(args: argparse.Namespace, n: int, videos: Path) -> dict[str, 
     return result
 
 
-def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, dict[str, Any]]:
+def search_cameras(
+    args: argparse.Namespace, videos: Path
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     deadline = time.monotonic() + args.budget_s
     results: dict[int, dict[str, Any]] = {}
 
@@ -301,7 +304,7 @@ def search_cameras(args: argparse.Namespace, videos: Path) -> tuple[int, dict[st
         if n <= good or (bad is not None and n >= bad) or n < 1:
             break
     best = results[good] if good else min(results.values(), key=lambda r: r["cameras"])
-    return good, best
+    return good, best, results[8]  # the search starts at 8: the goal's camera count
 
 
 # --------------------------------------------------------------------------- main
@@ -347,7 +350,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xh-bench-") as tmp:
         videos = Path(tmp)
         render_clips(videos, args.clip_seconds)
-        cameras, best = search_cameras(args, videos)
+        cameras, best, at8 = search_cameras(args, videos)
     out = {
         "bench": "edge_pipeline",
         "raw_fps": round(figures["raw_fps"], 1),
@@ -357,6 +360,10 @@ def main() -> int:
         "rss_mb": best["rss_mb"],
         "rss_anon_mb": best["rss_anon_mb"],
         "loss_at_best": best["loss"],
+        # The goal is stated at 8 cameras; rss_mb above is at the best passing count.
+        "rss_mb_at_8": at8["rss_mb"],
+        "loss_at_8": at8["loss"],
+        "cpu_ms_per_frame_at_8": at8["cpu_ms_per_frame"],
         "model": str(args.model.name),
         "threads": args.threads,
         "trial_workers": args.workers,
