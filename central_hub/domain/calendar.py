@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from central_hub.domain.catalogue import LimitKind, TimeLimit
+from central_hub.domain.datafile import describe_validation, read_yaml
 from central_hub.domain.errors import CalendarError
 
 __all__ = [
@@ -176,13 +176,7 @@ class WorkCalendar:
         Raises :class:`CalendarError` naming the file and the field at fault.
         """
         path = path or DEFAULT_CALENDAR_PATH
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CalendarError(f"{path}: cannot read the calendar: {exc}") from exc
-        except (yaml.YAMLError, ValueError) as exc:
-            raise CalendarError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.parse(raw, source=str(path))
+        return cls.parse(read_yaml(path, "calendar", CalendarError), source=str(path))
 
     @classmethod
     def parse(cls, raw: object, source: str = "<memory>") -> WorkCalendar:
@@ -192,11 +186,7 @@ class WorkCalendar:
         try:
             doc = _FILE.validate_python(raw)
         except ValidationError as exc:
-            parts = []
-            for item in exc.errors():
-                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-                parts.append(f"{loc.lstrip('.') or '(top)'}: {item['msg']}")
-            raise CalendarError(f"{source}: {'; '.join(parts)}") from exc
+            raise CalendarError(f"{source}: {describe_validation(exc)}") from exc
         holidays: dict[date, str] = {}
         for index, span in enumerate(doc.holidays):
             for day in _days(span.start, span.end or span.start):

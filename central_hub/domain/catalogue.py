@@ -30,7 +30,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     ConfigDict,
     Field,
@@ -40,6 +39,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from central_hub.domain.datafile import describe_validation, read_yaml
 from central_hub.domain.errors import CatalogueError, UnknownCode
 
 __all__ = [
@@ -146,15 +146,6 @@ _FILE = TypeAdapter(_CatalogueFile)
 _ENTRY = TypeAdapter(CatalogueEntry)
 
 
-def _describe(error: ValidationError, prefix: str) -> str:
-    """Turn a pydantic error into ``prefix.field: message; ...`` lines."""
-    parts = []
-    for item in error.errors():
-        loc = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-        parts.append(f"{loc.lstrip('.') or '(top)'}: {item['msg']}")
-    return "; ".join(parts)
-
-
 class Catalogue:
     """The event catalogue: look codes up, list entries.
 
@@ -182,13 +173,7 @@ class Catalogue:
         Raises :class:`CatalogueError` naming the file and the field at fault.
         """
         path = path or DEFAULT_CATALOGUE_PATH
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CatalogueError(f"{path}: cannot read the catalogue: {exc}") from exc
-        except (yaml.YAMLError, ValueError) as exc:
-            raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.parse(raw, source=str(path))
+        return cls.parse(read_yaml(path, "catalogue", CatalogueError), source=str(path))
 
     @classmethod
     def parse(cls, raw: object, source: str = "<memory>") -> Catalogue:
@@ -198,7 +183,7 @@ class Catalogue:
         try:
             doc = _FILE.validate_python(raw)
         except ValidationError as exc:
-            raise CatalogueError(f"{source}: {_describe(exc, '')}") from exc
+            raise CatalogueError(f"{source}: {describe_validation(exc, '')}") from exc
         for major in doc.categories:
             if len(major) != 2 or not major.isdigit():
                 raise CatalogueError(f"{source}: categories.{major}: a major code is 2 digits")
@@ -226,7 +211,7 @@ class Catalogue:
             try:
                 entries.append(_ENTRY.validate_python(data))
             except ValidationError as exc:
-                raise CatalogueError(f"{source}: {_describe(exc, where)}") from exc
+                raise CatalogueError(f"{source}: {describe_validation(exc, where)}") from exc
         return cls.from_entries(entries, source)
 
     def get(self, code: str) -> CatalogueEntry:
