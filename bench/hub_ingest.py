@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import multiprocessing as mp
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,38 +213,63 @@ def _pg_count(url: str) -> int:
     return asyncio.run(q())
 
 
-def pg_workers(
-    port: int, workdir: Path, admin_dsn: str, payloads: list[tuple[str, bytes]], k: int
+def _sqlite_count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        return int(conn.execute("select count(*) from events").fetchone()[0])
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        conn.close()
+
+
+def worker_processes(
+    port: int, workdir: Path, admin_dsn: str | None, payloads: list[tuple[str, bytes]], k: int
 ) -> float:
-    """Events per second ``k`` hub worker processes drain on a fresh PostgreSQL database."""
+    """Events per second ``k`` hub worker processes drain into a fresh database.
+
+    ``admin_dsn`` names a PostgreSQL server (a database is created and dropped); None
+    means one SQLite file that all ``k`` processes share (WAL, one writer at a time).
+    """
     import asyncpg
 
+    tag = f"{'pg' if admin_dsn else 'sqlite'}{k}"
     name = f"xh_bench_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
+        assert admin_dsn is not None
         conn = await asyncpg.connect(admin_dsn)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = admin_dsn.rsplit("/", 1)[0]
-    url = base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    raw_url = f"{base}/{name}"
+    count: Callable[[], int]
+    if admin_dsn is not None:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        base = admin_dsn.rsplit("/", 1)[0]
+        url = base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+        raw_url = f"{base}/{name}"
+        count = functools.partial(_pg_count, raw_url)
+    else:
+        db_file = workdir / tag / "hub.db"
+        url = f"sqlite+aiosqlite:///{db_file}"
+        count = functools.partial(_sqlite_count, db_file)
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
         for w in range(k):
             args = [
-                sys.executable, "-m", "central_hub.cli", "--data-dir", str(workdir / f"pg{k}"),
+                sys.executable, "-m", "central_hub.cli", "--data-dir", str(workdir / tag),
                 "--db", url, "serve", "--no-api", "--mqtt-port", str(port),
-                "--client-id", f"pgw{k}-{w}",
+                "--client-id", f"{tag}-{w}",
             ]  # fmt: skip
-            log = (workdir / f"pgw{k}-{w}.log").open("ab")
+            log = (workdir / f"{tag}-{w}.log").open("ab")
             # A share group per run: a stopped worker's persistent session keeps
             # receiving its share of the group's messages until it returns.
-            env = {**os.environ, "XH_HUB_SHARE_GROUP": f"bench-pg{k}"}
+            env = {**os.environ, "XH_HUB_SHARE_GROUP": f"bench-{tag}"}
             procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env))
 
     def stop() -> None:
@@ -259,12 +287,12 @@ def pg_workers(
         while time.monotonic() < deadline:
             publish(port, sentinel[:5])
             time.sleep(1.0)
-            logs = [(workdir / f"pgw{k}-{w}.log").read_text() for w in range(k)]
-            if all("connected to" in t for t in logs) and _pg_count(raw_url) > 0:
+            logs = [(workdir / f"{tag}-{w}.log").read_text() for w in range(k)]
+            if all("connected to" in t for t in logs) and count() > 0:
                 break
         time.sleep(1.0)
-        already = _pg_count(raw_url)
-        # Both workers are up and idle; the stream arrives far faster than it is filed,
+        already = count()
+        # Every worker is up and idle; the stream arrives far faster than it is filed,
         # so it queues and every worker drains from the same moment.
         fleet = threading.Thread(target=publish, args=(port, payloads))
         fleet.start()
@@ -272,7 +300,7 @@ def pg_workers(
         first_t = None
         first_c = 0
         while True:
-            c = _pg_count(raw_url)
+            c = count()
             now = time.perf_counter()
             if first_t is None and c > already:
                 first_t, first_c = now, c
@@ -284,7 +312,8 @@ def pg_workers(
         return (n - first_c) / max(now - first_t, 1e-6)
     finally:
         stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if admin_dsn is not None:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> None:
@@ -315,11 +344,18 @@ def main() -> None:
             paced = make_payloads(args.paced, seed=2)
             ingest, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
             logging.info("hub ingest (SQLite): %.0f events/s, p95 %.1f ms", ingest, p95)
+            sq_one = worker_processes(
+                broker.port, work, None, make_payloads(args.pg_events, seed=5), 1
+            )
+            sq_two = worker_processes(
+                broker.port, work, None, make_payloads(args.pg_events, seed=6), 2
+            )
+            logging.info("SQLite processes: 1 worker %.0f/s, 2 workers %.0f/s", sq_one, sq_two)
             speedup = None
             if not args.skip_pg:
                 pg_stream = make_payloads(args.pg_events, seed=3)
-                one = pg_workers(broker.port, work, args.pg_dsn, pg_stream, 1)
-                two = pg_workers(
+                one = worker_processes(broker.port, work, args.pg_dsn, pg_stream, 1)
+                two = worker_processes(
                     broker.port, work, args.pg_dsn, make_payloads(args.pg_events, seed=4), 2
                 )
                 logging.info("PostgreSQL: 1 worker %.0f/s, 2 workers %.0f/s", one, two)
@@ -335,6 +371,9 @@ def main() -> None:
                 "ratio": round(ingest / raw, 3),
                 "p95_file_ms": round(p95, 1),
                 "workers2_speedup_pg": speedup,
+                "sqlite_workers2_per_s": round(sq_two),
+                "sqlite_workers2_ratio": round(sq_two / raw, 3),
+                "sqlite_workers2_speedup": round(sq_two / sq_one, 2),
                 "events": args.events,
                 "cpus": os.cpu_count(),
             }

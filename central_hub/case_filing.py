@@ -13,12 +13,12 @@ import itertools
 import logging
 import math
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central_hub.db.schema import UTCDateTime, audits, cases
+from central_hub.db.schema import UTCDateTime, audits, cases, utc_from_driver
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.errors import DomainError
@@ -257,11 +257,8 @@ class CaseFiler:
             for k in range(0, len(ranges), LON_SLOTS):
                 terms.append((code, lat0, lat1, ranges[k : k + LON_SLOTS]))
         dialect = conn.dialect
-        stamp = UTCDateTime().dialect_impl(dialect)  # the driver's own datetime handling
-        to_db = stamp.bind_processor(dialect)
-        from_db = stamp.result_processor(dialect, None)
+        to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
         assert to_db is not None
-        assert from_db is not None
         fixed = [to_db(t0), to_db(t1), *_FINALS]
         found: list[OpenCase] = []
         for start in range(0, len(terms), MAX_TERMS):
@@ -279,7 +276,7 @@ class CaseFiler:
             result = await conn.exec_driver_sql(sql, tuple(params))
             for row in result.all():
                 case_id, code, lat, lon, stage, last = tuple(row)
-                at = cast(datetime, from_db(last))  # NOT NULL column
+                at = utc_from_driver(last)  # NOT NULL column
                 found.append(OpenCase(int(case_id), code, lat, lon, stage, at))
         return found
 

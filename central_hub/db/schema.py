@@ -25,6 +25,7 @@ __all__ = [
     "snapshots",
     "tracks",
     "users",
+    "utc_from_driver",
 ]
 
 
@@ -50,6 +51,20 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def utc_from_driver(value: datetime | str) -> datetime:
+    """A UTCDateTime column's value as a raw driver query returns it, made aware UTC.
+
+    SQLite gives the text SQLAlchemy wrote (``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC),
+    asyncpg an aware datetime; this is the fast path of
+    :meth:`UTCDateTime.process_result_value` for queries sent straight to the driver.
+    """
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _json() -> sa.types.TypeEngine[Any]:
