@@ -27,6 +27,7 @@ from edge_agent.vision.detector import Detector
 from edge_agent.vision.errors import UnknownCamera, VisionError
 from edge_agent.vision.evidence import encode_jpeg, snapshot
 from edge_agent.vision.frames import Detection, Frame
+from edge_agent.vision.memory import release_free_memory
 from edge_agent.vision.plates import PlateReader, make_plate_reader
 from edge_agent.vision.rules import RuleEngine, Violation
 from edge_agent.vision.sources import Source, make_source
@@ -59,10 +60,16 @@ def _utcnow() -> datetime:
 
 
 def load_detector(config: VisionConfig) -> Detector:
-    """The ONNX detector of ``config`` (imports onnxruntime only now)."""
+    """The ONNX detector of ``config`` (imports onnxruntime only now).
+
+    What onnxruntime freed after loading the model goes back to the kernel at once: the
+    box's resident memory should not keep the loading's high-water mark.
+    """
     from edge_agent.vision.onnx_detector import OnnxDetector  # heavy: import on use
 
-    return OnnxDetector(config.detector)
+    detector = OnnxDetector(config.detector)
+    release_free_memory()
+    return detector
 
 
 @dataclass(frozen=True)

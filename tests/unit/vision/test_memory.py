@@ -99,3 +99,30 @@ def test_opencv_threads_reach_opencv() -> None:
         assert cv2.getNumThreads() == 1
     finally:
         cv2.setNumThreads(before)
+
+
+def test_release_free_memory_calls_malloc_trim_for_all_of_it() -> None:
+    calls: list[int] = []
+
+    def trim(pad: int) -> int:
+        calls.append(pad)
+        return 1
+
+    assert memory.release_free_memory(trim) is True
+    assert calls == [0]  # keep no padding at the top of the heap
+    assert memory.release_free_memory(lambda pad: 0) is False  # nothing was released
+
+
+def test_release_free_memory_without_glibc_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_glibc_malloc_trim", lambda: None)
+    assert memory.release_free_memory() is False
+
+
+def test_glibc_malloc_trim_releases_a_freed_block() -> None:
+    if memory._glibc_malloc_trim() is None:
+        pytest.skip("not a glibc system")
+    # 16 MB in blocks below the mmap threshold: they come from the heap, and once freed
+    # glibc keeps their pages until trimmed.
+    blocks = [bytearray(4096) for _ in range(4096)]
+    del blocks
+    assert memory.release_free_memory() is True
