@@ -494,7 +494,12 @@ class EvidenceConfig(_Strict):
     max_width: int = Field(default=1280, ge=160, le=4096)
     draw_boxes: bool = True
     read_plates: bool = Field(
-        default=True, description="read plates of parking events with the OCR engine if installed"
+        default=True, description="read plates of parking events (needs the plate model)"
+    )
+    plate_model: Path | None = Field(
+        default=None,
+        description="the plate recogniser: a folder holding it or its .onnx file; null for "
+        "models/plate-ocr of the checkout",
     )
 
 

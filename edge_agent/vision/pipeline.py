@@ -345,7 +345,9 @@ class VisionService:
             and any(r.read_plate for c in self._config.cameras for r in c.rules)
             and self._config.evidence.read_plates
         ):
-            plate_reader = await asyncio.to_thread(make_plate_reader)
+            plate_reader = await asyncio.to_thread(
+                make_plate_reader, self._config.evidence.plate_model
+            )
         factory = EventFactory(
             self._config,
             device_id=self._device_id,

@@ -132,7 +132,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         detector = load_detector(config)
         plates = None
         if any(r.read_plate for r in camera.rules) and config.evidence.read_plates:
-            plates = make_plate_reader()
+            plates = make_plate_reader(config.evidence.plate_model)
         start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
         if start.tzinfo is None:
             raise ToolError(f"--start {args.start!r} needs a time zone, e.g. +08:00")

@@ -130,7 +130,7 @@ def test_truck_debris_gives_one_spillage_with_gps(model: Detector) -> None:
 
 
 def test_parked_car_with_plate(model: Detector) -> None:
-    from edge_agent.vision.plates import RapidOcrPlateReader
+    from edge_agent.vision.plates import OnnxPlateReader
 
     events, sc = run(
         "no_parking",
@@ -138,7 +138,7 @@ def test_parked_car_with_plate(model: Detector) -> None:
         [{"name": "p", "kind": "parking", "zone": "no_parking", "dwell_s": 300}],
         fps=0.2,
         size=(1280, 720),
-        plate_reader=RapidOcrPlateReader(),
+        plate_reader=OnnxPlateReader(),
     )
     assert [e.code for e in events] == ["0505"]
     event = events[0]
