@@ -31,6 +31,7 @@ from central_hub.errors import HubError, StorageError
 from central_hub.evidence import EvidenceStore
 from central_hub.mqtt import Inbound
 from edge_agent.protocol import (
+    SELFTEST_CODE,
     Channel,
     CommandAck,
     ConfigReported,
@@ -339,12 +340,14 @@ class IngestWorker:
             fresh = [f for f in fresh if f[2].event_id not in known]
         if not fresh:
             return
-        outcomes: list[int | DomainError | None]
-        if self.filer is not None:
-            facts = [EventFacts.from_event(ev) for _, _, ev in fresh]
-            outcomes = list(await self.filer.file_many(conn, facts, now))
-        else:
-            outcomes = [None] * len(fresh)
+        outcomes: list[int | DomainError | None] = [None] * len(fresh)
+        to_file = [n for n, (_, _, ev) in enumerate(fresh) if _filed(ev)]
+        if self.filer is not None and to_file:
+            facts = [EventFacts.from_event(fresh[n][2]) for n in to_file]
+            for n, outcome in zip(
+                to_file, await self.filer.file_many(conn, facts, now), strict=True
+            ):
+                outcomes[n] = outcome
         rows = []
         for (i, item, ev), outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, DomainError):
@@ -440,7 +443,7 @@ class IngestWorker:
         inserted = (await conn.execute(stmt)).first()
         if inserted is None:
             return "duplicate"
-        if self.filer is not None:
+        if self.filer is not None and _filed(ev):
             case_id = await self.filer.file(conn, ev, now)
             await conn.execute(
                 events.update().where(events.c.event_id == ev.event_id).values(case_id=case_id)
@@ -475,6 +478,11 @@ class _Tally:
         for k, v in other.by_channel.items():
             self.by_channel[k] = self.by_channel.get(k, 0) + v
         self.reachable |= other.reachable
+
+
+def _filed(ev: Event) -> bool:
+    """Whether an event becomes a case: a unit's selftest events are only stored."""
+    return ev.code != SELFTEST_CODE
 
 
 def _event_row(ev: Event, sha: str | None, now: datetime, case_id: int | None) -> dict[str, Any]:

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_COMMAND_TTL",
     "MAX_SNAPSHOT_BYTES",
     "MESSAGE_TYPES",
+    "SELFTEST_CODE",
     "TOPIC_ROOT",
     "Channel",
     "Command",
@@ -94,6 +95,9 @@ DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 MAX_SNAPSHOT_BYTES = 300 * 1024
 #: A command may not live longer than this; it bounds how long a device must remember ids.
 MAX_COMMAND_TTL = timedelta(hours=24)
+#: The event code of a unit's synthetic uplink check (``selftest`` in its config): the
+#: hub stores such events, so a technician sees them arrive, and files no case.
+SELFTEST_CODE = "0000"
 #: Clock skew tolerated between hub and device when checking ``issued_at``.
 CLOCK_SKEW = timedelta(minutes=5)
 

@@ -36,7 +36,7 @@ def selftest_event(
         camera_id="selftest",
         seq=seq,
         kind="selftest",
-        code="0000",
+        code=protocol.SELFTEST_CODE,
         started_at=now,
         detected_at=now,
         dwell_s=0.0,

@@ -244,3 +244,31 @@ async def test_merging_when_the_candidate_query_is_split(
     assert all(r.event_count == 2 and r.last_event_at == NOW for r in rows)
     for a, b in zip(first, again, strict=True):
         assert linked[a.event_id] == linked[b.event_id]
+
+
+async def test_selftest_events_are_stored_without_a_case(db: AsyncEngine, tmp_path: Path) -> None:
+    """A technician's uplink check arrives (visible as events) but opens no case."""
+    from central_hub.case_filing import CaseFiler
+    from central_hub.db.schema import cases
+    from central_hub.domain.calendar import WorkCalendar
+    from central_hub.domain.catalogue import Catalogue
+    from central_hub.domain.grid import Grid
+    from edge_agent.link.selftest import selftest_event
+
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)
+    checks = [selftest_event("pole-1", n, n, NOW, None) for n in range(1, 4)]
+    real = make_event("pole-1", code="0504", seq=4, at=NOW)
+    await worker.process([inbound(e) for e in (*checks, real)])  # the batch path
+    await worker.process([inbound(selftest_event("pole-1", 5, 5, NOW, None))])
+    async with db.connect() as conn:
+        linked = dict((await conn.execute(sa.select(events.c.code, events.c.case_id))).all())
+        stored = (
+            await conn.execute(sa.select(sa.func.count()).where(events.c.code == "0000"))
+        ).scalar_one()
+    assert stored == 4
+    assert linked["0000"] is None
+    assert linked["0504"] is not None
+    assert await _count(db, cases) == 1
+    assert await _count(db, dead_letters) == 0
+    assert worker.stats.dead_lettered == 0
