@@ -344,10 +344,9 @@ class IngestWorker:
         to_file = [n for n, (_, _, ev) in enumerate(fresh) if _filed(ev)]
         if self.filer is not None and to_file:
             facts = [EventFacts.from_event(fresh[n][2]) for n in to_file]
-            for n, outcome in zip(
-                to_file, await self.filer.file_many(conn, facts, now), strict=True
-            ):
-                outcomes[n] = outcome
+            filed = await self.filer.file_many(conn, facts, now)
+            for n, case_or_refusal in zip(to_file, filed, strict=True):
+                outcomes[n] = case_or_refusal
         rows = []
         for (i, item, ev), outcome in zip(fresh, outcomes, strict=True):
             if isinstance(outcome, DomainError):
