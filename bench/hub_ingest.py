@@ -10,7 +10,13 @@ Figures (one JSON line at the end):
 * ``p95_file_ms``: 95th percentile from publish to case committed at a steady 200 events/s
   (goal <= 250 ms);
 * ``workers2_speedup_pg``: two hub worker processes against one on PostgreSQL, draining
-  the same queued stream (goal >= 1.6; bounded by the cores this machine has).
+  the same queued stream (goal >= 1.6; bounded by the cores this machine has);
+* ``pg_cores_busy_1w``: the machine's busy cores while the one PostgreSQL worker drains
+  (the worker, its database backend, the broker, this script): a second worker can add at
+  most what is left of ``cpus``, so the speedup is bounded by cpus / pg_cores_busy_1w;
+* ``sqlite_workers2_*``: two worker processes sharing one SQLite file, as rate, ratio to
+  the raw subscriber and speedup over one process (SQLite has one writer at a time and a
+  batch holds the lock for its transaction, so this shows what scaling SQLite does not do).
 
 Publishers run in their own processes (DESIGN.md: two paho clients in one process
 collapse). Usage: ``python bench/hub_ingest.py [--events N] [--pg-dsn URL] [--skip-pg]``.
@@ -225,10 +231,20 @@ def _sqlite_count(path: Path) -> int:
         conn.close()
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def worker_processes(
     port: int, workdir: Path, admin_dsn: str | None, payloads: list[tuple[str, bytes]], k: int
-) -> float:
+) -> tuple[float, float]:
     """Events per second ``k`` hub worker processes drain into a fresh database.
+
+    Also returns how many of the machine's cores were busy meanwhile (workers, database,
+    broker and this script together): with one worker it bounds what a second can add.
 
     ``admin_dsn`` names a PostgreSQL server (a database is created and dropped); None
     means one SQLite file that all ``k`` processes share (WAL, one writer at a time).
@@ -299,17 +315,21 @@ def worker_processes(
         n = len(payloads) + already
         first_t = None
         first_c = 0
+        ticks0: tuple[int, int] | None = None
         while True:
             c = count()
             now = time.perf_counter()
             if first_t is None and c > already:
-                first_t, first_c = now, c
+                first_t, first_c, ticks0 = now, c, _cpu_ticks()
             if c >= n:
                 break
             time.sleep(0.05)
+        ticks1 = _cpu_ticks()
         fleet.join()
         assert first_t is not None
-        return (n - first_c) / max(now - first_t, 1e-6)
+        assert ticks0 is not None
+        busy = (ticks1[0] - ticks0[0]) / max(ticks1[1] - ticks0[1], 1) * (os.cpu_count() or 1)
+        return (n - first_c) / max(now - first_t, 1e-6), busy
     finally:
         stop()
         if admin_dsn is not None:
@@ -344,21 +364,24 @@ def main() -> None:
             paced = make_payloads(args.paced, seed=2)
             ingest, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
             logging.info("hub ingest (SQLite): %.0f events/s, p95 %.1f ms", ingest, p95)
-            sq_one = worker_processes(
+            sq_one, _ = worker_processes(
                 broker.port, work, None, make_payloads(args.pg_events, seed=5), 1
             )
-            sq_two = worker_processes(
+            sq_two, _ = worker_processes(
                 broker.port, work, None, make_payloads(args.pg_events, seed=6), 2
             )
             logging.info("SQLite processes: 1 worker %.0f/s, 2 workers %.0f/s", sq_one, sq_two)
-            speedup = None
+            speedup = busy_one = None
             if not args.skip_pg:
                 pg_stream = make_payloads(args.pg_events, seed=3)
-                one = worker_processes(broker.port, work, args.pg_dsn, pg_stream, 1)
-                two = worker_processes(
+                one, busy_one = worker_processes(broker.port, work, args.pg_dsn, pg_stream, 1)
+                two, busy_two = worker_processes(
                     broker.port, work, args.pg_dsn, make_payloads(args.pg_events, seed=4), 2
                 )
-                logging.info("PostgreSQL: 1 worker %.0f/s, 2 workers %.0f/s", one, two)
+                logging.info(
+                    "PostgreSQL: 1 worker %.0f/s (%.2f cores busy), 2 workers %.0f/s (%.2f)",
+                    one, busy_one, two, busy_two,
+                )  # fmt: skip
                 speedup = round(two / one, 2)
         finally:
             broker.stop()
@@ -371,6 +394,7 @@ def main() -> None:
                 "ratio": round(ingest / raw, 3),
                 "p95_file_ms": round(p95, 1),
                 "workers2_speedup_pg": speedup,
+                "pg_cores_busy_1w": None if busy_one is None else round(busy_one, 2),
                 "sqlite_workers2_per_s": round(sq_two),
                 "sqlite_workers2_ratio": round(sq_two / raw, 3),
                 "sqlite_workers2_speedup": round(sq_two / sq_one, 2),
