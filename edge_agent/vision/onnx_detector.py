@@ -94,10 +94,8 @@ class OnnxDetector:
         # The CPU memory arena stays on: without it every run allocates its activations
         # anew, which measured about twice the inference time with two workers and,
         # through glibc's fragmentation, more resident memory, not less. Memory patterns
-        # are off: each run would otherwise reserve one planned block for all of its
-        # activations, per concurrent run; off measured 9 MB less with two workers at
-        # under 1% more time per inference (bench/edge_pipeline.py).
-        options.enable_mem_pattern = False
+        # stay on too: off saved about 9 MB with two workers but cost 3-6% of the
+        # pipeline's frame rate against the bare session (bench/edge_pipeline.py's ratio).
         providers = pick_providers(config.providers, ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(
