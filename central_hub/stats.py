@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.db.schema import audits, cases
+from central_hub.db.schema import audits, cases, utc_from_driver
 from central_hub.domain.grid import Grid
 from central_hub.domain.metrics import (
     AuditRow,
@@ -24,36 +24,9 @@ from central_hub.domain.workflow import Stage
 
 __all__ = ["MetricsService"]
 
-_fromisoformat = datetime.fromisoformat
-
-
-def _utc_from_text(value: str) -> datetime:
-    """SQLite's UTC text (no zone) as an aware datetime, by the fastest route.
-
-    ``fromisoformat`` with the zone appended builds the aware value in one step, several
-    times faster than parsing and then ``replace(tzinfo=...)``; text that carries its own
-    zone takes the slow road.
-    """
-    try:
-        return _fromisoformat(value + "+00:00")
-    except ValueError:
-        parsed = _fromisoformat(value)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _to_utc(value: object) -> datetime:
-    """A datetime column's raw value (text on SQLite, a datetime on PostgreSQL) in UTC."""
-    if isinstance(value, str):
-        return _utc_from_text(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"not a datetime from the database: {value!r}")
-    if value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 def _raw(column: sa.ColumnElement[datetime]) -> sa.ColumnElement[str]:
-    # Skips the column type's per-value processing; _to_utc does it in the loop that
+    # Skips the column type's per-value processing; utc_from_driver does it in the loop that
     # builds the facts anyway.
     return sa.type_coerce(column, sa.String()).label(column.key)
 
@@ -210,7 +183,7 @@ def _build_facts(
 
     Audit entries become :class:`AuditRow` tuples, not dataclasses: a third of the cost.
     """
-    to_utc = _to_utc
+    to_utc = utc_from_driver
     initial: dict[int, str] = {}
     facts_audits = []
     for case_id, at, from_stage, to_stage, action in audit_rows:

@@ -53,18 +53,29 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def utc_from_driver(value: datetime | str) -> datetime:
-    """A UTCDateTime column's value as a raw driver query returns it, made aware UTC.
+_fromisoformat = datetime.fromisoformat
 
-    SQLite gives the text SQLAlchemy wrote (``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC),
-    asyncpg an aware datetime; this is the fast path of
-    :meth:`UTCDateTime.process_result_value` for queries sent straight to the driver.
+
+def utc_from_driver(value: object) -> datetime:
+    """A UTCDateTime column's raw value, as a query sent straight to the driver returns it,
+    as an aware UTC datetime: the fast path of :meth:`UTCDateTime.process_result_value`.
+
+    SQLite gives the text SQLAlchemy wrote (``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, no
+    zone): ``fromisoformat`` with the zone appended builds the aware value in one step,
+    several times faster than parsing and then ``replace(tzinfo=...)``; text that carries
+    its own zone takes the slow road. asyncpg gives a datetime.
     """
     if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        try:
+            return _fromisoformat(value + "+00:00")
+        except ValueError:
+            parsed = _fromisoformat(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime from the database: {value!r}")
+    if value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _json() -> sa.types.TypeEngine[Any]:

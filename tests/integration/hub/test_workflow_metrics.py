@@ -302,7 +302,7 @@ async def test_service_reads_what_the_pure_metrics_need(hub: Hub, clock: FakeClo
 
 def test_fact_datetimes_read_in_utc() -> None:
     """SQLite's text (with or without a zone) and driver datetimes all come back in UTC."""
-    from central_hub.stats import _to_utc
+    from central_hub.db.schema import utc_from_driver
 
     want = datetime(2026, 11, 23, 1, 2, 3, 456789, tzinfo=UTC)
     for raw in (
@@ -312,8 +312,8 @@ def test_fact_datetimes_read_in_utc() -> None:
         want,
         want.astimezone(timezone(timedelta(hours=-5))),
     ):
-        got = _to_utc(raw)
+        got = utc_from_driver(raw)
         assert got == want, raw
         assert got.tzinfo is UTC, raw
     with pytest.raises(TypeError):
-        _to_utc(42)
+        utc_from_driver(42)
