@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 __all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "migrate"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: The PostgreSQL advisory lock that serialises migrations (any constant bigint of ours):
+#: hub workers started together on a fresh database would otherwise all create the
+#: tables and all but one fail. SQLite needs none: the migration's transaction begins
+#: IMMEDIATE, which already takes the database's write lock.
+PG_MIGRATION_LOCK = 0x7869_7568_7561  # "xiuhua"
 
 
 def _config(connection: sa.engine.Connection | None = None) -> Config:
@@ -55,6 +60,10 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> str:
 
     try:
         async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Held to the end of this transaction: a second hub waits here, then
+                # finds the database at head and has nothing to do.
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_MIGRATION_LOCK)))
             await conn.run_sync(_upgrade)
     except sa.exc.SQLAlchemyError as exc:
         raise StorageError(f"migration to {revision} failed: {exc}") from exc
