@@ -14,6 +14,7 @@ Limits: a white or black plate, or a plate on a car of its own colour, is not fo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -24,10 +25,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+import yaml
 
 from edge_agent.protocol import Plate
 from edge_agent.vision.errors import ModelError
 from edge_agent.vision.frames import Box, Image
+from edge_agent.vision.manifest import MANIFEST_NAME
 
 __all__ = [
     "REC_HEIGHT",
@@ -172,7 +175,7 @@ class OnnxPlateReader:
     def __init__(self, model: Path | None = None, threads: int = 1) -> None:
         path = model if model is not None else default_plate_model()
         if path.is_dir():
-            path = path / REC_MODEL_FILE
+            path = _checked(path)
         if not path.is_file():
             raise ModelError(f"plate model {path} does not exist")
         self._model = path
@@ -205,6 +208,41 @@ class OnnxPlateReader:
                     return Plate(text=plate, score=max(0.0, min(1.0, score)))
                 logger.debug("no plate in OCR text %r", text)
         return None
+
+
+def _checked(folder: Path) -> Path:
+    """The model file of a plate model folder, checked against its ``manifest.yaml``.
+
+    Without a manifest the file is :data:`REC_MODEL_FILE`, unchecked. With one, its
+    ``file`` is hashed in chunks (no copy of the model stays in memory) and a sha256 that
+    does not match is a :class:`ModelError` naming both.
+    """
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        return folder / REC_MODEL_FILE
+    try:
+        meta = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ModelError(f"cannot read {manifest}: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("file", REC_MODEL_FILE), str):
+        raise ModelError(f"{manifest}: expected a mapping with a 'file' name")
+    path: Path = folder / str(meta.get("file", REC_MODEL_FILE))
+    want = meta.get("sha256")
+    if want is None or not path.is_file():
+        return path
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ModelError(f"cannot read plate model {path}: {exc}") from exc
+    if digest.hexdigest() != str(want):
+        raise ModelError(
+            f"plate model {path} is corrupt: sha256 {digest.hexdigest()[:12]}... does not "
+            f"match {manifest.name}'s {str(want)[:12]}..."
+        )
+    return path
 
 
 def default_plate_model() -> Path:

@@ -71,3 +71,27 @@ def test_plate_model_defaults_to_the_shipped_one() -> None:
     assert EvidenceConfig().plate_model is None
     assert plates.default_plate_model().name == "plate-ocr"
     assert EvidenceConfig(plate_model=Path("/opt/m")).plate_model == Path("/opt/m")
+
+
+def test_plate_model_is_checked_against_its_manifest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged model is refused at start with both checksums named; a good one is kept."""
+    import hashlib
+
+    good = b"not really onnx, but these are the bytes the manifest names"
+    (tmp_path / "rec.onnx").write_bytes(good)
+    sha = hashlib.sha256(good).hexdigest()
+    (tmp_path / "manifest.yaml").write_text(f"file: rec.onnx\nsha256: {sha}\n")
+    assert isinstance(make_plate_reader(tmp_path), plates.OnnxPlateReader)  # loaded lazily
+
+    (tmp_path / "rec.onnx").write_bytes(good[:-1] + b"!")
+    caplog.set_level(logging.WARNING, logger=plates.__name__)
+    assert make_plate_reader(tmp_path) is None
+    assert "is corrupt" in caplog.text
+    assert sha[:12] in caplog.text
+    assert "without a plate" in caplog.text
+
+
+def test_the_shipped_plate_model_matches_its_manifest() -> None:
+    assert isinstance(plates.OnnxPlateReader(), plates.OnnxPlateReader)
