@@ -7,6 +7,9 @@ Figures (one JSON line at the end):
 * ``ingest_per_s``: the hub (SQLite, WAL) draining the same N events from its persistent
   shared subscription, validating, storing and filing each as a case, acking after commit;
 * ``ratio``: ingest_per_s / raw_consume_per_s (goal >= 0.5);
+* ``floor_per_s`` / ``floor_ratio``: the same drain by a consumer that only validates and
+  inserts the event, case and audit rows with raw sqlite3 (no filing, no SQLAlchemy): the
+  ceiling any filing hub in this process model and on this machine stays under;
 * ``p95_file_ms``: 95th percentile from publish to case committed at a steady 200 events/s
   (goal <= 250 ms);
 * ``workers2_speedup_pg``: two hub worker processes against one on PostgreSQL, each set
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import functools
 import json
 import logging
@@ -50,12 +54,14 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.db.engine import create_engine
+from central_hub.db.migrate import migrate
 from central_hub.hub import build_hub
 from central_hub.ingest import IngestWorker
 from central_hub.mqtt import Inbound, MqttLink
 from central_hub.settings import HubSettings
 from central_hub.testing import eventually, make_event
-from edge_agent.protocol import Channel, encode, hub_subscriptions, topic
+from edge_agent.protocol import Channel, decode_from_topic, encode, hub_subscriptions, topic
 from simulators.mosquitto import MosquittoBroker
 
 CODES = ["0504", "0505", "0102", "0501", "0507", "2103"]
@@ -116,15 +122,30 @@ def publish(port: int, payloads: list[tuple[str, bytes]], rate: float = 0) -> di
     return stamps
 
 
-def raw_consume(port: int, payloads: list[tuple[str, bytes]]) -> float:
-    """Messages per second a bare paho subscriber drains from its persistent session."""
+def _drain(
+    port: int,
+    payloads: list[tuple[str, bytes]],
+    name: str,
+    handle: Callable[[list[tuple[str, bytes]]], None] | None = None,
+) -> float:
+    """Messages per second a paho subscriber drains from its persistent session.
+
+    Without ``handle`` the messages are only counted (in paho's thread); with it they are
+    queued and handed to ``handle`` in batches of up to 500 in the calling thread.
+    """
     n = len(payloads)
     got = 0
     done = threading.Event()
     subscribed = threading.Event()
+    queued: collections.deque[tuple[str, bytes]] = collections.deque()
+    arrived = threading.Event()
 
-    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+    def on_message(_c: Any, _u: Any, m: Any) -> None:
         nonlocal got
+        if handle is not None:
+            queued.append((m.topic, m.payload))
+            arrived.set()
+            return
         got += 1
         if got == n:
             done.set()
@@ -132,12 +153,12 @@ def raw_consume(port: int, payloads: list[tuple[str, bytes]]) -> float:
     def client() -> paho.Client:
         c = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id="raw-bench",
+            client_id=f"{name}-bench",
             clean_session=False,
             protocol=paho.MQTTv311,
         )
         c.on_message = on_message
-        c.on_connect = lambda cl, *_: cl.subscribe("$share/raw/xh/v1/dev/+/event", 1)
+        c.on_connect = lambda cl, *_: cl.subscribe(f"$share/{name}/xh/v1/dev/+/event", 1)
         c.on_subscribe = lambda *_: subscribed.set()
         return c
 
@@ -152,11 +173,101 @@ def raw_consume(port: int, payloads: list[tuple[str, bytes]]) -> float:
     t0 = time.perf_counter()
     second.connect("127.0.0.1", port)
     second.loop_start()
-    done.wait(600)
+    if handle is None:
+        done.wait(600)
+    else:
+        deadline = time.monotonic() + 600
+        while got < n and time.monotonic() < deadline:
+            if not queued:
+                arrived.wait(1.0)
+                arrived.clear()
+                continue
+            batch = [queued.popleft() for _ in range(min(500, len(queued)))]
+            handle(batch)
+            got += len(batch)
     elapsed = time.perf_counter() - t0
     second.disconnect()
     second.loop_stop()
     return n / elapsed
+
+
+def raw_consume(port: int, payloads: list[tuple[str, bytes]]) -> float:
+    """Messages per second a bare paho subscriber drains from its persistent session."""
+    return _drain(port, payloads, "raw")
+
+
+def floor_consume(port: int, payloads: list[tuple[str, bytes]], workdir: Path) -> float:
+    """The floor under any filing: receive, validate, insert the three rows, commit.
+
+    A paho subscriber (acking on receipt) whose batches are validated with
+    ``edge_agent.protocol`` and stored as an event, a case and an audit row each with raw
+    sqlite3 executemany into the hub's own migrated schema, one transaction a batch: no
+    candidate search, grid, deadline or merge, no SQLAlchemy. No hub can file faster.
+    """
+    db_file = workdir / "floor" / "hub.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{db_file}")
+
+    async def _migrate() -> None:
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(_migrate())
+    conn = sqlite3.connect(db_file, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    stamp = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def store(batch: list[tuple[str, bytes]]) -> None:
+        evs = [decode_from_topic(t, p)[2] for t, p in batch]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_FLOOR_CASE, [
+            ("ai", e.code, "05", "c", "t", "enforcement", None, None, "reported",
+             e.location.lat, e.location.lon, stamp, stamp, "hours", 2.0, 1, 1, stamp, stamp,
+             e.event_id)
+            for e in evs
+        ])  # fmt: skip
+        ids = dict(
+            conn.execute(
+                "SELECT first_report_id, id FROM cases WHERE first_report_id IN "
+                f"({','.join('?' * len(evs))})",
+                [e.event_id for e in evs],
+            ).fetchall()
+        )
+        conn.executemany(_FLOOR_AUDIT, [
+            (ids[e.event_id], stamp, None, "reported", "file", e.device_id, "system", "r", "[]")
+            for e in evs
+        ])  # fmt: skip
+        conn.executemany(_FLOOR_EVENT, [
+            (e.event_id, e.device_id, e.camera_id, e.seq, e.kind, e.code, stamp, stamp, stamp,
+             e.dwell_s, e.confidence, e.location.lat, e.location.lon, e.location.source, e.zone,
+             e.model.name, e.model.version, None, None,
+             json.dumps([o.model_dump(mode="json") for o in e.objects]), ids[e.event_id])
+            for e in evs
+        ])  # fmt: skip
+        conn.execute("COMMIT")
+
+    try:
+        return _drain(port, payloads, "floor", store)
+    finally:
+        conn.close()
+
+
+_FLOOR_CASE = (
+    "INSERT INTO cases (source, code, major, category, title, line, grid_cell_id, squad_id,"
+    " stage, lat, lon, reported_at, deadline, limit_kind, limit_amount, verification_required,"
+    " event_count, last_event_at, updated_at, first_report_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_FLOOR_AUDIT = (
+    "INSERT INTO audits (case_id, at, from_stage, to_stage, action, actor, role, reason,"
+    " attachments) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_FLOOR_EVENT = (
+    "INSERT INTO events (event_id, device_id, camera_id, seq, kind, code, started_at,"
+    " detected_at, received_at, dwell_s, confidence, lat, lon, location_source, zone,"
+    " model_name, model_version, plate_text, snapshot_sha256, objects, case_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING"
+)
 
 
 async def hub_drain_and_latency(
@@ -367,6 +478,8 @@ def main() -> None:
             stream = make_payloads(args.events, seed=1)
             raw = raw_consume(broker.port, stream)
             logging.info("raw paho subscriber: %.0f msg/s", raw)
+            floor = floor_consume(broker.port, make_payloads(args.events, seed=7), work)
+            logging.info("floor (validate + raw inserts, no filing): %.0f events/s", floor)
             paced = make_payloads(args.paced, seed=2)
             ingest, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
             logging.info("hub ingest (SQLite): %.0f events/s, p95 %.1f ms", ingest, p95)
@@ -402,6 +515,8 @@ def main() -> None:
                 "ratio": round(ingest / raw, 3),
                 "p95_file_ms": round(p95, 1),
                 "workers2_speedup_pg": speedup,
+                "floor_per_s": round(floor),
+                "floor_ratio": round(floor / raw, 3),
                 "pg_per_s_1w": None if one is None else round(one),
                 "pg_per_s_2w": None if two is None else round(two),
                 "pg_cores_busy_1w": None if busy_one is None else round(busy_one, 2),
