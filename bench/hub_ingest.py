@@ -364,7 +364,7 @@ def worker_processes(
     """
     import asyncpg
 
-    tag = f"{'pg' if admin_dsn else 'sqlite'}{k}"
+    tag = f"{'pg' if admin_dsn else 'sqlite'}{k}-{uuid.uuid4().hex[:6]}"  # fresh logs, ids, group
     name = f"xh_bench_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
@@ -412,7 +412,7 @@ def worker_processes(
         start()
         # Wait until every worker has subscribed (sentinel events).
         sentinel = make_payloads(50, seed=k)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             publish(port, sentinel[:5])
             time.sleep(1.0)
@@ -420,7 +420,13 @@ def worker_processes(
             if all("connected to" in t for t in logs) and count() > 0:
                 break
         else:
-            raise RuntimeError(f"not every {tag} worker came up; see the logs in {workdir}")
+            tails = "\n".join(
+                f"--- {tag}-{w}.log\n" + "\n".join(
+                    (workdir / f"{tag}-{w}.log").read_text().splitlines()[-15:]
+                )
+                for w in range(k)
+            )  # fmt: skip
+            raise RuntimeError(f"not every {tag} worker came up (or filed a sentinel):\n{tails}")
         time.sleep(1.0)
         # Stop the workers and queue the whole stream in their persistent sessions (the
         # broker deals a share group's messages round-robin, to stopped members too), so
@@ -428,12 +434,13 @@ def worker_processes(
         stop()
         already = count()
         publish(port, payloads)
+        before = [(workdir / f"{tag}-{w}.log").read_text().count("connected to") for w in range(k)]
         start()
         n = len(payloads) + already
 
-        def all_back() -> bool:  # every worker has logged its second connection
+        def all_back() -> bool:  # every worker has logged a connection since the restart
             logs = [(workdir / f"{tag}-{w}.log").read_text() for w in range(k)]
-            return all(t.count("connected to") >= 2 for t in logs)
+            return all(t.count("connected to") > b for t, b in zip(logs, before, strict=True))
 
         # The clock starts once every worker is back, so a slow start of one of them is
         # not counted against the pair; what was filed before that is left out.
