@@ -31,9 +31,11 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" hook start transactions itself (BEGIN IMMEDIATE below).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    # The timeout first: switching a new file to WAL takes an exclusive lock, and two hubs
+    # opening a fresh database together must wait for it rather than fail "locked".
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
