@@ -388,6 +388,9 @@ def worker_processes(
         count = functools.partial(_sqlite_count, db_file)
     procs: list[subprocess.Popen[bytes]] = []
 
+    def logs() -> list[str]:
+        return [(workdir / f"{tag}-{w}.log").read_text() for w in range(k)]
+
     def start() -> None:
         for w in range(k):
             args = [
@@ -416,16 +419,13 @@ def worker_processes(
         while time.monotonic() < deadline:
             publish(port, sentinel[:5])
             time.sleep(1.0)
-            logs = [(workdir / f"{tag}-{w}.log").read_text() for w in range(k)]
-            if all("connected to" in t for t in logs) and count() > 0:
+            if all("connected to" in t for t in logs()) and count() > 0:
                 break
         else:
             tails = "\n".join(
-                f"--- {tag}-{w}.log\n" + "\n".join(
-                    (workdir / f"{tag}-{w}.log").read_text().splitlines()[-15:]
-                )
-                for w in range(k)
-            )  # fmt: skip
+                f"--- {tag}-{w}.log\n" + "\n".join(text.splitlines()[-15:])
+                for w, text in enumerate(logs())
+            )
             raise RuntimeError(f"not every {tag} worker came up (or filed a sentinel):\n{tails}")
         time.sleep(1.0)
         # Stop the workers and queue the whole stream in their persistent sessions (the
@@ -434,13 +434,12 @@ def worker_processes(
         stop()
         already = count()
         publish(port, payloads)
-        before = [(workdir / f"{tag}-{w}.log").read_text().count("connected to") for w in range(k)]
+        before = [t.count("connected to") for t in logs()]
         start()
         n = len(payloads) + already
 
         def all_back() -> bool:  # every worker has logged a connection since the restart
-            logs = [(workdir / f"{tag}-{w}.log").read_text() for w in range(k)]
-            return all(t.count("connected to") > b for t, b in zip(logs, before, strict=True))
+            return all(t.count("connected to") > b for t, b in zip(logs(), before, strict=True))
 
         # The clock starts once every worker is back, so a slow start of one of them is
         # not counted against the pair; what was filed before that is left out.
