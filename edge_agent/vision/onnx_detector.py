@@ -1,4 +1,10 @@
-"""The ONNX Runtime detector backend: one session shared by every camera of a box."""
+"""The ONNX Runtime detector backend: one session shared by every camera of a box.
+
+Everything model-specific comes from the model's manifest (see
+:mod:`edge_agent.vision.manifest`): pre-processing (colour order, mean/std, letterbox pad
+and placement), the output layout (``raw``, ``yolox``, ``end_to_end`` or ``auto``) and the
+labels kept (``keep_labels``, which :attr:`DetectorConfig.keep_labels` overrides).
+"""
 
 from __future__ import annotations
 
@@ -15,14 +21,24 @@ from edge_agent.protocol import ModelRef
 from edge_agent.vision.config import DetectorConfig
 from edge_agent.vision.decode import (
     FloatArray,
+    IntArray,
     Letterbox,
     decode_end_to_end,
     decode_raw,
+    decode_yolox,
     letterbox,
+    yolox_anchor_count,
+    yolox_grid,
 )
 from edge_agent.vision.errors import ModelError
 from edge_agent.vision.frames import Detection, Frame, Image
-from edge_agent.vision.manifest import Manifest, OutputLayout, check_sha256, load_manifest
+from edge_agent.vision.manifest import (
+    Manifest,
+    OutputLayout,
+    check_sha256,
+    label_indices,
+    load_manifest,
+)
 
 __all__ = ["PROVIDER_NAMES", "OnnxDetector", "pick_providers"]
 
@@ -50,33 +66,58 @@ def pick_providers(wanted: Sequence[str], available: Sequence[str]) -> list[str]
     return chosen
 
 
-def _layout_of(shape: tuple[int, ...], num_classes: int, declared: OutputLayout) -> OutputLayout:
-    """Check an output shape against the two layouts; return the one it fits."""
-    raw_ok = len(shape) == 3 and shape[1] == 4 + num_classes
-    e2e_ok = len(shape) == 3 and shape[2] == 6
+def _layout_of(
+    shape: tuple[int, ...],
+    num_classes: int,
+    declared: OutputLayout,
+    anchors: int,
+    *,
+    boxes_decoded: bool = False,
+) -> OutputLayout:
+    """Check an output shape against the layouts; return the one it fits.
+
+    ``anchors`` is the YOLOX grid's anchor count for the input size and strides. A
+    declared ``yolox`` with ``boxes_decoded`` takes any anchor count; ``auto`` picks yolox
+    only when the count matches the grid, and prefers raw, then yolox, then end-to-end.
+    """
+    three = len(shape) == 3
+    raw_ok = three and shape[1] == 4 + num_classes
+    yolox_cols = three and shape[2] == 5 + num_classes
+    yolox_grid_ok = yolox_cols and shape[1] == anchors
+    e2e_ok = three and shape[2] == 6
     if declared == "raw" and raw_ok:
         return "raw"
+    if declared == "yolox" and (yolox_grid_ok or (yolox_cols and boxes_decoded)):
+        return "yolox"
     if declared == "end_to_end" and e2e_ok:
         return "end_to_end"
-    if declared == "auto" and (raw_ok or e2e_ok):
-        return "raw" if raw_ok else "end_to_end"
+    if declared == "auto":
+        if raw_ok:
+            return "raw"
+        if yolox_grid_ok:
+            return "yolox"
+        if e2e_ok:
+            return "end_to_end"
+    yolox_n = "N" if boxes_decoded and declared == "yolox" else str(anchors)
     expected = {
         "raw": f"raw [batch, {4 + num_classes}, N]",
+        "yolox": f"yolox [batch, {yolox_n}, {5 + num_classes}]",
         "end_to_end": "end-to-end [batch, K, 6]",
-        "auto": f"raw [batch, {4 + num_classes}, N] or end-to-end [batch, K, 6]",
-    }[declared]
+    }
+    wanted = list(expected.values()) if declared == "auto" else [expected[declared]]
     raise ModelError(
-        f"model output shape {list(shape)} fits neither layout we decode: expected {expected} "
-        f"for {num_classes} labels"
+        f"model output shape {list(shape)} fits no layout we decode: expected "
+        f"{' or '.join(wanted)} for {num_classes} labels"
     )
 
 
 class OnnxDetector:
     """A YOLO-style detector on onnxruntime, driven by the model's manifest.
 
-    Loading reads the manifest, checks the model's sha256, opens the session with the
-    configured providers and thread counts, and runs one dummy inference to check the
-    output fits a layout; any failure is a :class:`ModelError` naming the problem.
+    Loading reads the manifest (pre-processing, layout, kept labels), checks the model's
+    sha256, opens the session with the configured providers and thread counts, and runs
+    one dummy inference to check the output fits a layout; any failure is a
+    :class:`ModelError` naming the problem.
     """
 
     def __init__(self, config: DetectorConfig) -> None:
@@ -116,12 +157,18 @@ class OnnxDetector:
         self._dynamic_batch = not isinstance(batch_dim, int)
         self._size = self._manifest.input_size
         self._num_classes = len(self._manifest.labels)
+        self._preprocess = self._manifest.preprocess
         self._score = config.score_threshold or self._manifest.score_threshold
         self._iou = config.nms_iou or self._manifest.nms_iou
         self._ref = ModelRef(name=self._manifest.name[:64], version=self._manifest.version[:64])
         self._lock = threading.Lock()
         self._buffers = threading.local()
+        self._keep = self._kept_classes(config)
         self._layout = self._check_output()
+        # Grid-relative YOLOX boxes are decoded over this, built once.
+        self._grid: FloatArray | None = None
+        if self._layout == "yolox" and not self._manifest.boxes_decoded:
+            self._grid = yolox_grid(self._size, self._manifest.strides)
         logger.info(
             "detector %s %s loaded: providers %s, input %d, layout %s, batch %s",
             self._manifest.name,
@@ -136,8 +183,25 @@ class OnnxDetector:
         out: list[Any] = self._session.run(None, {self._input: batch})
         return np.asarray(out[0], dtype=np.float32)
 
+    def _kept_classes(self, config: DetectorConfig) -> IntArray | None:
+        """Indices of the kept labels (config over manifest); ``None`` when all are kept."""
+        labels = self._manifest.labels
+        if config.keep_labels is not None:
+            indices = label_indices(labels, config.keep_labels, "detector config keep_labels")
+        elif self._manifest.keep_labels is not None:
+            # Checked against the labels when the manifest was read.
+            indices = label_indices(labels, self._manifest.keep_labels, "manifest keep_labels")
+        else:
+            return None
+        if len(indices) == len(labels):
+            return None  # every class kept: the decoders' plain (faster) path
+        return np.asarray(indices, dtype=np.intp)
+
     def _check_output(self) -> OutputLayout:
-        dummy = np.full((1, 3, self._size, self._size), 114 / 255.0, dtype=np.float32)
+        # An all-padding input, normalised as the manifest says.
+        dummy = np.empty((1, 3, self._size, self._size), dtype=np.float32)
+        for channel, value in enumerate(self._preprocess.pad_input()):
+            dummy[0, channel] = value
         try:
             out = self._run(dummy)
         except Exception as exc:  # onnxruntime's own exception types are not exported
@@ -145,12 +209,29 @@ class OnnxDetector:
                 f"model {self._manifest.model_path} fails on a {self._size}x{self._size} "
                 f"input: {exc}"
             ) from exc
-        return _layout_of(tuple(out.shape), self._num_classes, self._manifest.output_layout)
+        return _layout_of(
+            tuple(out.shape),
+            self._num_classes,
+            self._manifest.output_layout,
+            yolox_anchor_count(self._size, self._manifest.strides),
+            boxes_decoded=self._manifest.boxes_decoded,
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
         """Class names from the manifest."""
         return self._manifest.labels
+
+    @property
+    def layout(self) -> OutputLayout:
+        """The output layout in use (never ``auto``: decided at load)."""
+        return self._layout
+
+    @property
+    def kept_labels(self) -> tuple[str, ...]:
+        """The labels that can produce detections."""
+        labels = self._manifest.labels
+        return labels if self._keep is None else tuple(labels[i] for i in self._keep)
 
     @property
     def model_ref(self) -> ModelRef:
@@ -183,7 +264,7 @@ class OnnxDetector:
         for i in range(0, len(images), step):
             chunk = images[i : i + step]
             boxes = [
-                letterbox(img, self._size, rgb=self._manifest.rgb, out=buffer[j : j + 1])[1]
+                letterbox(img, self._size, preprocess=self._preprocess, out=buffer[j : j + 1])[1]
                 for j, img in enumerate(chunk)
             ]
             outputs = self._run(buffer[: len(chunk)])
@@ -201,9 +282,13 @@ class OnnxDetector:
 
     def _decode(self, out: npt.NDArray[np.float32], box: Letterbox) -> FloatArray:
         if self._layout == "raw":
-            rows = decode_raw(out, self._num_classes, self._score, self._iou)
+            rows = decode_raw(out, self._num_classes, self._score, self._iou, keep=self._keep)
+        elif self._layout == "yolox":
+            rows = decode_yolox(
+                out, self._num_classes, self._score, self._iou, grid=self._grid, keep=self._keep
+            )
         else:
-            rows = decode_end_to_end(out, self._num_classes, self._score)
+            rows = decode_end_to_end(out, self._num_classes, self._score, keep=self._keep)
         if rows.shape[0]:
             rows[:, :4] = box.to_normalised(rows)
         return rows

@@ -1,4 +1,4 @@
-"""Pure geometry, letterbox and the two YOLO output decoders with class-aware NMS."""
+"""Pure geometry, letterbox pre-processing and the YOLO output decoders with class-aware NMS."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from edge_agent.vision.decode import (
     Letterbox,
     decode_end_to_end,
     decode_raw,
+    decode_yolox,
     letterbox,
     nms,
+    yolox_anchor_count,
+    yolox_grid,
 )
 from edge_agent.vision.geometry import Polygon, box_iou, iou_matrix
+from edge_agent.vision.manifest import Preprocess
 
 
 def test_polygon_contains_and_bottom_centre() -> None:
@@ -76,6 +80,8 @@ def test_letterbox_refuses_a_buffer_of_the_wrong_shape() -> None:
 def test_letterbox_values_for_a_wide_frame() -> None:
     box = Letterbox.fit(1280, 720, 320)
     assert (box.scale, box.left, box.top, box.inner) == (0.25, 0, 70, (320, 180))
+    top_left = Letterbox.fit(720, 1280, 320, centered=False)
+    assert (top_left.left, top_left.top, top_left.inner) == (0, 0, (180, 320))
     rows = np.array([[120, 140, 200, 180]], np.float32)
     assert box.to_normalised(rows)[0] == pytest.approx([0.375, 70 / 180, 0.625, 110 / 180])
 
@@ -128,3 +134,126 @@ def test_decode_end_to_end_filters() -> None:
     )
     rows = decode_end_to_end(out, 11, 0.25)
     assert rows.tolist() == [pytest.approx([10, 10, 50, 50, 0.9, 3])]
+
+
+def test_decode_end_to_end_keeps_only_kept_classes() -> None:
+    out = np.array([[10, 10, 50, 50, 0.9, 3], [60, 60, 90, 90, 0.8, 5]], np.float32)
+    rows = decode_end_to_end(out, 11, 0.25, keep=np.array([5], np.intp))
+    assert rows[:, 5].tolist() == [5.0]
+
+
+def test_decode_raw_keep_labels_looks_only_at_kept_classes() -> None:
+    out = raw_output(
+        [
+            (100, 100, 40, 40, 4, 0.95),  # a dropped class, best at this anchor ...
+            (200, 200, 20, 20, 2, 0.9),  # only a dropped class here: nothing
+        ],
+        nc=11,
+    )
+    out[4 + 1, 0] = 0.6  # ... hides no kept class: class 1 at the same anchor is found
+    rows = decode_raw(out, 11, 0.25, 0.5, keep=np.array([1, 7], np.intp))
+    assert rows.shape == (1, 6)
+    assert rows[0].tolist() == pytest.approx([80, 80, 120, 120, 0.6, 1])
+    # Without keep the same output gives the two best classes.
+    assert decode_raw(out, 11, 0.25, 0.5)[:, 5].tolist() == [4.0, 2.0]
+
+
+def yolox_output(rows: list[tuple[float, float, float, float, float, int, float]], nc: int,
+                 n: int = 30) -> np.ndarray:  # fmt: skip
+    out = np.zeros((n, 5 + nc), np.float32)
+    for i, (cx, cy, w, h, obj, cls, score) in enumerate(rows):
+        out[i, :5] = (cx, cy, w, h, obj)
+        out[i, 5 + cls] = score
+    return out
+
+
+def test_decode_yolox_decoded_boxes_score_is_objectness_times_class() -> None:
+    out = yolox_output(
+        [
+            (100, 50, 40, 20, 0.9, 2, 0.8),  # score 0.72
+            (101, 50, 40, 20, 0.8, 2, 0.8),  # same class, overlapping, 0.64: suppressed
+            (100, 51, 40, 20, 0.7, 3, 0.9),  # other class, same place, 0.63: kept
+            (300, 300, 10, 10, 0.9, 1, 0.2),  # 0.18: below threshold
+            (200, 200, 10, 10, 0.2, 1, 1.0),  # objectness 0.2: below threshold
+        ],
+        nc=4,
+    )
+    rows = decode_yolox(out, 4, 0.25, 0.5)
+    assert rows[:, 5].tolist() == [2.0, 3.0]
+    assert rows[0].tolist() == pytest.approx([80, 40, 120, 60, 0.72, 2])
+    assert rows[1, 4] == pytest.approx(0.63)
+
+
+def test_yolox_grid_order_and_count() -> None:
+    # 64 px input: 8x8 cells at stride 8, then 4x4 at 16, then 2x2 at 32.
+    grid = yolox_grid(64, (8, 16, 32))
+    assert yolox_anchor_count(64, (8, 16, 32)) == grid.shape[0] == 64 + 16 + 4
+    assert grid[1].tolist() == [1, 0, 8]  # row-major: x runs fastest
+    assert grid[8].tolist() == [0, 1, 8]
+    assert grid[64 + 4 + 2].tolist() == [2, 1, 16]
+    assert grid[-1].tolist() == [1, 1, 32]
+    assert yolox_anchor_count(416, (8, 16, 32)) == 3549
+
+
+def test_decode_yolox_grid_relative_boxes() -> None:
+    grid = yolox_grid(64, (8, 16, 32))
+    out = np.zeros((grid.shape[0], 5 + 3), np.float32)
+    # Stride-16 cell (gx 2, gy 1): x 0.5, y 0.25 offsets, w = e^ln2 cells, h = 1 cell.
+    out[70, :5] = (0.5, 0.25, np.log(2.0), 0.0, 0.9)
+    out[70, 5 + 1] = 1.0
+    rows = decode_yolox(out, 3, 0.25, 0.5, grid=grid)
+    # cx = 2.5 * 16 = 40, cy = 1.25 * 16 = 20, w = 32, h = 16.
+    assert rows.tolist() == [pytest.approx([24, 12, 56, 28, 0.9, 1])]
+
+
+def test_decode_yolox_keep_labels_and_shape_checks() -> None:
+    out = yolox_output([(100, 50, 40, 20, 0.9, 2, 0.9), (100, 50, 40, 20, 0.9, 0, 0.5)], nc=4)
+    out[0, 5 + 0] = 0.4  # anchor 0 also scores class 0, less than class 2
+    rows = decode_yolox(out, 4, 0.25, 0.5, keep=np.array([0], np.intp))
+    assert rows[:, 5].tolist() == [0.0]
+    assert rows[0, 4] == pytest.approx(0.45)  # anchor 1 (0.9 * 0.5) beats anchor 0 (0.36)
+    with pytest.raises(ValueError, match=r"\(N, 5 \+ 4\)"):
+        decode_yolox(np.zeros((30, 8), np.float32), 4, 0.25, 0.5)
+    with pytest.raises(ValueError, match="30 anchors, the grid 84"):
+        decode_yolox(out, 4, 0.25, 0.5, grid=yolox_grid(64, (8, 16, 32)))
+
+
+def test_letterbox_bgr_mean_std_top_left() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:] = (10, 20, 30)  # B, G, R
+    pre = Preprocess(rgb=False, mean=(1, 2, 3), std=(2, 4, 8), pad_value=0, centered=False)
+    blob, box = letterbox(image, 64, preprocess=pre)
+    # 200x100 -> scale 0.32, inner 64x32 at the top-left; rows 32.. are padding.
+    assert (box.left, box.top, box.inner) == (0, 0, (64, 32))
+    assert blob[0, :, 10, 40].tolist() == pytest.approx([4.5, 4.5, 3.375])
+    assert blob[0, :, 50, 40].tolist() == pytest.approx([-0.5, -0.5, -0.375])
+    assert blob[0, :, 50, 40].tolist() == pytest.approx(list(pre.pad_input()))
+    # Boxes map back through the top-left placement.
+    rows = np.array([[0, 0, 64, 32], [16, 8, 48, 24]], np.float32)
+    assert box.to_normalised(rows).tolist() == [
+        pytest.approx([0, 0, 1, 1]),
+        pytest.approx([0.25, 0.25, 0.75, 0.75]),
+    ]
+
+
+def test_letterbox_rgb_mean_in_model_channel_order_and_centred_pad() -> None:
+    image = np.zeros((50, 100, 3), np.uint8)
+    image[:] = (10, 20, 30)  # B, G, R
+    pre = Preprocess(rgb=True, mean=(30, 20, 10), std=(1, 2, 5), pad_value=7)
+    blob, box = letterbox(image, 64, preprocess=pre)
+    assert (box.left, box.top) == (0, 16)
+    assert blob[0, :, 32, 32].tolist() == pytest.approx([0, 0, 0])  # R-30, G-20, B-10
+    assert blob[0, :, 0, 32].tolist() == pytest.approx([(7 - 30) / 1, (7 - 20) / 2, (7 - 10) / 5])
+    assert blob[0, :, 63, 32].tolist() == pytest.approx(list(pre.pad_input()))
+
+
+def test_letterbox_default_preprocess_is_rgb_over_255() -> None:
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    plain, _ = letterbox(image, 64)
+    explicit, _ = letterbox(image, 64, preprocess=Preprocess())
+    np.testing.assert_array_equal(plain, explicit)
+    bgr, _ = letterbox(image, 64, rgb=False)
+    np.testing.assert_array_equal(bgr[0, 0], plain[0, 2])
+    raw, _ = letterbox(image, 64, preprocess=Preprocess(std=(1, 1, 1)))
+    np.testing.assert_allclose(raw / 255.0, plain, rtol=1e-6)

@@ -1,10 +1,11 @@
-"""The ONNX backend over tiny constant models of both layouts, and its clear errors."""
+"""The ONNX backend over tiny constant models of every layout, and its clear errors."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,8 +104,10 @@ def test_output_shape_fitting_neither_layout(tmp_path: Path) -> None:
     model = write_constant_model(
         tmp_path / "m", np.zeros((1, 7, 30), np.float32), LABELS, layout=None
     )
-    with pytest.raises(ModelError, match=r"output shape \[1, 7, 30\] fits neither layout"):
+    with pytest.raises(ModelError, match=r"output shape \[1, 7, 30\] fits no layout") as info:
         OnnxDetector(DetectorConfig(model=model))
+    # auto lists every layout, the YOLOX one with the grid's anchor count at 320.
+    assert "raw [batch, 15, N] or yolox [batch, 2100, 16] or end-to-end" in str(info.value)
 
 
 def test_declared_layout_must_match(tmp_path: Path) -> None:
@@ -193,3 +196,138 @@ default_thresholds:
     assert det.model_ref.version == "2026.05.1"
     [found] = det.detect([frame()])
     assert [d.label for d in found] == ["stall", "car"]  # the 0.6 duplicate is below 0.65
+
+
+def edit_manifest(model: Path, **changes: Any) -> None:
+    path = model / "manifest.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    manifest.update(changes)
+    for key, value in changes.items():
+        if value is None:
+            del manifest[key]
+    path.write_text(yaml.safe_dump(manifest))
+
+
+def yolox_answer(anchors: int = 84) -> np.ndarray:
+    """One stall at the stride-16 cell (2, 1) of a 64 px input: (24, 12)-(56, 28) px."""
+    out = np.zeros((1, anchors, 5 + len(LABELS)), np.float32)
+    out[0, 70, :5] = (0.5, 0.25, np.log(2.0), 0.0, 0.9)
+    out[0, 70, 5 + 4] = 0.8
+    out[0, 71, :5] = (0.5, 0.5, 0.0, 0.0, 0.1)  # weak objectness: no detection
+    out[0, 71, 5 + 1] = 1.0
+    return out
+
+
+def test_yolox_model_box_lands_on_a_non_square_frame(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", yolox_answer(), LABELS, size=64, layout="yolox")
+    # Official YOLOX preprocessing: BGR, raw 0..255 pixels, pad 114, frame at the top-left.
+    edit_manifest(
+        model,
+        input={"color": "BGR", "scale": 1, "letterbox": {"pad_value": 114, "centered": False}},
+    )
+    det = OnnxDetector(DetectorConfig(model=model))
+    assert det.layout == "yolox"
+    image = np.zeros((720, 1280, 3), np.uint8)
+    image[:] = (10, 20, 30)
+    [found] = det.detect([Frame("cam1", 0, TS, image)])
+    assert [d.label for d in found] == ["stall"]
+    assert found[0].score == pytest.approx(0.72)
+    # 1280x720 -> 64x36 at the top-left: x / 64, y / 36.
+    assert found[0].box == pytest.approx((24 / 64, 12 / 36, 56 / 64, 28 / 36), abs=1e-5)
+    tensor = det._input_buffer(1)[0]
+    assert tensor[:, 10, 10].tolist() == [10.0, 20.0, 30.0]  # B, G, R, raw pixels
+    assert tensor[:, 50, 10].tolist() == [114.0, 114.0, 114.0]  # padding below the frame
+
+
+def test_yolox_layout_autodetected_from_the_grid(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", yolox_answer(), LABELS, size=64, layout=None)
+    det = OnnxDetector(DetectorConfig(model=model))
+    assert det.layout == "yolox"
+    [found] = det.detect([frame(64, 64)])
+    assert [(d.label, d.box) for d in found] == [
+        ("stall", pytest.approx((24 / 64, 12 / 64, 56 / 64, 28 / 64), abs=1e-5))
+    ]
+
+
+def test_yolox_decoded_boxes_take_any_anchor_count(tmp_path: Path) -> None:
+    out = np.zeros((1, 5, 5 + len(LABELS)), np.float32)
+    out[0, 2, :5] = (40, 20, 32, 16, 0.9)  # already in input pixels
+    out[0, 2, 5 + 1] = 0.9
+    model = write_constant_model(tmp_path / "m", out, LABELS, size=64)
+    edit_manifest(model, output_layout=None, output={"layout": "yolox", "decoded": True})
+    det = OnnxDetector(DetectorConfig(model=model))
+    [found] = det.detect([frame(64, 64)])
+    assert [(d.label, d.box) for d in found] == [
+        ("car", pytest.approx((24 / 64, 12 / 64, 56 / 64, 28 / 64), abs=1e-5))
+    ]
+
+
+def test_yolox_declared_but_anchor_count_is_not_the_grid(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", yolox_answer(90), LABELS, size=64, layout="yolox")
+    with pytest.raises(ModelError, match=r"\[1, 90, 16\] .* expected yolox \[batch, 84, 16\]"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_keep_labels_from_manifest_and_config(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, with_sha=False)
+    edit_manifest(model, keep_labels=["car", "person"])
+    det = OnnxDetector(DetectorConfig(model=model))
+    assert det.kept_labels == ("person", "car")
+    [found] = det.detect([frame()])
+    assert [d.label for d in found] == ["car"]
+    det = OnnxDetector(DetectorConfig(model=model, keep_labels=("stall",)))  # config wins
+    [found] = det.detect([frame()])
+    assert [d.label for d in found] == ["stall"]
+
+
+def test_keep_labels_the_model_lacks(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, with_sha=False)
+    with pytest.raises(ModelError, match=r"keep_labels names \['bicycle'\]") as info:
+        OnnxDetector(DetectorConfig(model=model, keep_labels=("car", "bicycle")))
+    assert "its labels are ['person', 'car', 'bus'," in str(info.value)
+    edit_manifest(model, keep_labels=["tram"])
+    with pytest.raises(ModelError, match=r"manifest\.yaml: keep_labels names \['tram'\]"):
+        OnnxDetector(DetectorConfig(model=model))
+
+
+def test_end_to_end_respects_keep_labels(tmp_path: Path) -> None:
+    out = np.zeros((1, 100, 6), np.float32)
+    out[0, 0] = (120, 140, 200, 180, 0.8, 10)
+    out[0, 1] = (0, 70, 320, 250, 0.7, 0)
+    model = write_constant_model(tmp_path / "m", out, LABELS, layout="e2e")
+    [found] = OnnxDetector(DetectorConfig(model=model, keep_labels=("person",))).detect([frame()])
+    assert [d.label for d in found] == ["person"]
+
+
+def test_mean_std_bgr_reach_the_model_input(tmp_path: Path) -> None:
+    """The NanoDet-g manifest's pre-processing, at a 64 px input."""
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, size=64, with_sha=False)
+    mean, std = [103.53, 116.28, 123.675], [57.375, 57.12, 58.395]
+    edit_manifest(
+        model,
+        input={"shape": [1, 3, 64, 64], "layout": "NCHW", "color": "BGR", "mean": mean,
+               "std": std, "letterbox": {"pad_value": 0, "centered": True, "keep_aspect": True}},
+    )  # fmt: skip
+    det = OnnxDetector(DetectorConfig(model=model))
+    image = np.zeros((720, 1280, 3), np.uint8)
+    image[:] = (10, 20, 30)
+    det.detect([Frame("cam1", 0, TS, image)])
+    tensor = det._input_buffer(1)[0]
+    pixel = [10, 20, 30]
+    assert tensor[:, 32, 32].tolist() == pytest.approx(
+        [(p - m) / s for p, m, s in zip(pixel, mean, std, strict=True)], rel=1e-5
+    )
+    # 64x36 centred: rows 0..13 are padding 0.
+    assert tensor[:, 2, 32].tolist() == pytest.approx(
+        [-m / s for m, s in zip(mean, std, strict=True)]
+    )
+
+
+def test_bad_mean_std_in_manifest(tmp_path: Path) -> None:
+    model = write_constant_model(tmp_path / "m", raw_answer(), LABELS, with_sha=False)
+    edit_manifest(model, input={"color": "BGR", "mean": [1, 2, 3], "std": [1, 0, 1]})
+    with pytest.raises(ModelError, match=r"manifest\.yaml: input\.std must be positive"):
+        OnnxDetector(DetectorConfig(model=model))
+    edit_manifest(model, input={"mean": [103.53, 116.28]})
+    with pytest.raises(ModelError, match=r"manifest\.yaml: input\.mean must be 3 numbers"):
+        OnnxDetector(DetectorConfig(model=model))
