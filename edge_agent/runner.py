@@ -90,6 +90,11 @@ class _Vision(Protocol):
 
     def snapshot(self, camera_id: str) -> Awaitable[bytes]: ...
 
+    @property
+    def problems(self) -> list[str]:
+        """Models that could not load (the box runs without them)."""
+        ...
+
 
 @dataclass
 class _Stages:
@@ -163,14 +168,18 @@ class Agent:
 
     def _status(self, state: str) -> tuple[str, bytes]:
         vision_cfg = self.config.vision
-        if state == "online" and self.problems:
+        stages = self._stages
+        vision_problems = stages.vision.problems if stages and stages.vision else []
+        if state == "online" and (self.problems or vision_problems):
             state = "degraded"
         status = protocol.Status(
             device_id=self.device_id,
             state=state,
             boot_id=self.boot_id,
             fw=self.config.device.fw,
-            model=vision_cfg.detector.model.name if vision_cfg.cameras else None,
+            model=", ".join(d.model.name for d in vision_cfg.models.values())[:200]
+            if vision_cfg.cameras
+            else None,
             config_version=self.config.config_version,
             ts=self.clock(),
         )

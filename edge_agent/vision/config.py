@@ -28,8 +28,10 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_MODEL",
     "KIND_DEFAULTS",
     "CameraConfig",
+    "CameraModel",
     "DetectorConfig",
     "EvidenceConfig",
     "FixedLocation",
@@ -38,6 +40,7 @@ __all__ = [
     "ProviderName",
     "RuleConfig",
     "RuleKind",
+    "RuleLabel",
     "Schedule",
     "SourceSpec",
     "VisionConfig",
@@ -54,6 +57,12 @@ ProviderName = Literal["tensorrt", "cuda", "cpu"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 CameraId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Label = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+#: A rule's label: ``car`` (from any model) or ``general:car`` (only the model so named).
+RuleLabel = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9][a-z0-9_-]{0,63}:)?[a-z][a-z0-9_]{0,63}$")
+]
+#: Name of the one model of a config that gives ``detector:`` rather than ``detectors:``.
+DEFAULT_MODEL = "default"
 
 
 class _Strict(BaseModel):
@@ -66,7 +75,7 @@ class _Strict(BaseModel):
 
 
 class DetectorConfig(_Strict):
-    """The one ONNX detector shared by every camera of a box."""
+    """One ONNX detector model, shared by every camera of a box that runs it."""
 
     model: Path = Field(
         default=Path("models/street-detector"),
@@ -96,6 +105,16 @@ class DetectorConfig(_Strict):
         le=64,
         description="most frames (of different cameras) per inference; bigger batches "
         "run faster per frame but hold more memory",
+    )
+    keep_labels: tuple[Label, ...] | None = Field(
+        default=None,
+        description="only these of the model's labels raise detections (overrides the "
+        "manifest's keep_labels); null keeps what the manifest keeps, or every label",
+    )
+    label_map: dict[Label, Label] = Field(
+        default_factory=dict,
+        description="renames the model's labels for the rules, e.g. {dining_table: stall}; "
+        "labels not named keep their own name",
     )
 
     @field_validator("providers")
@@ -279,7 +298,7 @@ class RuleConfig(_Strict):
     name: Name
     kind: RuleKind
     zone: Name
-    labels: tuple[Label, ...] = Field(min_length=1)
+    labels: tuple[RuleLabel, ...] = Field(min_length=1)
     min_score: float = Field(default=0.4, ge=0.0, le=1.0)
     dwell_s: float = Field(ge=0.0, le=86_400.0)
     cooldown_s: float = Field(ge=0.0, le=7 * 86_400.0)
@@ -412,6 +431,13 @@ class FixedLocation(_Strict):
     lon: float = Field(ge=-180, le=180)
 
 
+class CameraModel(_Strict):
+    """A model a camera runs, and how often (``fps``; null: every frame it takes)."""
+
+    name: Name
+    fps: float | None = Field(default=None, gt=0.0, le=30.0)
+
+
 class CameraConfig(_Strict):
     """One camera: where its frames come from, its zones, its rules, its privacy options.
 
@@ -433,6 +459,11 @@ class CameraConfig(_Strict):
     height: int | None = Field(default=None, gt=0, le=10_000)
     zones: tuple[ZoneConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    models: tuple[CameraModel, ...] = Field(
+        default=(),
+        description="the box's models this camera runs and at which rate, e.g. "
+        "[{name: street}, {name: general, fps: 2}]; empty: every model, every frame",
+    )
     blur_faces: bool = False
     blur_plates: bool = False
     location: FixedLocation | None = None
@@ -462,6 +493,16 @@ class CameraConfig(_Strict):
         dup = {n for n in rule_names if rule_names.count(n) > 1}
         if dup:
             raise ValueError(f"camera {self.id!r}: rule names repeat: {sorted(dup)}")
+        model_names = [m.name for m in self.models]
+        dup = {n for n in model_names if model_names.count(n) > 1}
+        if dup:
+            raise ValueError(f"camera {self.id!r}: models repeat: {sorted(dup)}")
+        for model in self.models:
+            if model.fps is not None and model.fps > self.detect_fps:
+                raise ValueError(
+                    f"camera {self.id!r}: model {model.name!r} at {model.fps} fps is faster "
+                    f"than the camera's detect_fps {self.detect_fps}"
+                )
         for rule in self.rules:
             if rule.zone not in zone_names:
                 raise ValueError(
@@ -498,8 +539,26 @@ class EvidenceConfig(_Strict):
     )
     plate_model: Path | None = Field(
         default=None,
-        description="the plate recogniser: a folder holding it or its .onnx file; null for "
-        "models/plate-ocr of the checkout",
+        description="the plate models: a folder holding the recogniser and the text "
+        "detector (checked against its manifest.yaml), or the recogniser's .onnx file alone "
+        "(plates then found by colour only); null for models/plate-ocr of the checkout",
+    )
+    plate_prior: str | None = Field(
+        default=None,
+        pattern=r"^[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤川琼青藏宁]"
+        r"[A-HJ-NP-Z]?$",
+        description="the city's usual plate start as a soft prior: a province (浙) or a "
+        "province and city letter (浙J); where the reader is unsure of that character and "
+        "the prior's is a plausible alternative there, the prior's is taken; a confident "
+        "reading is never changed; null (the default) for no prior",
+    )
+    plate_prior_weight: float = Field(
+        default=4.0,
+        ge=1.0,
+        le=100.0,
+        description="how strongly the plate prior counts: the prior's character wins where "
+        "its probability times this weight reaches the top character's (which must be "
+        "below 0.9)",
     )
 
 
@@ -536,7 +595,14 @@ class MemoryConfig(_Strict):
 class VisionConfig(_Strict):
     """The whole vision pipeline of one box."""
 
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig, description="the box's one model (or use detectors)"
+    )
+    detectors: dict[Name, DetectorConfig] = Field(
+        default_factory=dict,
+        description="several models by name, e.g. {street: {...}, general: {...}}; cameras "
+        "choose theirs in 'models' and rules may name 'general:car'",
+    )
     cameras: tuple[CameraConfig, ...] = ()
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
@@ -557,7 +623,47 @@ class VisionConfig(_Strict):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"camera ids repeat: {sorted(dup)}")
+        if self.detectors and "detector" in self.model_fields_set:
+            raise ValueError("give either 'detector' (one model) or 'detectors' (several)")
+        names = sorted(self.models)
+        for cam in self.cameras:
+            for model in cam.models:
+                if model.name not in self.models:
+                    raise ValueError(
+                        f"camera {cam.id!r} runs model {model.name!r}, which is not one of "
+                        f"the box's detectors {names}"
+                    )
+            runs = {m.name for m in cam.models} or set(self.models)
+            for rule in cam.rules:
+                for label in rule.labels:
+                    model_name, sep, _ = label.partition(":")
+                    if sep and model_name not in runs:
+                        raise ValueError(
+                            f"camera {cam.id!r}: rule {rule.name!r} wants {label!r}, but the "
+                            f"camera does not run a model {model_name!r} (it runs {sorted(runs)})"
+                        )
         return self
+
+    @property
+    def models(self) -> dict[str, DetectorConfig]:
+        """The box's models by name: ``detectors``, or ``{"default": detector}``."""
+        return dict(self.detectors) if self.detectors else {DEFAULT_MODEL: self.detector}
+
+    @property
+    def inference_workers(self) -> int:
+        """Inference threads of the box: the most any of its models asks for."""
+        return max(d.workers for d in self.models.values())
+
+    @property
+    def max_batch(self) -> int:
+        """Most frames per inference: the least any of its models allows."""
+        return min(d.max_batch for d in self.models.values())
+
+    def camera_models(self, camera: CameraConfig) -> tuple[tuple[str, float | None], ...]:
+        """``(model name, fps or None)`` of each model ``camera`` runs."""
+        if camera.models:
+            return tuple((m.name, m.fps) for m in camera.models)
+        return tuple((name, None) for name in self.models)
 
     def camera(self, camera_id: str) -> CameraConfig:
         """The camera called ``camera_id``; KeyError if there is none."""

@@ -18,11 +18,16 @@ Image = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """One detected object: its label, score and normalised box."""
+    """One detected object: its label, score and normalised box.
+
+    ``model`` names the box's model that saw it (``general``) when a box runs several;
+    empty when there is one model or the source is a fake.
+    """
 
     label: str
     score: float
     box: Box
+    model: str = ""
 
 
 @dataclass(frozen=True, slots=True)

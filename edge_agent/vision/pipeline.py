@@ -15,7 +15,7 @@ import threading
 import time
 import zoneinfo
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +24,11 @@ from edge_agent import protocol
 from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.detector import Detector
-from edge_agent.vision.errors import UnknownCamera, VisionError
+from edge_agent.vision.errors import ModelError, UnknownCamera, VisionError
 from edge_agent.vision.evidence import encode_jpeg, snapshot
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.memory import release_free_memory
+from edge_agent.vision.model_set import ModelSet, RatePlan
 from edge_agent.vision.plates import PlateReader, make_plate_reader
 from edge_agent.vision.rules import RuleEngine, Violation
 from edge_agent.vision.sources import Source, make_source
@@ -59,17 +60,43 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def load_detector(config: VisionConfig) -> Detector:
-    """The ONNX detector of ``config`` (imports onnxruntime only now).
+def load_detector(config: VisionConfig, problems: list[str] | None = None) -> Detector:
+    """The detector of ``config``: its one ONNX model, or a :class:`ModelSet` of several
+    (imports onnxruntime only now).
 
-    What onnxruntime freed after loading the model goes back to the kernel at once: the
-    box's resident memory should not keep the loading's high-water mark.
+    A model that cannot load (missing, corrupt, a layout we cannot read) is left out with
+    its reason appended to ``problems``, and the box runs the models it has; only when
+    none loads is the :class:`ModelError` raised. What onnxruntime freed after loading
+    goes back to the kernel at once: the box's resident memory should not keep the
+    loading's high-water mark.
     """
     from edge_agent.vision.onnx_detector import OnnxDetector  # heavy: import on use
 
-    detector = OnnxDetector(config.detector)
+    models = config.models
+    plans = {
+        cam.id: RatePlan(dict(config.camera_models(cam)), 1.0 / cam.detect_fps)
+        for cam in config.cameras
+        if cam.models
+    }
+    label_maps = {name: d.label_map for name, d in models.items() if d.label_map}
+    if len(models) == 1 and not plans and not label_maps:
+        detector: Detector = OnnxDetector(next(iter(models.values())))
+        release_free_memory()
+        return detector
+    loaded: dict[str, Detector] = {}
+    errors: list[str] = []
+    for name, model_config in models.items():
+        try:
+            loaded[name] = OnnxDetector(model_config)
+        except ModelError as exc:
+            errors.append(f"model {name!r}: {exc}")
+            logger.error("model %r cannot be used; the box runs without it: %s", name, exc)
+    if not loaded:
+        raise ModelError("no model of this box could be loaded: " + "; ".join(errors))
+    if problems is not None:
+        problems.extend(errors)
     release_free_memory()
-    return detector
+    return ModelSet(loaded, plans, label_maps)
 
 
 @dataclass(frozen=True)
@@ -107,13 +134,20 @@ class EventFactory:
         location: LocationFn,
         model: protocol.ModelRef,
         plate_reader: PlateReader | None = None,
+        models: Mapping[str, protocol.ModelRef] | None = None,
     ) -> None:
         self._config = config
         self._device_id = device_id
         self._next_seq = next_seq
         self._location = location
         self._model = model
+        self._models = dict(models or {})
         self._plates = plate_reader
+
+    @classmethod
+    def refs_of(cls, detector: Detector) -> dict[str, protocol.ModelRef]:
+        """Each model's reference by its name on the box (empty for a single model)."""
+        return detector.model_refs() if isinstance(detector, ModelSet) else {}
 
     def location_for(self, camera: CameraConfig) -> protocol.Location | None:
         """The camera's surveyed place, or the unit's latest GPS fix for vehicle cameras."""
@@ -171,7 +205,8 @@ class EventFactory:
             zone=rule.zone,
             location=location,
             snapshot=snap,
-            model=self._model,
+            # The model that saw the main object; the box's first model for a single one.
+            model=self._models.get(violation.objects[0].model, self._model),
             plate=plate,
         )
 
@@ -206,6 +241,7 @@ def replay(
         location=lambda: location_at(now[-1]) if now else None,
         model=detector.model_ref,
         plate_reader=plate_reader,
+        models=EventFactory.refs_of(detector),
     )
     src.open()
     try:
@@ -289,6 +325,8 @@ class VisionService:
         self._events = 0
         self._lock = threading.Lock()
         self.errors = 0
+        #: Models that could not load (the box runs without them), for the unit's status.
+        self.problems: list[str] = []
 
     # ------------------------------------------------------------------ public
 
@@ -337,7 +375,7 @@ class VisionService:
         """Run all cameras until cancelled (or until every finite source has ended)."""
         loop = asyncio.get_running_loop()
         if self._detector is None:
-            self._detector = await asyncio.to_thread(load_detector, self._config)
+            self._detector = await asyncio.to_thread(load_detector, self._config, self.problems)
         detector = self._detector
         plate_reader = self._plate_reader
         if (
@@ -357,6 +395,7 @@ class VisionService:
             location=self._location,
             model=detector.model_ref,
             plate_reader=plate_reader,
+            models=EventFactory.refs_of(detector),
         )
         out: asyncio.Queue[tuple[str | None, protocol.Event | None]] = asyncio.Queue()
         stop = threading.Event()
@@ -373,7 +412,7 @@ class VisionService:
         def emit(shout_text: str | None, event: protocol.Event | None) -> None:
             loop.call_soon_threadsafe(out.put_nowait, (shout_text, event))
 
-        workers = self._config.detector.workers
+        workers = self._config.inference_workers
         remaining = [workers]
         for k in range(workers):
             threads.append(
@@ -423,7 +462,7 @@ class VisionService:
         # A model with a fixed batch of one runs a worker's frames one by one: taking more
         # at once would keep them (2.7 MB each at 720p) waiting in memory while the
         # board fills up behind them with those cameras' next frames.
-        limit = min(self._config.detector.max_batch, detector.batch_size or (1 << 16))
+        limit = min(self._config.max_batch, detector.batch_size or (1 << 16))
         while not stop.is_set():
             frames = self._board.take_all(timeout=0.2, limit=limit)
             if not frames:

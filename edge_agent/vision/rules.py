@@ -50,6 +50,7 @@ class ViolationObject:
     label: str
     score: float
     box: Box
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,11 +169,13 @@ class RuleEngine:
         live = set()
         for track in tracks:
             live.add(track.track_id)
-            if not track.seen or track.label not in state.labels:
+            if not track.seen or not (
+                track.label in state.labels or f"{track.model}:{track.label}" in state.labels
+            ):
                 continue
             if track.score < rule.min_score or not state.polygon.contains_box(track.box):
                 continue
-            view = ViolationObject(track.track_id, track.label, track.score, track.box)
+            view = ViolationObject(track.track_id, track.label, track.score, track.box, track.model)
             pres = state.presence.get(track.track_id)
             if pres is None or (ts - pres.last_in).total_seconds() > self._grace_s:
                 keep = evidence if rule.dwell_s == 0 else None

@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from edge_agent import protocol
-from edge_agent.vision.config import CameraConfig, SourceSpec, VisionConfig
+from edge_agent.vision.config import CameraConfig, DetectorConfig, SourceSpec, VisionConfig
 from edge_agent.vision.errors import VisionError
 from edge_agent.vision.frames import Image
 
@@ -39,11 +39,18 @@ class ToolError(VisionError):
 
 def _resolve(config: VisionConfig, base: Path) -> VisionConfig:
     """Make the model path and file sources relative to the config file's folder."""
-    model = config.detector.model
-    if not model.is_absolute() and not model.exists() and (base / model).exists():
-        config = config.model_copy(
-            update={"detector": config.detector.model_copy(update={"model": base / model})}
-        )
+
+    def fix(detector: DetectorConfig) -> DetectorConfig:
+        model = detector.model
+        if not model.is_absolute() and not model.exists() and (base / model).exists():
+            return detector.model_copy(update={"model": base / model})
+        return detector
+
+    if config.detectors:
+        detectors = {name: fix(d) for name, d in config.detectors.items()}
+        config = config.model_copy(update={"detectors": detectors})
+    else:
+        config = config.model_copy(update={"detector": fix(config.detector)})
     cameras = []
     for cam in config.cameras:
         spec = cam.source_spec

@@ -33,6 +33,7 @@ class TrackedObject:
     last_seen: datetime
     seen: bool
     hits: int
+    model: str = ""
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ class _Track:
     first_seen: datetime
     last_seen: datetime
     hits: int
+    model: str = ""
 
 
 def _affinity(a: Box, b: Box, iou_min: float, contain_min: float, centre_max: float) -> float:
@@ -128,6 +130,7 @@ class Tracker:
             track, det = tracks[ti], detections[di]
             track.box = det.box
             track.score = det.score
+            track.model = det.model
             track.last_seen = ts
             track.hits += 1
             seen.add(track.track_id)
@@ -139,7 +142,7 @@ class Tracker:
                 for t in tracks
             ):
                 continue  # a second box on an object already tracked: not a new object
-            track = _Track(self._next_id, det.label, det.score, det.box, ts, ts, 1)
+            track = _Track(self._next_id, det.label, det.score, det.box, ts, ts, 1, det.model)
             self._next_id += 1
             self._tracks[track.track_id] = track
             seen.add(track.track_id)
@@ -159,6 +162,7 @@ class Tracker:
                 t.last_seen,
                 t.track_id in seen,
                 t.hits,
+                t.model,
             )
             for t in self._tracks.values()
         ]

@@ -109,17 +109,17 @@ class _Layout:
             path.mkdir(parents=True, exist_ok=True)
 
 
-def find_model_dir() -> Path:
-    """The shipped detector: ``XH_DEMO_MODEL`` or ``models/street-detector`` of the checkout."""
-    override = os.environ.get("XH_DEMO_MODEL")
+def find_model_dir(name: str = "street-detector", variable: str = "XH_DEMO_MODEL") -> Path:
+    """A shipped detector: the folder in ``variable`` or ``models/NAME`` of the checkout."""
+    override = os.environ.get(variable)
     candidates = [Path(override)] if override else []
-    candidates.append(Path(__file__).resolve().parents[2] / "models" / "street-detector")
+    candidates.append(Path(__file__).resolve().parents[2] / "models" / name)
     for path in candidates:
         if (path / "model.onnx").is_file():
             return path
     raise DemoError(
-        "the shipped detector is missing: expected models/street-detector/model.onnx in the "
-        "checkout (or set XH_DEMO_MODEL to its folder)"
+        f"the shipped detector is missing: expected models/{name}/model.onnx in the "
+        f"checkout (or set {variable} to its folder)"
     )
 
 
@@ -204,11 +204,12 @@ class Demo:
             logging.getLogger().addHandler(handler)
             self._log_handler = handler
         model_dir = find_model_dir()
+        general_dir = find_model_dir("general-detector", "XH_DEMO_GENERAL_MODEL")
         broker_port = free_port()
         api_port = self.options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         settings = self._hub_settings(broker_port, api_port)
-        await asyncio.to_thread(self._provision, settings, broker_port, model_dir)
+        await asyncio.to_thread(self._provision, settings, broker_port, model_dir, general_dir)
         await self._prepare_hub(settings)
         self.broker = await asyncio.to_thread(self._start_broker, broker_port)
         self.hub = Child(
@@ -268,7 +269,9 @@ class Demo:
             command_tick_s=0.5,
         )
 
-    def _provision(self, settings: Any, broker_port: int, model_dir: Path) -> None:
+    def _provision(
+        self, settings: Any, broker_port: int, model_dir: Path, general_dir: Path
+    ) -> None:
         """Keys, broker users, ACL and each unit's config (blocking file work)."""
         from central_hub.hub import load_or_create_key
         from central_hub.provision import provision_device
@@ -317,6 +320,7 @@ class Demo:
                 location=location,
                 state_dir=state,
                 model_dir=model_dir,
+                general_model_dir=general_dir,
                 speaker_backend=speaker_backend,
                 route_file=route_file,
                 route_interval_s=1.0 / scene_speed,

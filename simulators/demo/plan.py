@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "GENERAL_RATE_DIVISOR",
     "POLE_WALL_FPS",
     "TRUCK_MAX_SPEED",
     "TRUCK_MIN_SCENE_FPS",
@@ -49,6 +50,8 @@ TRUCK_WALL_FPS = 4.5
 TRUCK_MIN_SCENE_FPS = 1.5
 #: Fastest the truck's scene may run (``TRUCK_WALL_FPS / TRUCK_MIN_SCENE_FPS``).
 TRUCK_MAX_SPEED = TRUCK_WALL_FPS / TRUCK_MIN_SCENE_FPS
+#: A pole's general model runs on every this-many-th frame of its camera.
+GENERAL_RATE_DIVISOR = 2.0
 #: Largest ``--speed`` accepted: beyond it a pole camera samples its scene too rarely
 #: for a one-minute dwell rule.
 MAX_SPEED = 30.0
@@ -191,12 +194,18 @@ def agent_config(
     speaker_backend: str,
     route_file: Path | None,
     route_interval_s: float,
+    general_model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The demo agent's whole config: what provisioning wrote, plus the site's sections.
 
     ``camera`` is the camera section (a :class:`CameraConfig` dumped to JSON types).
     Provisioning owns ``device``/``mqtt``/``hub``; the demo adds the pole's surveyed
     position and a short reconnect backoff (the demo restarts its broker).
+
+    With ``general_model_dir`` a pole runs two models, as a real pole does: the street
+    model on every frame and the general (COCO) model at half the camera's rate. Rules
+    ask for plain labels (``car``), which either model may report: on the demo's drawn
+    scenes the general model, trained on photos, finds few cars, the street model most.
     """
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in provisioned.items()}
     config["config_version"] = 1
@@ -222,8 +231,17 @@ def agent_config(
             "track_interval_s": 10.0,
         }
     config["telemetry"] = {"interval_s": 5.0}
+    street = {"model": str(model_dir), "providers": ["cpu"], "intra_threads": 1}
+    if general_model_dir is None or device.kind != "pole":
+        config["vision"] = {"detector": street, "cameras": [camera]}
+        return config
+    general = {"model": str(general_model_dir), "providers": ["cpu"], "intra_threads": 1}
+    models = [
+        {"name": "street"},
+        {"name": "general", "fps": camera.get("detect_fps", 5.0) / GENERAL_RATE_DIVISOR},
+    ]
     config["vision"] = {
-        "detector": {"model": str(model_dir), "providers": ["cpu"], "intra_threads": 1},
-        "cameras": [camera],
+        "detectors": {"street": street, "general": general},
+        "cameras": [{**camera, "models": models}],
     }
     return config
