@@ -9,7 +9,7 @@ EXTRAS ?= edge,hub,ocr,train,dev,audio
 STAMP := $(VENV)/.xiuhua-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test check format schemas system-deps venv model eval-model clean \
+.PHONY: demo test check format schemas system-deps venv model eval-model eval-real clean \
 	bench-edge bench-outbox bench-hub bench-fleet bench-console
 
 demo: venv
@@ -46,6 +46,13 @@ schemas: venv
 # Evaluate the shipped detector on 1,000 held-out scenes + 200 empty ones (one JSON line).
 eval-model: venv
 	$(BIN)/python bench/model_eval.py
+
+# Score a model on real labelled footage (YOLO format: DATA/images, DATA/labels, DATA/data.yaml
+# or classes.txt): make eval-real DATA=DIR [MODEL=DIR] [EVAL_ARGS="--labels person,car"].
+MODEL ?= models/general-detector
+eval-real: venv
+	@test -n "$(DATA)" || { echo "usage: make eval-real DATA=DIR [MODEL=DIR]" >&2; exit 2; }
+	$(BIN)/edge-agent eval --model $(MODEL) --data $(DATA) $(EVAL_ARGS)
 
 # Regenerate data and retrain the detector from scratch on the CPU (hours on 2 cores;
 # models/train/gpu_train.sh does the same on a CUDA machine in under 9 minutes).
