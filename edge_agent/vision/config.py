@@ -623,7 +623,8 @@ class VisionConfig(_Strict):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"camera ids repeat: {sorted(dup)}")
-        if self.detectors and "detector" in self.model_fields_set:
+        # A dumped config carries the default 'detector' beside 'detectors': that is fine.
+        if self.detectors and self.detector != DetectorConfig():
             raise ValueError("give either 'detector' (one model) or 'detectors' (several)")
         names = sorted(self.models)
         for cam in self.cameras:

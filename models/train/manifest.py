@@ -23,6 +23,18 @@ SCORE = 0.35
 NMS_IOU = 0.5
 
 
+#: The "Limits" table of the card: which classes to use on a real street.
+LIMIT_ROWS = (
+    "| person, car, bus, truck | do not use: the general model (`models/general-detec"
+    "tor`, COCO, trained on photos) sees them; shipped configs keep only the city cla"
+    "sses of this model (`keep_labels`) |\n"
+    "| stall, goods, garbage, bin, bin_overflow, clothes, debris | synthetic-only, no"
+    " public model knows them: use to exercise the pipeline and the demo; before fili"
+    "ng real cases, retrain on the city's verified footage and measure it with `make "
+    "eval-real DATA=DIR MODEL=models/street-detector` |"
+)
+
+
 def sha256(path: Path) -> str:
     """Hex sha256 of a file."""
     h = hashlib.sha256()
@@ -130,9 +142,15 @@ images; full 16:9 scenes rendered at 640x360 to 1280x720 and letterboxed to 320.
 {rows}
 
 ## Limits
-It has only ever seen synthetic scenes. Expect it to miss or confuse objects on real
-footage (real textures, crowds, odd viewpoints, heavy weather, fisheye lenses). Use it
-to exercise the pipeline and the demo, not to file real cases.
+**Every class is synthetic-only.** It has only ever seen drawn scenes; no class has been
+trained or measured on real footage. On real photos (issue #12, and
+`tests/integration/vision/test_real_images.py`) it is nearly blind: 0-2 people a frame on
+a plaza with 20-40, a shadow called "debris", a doorway called "bin_overflow", two people
+in a close-up called "truck", and no motorcycle (it has no such class).
+
+| classes | on a real street |
+|---|---|
+{LIMIT_ROWS}
 
 ## Training a replacement on real footage
 1. Label frames from the target cameras in YOLO text format (`class cx cy w h`,

@@ -200,7 +200,7 @@ def test_config_names_models_rates_and_qualified_labels() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"detector": {}}, "either 'detector'"),
+        ({"detector": {"model": "models/other"}}, "either .detector."),
         ({"models": [{"name": "night"}]}, "not one of the box's detectors"),
         ({"models": [{"name": "general", "fps": 10}]}, "faster than the camera's detect_fps"),
         ({"models": [{"name": "street"}]}, "does not run a model 'general'"),
@@ -217,3 +217,9 @@ def test_config_mistakes_are_named(change: dict[str, object], message: str) -> N
         data["cameras"] = [camera]
     with pytest.raises(ValidationError, match=message):
         VisionConfig.model_validate(data)
+
+
+def test_a_dumped_two_model_config_validates_again() -> None:
+    config = VisionConfig.model_validate(_vision())
+    again = VisionConfig.model_validate_json(config.model_dump_json())
+    assert again.models == config.models
