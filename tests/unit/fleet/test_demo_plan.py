@@ -82,11 +82,19 @@ def test_agent_config_validates(tmp_path: Path) -> None:
         location=(28.6, 121.2),
         state_dir=tmp_path,
         model_dir=tmp_path / "model",
+        general_model_dir=tmp_path / "general",
         speaker_backend="wav",
         route_file=None,
         route_interval_s=1.0,
     )
     parsed = parse_config(config, tmp_path)
+    # A demo pole runs both models: the street model on every frame, the general model
+    # at half the camera's rate.
+    assert sorted(parsed.vision.models) == ["general", "street"]
+    assert parsed.vision.camera_models(parsed.vision.cameras[0]) == (
+        ("street", None),
+        ("general", 0.05),
+    )
     assert parsed.speaker.backend == "wav"
     assert parsed.mqtt.backoff_cap_s <= 5
     assert parsed.device.location is not None
