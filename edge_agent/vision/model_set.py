@@ -26,30 +26,37 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from edge_agent.protocol import ModelRef
 from edge_agent.vision.detector import Detector
-from edge_agent.vision.frames import Detection, Frame
+from edge_agent.vision.frames import Box, Detection, Frame
 
-__all__ = ["MERGE_IOU", "ModelSet", "RatePlan", "merge"]
+__all__ = ["MERGE_IOU", "ModelSet", "RatePlan", "crop", "merge", "tile_regions", "untile"]
 
 logger = logging.getLogger(__name__)
 
 #: Boxes of one label from two models overlapping this much are one object.
 MERGE_IOU = 0.6
+#: Neighbouring tiles overlap by this share of a tile, so an object on a seam is whole
+#: in one of them.
+TILE_OVERLAP = 0.2
+#: Boxes of one label from two tiles overlapping this much are one object.
+TILE_MERGE_IOU = 0.5
 #: A held result older than this many of its model's periods is dropped.
 STALE_PERIODS = 2.0
 
 
 @dataclass(frozen=True)
 class RatePlan:
-    """When each model runs on one camera: ``rates`` maps model name to fps (None: every
-    frame); ``frame_interval_s`` is the camera's own frame interval."""
+    """When and how each model runs on one camera: ``rates`` maps model name to fps
+    (None: every frame); ``frame_interval_s`` is the camera's own frame interval;
+    ``tiles`` maps a model name to its tile grid (see :func:`tile_regions`)."""
 
     rates: Mapping[str, float | None]
     frame_interval_s: float
+    tiles: Mapping[str, int] = field(default_factory=dict)
 
     def due(self, model: str, last_run: float | None, now: float) -> bool:
         """Whether ``model`` runs on a frame at ``now`` (seconds) after a run at ``last_run``."""
@@ -86,6 +93,60 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def tile_regions(grid: int, overlap: float = TILE_OVERLAP) -> list[Box]:
+    """The whole frame, then ``grid`` x ``grid`` tiles that overlap by ``overlap`` of a
+    tile, in normalised coordinates. A grid of 1 is the whole frame alone."""
+    regions: list[Box] = [(0.0, 0.0, 1.0, 1.0)]
+    if grid <= 1:
+        return regions
+    size = 1.0 / (grid - (grid - 1) * overlap)
+    step = size * (1.0 - overlap)
+    for row in range(grid):
+        for col in range(grid):
+            x0, y0 = col * step, row * step
+            regions.append((x0, y0, min(1.0, x0 + size), min(1.0, y0 + size)))
+    return regions
+
+
+def crop(frame: Frame, region: Box) -> Frame:
+    """The part of ``frame`` inside ``region`` (normalised), as a frame of its own."""
+    h, w = frame.image.shape[:2]
+    x0, y0 = round(region[0] * w), round(region[1] * h)
+    x1, y1 = max(x0 + 1, round(region[2] * w)), max(y0 + 1, round(region[3] * h))
+    return replace(frame, image=frame.image[y0:y1, x0:x1], truth=None)
+
+
+def untile(per_region: Sequence[Sequence[Detection]], regions: Sequence[Box]) -> list[Detection]:
+    """Detections of tiles mapped back to the frame, the same object seen in two tiles (or
+    a tile and the whole frame) kept once, with its best score. A box cut by a tile's edge
+    that lies inside the other's box is the same object too."""
+    found: list[Detection] = []
+    for dets, (x0, y0, x1, y1) in zip(per_region, regions, strict=True):
+        sx, sy = x1 - x0, y1 - y0
+        for d in dets:
+            box = (x0 + d.box[0] * sx, y0 + d.box[1] * sy, x0 + d.box[2] * sx, y0 + d.box[3] * sy)
+            found.append(replace(d, box=box))
+    found.sort(key=lambda d: -d.score)
+    kept: list[Detection] = []
+    for det in found:
+        if any(
+            k.label == det.label
+            and (_iou(k.box, det.box) >= TILE_MERGE_IOU or _inside(det.box, k.box))
+            for k in kept
+        ):
+            continue
+        kept.append(det)
+    return kept
+
+
+def _inside(a: Box, b: Box, share: float = 0.8) -> bool:
+    """Whether at least ``share`` of box ``a`` lies inside box ``b``."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return iw > 0 and ih > 0 and area > 0 and iw * ih >= share * area
 
 
 def merge(
@@ -195,14 +256,25 @@ class ModelSet:
         for name, indices in due.items():
             if not indices:
                 continue
+            # Tiled cameras send their tiles (and the whole frame) as frames of their own.
+            inputs: list[Frame] = []
+            spans: list[tuple[int, list[Box]]] = []
+            for i in indices:
+                grid = self._plan(frames[i].camera_id).tiles.get(name, 1)
+                regions = tile_regions(grid)
+                inputs += [frames[i]] if grid <= 1 else [crop(frames[i], r) for r in regions]
+                spans.append((i, regions))
             try:
-                results = self._detectors[name].detect([frames[i] for i in indices])
+                results = self._detectors[name].detect(inputs)
             except Exception:  # one failing model must not blind the others
                 self.errors[name] += 1
                 logger.exception("model %r failed on %d frame(s)", name, len(indices))
                 continue
-            for i, dets in zip(indices, results, strict=True):
-                fresh[(i, name)] = dets
+            at = 0
+            for i, regions in spans:
+                part = results[at : at + len(regions)]
+                at += len(regions)
+                fresh[(i, name)] = part[0] if len(regions) == 1 else untile(part, regions)
         out: list[list[Detection]] = []
         with self._lock:
             for i, frame in enumerate(frames):

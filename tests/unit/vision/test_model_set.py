@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from edge_agent.protocol import ModelRef
 from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.frames import Detection, Frame
-from edge_agent.vision.model_set import ModelSet, RatePlan, merge
+from edge_agent.vision.model_set import ModelSet, RatePlan, merge, tile_regions, untile
 from edge_agent.vision.rules import RuleEngine
 from edge_agent.vision.tracker import Tracker
 
@@ -223,3 +223,43 @@ def test_a_dumped_two_model_config_validates_again() -> None:
     config = VisionConfig.model_validate(_vision())
     again = VisionConfig.model_validate_json(config.model_dump_json())
     assert again.models == config.models
+
+
+def test_tile_regions_cover_the_frame_with_overlap() -> None:
+    assert tile_regions(1) == [(0.0, 0.0, 1.0, 1.0)]
+    regions = tile_regions(2, overlap=0.2)
+    assert len(regions) == 5
+    tiles = regions[1:]
+    assert tiles[0][:2] == (0.0, 0.0)
+    assert max(r[2] for r in tiles) == pytest.approx(1.0)
+    assert max(r[3] for r in tiles) == pytest.approx(1.0)
+    # Neighbours overlap by a fifth of a tile.
+    width = tiles[0][2] - tiles[0][0]
+    assert tiles[0][2] - tiles[1][0] == pytest.approx(0.2 * width)
+
+
+def test_untile_maps_boxes_back_and_keeps_an_object_once() -> None:
+    regions = [(0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]
+    whole = [Detection("car", 0.5, (0.1, 0.1, 0.3, 0.3))]
+    top_left = [Detection("car", 0.8, (0.2, 0.2, 0.6, 0.6))]  # the same car, in the tile
+    bottom_right = [Detection("person", 0.7, (0.0, 0.0, 0.2, 0.4))]  # only the tile sees it
+    out = untile([whole, top_left, bottom_right], regions)
+    assert [(d.label, d.score) for d in out] == [("car", 0.8), ("person", 0.7)]
+    assert out[0].box == pytest.approx((0.1, 0.1, 0.3, 0.3))
+    assert out[1].box == pytest.approx((0.5, 0.5, 0.6, 0.7))
+
+
+def test_a_tiled_camera_sends_its_tiles_and_gets_one_result() -> None:
+    image = np.arange(100 * 200 * 3, dtype=np.uint8).reshape(100, 200, 3)
+    general = FixedDetector("general-detector", [Detection("car", 0.9, CAR)])
+    models = ModelSet(
+        {"general": general}, {"east": RatePlan({"general": None}, 0.2, {"general": 2})}
+    )
+    [dets] = models.detect([Frame("east", 0, T0, image)])
+    assert len(general.frames) == 5  # the whole frame and four tiles
+    assert general.frames[0].image.shape == (100, 200, 3)
+    assert all(f.image.shape[0] < 100 and f.image.shape[1] < 200 for f in general.frames[1:])
+    # Every tile reports "its" car in the middle: five different places, five cars, all
+    # mapped inside the frame; the whole frame's car is kept.
+    assert any(d.box == pytest.approx(CAR) for d in dets)
+    assert all(0.0 <= v <= 1.0 for d in dets for v in d.box)
