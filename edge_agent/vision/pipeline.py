@@ -74,7 +74,9 @@ def load_detector(config: VisionConfig, problems: list[str] | None = None) -> De
 
     models = config.models
     plans = {
-        cam.id: RatePlan(dict(config.camera_models(cam)), 1.0 / cam.detect_fps)
+        cam.id: RatePlan(
+            dict(config.camera_models(cam)), 1.0 / cam.detect_fps, config.camera_tiles(cam)
+        )
         for cam in config.cameras
         if cam.models
     }
@@ -384,7 +386,10 @@ class VisionService:
             and self._config.evidence.read_plates
         ):
             plate_reader = await asyncio.to_thread(
-                make_plate_reader, self._config.evidence.plate_model
+                make_plate_reader,
+                self._config.evidence.plate_model,
+                self._config.evidence.plate_prior,
+                self._config.evidence.plate_prior_weight,
             )
         factory = EventFactory(
             self._config,

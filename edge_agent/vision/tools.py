@@ -139,7 +139,10 @@ def _replay_command(args: argparse.Namespace) -> int:
         detector = load_detector(config)
         plates = None
         if any(r.read_plate for r in camera.rules) and config.evidence.read_plates:
-            plates = make_plate_reader(config.evidence.plate_model)
+            evidence = config.evidence
+            plates = make_plate_reader(
+                evidence.plate_model, evidence.plate_prior, evidence.plate_prior_weight
+            )
         start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
         if start.tzinfo is None:
             raise ToolError(f"--start {args.start!r} needs a time zone, e.g. +08:00")
