@@ -89,7 +89,7 @@ def load_detector(config: VisionConfig, problems: list[str] | None = None) -> De
     errors: list[str] = []
     for name, model_config in models.items():
         try:
-            loaded[name] = OnnxDetector(model_config)
+            loaded[name] = OnnxDetector(model_config, spinning=False)
         except ModelError as exc:
             errors.append(f"model {name!r}: {exc}")
             logger.error("model %r cannot be used; the box runs without it: %s", name, exc)

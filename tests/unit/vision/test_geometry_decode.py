@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.vision.decode import (
     PAD_VALUE,
     Letterbox,
+    class_aware_nms,
     decode_end_to_end,
     decode_raw,
     decode_yolox,
@@ -242,7 +245,7 @@ def test_letterbox_rgb_mean_in_model_channel_order_and_centred_pad() -> None:
     pre = Preprocess(rgb=True, mean=(30, 20, 10), std=(1, 2, 5), pad_value=7)
     blob, box = letterbox(image, 64, preprocess=pre)
     assert (box.left, box.top) == (0, 16)
-    assert blob[0, :, 32, 32].tolist() == pytest.approx([0, 0, 0])  # R-30, G-20, B-10
+    assert blob[0, :, 32, 32].tolist() == pytest.approx([0, 0, 0], abs=1e-6)  # R-30, G-20, B-10
     assert blob[0, :, 0, 32].tolist() == pytest.approx([(7 - 30) / 1, (7 - 20) / 2, (7 - 10) / 5])
     assert blob[0, :, 63, 32].tolist() == pytest.approx(list(pre.pad_input()))
 
@@ -257,3 +260,35 @@ def test_letterbox_default_preprocess_is_rgb_over_255() -> None:
     np.testing.assert_array_equal(bgr[0, 0], plain[0, 2])
     raw, _ = letterbox(image, 64, preprocess=Preprocess(std=(1, 1, 1)))
     np.testing.assert_allclose(raw / 255.0, plain, rtol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 300),
+            st.floats(0, 300),
+            st.floats(1, 120),
+            st.floats(1, 120),
+            st.floats(0.01, 1.0),
+            st.integers(0, 2),
+        ),
+        min_size=0,
+        max_size=40,
+    ),
+    st.sampled_from([0.3, 0.45, 0.5, 0.7]),
+)
+def test_class_aware_nms_keeps_what_greedy_nms_per_class_keeps(
+    rows: list[tuple[float, float, float, float, float, int]], iou: float
+) -> None:
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _, _ in rows], np.float32).reshape(-1, 4)
+    # Distinct scores: with ties the order among equals is the implementation's choice.
+    scores = np.array([s + i * 1e-4 for i, (*_, s, _) in enumerate(rows)], np.float32)
+    classes = np.array([c for *_, c in rows], np.intp)
+    expected: list[int] = []
+    for c in range(3):
+        idx = np.flatnonzero(classes == c)
+        expected += idx[nms(boxes[idx], scores[idx], iou)].tolist()
+    got = class_aware_nms(boxes, scores, classes, iou)
+    assert sorted(got.tolist()) == sorted(expected)
+    assert scores[got].tolist() == sorted(scores[got].tolist(), reverse=True)
