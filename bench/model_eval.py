@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
-import runpy
 import statistics
 import sys
 import time
@@ -89,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = ap.parse_known_args(argv)
     result: dict[str, object] = {"bench": "model_eval"}
     if not args.plates_only:
-        evaluate = runpy.run_path(str(EVALUATE), run_name="model_eval_evaluate")
+        # A module registered by name, not runpy's namespace: evaluate.py renders its
+        # scenes in worker processes, which pickle its functions by module name.
+        spec = importlib.util.spec_from_file_location("model_train_evaluate", EVALUATE)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load {EVALUATE}")
+        evaluate = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = evaluate
+        spec.loader.exec_module(evaluate)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = evaluate["main"](rest)
+            code = evaluate.main(rest)
         if code:
             return int(code)
         result.update(json.loads(out.getvalue().strip().splitlines()[-1]))

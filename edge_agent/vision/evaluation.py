@@ -33,6 +33,7 @@ import yaml
 
 from edge_agent.vision.errors import VisionError
 from edge_agent.vision.frames import Box, Detection
+from edge_agent.vision.geometry import box_iou
 
 __all__ = [
     "ClassMatch",
@@ -41,7 +42,6 @@ __all__ = [
     "EvalReport",
     "TruthBox",
     "average_precision",
-    "box_iou",
     "evaluate",
     "match_classes",
     "match_image",
@@ -209,17 +209,6 @@ def match_classes(data_names: Sequence[str], model_labels: Sequence[str]) -> Cla
 
 
 # --------------------------------------------------------------------------- scoring
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two ``x1, y1, x2, y2`` boxes (0 for empty ones)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match_image(

@@ -32,6 +32,7 @@ from datetime import datetime
 from edge_agent.protocol import ModelRef
 from edge_agent.vision.detector import Detector
 from edge_agent.vision.frames import Box, Detection, Frame
+from edge_agent.vision.geometry import box_iou
 
 __all__ = ["MERGE_IOU", "ModelSet", "RatePlan", "crop", "merge", "tile_regions", "untile"]
 
@@ -85,16 +86,6 @@ class RatePlan:
         return now - result_at > STALE_PERIODS * period + self.frame_interval_s
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def tile_regions(grid: int, overlap: float = TILE_OVERLAP) -> list[Box]:
     """The whole frame, then ``grid`` x ``grid`` tiles that overlap by ``overlap`` of a
     tile, in normalised coordinates. A grid of 1 is the whole frame alone."""
@@ -133,7 +124,7 @@ def untile(per_region: Sequence[Sequence[Detection]], regions: Sequence[Box]) ->
     for det in found:
         if any(
             k.label == det.label
-            and (_iou(k.box, det.box) >= TILE_MERGE_IOU or _inside(det.box, k.box))
+            and (box_iou(k.box, det.box) >= TILE_MERGE_IOU or _inside(det.box, k.box))
             for k in kept
         ):
             continue
@@ -166,7 +157,7 @@ def merge(
     kept: list[Detection] = []
     for det in tagged:
         if any(
-            k.label == det.label and k.model != det.model and _iou(k.box, det.box) >= iou
+            k.label == det.label and k.model != det.model and box_iou(k.box, det.box) >= iou
             for k in kept
         ):
             continue

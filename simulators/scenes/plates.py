@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,23 +77,45 @@ def _plate_master(text: str, style: int) -> Image:
     plate = np.empty((h, w, 3), dtype=np.uint8)
     plate[:] = bg
     cv2.rectangle(plate, (5, 5), (w - 6, h - 6), fg, 3, cv2.LINE_AA)
+    _draw_characters(plate, text, lambda ch: fg, full_height_chinese=False)
+    cv2.circle(plate, (int(20 + 2 * _slot(plate, text) + 7), 140 // 2), 6, fg, -1, cv2.LINE_AA)
+    return plate
+
+
+def _slot(plate: Image, text: str) -> float:
+    """The pitch of one character on ``plate`` (the dot's position derives from it)."""
+    return float(plate.shape[1] - 40) / len([c for c in text if c != "·"]) - 2.5
+
+
+def _draw_characters(
+    plate: Image,
+    text: str,
+    colour_of: Callable[[str], tuple[int, int, int]],
+    *,
+    full_height_chinese: bool,
+) -> None:
+    """Draw ``text`` (its dot skipped) onto ``plate`` in even slots, each character in
+    ``colour_of(char)``. With ``full_height_chinese`` a Chinese character fills its slot
+    at the full 90 mm height, condensed as plate type condenses it to 45 x 90 mm."""
+    h, w = plate.shape[:2]
     chars = [c for c in text if c != "·"]
-    glyph_h = 90
     slot = (w - 40) / len(chars)
     for i, ch in enumerate(chars):
-        g = _glyph(ch, glyph_h)
+        g = _glyph(ch, 90)
         gh, gw = g.shape
-        scale = min((slot - 6) / gw, 90 / gh)
-        gw2, gh2 = max(1, int(gw * scale)), max(1, int(gh * scale))
+        if full_height_chinese and "\u4e00" <= ch <= "\u9fff":
+            gw2, gh2 = int(slot - 8), 88
+        else:
+            scale = min((slot - 6) / gw, 90 / gh)
+            gw2, gh2 = max(1, int(gw * scale)), max(1, int(gh * scale))
         g2 = cv2.resize(g, (gw2, gh2), interpolation=cv2.INTER_AREA)
         gap = 14 if i >= 2 else 0  # space where the dot sits
         x0 = int(20 + gap + i * (slot - 2.5) + (slot - 2.5 - gw2) / 2)
         y0 = (h - gh2) // 2
         region = plate[y0 : y0 + gh2, x0 : x0 + gw2]
         alpha = (g2.astype(np.float32) / 255.0)[..., None]
-        region[:] = (region * (1 - alpha) + np.array(fg, np.float32) * alpha).astype(np.uint8)
-    cv2.circle(plate, (int(20 + 2 * (slot - 2.5) + 7), h // 2), 6, fg, -1, cv2.LINE_AA)
-    return plate
+        ink = np.array(colour_of(ch), np.float32)
+        region[:] = (region * (1 - alpha) + ink * alpha).astype(np.uint8)
 
 
 @lru_cache(maxsize=256)
@@ -167,25 +190,13 @@ def kind_plate(text: str, kind: str) -> Image:
         top = np.array((235, 245, 235), np.float32)
         plate[:] = (top * (1 - ramp) + np.array(bg, np.float32) * ramp).astype(np.uint8)
     cv2.rectangle(plate, (5, 5), (w - 6, h - 6), fg, 3, cv2.LINE_AA)
-    chars = [c for c in text if c != "·"]
-    slot = (w - 40) / len(chars)
-    for i, ch in enumerate(chars):
-        colour = _RED if (kind == "white" and ch in _SUFFIXES) else fg
-        g = _glyph(ch, 90)
-        gh, gw = g.shape
-        if "\u4e00" <= ch <= "\u9fff":  # plate type condenses a Chinese character to 45 x 90 mm
-            gw2, gh2 = int(slot - 8), 88
-        else:
-            scale = min((slot - 6) / gw, 90 / gh)
-            gw2, gh2 = max(1, int(gw * scale)), max(1, int(gh * scale))
-        g2 = cv2.resize(g, (gw2, gh2), interpolation=cv2.INTER_AREA)
-        gap = 14 if i >= 2 else 0  # space where the dot sits
-        x0 = int(20 + gap + i * (slot - 2.5) + (slot - 2.5 - gw2) / 2)
-        y0 = (h - gh2) // 2
-        region = plate[y0 : y0 + gh2, x0 : x0 + gw2]
-        alpha = (g2.astype(np.float32) / 255.0)[..., None]
-        region[:] = (region * (1 - alpha) + np.array(colour, np.float32) * alpha).astype(np.uint8)
-    cv2.circle(plate, (int(20 + 2 * (slot - 2.5) + 7), h // 2), 6, fg, -1, cv2.LINE_AA)
+    _draw_characters(
+        plate,
+        text,
+        lambda ch: _RED if (kind == "white" and ch in _SUFFIXES) else fg,
+        full_height_chinese=True,
+    )
+    cv2.circle(plate, (int(20 + 2 * _slot(plate, text) + 7), h // 2), 6, fg, -1, cv2.LINE_AA)
     return plate
 
 

@@ -19,6 +19,7 @@ import pytest
 from edge_agent.vision.config import DetectorConfig, VisionConfig
 from edge_agent.vision.errors import ModelError
 from edge_agent.vision.frames import Box, Frame
+from edge_agent.vision.geometry import box_iou
 from edge_agent.vision.onnx_detector import OnnxDetector
 from edge_agent.vision.pipeline import load_detector
 
@@ -40,15 +41,6 @@ CASES = [
 ]
 
 
-def iou(a: Box, b: Box) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def photo(name: str) -> np.ndarray:
     image = cv2.imread(str(PHOTOS / name), cv2.IMREAD_COLOR)
     assert image is not None, name
@@ -67,7 +59,7 @@ def test_general_model_finds_the_object_of_a_real_photo(
 ) -> None:
     frame = Frame("photo", 0, NOW, photo(name))
     [dets] = general.detect([frame])
-    best = max((iou(d.box, box) for d in dets if d.label == label), default=0.0)
+    best = max((box_iou(d.box, box) for d in dets if d.label == label), default=0.0)
     assert best >= 0.5, [(d.label, round(d.score, 2), d.box) for d in dets]
     # Nothing else of the kept classes is claimed on these single-subject photos.
     assert all(d.label == label or d.score < 0.5 for d in dets), dets
@@ -80,7 +72,7 @@ def test_int8_variant_finds_the_same_people_and_vehicles() -> None:
     for name, label, box in CASES[:3]:
         frame = Frame("photo", 0, NOW, photo(name))
         [dets] = detector.detect([frame])
-        assert max((iou(d.box, box) for d in dets if d.label == label), default=0.0) >= 0.5
+        assert max((box_iou(d.box, box) for d in dets if d.label == label), default=0.0) >= 0.5
 
 
 def test_the_street_model_is_nearly_blind_on_real_photos() -> None:

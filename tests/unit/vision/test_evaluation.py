@@ -10,7 +10,6 @@ from edge_agent.vision.evaluation import (
     DatasetError,
     TruthBox,
     average_precision,
-    box_iou,
     evaluate,
     match_classes,
     match_image,
@@ -21,6 +20,7 @@ from edge_agent.vision.evaluation import (
     yolo_box,
 )
 from edge_agent.vision.frames import Box, Detection
+from edge_agent.vision.geometry import box_iou
 
 LEFT: Box = (0.0, 0.0, 0.4, 0.4)
 RIGHT: Box = (0.6, 0.6, 1.0, 1.0)
