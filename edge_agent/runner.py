@@ -326,8 +326,16 @@ class Agent:
             next_seq=self.next_seq,
             location=self.location,
             clock=self.clock,
+            on_problem=self._publish_status,
         )
         return service
+
+    def _publish_status(self) -> None:
+        """Publish the retained status again (a part that failed after the birth message,
+        such as a model that could not load, turns it degraded)."""
+        if self._link is not None and self._link.connected:
+            topic, payload = self._status("online")
+            self._link.publish(topic, payload, qos=1, retain=True)
 
     def _start_stages(self, stages: _Stages) -> None:
         for name, factory in stages.factories.items():
@@ -496,9 +504,7 @@ class Agent:
         self._raw = merged
         if self.config_path is not None:
             await asyncio.to_thread(save_config_file, self.config_path, merged)
-        if self._link is not None and self._link.connected:
-            topic, payload = self._status("online")
-            self._link.publish(topic, payload, qos=1, retain=True)
+        self._publish_status()
         await self._report(version, "applied", [])
         return f"config {version} applied"
 

@@ -309,8 +309,10 @@ class VisionService:
         detector: Detector | None = None,
         plate_reader: PlateReader | None = None,
         loop_files: bool = True,
+        on_problem: Callable[[], None] | None = None,
     ) -> None:
         self._config = config
+        self._on_problem = on_problem
         self._device_id = device_id
         self._next_seq = next_seq
         self._location = location
@@ -378,6 +380,8 @@ class VisionService:
         loop = asyncio.get_running_loop()
         if self._detector is None:
             self._detector = await asyncio.to_thread(load_detector, self._config, self.problems)
+            if self.problems and self._on_problem is not None:
+                self._on_problem()  # e.g. the unit's status turns degraded
         detector = self._detector
         plate_reader = self._plate_reader
         if (

@@ -120,3 +120,55 @@ async def test_camera_events_shout_and_snapshot(
     finally:
         agent.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def test_a_corrupt_second_model_leaves_the_unit_degraded_but_seeing(
+    mosquitto, agent_config, recorder_factory, tmp_path: Path
+) -> None:
+    street = await asyncio.to_thread(stall_model, tmp_path / "street")
+    general = await asyncio.to_thread(stall_model, tmp_path / "general")
+    data = bytearray((general / "model.onnx").read_bytes())
+    data[-8] ^= 0xFF  # one flipped byte: the manifest's sha256 no longer matches
+    (general / "model.onnx").write_bytes(bytes(data))
+    clip = await asyncio.to_thread(gray_clip, tmp_path / "clip.avi")
+    config = agent_config(
+        mosquitto,
+        DEVICE,
+        vision={
+            "detectors": {
+                "street": {"model": str(street), "intra_threads": 1},
+                "general": {"model": str(general), "intra_threads": 1},
+            },
+            "cameras": [
+                {
+                    "id": "mast",
+                    "source": str(clip),
+                    "detect_fps": 5,
+                    "models": [{"name": "street"}, {"name": "general", "fps": 2}],
+                    "location": {"lat": 28.6472, "lon": 121.2615},
+                    "zones": [
+                        {"name": "pavement", "polygon": [[0, 0.4], [1, 0.4], [1, 1], [0, 1]]}
+                    ],
+                    "rules": [
+                        {"name": "vendor", "kind": "vendor", "zone": "pavement", "dwell_s": 1.0}
+                    ],
+                }
+            ],
+        },
+    )
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run())
+    try:
+        # The street model still sees the stall and raises the event ...
+        event = (await _until(lambda: recorder.on("event")))[0]
+        assert event["objects"][0]["label"] == "stall"
+        assert event["model"]["name"] == "const-detector"
+        # ... and the unit says it runs without a model it was given.
+        status = await _until(
+            lambda: [s for s in recorder.on("status") if s["state"] == "degraded"]
+        )
+        assert set(status[-1]["model"].split(", ")) == {"street", "general"}
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
