@@ -1,18 +1,21 @@
 # xiuhua: the two commands a newcomer needs are `make demo` and `make test`.
-# Both create (or reuse) .venv, install the project with its extras, and install
-# missing system packages with apt-get (see scripts/system-deps.sh).
+# Both create (or reuse) .venv, install the project with the extras they need, and
+# install missing system packages with apt-get (see scripts/system-deps.sh). The demo
+# needs only what it runs (agent, hub, sound); the tests add training (torch) and tools.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= edge,hub,ocr,train,dev,audio
+RUN_EXTRAS ?= edge,hub,audio
 STAMP := $(VENV)/.xiuhua-installed
+RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test check format schemas system-deps venv model eval-model eval-real clean \
+.PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
 	bench-edge bench-outbox bench-hub bench-fleet bench-console
 
-demo: venv
+demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
 
 test: venv check
@@ -32,13 +35,22 @@ system-deps:
 
 venv: system-deps $(STAMP)
 
+venv-run: system-deps $(RUN_STAMP)
+
 # torch==2.13.0 (the `train` extra) is pinned: on the project's machines pip takes
 # a local CPU wheel for it.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+# What the demo runs, without torch (training) or the test tools.
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[$(RUN_EXTRAS)]'
+	touch $(RUN_STAMP)
 
 schemas: venv
 	$(BIN)/python -m edge_agent.protocol docs/protocol
@@ -50,7 +62,7 @@ eval-model: venv
 # Score a model on real labelled footage (YOLO format: DATA/images, DATA/labels, DATA/data.yaml
 # or classes.txt): make eval-real DATA=DIR [MODEL=DIR] [EVAL_ARGS="--labels person,car"].
 MODEL ?= models/general-detector
-eval-real: venv
+eval-real: venv-run
 	@test -n "$(DATA)" || { echo "usage: make eval-real DATA=DIR [MODEL=DIR]" >&2; exit 2; }
 	$(BIN)/edge-agent eval --model $(MODEL) --data $(DATA) $(EVAL_ARGS)
 
