@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from edge_agent.vision import plates
 from edge_agent.vision.config import EvidenceConfig
@@ -96,7 +98,11 @@ def test_plate_model_is_checked_against_its_manifest(
 
 
 def test_the_shipped_plate_model_matches_its_manifest() -> None:
-    assert isinstance(plates.OnnxPlateReader(), plates.OnnxPlateReader)
+    folder = plates.default_plate_model()
+    manifest = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
+    for file_key, sha_key in (("file", "sha256"), ("det_file", "det_sha256")):
+        data = (folder / manifest[file_key]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == manifest[sha_key], file_key
 
 
 # --------------------------------------------------------------------------- format
