@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.protocol import MAX_SNAPSHOT_BYTES
+
 __all__ = [
     "DEFAULT_MODEL",
     "KIND_DEFAULTS",
@@ -50,8 +52,8 @@ __all__ = [
     "polygon_problem",
 ]
 
-#: Largest evidence JPEG the wire contract accepts (``protocol.MAX_SNAPSHOT_BYTES``).
-MAX_EVIDENCE_BYTES = 300 * 1024
+#: Largest evidence JPEG: what the wire contract accepts.
+MAX_EVIDENCE_BYTES = MAX_SNAPSHOT_BYTES
 
 ProviderName = Literal["tensorrt", "cuda", "cpu"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
