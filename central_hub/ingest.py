@@ -1,11 +1,17 @@
 """The ingest worker: validates every device message, stores it idempotently, files events.
 
 Messages arrive in batches from :class:`central_hub.mqtt.MqttLink`. A batch is written in
-one transaction, each message inside its own savepoint, and acknowledged to the broker
-only after the commit, so a hub killed mid-batch receives the batch again and the unique
-keys (``event_id``, ``cmd_id``, ``batch_id``) make the replay harmless. Anything that
-does not validate, or that the filing refuses (an unknown catalogue code), goes to the
-``dead_letters`` table with the reason and the raw bytes; nothing stops the worker.
+one transaction (its events together in one savepoint, every other message in its own)
+and acknowledged to the broker only after the commit, so a hub killed mid-batch receives
+the batch again and the unique keys (``event_id``, ``cmd_id``, ``batch_id``) make the
+replay harmless. Anything that does not validate, or that the filing refuses (an unknown
+catalogue code), goes to the ``dead_letters`` table with the reason and the raw bytes;
+nothing stops the worker.
+
+Events are stored and filed by one path, :meth:`IngestWorker._events`, which files with
+:meth:`EventFiler.file_many`. When the database refuses a batch, the same path runs on
+each event alone, so only the event at fault is dead-lettered; when another worker stored
+some of the events meanwhile (a lost race), it runs again and finds them stored.
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
 #: Seconds to wait before retrying a batch the database refused as a whole (doubling).
 RETRY_DELAY_S = 1.0
 RETRY_MAX_S = 30.0
+#: Tries of one savepoint of events that loses races to other workers; then the whole
+#: batch is retried like a database failure (each lost race means another worker
+#: committed, so this bounds nothing a healthy hub reaches).
+RACE_ATTEMPTS = 3
 #: Failures of the database or the disk, not of the message: retry the batch.
 _TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 
@@ -66,14 +76,14 @@ _TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 class EventFiler(Protocol):
     """Turns newly stored events into cases (new or merged)."""
 
-    async def file(self, conn: AsyncConnection, event: Event, now: datetime) -> int:
-        """File ``event`` inside the caller's transaction; raise DomainError/HubError to refuse."""
-        ...
-
     async def file_many(
         self, conn: AsyncConnection, batch: list[EventFacts], now: datetime
     ) -> list[int | DomainError]:
-        """File a batch in order; per report its case id or the DomainError refusing it."""
+        """File a batch in order; per report its case id or the DomainError refusing it.
+
+        It runs inside the caller's transaction, and is the only way events are filed: a
+        single event is filed as a batch of one.
+        """
         ...
 
 
@@ -249,22 +259,7 @@ class IngestWorker:
                 else:
                     await self._one(conn, item, shas.get(i), now, tally)
             if events_in:
-                bulk = _Tally()
-                try:
-                    async with conn.begin_nested():
-                        await self._events_bulk(conn, events_in, shas, now, bulk)
-                    tally.merge(bulk)
-                except _TRANSIENT:
-                    raise
-                except Exception as exc:  # any failure: isolate it, see _one
-                    log.warning(
-                        "bulk filing of %d events failed (%s: %s); one by one",
-                        len(events_in),
-                        type(exc).__name__,
-                        str(exc)[:300],
-                    )
-                    for i, item in events_in:
-                        await self._one(conn, item, shas.get(i), now, tally)
+                await self._events(conn, events_in, shas, now, tally)
         # Count only what was committed.
         self.stats.stored += tally.stored
         self.stats.events_new += tally.new
@@ -277,25 +272,14 @@ class IngestWorker:
     async def _one(
         self, conn: AsyncConnection, item: _Decoded, sha: str | None, now: datetime, tally: _Tally
     ) -> None:
-        """Store one valid message in its own savepoint; dead-letter it if refused."""
+        """Store a valid message (not an event) in its own savepoint; dead-letter it if refused."""
         try:
             async with conn.begin_nested():
                 outcome = await self._handle(conn, item, sha, now)
-        except (DomainError, HubError, ValueError) as exc:
-            await self._dead_letter(conn, item, _clean(f"refused: {exc}"), (), now)
-            tally.dead += 1
-            return
-        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-            await self._dead_letter(conn, item, _clean(f"storage refused: {exc.orig}"), (), now)
-            tally.dead += 1
-            return
         except _TRANSIENT:
             raise
         except Exception as exc:  # a bug must not stop ingest nor lose the message
-            log.exception("internal error storing a message on %r", item.raw.topic[:200])
-            reason = _clean(f"internal error: {type(exc).__name__}: {exc}")
-            await self._dead_letter(conn, item, reason, (), now)
-            tally.dead += 1
+            await self._refused(conn, item, exc, now, tally)
             return
         assert item.channel is not None
         tally.stored_one(item.channel.value)
@@ -305,6 +289,67 @@ class IngestWorker:
             tally.dup += 1
         elif outcome == "reachable" and item.device_id is not None:
             tally.reachable.add(item.device_id)
+
+    async def _events(
+        self,
+        conn: AsyncConnection,
+        items: list[tuple[int, _Decoded]],
+        shas: dict[int, str],
+        now: datetime,
+        tally: _Tally,
+    ) -> None:
+        """Store and file events in one savepoint: the only path by which events are filed.
+
+        If the savepoint fails, each event runs through this same path alone, so the one at
+        fault is dead-lettered and the others are filed. A lost race (another worker stored
+        some of the events meanwhile: fewer rows stored than filed, or, for an event alone,
+        the other worker's case holding its id) runs the same events again; the other
+        worker has committed by then, so they count as duplicates.
+        """
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            bulk = _Tally()
+            try:
+                async with conn.begin_nested():
+                    await self._events_bulk(conn, items, shas, now, bulk)
+            except _RaceLost as exc:
+                log.info("%s (attempt %d); filing the events again", exc, attempt)
+                continue
+            except _TRANSIENT:
+                raise
+            except Exception as exc:  # any failure: isolate the event at fault
+                if len(items) > 1:
+                    log.warning(
+                        "filing %d events failed (%s: %s); one by one",
+                        len(items),
+                        type(exc).__name__,
+                        str(exc)[:300],
+                    )
+                    for one in items:
+                        await self._events(conn, [one], shas, now, tally)
+                elif isinstance(exc, sa.exc.IntegrityError) and attempt < RACE_ATTEMPTS:
+                    # Maybe another worker's case for this event, committed now: retry.
+                    log.info("storing an event refused (%s); trying again", str(exc.orig)[:300])
+                    continue
+                else:
+                    await self._refused(conn, items[0][1], exc, now, tally)
+                return
+            tally.merge(bulk)
+            return
+        raise StorageError(f"{len(items)} events lost races to other workers {RACE_ATTEMPTS} times")
+
+    async def _refused(
+        self, conn: AsyncConnection, item: _Decoded, exc: Exception, now: datetime, tally: _Tally
+    ) -> None:
+        """Dead-letter a message whose savepoint failed, with the reason its failure gives."""
+        if isinstance(exc, DomainError | HubError | ValueError):
+            reason = f"refused: {exc}"
+        elif isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+            reason = f"storage refused: {exc.orig}"
+        else:
+            log.error("internal error storing a message on %r", item.raw.topic[:200], exc_info=exc)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+        await self._dead_letter(conn, item, _clean(reason), (), now)
+        tally.dead += 1
 
     async def _events_bulk(
         self,
@@ -395,8 +440,6 @@ class IngestWorker:
         self, conn: AsyncConnection, item: _Decoded, sha: str | None, now: datetime
     ) -> str:
         msg = item.message
-        if isinstance(msg, Event):
-            return await self._event(conn, msg, sha, now)
         if isinstance(msg, Status):
             return "reachable" if await apply_status(conn, msg, now) else "stored"
         if isinstance(msg, Telemetry):
@@ -433,25 +476,9 @@ class IngestWorker:
             raise HubError(f"no handler for {type(msg).__name__} on {item.raw.topic}")
         return "stored"
 
-    async def _event(self, conn: AsyncConnection, ev: Event, sha: str | None, now: datetime) -> str:
-        stmt = (
-            insert_ignore(events, conn.dialect, ["event_id"])
-            .values(**_event_row(ev, sha, now, None))
-            .returning(events.c.event_id)
-        )
-        inserted = (await conn.execute(stmt)).first()
-        if inserted is None:
-            return "duplicate"
-        if self.filer is not None and _filed(ev):
-            case_id = await self.filer.file(conn, ev, now)
-            await conn.execute(
-                events.update().where(events.c.event_id == ev.event_id).values(case_id=case_id)
-            )
-        return "new"
-
 
 class _RaceLost(Exception):
-    """Another worker stored some of this batch's events first; redo it one by one."""
+    """Another worker stored some of these events first; file them again (see ``_events``)."""
 
 
 @dataclass

@@ -156,9 +156,6 @@ async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path)
 class _BrokenFiler:
     """A filer with a bug: every call raises."""
 
-    async def file(self, conn: object, event: object, now: datetime) -> int:
-        raise RuntimeError("filer bug")
-
     async def file_many(self, conn: object, batch: list[object], now: datetime) -> list[int]:
         raise RuntimeError("filer bug")
 
