@@ -144,8 +144,8 @@ def measure_throughput(
     from edge_agent.vision.memory import apply_memory_settings
     from edge_agent.vision.model_set import RatePlan
     from edge_agent.vision.pipeline import CameraPipeline, EventFactory, load_detector
-    from edge_agent.vision.scenario_cameras import scenario_camera
     from simulators import scenarios
+    from simulators.scenarios.cameras import scenario_camera
 
     sc = scenarios.load("market_street", width=1280, height=720, fps=DETECT_FPS)
     step = max(1, sc.frame_count() // frames)
@@ -294,8 +294,8 @@ def trial_config(
     plan: list[Any],
     overrides: dict[str, Any],
 ) -> Any:
-    from edge_agent.vision.scenario_cameras import scenario_camera
     from simulators import scenarios
+    from simulators.scenarios.cameras import scenario_camera
 
     cams = []
     for i in range(n):

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_agent import protocol
 from edge_agent.config import (
@@ -59,6 +59,9 @@ from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.errors import SpeakerError
 from edge_agent.speaker.factory import build_speaker
 from edge_agent.speaker.player import Speaker
+
+if TYPE_CHECKING:  # the vision package (OpenCV) loads only on units with cameras
+    from edge_agent.vision.sources import SourceFactory
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,12 @@ class _Stages:
 
 
 class Agent:
-    """One edge agent: see the module docstring. ``await Agent(config).run()``."""
+    """One edge agent: see the module docstring. ``await Agent(config).run()``.
+
+    ``source_factory`` makes the cameras' sources (default: the agent's own
+    ``edge_agent.vision.sources.make_source``); a simulator passes one that knows its
+    scenes.
+    """
 
     def __init__(
         self,
@@ -116,10 +124,12 @@ class Agent:
         *,
         config_path: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
+        source_factory: SourceFactory | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.clock = clock
+        self.source_factory = source_factory
         self.device_id = config.device.id
         self.boot_id = uuid.uuid4().hex[:12]
         self.started = time.monotonic()
@@ -319,6 +329,7 @@ class Agent:
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
         # Imported here: OpenCV and onnxruntime load only on units with cameras.
         from edge_agent.vision.pipeline import VisionService
+        from edge_agent.vision.sources import make_source
 
         service: _Vision = VisionService(
             cfg.vision,
@@ -327,6 +338,7 @@ class Agent:
             location=self.location,
             clock=self.clock,
             on_problem=self._publish_status,
+            source_factory=self.source_factory or make_source,
         )
         return service
 
@@ -558,7 +570,7 @@ async def _run_until_signalled(agent: Agent) -> None:
     await agent.run()
 
 
-def _run_command(args: argparse.Namespace) -> int:
+def _run_command(args: argparse.Namespace, source_factory: SourceFactory | None = None) -> int:
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -578,7 +590,8 @@ def _run_command(args: argparse.Namespace) -> int:
 
         apply_memory_settings(config.vision.memory)
     try:
-        asyncio.run(_run_until_signalled(Agent(config, config_path=path)))
+        agent = Agent(config, config_path=path, source_factory=source_factory)
+        asyncio.run(_run_until_signalled(agent))
     except (LinkError, protocol.ProtocolError, SpeakerError) as exc:
         log.error("agent cannot start: %s", exc)
         return 1
@@ -597,11 +610,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run_command)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m edge_agent.runner --config FILE``: the ``run`` subcommand on its own."""
+def main(argv: Sequence[str] | None = None, *, source_factory: SourceFactory | None = None) -> int:
+    """``python -m edge_agent.runner --config FILE``: the ``run`` subcommand on its own.
+
+    ``source_factory`` is passed to the :class:`Agent` (a simulator's launcher gives one).
+    """
     parser = argparse.ArgumentParser(prog="edge_agent.runner", description=__doc__)
     _add_run_arguments(parser)
-    return _run_command(parser.parse_args(argv))
+    return _run_command(parser.parse_args(argv), source_factory)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from edge_agent.vision.memory import release_free_memory
 from edge_agent.vision.model_set import ModelSet, RatePlan
 from edge_agent.vision.plates import PlateReader, make_plate_reader
 from edge_agent.vision.rules import RuleEngine, Violation
-from edge_agent.vision.sources import Source, make_source
+from edge_agent.vision.sources import Source, SourceFactory, make_source
 from edge_agent.vision.tracker import TrackedObject, Tracker
 
 __all__ = [
@@ -219,6 +219,7 @@ def replay(
     *,
     detector: Detector,
     source: Source | None = None,
+    source_factory: SourceFactory = make_source,
     video: Path | None = None,
     device_id: str = "replay",
     location_at: Callable[[datetime], protocol.Location | None] = lambda ts: None,
@@ -228,11 +229,14 @@ def replay(
 ) -> Iterator[protocol.Event]:
     """Run ``camera``'s pipeline offline over its source (or ``video``); yield its events.
 
+    The source is ``source`` when given, else ``source_factory``'s for the camera (or
+    for ``video`` in its place).
+
     Frames are processed as fast as they come, stamped with the video's or scenario's
     own clock, so dwell and cooldown behave as they would live. ``location_at(ts)`` gives
     a vehicle camera's position at a frame time (fixed cameras use their own).
     """
-    src = source or make_source(camera, replay=True, video=video, start_time=start_time)
+    src = source or source_factory(camera, replay=True, video=video, start_time=start_time)
     pipe = CameraPipeline(camera, timezone=config.timezone)
     seq = iter(range(1, 1 << 62))
     now: list[datetime] = []
@@ -295,7 +299,8 @@ class VisionService:
     Capture, inference and evidence run in their own threads (blocking OpenCV and
     onnxruntime never touch the event loop); events come back to the loop and go to the
     ``sink`` in order. A violation of a vehicle camera with no GPS fix yet waits until
-    ``location()`` gives one.
+    ``location()`` gives one. ``source_factory`` makes each camera's source (the agent's
+    own :func:`make_source` unless a simulator or a test passes another).
     """
 
     def __init__(
@@ -310,6 +315,7 @@ class VisionService:
         plate_reader: PlateReader | None = None,
         loop_files: bool = True,
         on_problem: Callable[[], None] | None = None,
+        source_factory: SourceFactory = make_source,
     ) -> None:
         self._config = config
         self._on_problem = on_problem
@@ -320,6 +326,7 @@ class VisionService:
         self._detector = detector
         self._plate_reader = plate_reader
         self._loop_files = loop_files
+        self._make_source = source_factory
         self._board = FrameBoard()
         self._loops: dict[str, CaptureLoop] = {}
         self._pipes = {c.id: CameraPipeline(c, timezone=config.timezone) for c in config.cameras}
@@ -410,7 +417,7 @@ class VisionService:
         stop = threading.Event()
         threads: list[threading.Thread] = []
         for cam in self._config.cameras:
-            source = make_source(cam, clock=self._clock, loop=self._loop_files)
+            source = self._make_source(cam, clock=self._clock, loop=self._loop_files)
             capture = CaptureLoop(source, self._board, stall_after_s=cam.stall_after_s, stop=stop)
             self._loops[cam.id] = capture
             threads.append(

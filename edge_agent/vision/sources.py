@@ -1,15 +1,16 @@
-"""Camera sources: OpenCV ``VideoCapture`` (RTSP/HTTP/USB/file) and simulator scenarios.
+"""Camera sources: OpenCV ``VideoCapture`` (RTSP/HTTP/USB/file), and the factory type.
 
 A :class:`Source` hands out frames at the camera's detect rate, each stamped with its
 capture time: the wall clock for live cameras, the scenario's or the video's own clock
 in replays. Live streams are drained with ``grab()`` and only the frame that is due is
 decoded into an image with ``retrieve()``, so a slow consumer never sees stale frames.
-OpenCV stops here: nothing else sees a ``VideoCapture``.
+OpenCV stops here: nothing else sees a ``VideoCapture``. Whoever runs the pipeline
+passes a :class:`SourceFactory`; :func:`make_source` is the agent's own, and sources the
+agent does not make (simulated scenes) come from a factory that is passed in.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import time
@@ -22,12 +23,14 @@ import cv2
 
 from edge_agent.vision.config import CameraConfig, SourceSpec
 from edge_agent.vision.errors import SourceError
-from edge_agent.vision.frames import Detection, Frame, as_image
+from edge_agent.vision.frames import Frame, as_image
 
 __all__ = [
+    "SCENARIO_NEEDS_FACTORY",
     "CaptureSource",
-    "ScenarioSource",
     "Source",
+    "SourceFactory",
+    "UnavailableSource",
     "make_source",
     "redact",
 ]
@@ -207,88 +210,56 @@ class CaptureSource:
             self._cap = None
 
 
-class ScenarioSource:
-    """Frames of a simulator scenario (``scenario:NAME``), carrying their ground truth.
+class UnavailableSource:
+    """A camera whose source kind this agent cannot make (a ``scenario:`` without a
+    factory that knows scenarios): :meth:`open` raises a :class:`SourceError` saying why,
+    so the camera reports it and retries like any camera that cannot open."""
 
-    The scenario is rendered at the detect rate and frames carry the scenario's own
-    clock. ``replay=True`` renders as fast as possible; otherwise frames are paced in
-    real time divided by the source's ``speed``.
-    """
-
-    def __init__(
-        self,
-        camera_id: str,
-        spec: SourceSpec,
-        *,
-        detect_fps: float,
-        width: int = 1280,
-        height: int = 720,
-        replay: bool = False,
-        start_time: datetime | None = None,
-    ) -> None:
-        if spec.kind != "scenario":
-            raise SourceError(f"camera {camera_id}: {spec.kind} source is not a scenario")
+    def __init__(self, camera_id: str, reason: str, *, replay: bool = False) -> None:
         self.camera_id = camera_id
-        self.spec = spec
+        self.reason = reason
         self.live = not replay
-        self._fps = detect_fps
-        self._size = (width, height)
-        self._replay = replay
-        self._start_time = start_time
-        self._scenario: Any = None
-        self._next = 0
-        self._count = 0
-        self._t0 = 0.0
-
-    @property
-    def scenario(self) -> Any:
-        """The loaded ``simulators.scenarios.Scenario`` (after :meth:`open`)."""
-        return self._scenario
 
     def open(self) -> None:
-        """Load the scenario; an unknown name is a :class:`SourceError` listing the known."""
-        try:
-            # The simulator is optional on a real box: import it only for scenario sources.
-            scenarios: Any = importlib.import_module("simulators.scenarios")
-        except ImportError as exc:
-            raise SourceError(f"camera {self.camera_id}: the simulators are not installed") from exc
-        name = self.spec.target
-        if name not in scenarios.names():
-            raise SourceError(
-                f"camera {self.camera_id}: unknown scenario {name!r}; "
-                f"known: {', '.join(scenarios.names())}"
-            )
-        self._scenario = scenarios.load(
-            name,
-            seed=self.spec.seed,
-            width=self._size[0],
-            height=self._size[1],
-            fps=self._fps,
-            start_time=self._start_time,
-        )
-        self._count = int(self._scenario.frame_count())
-        self._next = 0
-        self._t0 = time.monotonic()
+        """Fail: this source cannot be opened here."""
+        raise SourceError(f"camera {self.camera_id}: {self.reason}")
 
     def read(self) -> Frame | None:
-        """The next scenario frame, or None after the last."""
-        if self._scenario is None:
-            raise SourceError(f"camera {self.camera_id}: source is not open")
-        if self._next >= self._count:
-            return None
-        if not self._replay:
-            wait = self._t0 + self._next / self._fps / self.spec.speed - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        sf = self._scenario.frame_at(self._next)
-        truth = tuple(Detection(o.label, 1.0, tuple(o.box)) for o in sf.objects)
-        frame = Frame(self.camera_id, self._next, sf.ts, as_image(sf.image), truth)
-        self._next += 1
-        return frame
+        """Fail: the source never opens."""
+        raise SourceError(f"camera {self.camera_id}: {self.reason}")
 
     def close(self) -> None:
-        """Forget the scenario."""
-        self._scenario = None
+        """Nothing to release."""
+
+
+class SourceFactory(Protocol):
+    """Makes the :class:`Source` of a camera; the vision service and :func:`replay` take
+    one, so a simulator or a test plugs in sources the agent does not know.
+
+    ``clock`` stamps live frames; ``replay`` reads as fast as possible with the source's
+    own clock from ``start_time``; ``loop`` restarts a paced file at its end; ``video``
+    replaces the camera's own source with a clip.
+    """
+
+    def __call__(
+        self,
+        camera: CameraConfig,
+        *,
+        clock: Callable[[], datetime] = ...,
+        replay: bool = False,
+        loop: bool = False,
+        video: Path | None = None,
+        start_time: datetime | None = None,
+    ) -> Source:
+        """The source of ``camera``."""
+        ...
+
+
+#: Why :func:`make_source` cannot make a ``scenario:`` source.
+SCENARIO_NEEDS_FACTORY = (
+    "scenario sources need the simulator's source factory "
+    "(run through `xiuhua demo` or the tests); this agent makes url, device and file sources"
+)
 
 
 def make_source(
@@ -300,18 +271,15 @@ def make_source(
     video: Path | None = None,
     start_time: datetime | None = None,
 ) -> Source:
-    """The source of ``camera`` (or of ``video`` in its place, for replays)."""
+    """The source of ``camera`` (or of ``video`` in its place, for replays).
+
+    The agent's own :class:`SourceFactory`: OpenCV sources (url, device, file). A
+    ``scenario:`` camera gets an :class:`UnavailableSource` whose ``open`` says that
+    scenarios need the simulator's factory.
+    """
     spec = SourceSpec("file", str(video)) if video is not None else camera.source_spec
     if spec.kind == "scenario":
-        return ScenarioSource(
-            camera.id,
-            spec,
-            detect_fps=camera.detect_fps,
-            width=camera.width or 1280,
-            height=camera.height or 720,
-            replay=replay,
-            start_time=start_time,
-        )
+        return UnavailableSource(camera.id, SCENARIO_NEEDS_FACTORY, replay=replay)
     return CaptureSource(
         camera.id,
         spec,

@@ -10,7 +10,6 @@ top level holds only ``vision:``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
@@ -81,16 +80,14 @@ def load_vision_config(path: Path) -> VisionConfig:
         raise ToolError(f"{path}: no 'vision:' section")
     base = path.resolve().parent
     if set(data) - {"vision", "config_version"}:
+        # A whole device config: the agent's own loader, with its environment overrides
+        # and secret files (imported on use, like everything heavier than the vision config).
+        from edge_agent.config import ConfigError, load_config
+
         try:
-            agent_config: Any = importlib.import_module("edge_agent.config")
-        except ImportError:
-            agent_config = None
-        if agent_config is not None and hasattr(agent_config, "load_config"):
-            try:
-                return _resolve(agent_config.load_config(path).vision, base)
-            except getattr(agent_config, "ConfigError", ValueError) as exc:
-                lines = getattr(exc, "errors", [str(exc)])
-                raise ToolError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from exc
+            return _resolve(load_config(path).vision, base)
+        except ConfigError as exc:
+            raise ToolError(f"{path}: invalid config:\n  " + "\n  ".join(exc.errors)) from exc
     try:
         return _resolve(VisionConfig.model_validate(data["vision"]), base)
     except ValidationError as exc:
@@ -240,7 +237,7 @@ def _grab_frame(camera: CameraConfig, frame: str | None, video: str | None) -> I
     import cv2  # the CLI imports this module; OpenCV loads on use
 
     from edge_agent.vision.frames import as_image
-    from edge_agent.vision.sources import CaptureSource, make_source
+    from edge_agent.vision.sources import CaptureSource, Source, make_source
 
     if frame is not None:
         image = cv2.imread(frame, cv2.IMREAD_COLOR)
@@ -248,7 +245,7 @@ def _grab_frame(camera: CameraConfig, frame: str | None, video: str | None) -> I
             raise ToolError(f"cannot read image {frame}")
         return as_image(image)
     if video is not None:
-        source: Any = CaptureSource(
+        source: Source = CaptureSource(
             camera.id, SourceSpec("file", video), detect_fps=camera.detect_fps, replay=True
         )
     else:

@@ -2,11 +2,12 @@
 
 A demo runs until Ctrl-C, but a scripted scene ends (the market street after ten
 minutes). This entry point runs the unchanged ``edge-agent run`` (the same runner, outbox,
-link, pipeline, detector and speaker as a real unit) with one difference: camera sources
-``scenario:NAME`` start over at the end, with their clock carried on (lap two of a
-ten-minute scene starts ten scene minutes after lap one), and the first lap starts at the
-wall-clock time the camera opened, so events carry today's date. Every other source kind
-is made exactly as the agent makes it.
+link, pipeline, detector and speaker as a real unit) with one difference, passed in as
+the agent's source factory (:func:`make_demo_source`): camera sources ``scenario:NAME``
+start over at the end, with their clock carried on (lap two of a ten-minute scene starts
+ten scene minutes after lap one), and the first lap starts at the wall-clock time the
+camera opened, so events carry today's date. Every other source kind is made exactly as
+the agent makes it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,18 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-__all__ = ["LoopingScenarioSource", "main"]
+from edge_agent.vision.config import CameraConfig, SourceSpec
+from edge_agent.vision.errors import SourceError
+from edge_agent.vision.frames import Frame
+from edge_agent.vision.sources import Source
+from simulators.scenarios.sources import DEFAULT_SIZE, ScenarioSource, make_scenario_source
+
+__all__ = ["LoopingScenarioSource", "main", "make_demo_source"]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class LoopingScenarioSource:
@@ -28,12 +38,12 @@ class LoopingScenarioSource:
     def __init__(
         self,
         camera_id: str,
-        spec: Any,
+        spec: SourceSpec,
         *,
         detect_fps: float,
         width: int,
         height: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = _wall_clock,
     ) -> None:
         self.camera_id = camera_id
         self._spec = spec
@@ -41,13 +51,11 @@ class LoopingScenarioSource:
         self._size = (width, height)
         self._clock = clock
         self._lap_start: datetime | None = None
-        self._inner: Any = None
+        self._inner: ScenarioSource | None = None
         #: Completed laps of the scene.
         self.laps = 0
 
-    def _open_lap(self, start: datetime) -> None:
-        from edge_agent.vision.sources import ScenarioSource
-
+    def _open_lap(self, start: datetime) -> ScenarioSource:
         inner = ScenarioSource(
             self.camera_id,
             self._spec,
@@ -59,6 +67,7 @@ class LoopingScenarioSource:
         inner.open()
         self._inner = inner
         self._lap_start = start
+        return inner
 
     def open(self) -> None:
         """Load the scene; the first lap starts now (on the wall clock)."""
@@ -66,21 +75,18 @@ class LoopingScenarioSource:
         start = self._lap_start or self._clock().replace(microsecond=0)
         self._open_lap(start)
 
-    def read(self) -> Any:
+    def read(self) -> Frame | None:
         """The next frame; at the end of the scene, the first frame of the next lap."""
-        if self._inner is None:
-            from edge_agent.vision.errors import SourceError
-
+        inner = self._inner
+        if inner is None or inner.scenario is None or self._lap_start is None:
             raise SourceError(f"camera {self.camera_id}: source is not open")
-        frame = self._inner.read()
+        frame = inner.read()
         if frame is not None:
             return frame
-        assert self._lap_start is not None  # set by _open_lap
-        duration = float(self._inner.scenario.duration_s)
-        self._inner.close()
+        duration = inner.scenario.duration_s
+        inner.close()
         self.laps += 1
-        self._open_lap(self._lap_start + timedelta(seconds=duration))
-        return self._inner.read()
+        return self._open_lap(self._lap_start + timedelta(seconds=duration)).read()
 
     def close(self) -> None:
         """Release the scene; safe to call twice."""
@@ -89,33 +95,35 @@ class LoopingScenarioSource:
             self._inner = None
 
 
-def _install_looping_scenes() -> None:
-    from edge_agent.vision import pipeline, sources
-
-    original = sources.make_source
-
-    def make_source(camera: Any, **kwargs: Any) -> Any:
-        spec = camera.source_spec
-        if spec.kind != "scenario" or kwargs.get("replay"):
-            return original(camera, **kwargs)
-        return LoopingScenarioSource(
-            camera.id,
-            spec,
-            detect_fps=camera.detect_fps,
-            width=camera.width or 1280,
-            height=camera.height or 720,
+def make_demo_source(
+    camera: CameraConfig,
+    *,
+    clock: Callable[[], datetime] = _wall_clock,
+    replay: bool = False,
+    loop: bool = False,
+    video: Path | None = None,
+    start_time: datetime | None = None,
+) -> Source:
+    """The demo agent's source factory: live ``scenario:NAME`` cameras loop their scene
+    (:class:`LoopingScenarioSource`); everything else is :func:`make_scenario_source`'s."""
+    spec = camera.source_spec
+    if spec.kind != "scenario" or replay or video is not None:
+        return make_scenario_source(
+            camera, clock=clock, replay=replay, loop=loop, video=video, start_time=start_time
         )
-
-    # The pipeline imported make_source by name; the demo swaps in its looping variant
-    # there only, for this process.
-    setattr(pipeline, "make_source", make_source)  # noqa: B010  # swap a module global
+    return LoopingScenarioSource(
+        camera.id,
+        spec,
+        detect_fps=camera.detect_fps,
+        width=camera.width or DEFAULT_SIZE[0],
+        height=camera.height or DEFAULT_SIZE[1],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``edge-agent run`` with looping scenario cameras; returns its exit status."""
     from edge_agent import runner
 
-    _install_looping_scenes()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or "--config" not in args:
         sys.stderr.write("usage: python -m simulators.demo.agent --config FILE\n")
@@ -124,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not path.is_file():
         sys.stderr.write(f"simulators.demo.agent: no config file {path}\n")
         return 2
-    return runner.main(args)
+    return runner.main(args, source_factory=make_demo_source)
 
 
 if __name__ == "__main__":

@@ -277,8 +277,8 @@ class Demo:
         from central_hub.provision import provision_device
         from edge_agent.config import ConfigError, parse_config
         from edge_agent.protocol import public_key_b64
-        from edge_agent.vision.scenario_cameras import scenario_camera
         from simulators import scenarios
+        from simulators.scenarios.cameras import scenario_camera
 
         assert self.layout is not None
         public_key = public_key_b64(load_or_create_key(settings.hub_key_path))

@@ -18,9 +18,9 @@ from edge_agent import protocol
 from edge_agent.vision.config import DetectorConfig, VisionConfig
 from edge_agent.vision.detector import Detector, TruthDetector
 from edge_agent.vision.pipeline import replay
-from edge_agent.vision.scenario_cameras import route_location, scenario_camera
-from edge_agent.vision.sources import ScenarioSource
 from simulators import scenarios
+from simulators.scenarios.cameras import route_location, scenario_camera
+from simulators.scenarios.sources import make_scenario_source
 
 MODEL = Path(__file__).resolve().parents[3] / "models" / "street-detector"
 
@@ -46,15 +46,12 @@ def run(
     sc = scenarios.load(name, width=size[0], height=size[1], fps=fps)
     camera = scenario_camera(sc, rules=rules)
     config = VisionConfig(cameras=(camera,))
-    source = ScenarioSource(
-        camera.id, camera.source_spec, detect_fps=fps, width=size[0], height=size[1], replay=True
-    )
     events = list(
         replay(
             config,
             camera,
             detector=detector,
-            source=source,
+            source_factory=make_scenario_source,  # the camera's own size and rate
             location_at=route_location(sc),
             plate_reader=plate_reader,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from edge_agent.vision.detector import TruthDetector
 from edge_agent.vision.errors import ModelError, UnknownCamera
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.pipeline import VisionService
+from simulators import scenarios
+from simulators.scenarios.cameras import scenario_camera
+from simulators.scenarios.sources import make_scenario_source
 
 from .conftest import PAVEMENT, MjpegCamera
 
@@ -197,3 +201,40 @@ async def test_workers_take_no_more_frames_than_the_model_runs_at_once(gray_clip
             await task
     assert len(detector.sizes) >= 20
     assert set(detector.sizes) == {1}
+
+
+async def test_cameras_come_from_the_source_factory_it_is_given() -> None:
+    # A scenario camera: the agent cannot make it; the simulator's factory, passed in, can.
+    scene = scenarios.load("truck_debris", width=160, height=90, fps=1.0)
+    cam = scenario_camera(scene, source="scenario:truck_debris?seed=0&speed=1000")
+    config = VisionConfig(cameras=(cam,))
+    made: list[tuple[str, bool]] = []
+
+    def factory(camera: Any, *, clock: Callable[[], datetime], loop: bool, **kw: Any) -> Any:
+        made.append((camera.id, loop))
+        assert clock is service_clock
+        return make_scenario_source(camera, clock=clock, loop=loop, **kw)
+
+    def service_clock() -> datetime:
+        return scene.start_time
+
+    seq = iter(range(1, 10_000))
+    service = VisionService(
+        config,
+        device_id="truck-1",
+        next_seq=lambda: next(seq),
+        location=lambda: protocol.Location(lat=28.6, lon=121.2, source="gps"),
+        clock=service_clock,
+        detector=TruthDetector(),
+        loop_files=False,
+        source_factory=factory,
+    )
+    events: list[protocol.Event] = []
+
+    async def sink(event: protocol.Event) -> None:
+        events.append(event)
+
+    await asyncio.wait_for(service.run(sink), timeout=60)  # ends with the scene
+    assert made == [(cam.id, False)]
+    assert service.stats().frames > 0
+    assert [e.code for e in events] == ["2101"]  # the scene's debris, seen through its truth

@@ -1,25 +1,25 @@
 """Camera configs for simulator scenarios: their zones, default rules and location.
 
 Used by the replay tests, the demo and the benchmark, so a scenario and its camera
-config never drift apart. ``scenario`` is a ``simulators.scenarios.Scenario`` (typed
-loosely: the simulator is not a dependency of the agent).
+config never drift apart.
 """
 
 from __future__ import annotations
 
 import bisect
-import importlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from edge_agent import protocol
 from edge_agent.vision.config import CameraConfig, FixedLocation, RuleConfig, ZoneConfig
+from simulators.scenarios.core import Scenario
+from simulators.scenarios.library import CAMERA_SITES
 
 __all__ = ["DEFAULT_ZONE_RULES", "route_location", "scenario_camera"]
 
 #: Rules a scenario camera gets for each zone it has, unless the caller gives rules.
-DEFAULT_ZONE_RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
+DEFAULT_ZONE_RULES: dict[tuple[str, str], tuple[dict[str, str], ...]] = {
     ("pole", "pavement"): ({"name": "vendor", "kind": "vendor"},),
     ("pole", "shop_front"): ({"name": "shop-front", "kind": "shop_front"},),
     ("pole", "no_parking"): ({"name": "no-parking", "kind": "parking"},),
@@ -27,16 +27,15 @@ DEFAULT_ZONE_RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
 }
 
 
-def _site_location(scenario: Any) -> FixedLocation | None:
+def _site_location(scenario: Scenario) -> FixedLocation | None:
     if scenario.camera != "pole" or scenario.site is None:
         return None
-    sites = importlib.import_module("simulators.scenarios").CAMERA_SITES
-    lat, lon = sites[scenario.site]
+    lat, lon = CAMERA_SITES[scenario.site]
     return FixedLocation(lat=lat, lon=lon)
 
 
 def scenario_camera(
-    scenario: Any,
+    scenario: Scenario,
     *,
     camera_id: str | None = None,
     rules: Sequence[RuleConfig | dict[str, Any]] | None = None,
@@ -72,7 +71,7 @@ def scenario_camera(
     return CameraConfig.model_validate(fields)
 
 
-def route_location(scenario: Any) -> Callable[[datetime], protocol.Location | None]:
+def route_location(scenario: Scenario) -> Callable[[datetime], protocol.Location | None]:
     """A truck scenario's GPS: the route fix at a given scenario time (for replays)."""
     route = scenario.route
     times = [p[0] for p in route]
