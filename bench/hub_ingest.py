@@ -54,13 +54,13 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.adapters.mqtt import HubMqtt, Inbound
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
 from central_hub.hub import build_hub
-from central_hub.ingest import IngestWorker
-from central_hub.mqtt import Inbound, MqttLink
 from central_hub.settings import HubSettings
 from central_hub.testing import eventually, make_event
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, decode_from_topic, encode, hub_subscriptions, topic
 from simulators.mosquitto import MosquittoBroker
 
@@ -278,8 +278,8 @@ async def hub_drain_and_latency(
     hub = await build_hub(settings, mqtt=False)
     subs = hub_subscriptions("hub")
 
-    def link() -> MqttLink:
-        return MqttLink(host="127.0.0.1", port=port, client_id="hub-bench", subscriptions=subs)
+    def link() -> HubMqtt:
+        return HubMqtt(host="127.0.0.1", port=port, client_id="hub-bench", subscriptions=subs)
 
     first = link()
     await first.start()

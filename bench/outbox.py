@@ -8,7 +8,7 @@ Figures, all measured in this one process run:
   batching possible: bounded by the fsync rate);
 * ``sqlite_fsync_per_s``: the raw baseline, one ``sqlite3`` INSERT + COMMIT per row with
   the same pragmas;
-* ``drain_per_s``: a 20,000-event backlog drained by Outbox + Uplink + MqttLink into
+* ``drain_per_s``: a 20,000-event backlog drained by Outbox + Uplink + BrokerLink into
   Mosquitto, counted until every row's PUBACK has deleted it;
 * ``raw_publish_per_s``: the raw baseline, one paho client publishing the same payloads
   at QoS1 with ``loop_start`` until every PUBACK arrived;
@@ -34,7 +34,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import protocol
-from edge_agent.link.mqtt import LinkListener, LinkSettings, MqttLink
+from edge_agent.link.mqtt import BrokerLink, LinkListener, LinkSettings
 from edge_agent.link.outbox import Outbox
 from edge_agent.link.uplink import Uplink
 from simulators.mosquitto import MosquittoBroker
@@ -155,7 +155,7 @@ async def drain(path: Path, port: int, payloads: list[bytes], n: int) -> float:
     topic = protocol.topic(DEVICE, protocol.Channel.EVENT)
     await asyncio.gather(*(box.append(topic, payloads[i % len(payloads)]) for i in range(n)))
     assert box.stats().depth == n
-    link = MqttLink(LinkSettings(host="127.0.0.1", port=port, client_id="drain-bench"))
+    link = BrokerLink(LinkSettings(host="127.0.0.1", port=port, client_id="drain-bench"))
     uplink = Uplink(box, link, window=1000)
     up = asyncio.Event()
     link.start(_Listener(uplink, up))

@@ -28,12 +28,12 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
     server: uvicorn.Server | None = None
     console: ConsoleState | None = None
     tasks: list[asyncio.Task[None]] = []
-    if hub.link is not None:
-        await hub.link.start()
+    if hub.mqtt is not None:
+        await hub.mqtt.start()
     async with asyncio.TaskGroup() as tg:
         if hub.ingest is not None:
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
-        tasks.append(tg.create_task(hub.commands.run(), name="commands"))
+        tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
         if api:
             app = create_app(hub)
             console = install_console(app, hub)
@@ -56,8 +56,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         for task in tasks:
             if task.get_name() != "api":
                 task.cancel()
-    if hub.link is not None:
-        await hub.link.stop()
+    if hub.mqtt is not None:
+        await hub.mqtt.stop()
 
 
 async def serve(

@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
 from central_hub.hub import build_hub, load_or_create_key
-from central_hub.mqtt import LinkError, drop_session
-from central_hub.provision import provision_device
+from central_hub.services.provision import provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
 
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"central-hub: bad settings: {exc}", file=sys.stderr)
         return 2
-    except (HubError, LinkError) as exc:
+    except HubError as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BrokerError",
     "CommandError",
     "ConflictError",
+    "ForbiddenError",
     "HubError",
+    "InvalidInputError",
     "NotFoundError",
     "ProvisionError",
     "StorageError",
+    "TooLargeError",
 ]
 
 
@@ -29,6 +33,18 @@ class ConflictError(HubError):
     """A request that conflicts with the current state (a refused transition, a duplicate)."""
 
 
+class BrokerError(HubError):
+    """The MQTT broker did not take a message: not connected, refused, or no ack in time."""
+
+
+class InvalidInputError(HubError):
+    """Input the hub cannot use (an upload that is not a JPEG image)."""
+
+
+class TooLargeError(HubError):
+    """A request body larger than the hub accepts."""
+
+
 class CommandError(HubError):
     """A command that cannot be queued (unknown device, bad kind or parameters)."""
 
@@ -39,3 +55,7 @@ class ProvisionError(HubError):
 
 class AuthError(HubError):
     """A missing, unknown or disabled token, or a role that may not do this."""
+
+
+class ForbiddenError(AuthError):
+    """A known user whose role may not do this."""

@@ -12,24 +12,25 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.auth import UserService
-from central_hub.case_filing import CaseFiler
-from central_hub.cases import CaseService
-from central_hub.commands import CommandService
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.mqtt import HubMqtt
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
-from central_hub.devices import DeviceService
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.grid import Grid
 from central_hub.errors import HubError
-from central_hub.evidence import EvidenceStore
-from central_hub.ingest import IngestWorker
-from central_hub.mqtt import MqttLink
-from central_hub.publisher import Publisher
-from central_hub.records import RecordService
+from central_hub.services.case_filing import CaseFiler
+from central_hub.services.cases import CaseService
+from central_hub.services.commands import CommandService
+from central_hub.services.devices import DeviceService
+from central_hub.services.metrics import MetricsService
+from central_hub.services.publisher import Publisher
+from central_hub.services.records import RecordService
+from central_hub.services.users import UserService
 from central_hub.settings import HubSettings
-from central_hub.stats import MetricsService
+from central_hub.workers.dispatch import CommandDispatcher
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import (
     ProtocolError,
     generate_signing_key,
@@ -80,11 +81,12 @@ class Hub:
     users: UserService
     devices: DeviceService
     commands: CommandService
+    dispatcher: CommandDispatcher
     cases: CaseService
     records: RecordService
     metrics: MetricsService
     filer: CaseFiler
-    link: MqttLink | None = None
+    mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
 
     async def close(self) -> None:
@@ -104,7 +106,7 @@ async def build_hub(
 ) -> Hub:
     """Open the database (migrating it), load data files and the key, wire the services.
 
-    With ``mqtt`` a :class:`MqttLink` is created (not started) and, with ``ingest``, an
+    With ``mqtt`` a :class:`HubMqtt` is created (not started) and, with ``ingest``, an
     ingest worker reading from it. Tests pass their own ``engine`` or ``publisher``.
     """
     engine = engine or create_engine(settings.database_url)
@@ -113,9 +115,9 @@ async def build_hub(
     catalogue, grid, calendar = Catalogue.load(), Grid.load_sample(), WorkCalendar.load()
     key = load_or_create_key(settings.hub_key_path)
     evidence = EvidenceStore(settings.evidence_path)
-    link = None
+    broker = None
     if mqtt:
-        link = MqttLink(
+        broker = HubMqtt(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
             client_id=settings.mqtt_client_id,
@@ -123,9 +125,9 @@ async def build_hub(
             username=settings.mqtt_username,
             password=settings.mqtt_secret(),
         )
-    pub: Publisher | None = publisher or link
+    pub: Publisher | None = publisher or broker
     filer = CaseFiler(catalogue, grid, calendar)
-    commands = CommandService(engine, key, pub, clock, tick_s=settings.command_tick_s)
+    commands = CommandService(engine, key, pub, clock)
     hub = Hub(
         engine=engine,
         clock=clock,
@@ -137,16 +139,17 @@ async def build_hub(
         users=UserService(engine, clock),
         devices=DeviceService(engine, pub, clock),
         commands=commands,
+        dispatcher=CommandDispatcher(commands, tick_s=settings.command_tick_s),
         cases=CaseService(engine, calendar, clock),
         records=RecordService(engine),
         metrics=MetricsService(engine, grid, clock),
         filer=filer,
-        link=link,
+        mqtt=broker,
     )
-    if link is not None and ingest:
+    if broker is not None and ingest:
         hub.ingest = IngestWorker(
             engine,
-            link,
+            broker,
             evidence,
             filer,
             clock,

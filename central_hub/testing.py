@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from central_hub.mqtt import Inbound
+from central_hub.adapters.mqtt import Inbound
 from edge_agent.protocol import Channel, Event, Status, encode, topic, uuid7
 
 __all__ = [
@@ -104,7 +104,7 @@ def inbound(message: Any, channel: Channel | None = None, *, mid: int = 0) -> In
 
 
 class ListSource:
-    """A :class:`central_hub.ingest.MessageSource` fed by the test; records acks."""
+    """A :class:`central_hub.workers.ingest.MessageSource` fed by the test; records acks."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
@@ -155,7 +155,7 @@ class FakeClock:
 
 
 class RecordingPublisher:
-    """A :class:`central_hub.publisher.Publisher` that records what it was asked to send."""
+    """A :class:`central_hub.services.publisher.Publisher` that records what it sends."""
 
     def __init__(self, connected: bool = True) -> None:
         self.connected = connected

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 #: Modules that contribute subcommands, in help order.
 SUBCOMMAND_MODULES = (
-    "edge_agent.runner",  # run
+    "edge_agent.run_command",  # run
     "edge_agent.config",  # validate
     "edge_agent.vision.tools",  # replay, draw-zones
     "edge_agent.vision.eval_tool",  # eval

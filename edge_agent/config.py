@@ -68,7 +68,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge_agent import __version__, protocol
-from edge_agent.vision.config import VisionConfig
+from edge_agent.vision.config import FixedLocation, VisionConfig
 
 __all__ = [
     "AgentConfig",
@@ -109,20 +109,13 @@ DeviceId = Annotated[str, StringConstraints(pattern=protocol.DEVICE_ID_RE.patter
 ClipId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-class Position(_Section):
-    """A surveyed position (WGS-84)."""
-
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-
-
 class DeviceSection(_Section):
     """Who this unit is."""
 
     id: DeviceId
     kind: Literal["pole", "truck"]
     fw: Annotated[str, StringConstraints(min_length=1, max_length=64)] = __version__
-    location: Position | None = None
+    location: FixedLocation | None = None
 
 
 class TlsSection(_Section):
@@ -342,23 +335,6 @@ class AgentConfig(BaseSettings):
         )
 
 
-def _error_lines(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            message = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            message = "unknown field (not part of the config)"
-        elif "input" in err and not isinstance(err["input"], dict | list):
-            shown = repr(err["input"])
-            if "password" not in loc and len(shown) <= 60:
-                message += f" (got {shown})"
-        lines.append(f"{loc}: {message}")
-    return lines
-
-
 def parse_config(data: Mapping[str, Any], base: Path, source: str = "<config>") -> AgentConfig:
     """Validate ``data`` (plus ``XH_`` environment overrides) and resolve paths against ``base``.
 
@@ -367,7 +343,7 @@ def parse_config(data: Mapping[str, Any], base: Path, source: str = "<config>") 
     try:
         config = AgentConfig(**dict(data))
     except ValidationError as exc:
-        raise ConfigError(source, _error_lines(exc)) from exc
+        raise ConfigError(source, protocol.error_lines(exc)) from exc
     return config.resolved(base)
 
 

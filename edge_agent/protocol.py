@@ -77,6 +77,8 @@ __all__ = [
     "canonical_json",
     "decode",
     "encode",
+    "error_lines",
+    "field_path",
     "generate_signing_key",
     "hub_subscriptions",
     "load_private_key",
@@ -85,6 +87,7 @@ __all__ = [
     "public_key_b64",
     "sign_command",
     "topic",
+    "utc_now",
     "uuid7",
     "uuid7_time",
     "verify_command",
@@ -227,6 +230,11 @@ def hub_subscriptions(share_group: str | None = "hub") -> list[str]:
 
 
 # --------------------------------------------------------------------------- ids
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware: the default clock of everything that takes one."""
+    return datetime.now(UTC)
 
 
 def uuid7(unix_ms: int | None = None) -> str:
@@ -546,15 +554,42 @@ def _specific_errors(exc: ValidationError) -> list[Any]:
     ]
 
 
+def field_path(loc: Iterable[int | str]) -> str:
+    """A pydantic error location as a dotted path (``objects.0.score``; ``<root>``)."""
+    return ".".join(str(p) for p in loc) or "<root>"
+
+
+def error_lines(exc: ValidationError, *, prefix: str = "") -> list[str]:
+    """One ``path: message`` line per error of ``exc``, for a person fixing a config file.
+
+    ``prefix`` goes before each path (``vision.`` when only that section was validated).
+    The offending value is shown when short, never for a field named like a password.
+    """
+    lines = []
+    for err in exc.errors():
+        loc = prefix + field_path(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field (not part of the config)"
+        elif "input" in err and not isinstance(err["input"], dict | list):
+            shown = repr(err["input"])
+            if "password" not in loc and len(shown) <= 60:
+                message += f" (got {shown})"
+        lines.append(f"{loc}: {message}")
+    return lines
+
+
 def _fields_of(exc: ValidationError) -> tuple[str, ...]:
-    return tuple(".".join(str(p) for p in err["loc"]) or "<root>" for err in _specific_errors(exc))
+    return tuple(field_path(err["loc"]) for err in _specific_errors(exc))
 
 
 def _describe(exc: ValidationError, what: str) -> str:
     parts = []
     errors = _specific_errors(exc)
     for err in errors[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = field_path(err["loc"])
         if err["type"] == "missing":
             parts.append(f"missing required field '{loc}'")
         else:

@@ -1,4 +1,4 @@
-"""``edge-agent run --config FILE``: the whole agent under one asyncio loop.
+"""The whole edge agent under one asyncio loop: wiring and supervised stages.
 
 The :class:`Agent` opens the outbox, starts the MQTT link (one paho client, its own
 thread), and runs named, supervised stages: ``uplink`` (outbox → broker), ``telemetry``
@@ -7,56 +7,41 @@ A crashed stage is restarted with backoff and counted in telemetry's ``restarts`
 
 Commands from the hub are verified and run by
 :class:`edge_agent.link.commands.CommandHandler`. A new config, from a signed
-``config.apply`` command (params ``{version, config}``) or from the retained
-``config/desired`` topic (unless ``hub.accept_config_desired`` is false), is validated,
-the config-dependent stages restart on it, and the agent rolls back to the previous
-config if they cannot start (or crash within :data:`APPLY_PROBE_S`); the outcome goes
-to ``config/reported`` (retained) and the config file is rewritten. Sections the new
-config leaves out keep their current values. The sections that
-identify the unit (``device``, ``mqtt``, ``hub``, ``outbox``) cannot be changed that way:
-that is re-provisioning.
+``config.apply`` command or from the retained ``config/desired`` topic (unless
+``hub.accept_config_desired`` is false), goes through
+:class:`edge_agent.config_apply.ConfigApplier`; the agent's part is
+:meth:`Agent._switch_stages`: restart the config-dependent stages on it, or roll back.
 
-Run it as ``edge-agent run --config FILE`` or ``python -m edge_agent.runner --config FILE``.
+Run it as ``edge-agent run --config FILE`` (:mod:`edge_agent.run_command`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_agent import protocol
-from edge_agent.config import (
-    AgentConfig,
-    ConfigError,
-    load_config,
-    parse_config,
-    read_config_data,
-    save_config_file,
-)
+from edge_agent.agent.heartbeat import BoardFigures, build_telemetry, read_board
+from edge_agent.agent.selftest import run_selftest
+from edge_agent.agent.snapshot import send_snapshot
+from edge_agent.agent.supervisor import Supervisor
+from edge_agent.config import AgentConfig, read_config_data
+from edge_agent.config_apply import APPLY_PROBE_S, CONFIG_STAGES, ConfigApplier, crashed_stages
 from edge_agent.gps.sources import open_fixes
 from edge_agent.gps.tracker import GpsTracker
 from edge_agent.link.commands import CommandFailed, CommandHandler, Executor
-from edge_agent.link.errors import LinkError
-from edge_agent.link.heartbeat import BoardFigures, build_telemetry, read_board
-from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
+from edge_agent.link.mqtt import BrokerLink, LinkSettings, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
-from edge_agent.link.selftest import run_selftest
-from edge_agent.link.snapshot import send_snapshot
-from edge_agent.link.supervisor import Supervisor
 from edge_agent.link.uplink import Uplink
 from edge_agent.speaker.backends import NullBackend
 from edge_agent.speaker.commands import SpeakerCommands
-from edge_agent.speaker.errors import SpeakerError
 from edge_agent.speaker.factory import build_speaker
 from edge_agent.speaker.player import Speaker
 
@@ -65,19 +50,7 @@ if TYPE_CHECKING:  # the vision package (OpenCV) loads only on units with camera
 
 log = logging.getLogger(__name__)
 
-__all__ = ["APPLY_PROBE_S", "Agent", "main", "register"]
-
-#: After ``config.apply`` starts the new stages, a crash within this many seconds rolls back.
-APPLY_PROBE_S = 2.0
-#: Stages that depend on the parts of the config ``config.apply`` may change.
-CONFIG_STAGES = ("gps", "vision", "selftest")
-#: Sections ``config.apply`` may not change.
-FIXED_SECTIONS = ("device", "mqtt", "hub", "outbox")
-
-
-def utc_now() -> datetime:
-    """The wall clock, timezone-aware."""
-    return datetime.now(UTC)
+__all__ = ["Agent"]
 
 
 class _Vision(Protocol):
@@ -123,7 +96,7 @@ class Agent:
         config: AgentConfig,
         *,
         config_path: Path | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = protocol.utc_now,
         source_factory: SourceFactory | None = None,
     ) -> None:
         self.config = config
@@ -137,19 +110,26 @@ class Agent:
         self._stop = asyncio.Event()
         self._seq = 0
         self._outbox: Outbox | None = None
-        self._link: MqttLink | None = None
+        self._link: BrokerLink | None = None
         self._uplink: Uplink | None = None
         self._stages: _Stages | None = None
         self._commands: CommandHandler | None = None
-        self._apply_lock = asyncio.Lock()
         #: Parts that could not start (the unit then reports ``degraded``).
         self.problems: list[str] = []
         # The config file as written (relative paths kept): a pushed config that leaves
         # a section out keeps that section from here.
-        self._raw: dict[str, Any] = {}
+        raw: dict[str, Any] = {}
         if config_path is not None and config_path.exists():
-            self._raw = read_config_data(config_path)
-        self._desired_seen: set[int] = set()
+            raw = read_config_data(config_path)
+        self._applier = ConfigApplier(
+            device_id=self.device_id,
+            raw=raw,
+            config_path=config_path,
+            current=lambda: self.config,
+            switch=self._switch_stages,
+            report=self._report,
+            status_changed=self._publish_status,
+        )
         self._side_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ wiring
@@ -236,7 +216,7 @@ class Agent:
         self._seq = outbox.counter("seq")
         try:
             public_key = protocol.load_public_key(cfg.hub.key_text())
-            link = MqttLink(
+            link = BrokerLink(
                 self._link_settings(),
                 subscriptions=self._subscriptions(),
                 birth=lambda: self._status("online"),
@@ -246,14 +226,15 @@ class Agent:
             uplink = Uplink(outbox, link, window=cfg.mqtt.inflight_window)
             self._uplink = uplink
             self._stages = await self._build(cfg, strict=False)
-            self._commands = CommandHandler(
+            commands = CommandHandler(
                 device_id=self.device_id,
                 public_key=public_key,
                 outbox=outbox,
                 executors=self._executors(),
                 clock=self.clock,
             )
-            link.start(_Listener(self))
+            self._commands = commands
+            link.start(_Listener(uplink, commands, self.config_desired))
             self.supervisor.start("uplink", uplink.run)
             self.supervisor.start("telemetry", self._telemetry)
             self._start_stages(self._stages)
@@ -400,7 +381,7 @@ class Agent:
     def _executors(self) -> dict[str, Executor]:
         return {
             **SpeakerCommands(lambda: self.speaker).executors(),
-            "config.apply": self._cmd_config_apply,
+            "config.apply": self._applier.apply_command,
             "snapshot.request": self._cmd_snapshot,
         }
 
@@ -426,62 +407,18 @@ class Agent:
         except (KeyError, VisionError) as exc:
             raise CommandFailed(f"snapshot of {camera_id!r} failed: {exc}") from exc
 
-    async def _cmd_config_apply(self, command: protocol.Command) -> str:
-        params = command.params
-        version, data = params.get("version"), params.get("config")
-        if not isinstance(version, int) or version < 1 or not isinstance(data, dict):
-            raise CommandFailed("params need version (an integer >= 1) and config (a mapping)")
-        async with self._apply_lock:
-            return await self._apply(version, data)
-
     def config_desired(self, payload: bytes) -> None:
         """A retained ``config/desired`` message arrived: apply it in its own task."""
         task = asyncio.get_running_loop().create_task(
-            self._apply_desired(payload), name="config-desired"
+            self._applier.apply_desired(payload), name="config-desired"
         )
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _apply_desired(self, payload: bytes) -> None:
-        try:
-            desired = protocol.decode(protocol.ConfigDesired, payload)
-        except protocol.MalformedPayload as exc:
-            log.warning("ignored a malformed config/desired message: %s", exc.reason)
-            return
-        if desired.device_id != self.device_id:
-            log.warning("ignored config/desired for %s", desired.device_id)
-            return
-        async with self._apply_lock:
-            version = desired.version
-            if version <= self.config.config_version or version in self._desired_seen:
-                return  # already running it (a retained copy on reconnect) or tried it
-            self._desired_seen.add(version)
-            try:
-                await self._apply(version, desired.config)
-            except CommandFailed as exc:
-                log.warning("config/desired %d not applied: %s", version, exc)
-
-    async def _apply(self, version: int, data: dict[str, Any]) -> str:
-        """Validate, start and keep (or roll back) config ``version``; report the outcome.
-
-        Sections missing from ``data`` keep their current values, so the hub may send
-        a whole config or only the sections it changes.
-        """
-        base = self.config_path.resolve().parent if self.config_path else Path.cwd()
-        merged = {**self._raw, **{k: v for k, v in data.items() if k != "config_version"}}
-        merged["config_version"] = version
-        try:
-            new = parse_config(merged, base, "config.apply")
-        except ConfigError as exc:
-            await self._report(version, "rejected", exc.errors)
-            raise CommandFailed(f"config {version} rejected: {len(exc.errors)} error(s)") from exc
-        changed = [s for s in FIXED_SECTIONS if getattr(new, s) != getattr(self.config, s)]
-        if changed:
-            errors = [
-                f"{s}: cannot be changed by config.apply (re-provision the unit)" for s in changed
-            ]
-            await self._report(version, "rejected", errors)
-            raise CommandFailed("; ".join(errors))
+    async def _switch_stages(self, new: AgentConfig) -> str | None:
+        """Run the config-dependent stages on ``new`` and make it the agent's config;
+        if they cannot start or crash within ``APPLY_PROBE_S``, go back to the old
+        stages and return the problem."""
         old_stages = self._stages
         assert old_stages is not None  # commands run only while the agent runs
         await self.supervisor.stop(CONFIG_STAGES)
@@ -497,28 +434,19 @@ class Agent:
             self._stages = new_stages
             self._start_stages(new_stages)
             await asyncio.sleep(APPLY_PROBE_S)
-            crashed = [
-                s for s in CONFIG_STAGES if self.supervisor.restarts.get(s, 0) > before.get(s, 0)
-            ]
+            crashed = crashed_stages(before, self.supervisor.restarts)
             if crashed:
                 problem = f"stage(s) {', '.join(crashed)} crashed on the new config"
                 await self.supervisor.stop(CONFIG_STAGES)
                 await new_stages.speaker.close()
         if problem is not None:
-            log.error("config %d rolled back: %s", version, problem)
             self._stages = old_stages
             self.problems = old_problems
             self._start_stages(old_stages)
-            await self._report(version, "rolled_back", [problem])
-            raise CommandFailed(f"config {version} rolled back: {problem}")
+            return problem
         await old_stages.speaker.close()
         self.config = new
-        self._raw = merged
-        if self.config_path is not None:
-            await asyncio.to_thread(save_config_file, self.config_path, merged)
-        self._publish_status()
-        await self._report(version, "applied", [])
-        return f"config {version} applied"
+        return None
 
     async def _report(self, version: int, state: str, errors: Sequence[str]) -> None:
         reported = protocol.ConfigReported(
@@ -537,88 +465,26 @@ class Agent:
 
 
 class _Listener:
-    """Routes what the link reports (on the event loop) to the agent's parts."""
+    """Routes what the link reports (on the event loop) to the parts that handle it."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(
+        self, uplink: Uplink, commands: CommandHandler, config_desired: Callable[[bytes], None]
+    ) -> None:
+        self.uplink = uplink
+        self.commands = commands
+        self.config_desired = config_desired
 
     def link_up(self) -> None:
-        if self.agent._uplink is not None:
-            self.agent._uplink.wake()
+        self.uplink.wake()
 
     def link_down(self, reason: str) -> None:
         log.debug("link down: %s", reason)
 
     def message(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/config/desired"):
-            self.agent.config_desired(payload)
-        elif self.agent._commands is not None and topic.endswith("/cmd"):
-            self.agent._commands.submit(payload)
+            self.config_desired(payload)
+        elif topic.endswith("/cmd"):
+            self.commands.submit(payload)
 
     def published(self, mids: list[int]) -> None:
-        if self.agent._uplink is not None:
-            self.agent._uplink.published(mids)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-async def _run_until_signalled(agent: Agent) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.request_stop)
-    await agent.run()
-
-
-def _run_command(args: argparse.Namespace, source_factory: SourceFactory | None = None) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    path = Path(args.config)
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        log.error("%s: %d config error(s)", path, len(exc.errors))
-        for line in exc.errors:
-            log.error("  %s", line)
-        return 2
-    if config.vision.cameras:
-        # Now, before any thread exists: glibc limits only the malloc arenas made later.
-        from edge_agent.vision.memory import apply_memory_settings
-
-        apply_memory_settings(config.vision.memory)
-    try:
-        agent = Agent(config, config_path=path, source_factory=source_factory)
-        asyncio.run(_run_until_signalled(agent))
-    except (LinkError, protocol.ProtocolError, SpeakerError) as exc:
-        log.error("agent cannot start: %s", exc)
-        return 1
-    return 0
-
-
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="the device's YAML config file")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-
-
-def register(subparsers: Any) -> None:
-    """Add ``run --config FILE`` to the ``edge-agent`` command line."""
-    parser = subparsers.add_parser("run", help="run the agent with a device config file")
-    _add_run_arguments(parser)
-    parser.set_defaults(func=_run_command)
-
-
-def main(argv: Sequence[str] | None = None, *, source_factory: SourceFactory | None = None) -> int:
-    """``python -m edge_agent.runner --config FILE``: the ``run`` subcommand on its own.
-
-    ``source_factory`` is passed to the :class:`Agent` (a simulator's launcher gives one).
-    """
-    parser = argparse.ArgumentParser(prog="edge_agent.runner", description=__doc__)
-    _add_run_arguments(parser)
-    return _run_command(parser.parse_args(argv), source_factory)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        self.uplink.published(mids)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
-from central_hub.auth import User
 from central_hub.domain.workflow import Role
-from central_hub.records import DeadLetterView
+from central_hub.services.records import DeadLetterView
+from central_hub.services.users import User
 
 router = APIRouter(tags=["admin"])
 

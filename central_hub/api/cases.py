@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
-from central_hub.cases import CaseDetail, CaseFilter, CaseView
-from central_hub.domain.errors import TransitionRefused, UnknownCell
 from central_hub.domain.workflow import Action, Stage
-from central_hub.errors import ConflictError, NotFoundError
+from central_hub.services.cases import CaseDetail, CaseFilter, CaseView
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -45,12 +43,7 @@ async def list_cases(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CaseView]:
     """Cases, newest first, filtered by stage, code, line, squad, grid subtree, overdue."""
-    cells = None
-    if cell is not None:
-        try:
-            cells = hub.grid.subtree(cell)
-        except UnknownCell as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    cells = hub.grid.subtree(cell) if cell is not None else None
     flt = CaseFilter(
         stage=stage,
         code=code,
@@ -68,10 +61,7 @@ async def list_cases(
 @router.get("/{case_id}", **guard(*ALL_ROLES))
 async def get_case(case_id: int, hub: HubDep, user: CurrentUser) -> CaseDetail:
     """One case with its audit trail, events and the actions the caller may take."""
-    try:
-        return await hub.cases.get(case_id, user)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return await hub.cases.get(case_id, user)
 
 
 @router.post("/{case_id}/transitions", **guard(*ALL_ROLES))
@@ -79,19 +69,11 @@ async def transition_case(
     case_id: int, body: TransitionRequest, hub: HubDep, user: CurrentUser
 ) -> CaseDetail:
     """Take an action on a case: 403 if the role may not, 409 if the stage does not allow it."""
-    try:
-        return await hub.cases.transition(
-            case_id,
-            body.action,
-            user,
-            reason=body.reason,
-            attachments=body.attachments,
-            squad_id=body.squad_id,
-        )
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except TransitionRefused as exc:
-        code = status.HTTP_403_FORBIDDEN if exc.kind == "forbidden" else status.HTTP_409_CONFLICT
-        raise HTTPException(code, exc.reason) from exc
-    except ConflictError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return await hub.cases.transition(
+        case_id,
+        body.action,
+        user,
+        reason=body.reason,
+        attachments=body.attachments,
+        squad_id=body.squad_id,
+    )

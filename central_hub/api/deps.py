@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from central_hub.auth import User
 from central_hub.domain.workflow import Role
-from central_hub.errors import AuthError
+from central_hub.errors import ForbiddenError
 from central_hub.hub import Hub
+from central_hub.services.users import User
 
 __all__ = ["ALL_ROLES", "CurrentUser", "HubDep", "get_hub", "guard"]
 
@@ -33,14 +33,9 @@ async def current_user(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user whose bearer token came with the request; 401 otherwise."""
+    """The user whose bearer token came with the request; AuthError (401) otherwise."""
     hub = get_hub(request)
-    try:
-        return await hub.users.authenticate(creds.credentials if creds else None)
-    except AuthError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from exc
+    return await hub.users.authenticate(creds.credentials if creds else None)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -49,10 +44,9 @@ CurrentUser = Annotated[User, Depends(current_user)]
 def _require(roles: frozenset[Role]) -> Callable[[User], Awaitable[User]]:
     async def check(user: CurrentUser) -> User:
         if user.role not in roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
+            raise ForbiddenError(
                 f"role {user.role.value} may not do this; needs one of "
-                + ", ".join(sorted(r.value for r in roles)),
+                + ", ".join(sorted(r.value for r in roles))
             )
         return user
 

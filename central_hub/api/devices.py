@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from central_hub.api.deps import CurrentUser, HubDep, guard
-from central_hub.commands import CommandView
-from central_hub.devices import DeviceView
 from central_hub.domain.workflow import Role
-from central_hub.errors import CommandError, NotFoundError
-from central_hub.mqtt import LinkError
+from central_hub.services.commands import CommandView
+from central_hub.services.devices import DeviceView
 
 router = APIRouter(tags=["devices"])
 
@@ -50,10 +48,7 @@ async def list_devices(hub: HubDep) -> list[DeviceView]:
 @router.get("/devices/{device_id}", **guard(*_READERS))
 async def get_device(device_id: str, hub: HubDep) -> DeviceView:
     """One device."""
-    try:
-        return await hub.devices.get(device_id)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return await hub.devices.get(device_id)
 
 
 @router.post(
@@ -65,14 +60,9 @@ async def send_command(
     device_id: str, body: CommandRequest, hub: HubDep, user: CurrentUser
 ) -> CommandView:
     """Sign and queue a command; it is sent when the device is online, or expires."""
-    try:
-        return await hub.commands.enqueue(
-            device_id, body.kind, body.params, ttl=timedelta(seconds=body.ttl_s), actor=user.name
-        )
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except CommandError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return await hub.commands.enqueue(
+        device_id, body.kind, body.params, ttl=timedelta(seconds=body.ttl_s), actor=user.name
+    )
 
 
 @router.get("/devices/{device_id}/commands", **guard(*_READERS))
@@ -84,21 +74,11 @@ async def list_commands(device_id: str, hub: HubDep) -> list[CommandView]:
 @router.get("/commands/{cmd_id}", **guard(*_READERS))
 async def get_command(cmd_id: str, hub: HubDep) -> CommandView:
     """One command's state."""
-    try:
-        return await hub.commands.get(cmd_id)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return await hub.commands.get(cmd_id)
 
 
 @router.put("/devices/{device_id}/config", **guard(Role.ADMIN))
 async def put_config(device_id: str, body: DesiredConfig, hub: HubDep) -> DesiredVersion:
     """Store a new desired config and publish it (retained) to the device."""
-    try:
-        version = await hub.devices.set_desired(device_id, body.config)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except LinkError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"stored but not published: {exc}"
-        ) from exc
+    version = await hub.devices.set_desired(device_id, body.config)
     return DesiredVersion(device_id=device_id, version=version)

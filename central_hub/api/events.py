@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, Query, Response, UploadFile
 from pydantic import BaseModel
 
 from central_hub.api.deps import ALL_ROLES, HubDep, guard
 from central_hub.domain.workflow import Role
-from central_hub.errors import NotFoundError
-from central_hub.records import EventView
+from central_hub.errors import InvalidInputError, TooLargeError
+from central_hub.services.records import EventView
 
 router = APIRouter(tags=["events"])
 
@@ -52,10 +52,7 @@ async def list_events(
 @router.get("/events/{event_id}", **guard(*ALL_ROLES))
 async def get_event(event_id: str, hub: HubDep) -> EventView:
     """One event."""
-    try:
-        return await hub.records.event(event_id)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return await hub.records.event(event_id)
 
 
 @router.get(
@@ -65,10 +62,7 @@ async def get_event(event_id: str, hub: HubDep) -> EventView:
 )
 async def get_evidence(sha256: str, hub: HubDep) -> Response:
     """An evidence image by its SHA-256."""
-    try:
-        data = await hub.evidence.get(sha256)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    data = await hub.evidence.get(sha256)
     return Response(data, media_type="image/jpeg")
 
 
@@ -77,9 +71,7 @@ async def upload_evidence(file: UploadFile, hub: HubDep) -> EvidenceRef:
     """Store a JPEG (a handler's photo) and return its hash for a transition's attachments."""
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"evidence is limited to {MAX_UPLOAD_BYTES} bytes"
-        )
+        raise TooLargeError(f"evidence is limited to {MAX_UPLOAD_BYTES} bytes")
     if not data.startswith(b"\xff\xd8"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "evidence must be a JPEG image")
+        raise InvalidInputError("evidence must be a JPEG image")
     return EvidenceRef(sha256=await hub.evidence.put(data), size=len(data))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from central_hub.api.deps import ALL_ROLES, HubDep, guard
-from central_hub.domain.errors import UnknownCell
+from central_hub.errors import NotFoundError
 
 router = APIRouter(prefix="/grid", tags=["grid"])
 
@@ -36,17 +36,14 @@ async def locate(lat: float, lon: float, hub: HubDep) -> CellView:
     """The street-level cell holding a point; 404 outside the grid."""
     cell = hub.grid.locate(lat, lon)
     if cell is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"({lat}, {lon}) is outside the grid")
+        raise NotFoundError(f"({lat}, {lon}) is outside the grid")
     return _cell_view(hub, cell.id)
 
 
 @router.get("/cells/{cell_id}", **guard(*ALL_ROLES))
 async def get_cell(cell_id: str, hub: HubDep) -> CellView:
     """One cell."""
-    try:
-        return _cell_view(hub, cell_id)
-    except UnknownCell as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return _cell_view(hub, cell_id)
 
 
 def _cell_view(hub: Any, cell_id: str) -> CellView:

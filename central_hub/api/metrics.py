@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from central_hub.api.deps import HubDep, guard
-from central_hub.domain.errors import MetricsError, UnknownCell
 from central_hub.domain.metrics import DailyCounts, Metrics
 from central_hub.domain.workflow import Role
 
@@ -26,12 +25,7 @@ async def get_metrics(
     hub: HubDep, start: Start, end: End, cell: Cell = None, at: At = None
 ) -> Metrics:
     """Registration, dispatch, closure, on-time, rework, disposal rates and their counts."""
-    try:
-        return await hub.metrics.metrics(start, end, cell_id=cell, now=at)
-    except UnknownCell as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except MetricsError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return await hub.metrics.metrics(start, end, cell_id=cell, now=at)
 
 
 @router.get("/daily", **guard(*_READERS))
@@ -39,9 +33,4 @@ async def get_daily(
     hub: HubDep, start: Start, end: End, cell: Cell = None, at: At = None
 ) -> list[DailyCounts]:
     """Per-day counts of reports and transitions, for charts."""
-    try:
-        return await hub.metrics.daily(start, end, cell_id=cell, now=at)
-    except UnknownCell as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except MetricsError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return await hub.metrics.daily(start, end, cell_id=cell, now=at)

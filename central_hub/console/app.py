@@ -12,14 +12,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from central_hub.console import auth_routes, case_routes, device_routes, map_routes, stats_routes
+from central_hub.console import auth_routes, case_routes, device_routes, map_routes, metrics_routes
 from central_hub.console.i18n import Translator
+from central_hub.console.metrics_routes import default_view
 from central_hub.console.present import format_bytes
 from central_hub.console.render import page
 from central_hub.console.security import CsrfRefused, Forbidden, NeedLogin, TooLarge, csrf_protect
 from central_hub.console.settings import ConsoleSettings
 from central_hub.console.state import ConsoleState, console_state
-from central_hub.console.stats_routes import default_view
 from central_hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 #: The modules whose routers make up the console.
-ROUTE_MODULES = (auth_routes, map_routes, case_routes, device_routes, stats_routes)
+ROUTE_MODULES = (auth_routes, map_routes, case_routes, device_routes, metrics_routes)
 
 
 def console_routes(prefix: str = "/console") -> list[tuple[str, str]]:
@@ -151,6 +151,6 @@ def install_console(
     except RuntimeError:
         pass  # mounted outside a loop (tests): warmed on the first map page instead
     else:
-        state.stats.warm(default_view(state))  # statistics open at once from the start
+        state.metrics.warm(default_view(state))  # statistics open at once from the start
     log.info("console mounted at %s", settings.prefix)
     return state

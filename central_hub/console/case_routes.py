@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from central_hub.cases import CaseDetail, CaseFilter
 from central_hub.console.errors import UploadRefused
 from central_hub.console.present import countdown
 from central_hub.console.render import page, page_html
@@ -30,7 +29,8 @@ from central_hub.domain.workflow import (
     needs_verification,
 )
 from central_hub.errors import ConflictError, NotFoundError
-from central_hub.records import EventView
+from central_hub.services.cases import CaseDetail, CaseFilter
+from central_hub.services.records import EventView
 
 log = logging.getLogger(__name__)
 

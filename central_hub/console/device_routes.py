@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from central_hub.console.render import page, page_html
 from central_hub.console.security import CommanderDep, ReaderDep
 from central_hub.console.state import console_state
-from central_hub.devices import DeviceView
 from central_hub.errors import CommandError, NotFoundError
+from central_hub.services.devices import DeviceView
 
 log = logging.getLogger(__name__)
 

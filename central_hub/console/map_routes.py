@@ -12,15 +12,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from central_hub.cases import CaseFilter
 from central_hub.console.live import TOPICS
+from central_hub.console.metrics_routes import default_view
 from central_hub.console.present import DEVICE_COLOURS, STAGE_COLOURS
 from central_hub.console.queries import device_positions
 from central_hub.console.render import page
 from central_hub.console.security import READERS, ViewerDep
 from central_hub.console.state import ConsoleState, console_state
-from central_hub.console.stats_routes import default_view
 from central_hub.errors import NotFoundError
+from central_hub.services.cases import CaseFilter
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def map_page(request: Request, who: ViewerDep) -> Response:
     state = console_state(request)
     proj = state.projection
     if who.may(*READERS):
-        state.stats.warm(default_view(state))  # the statistics page opens at once
+        state.metrics.warm(default_view(state))  # the statistics page opens at once
     return page(
         request,
         who,

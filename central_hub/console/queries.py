@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.db.schema import events
-from central_hub.devices import DeviceView
+from central_hub.services.devices import DeviceView
 
 __all__ = ["device_positions", "position_of"]
 

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from central_hub.auth import User
 from central_hub.console.i18n import Translator
 from central_hub.console.sessions import Session, same_secret
 from central_hub.console.state import ConsoleState, console_state
 from central_hub.domain.workflow import Role
 from central_hub.errors import AuthError
+from central_hub.services.users import User
 
 __all__ = [
     "CSRF_FIELD",

@@ -2,7 +2,7 @@
 
 A session id is 256 random bits sent only in an HttpOnly, SameSite=Strict cookie; the
 server keeps the user's API token beside it so every request re-checks the user through
-:meth:`central_hub.auth.UserService.authenticate` (a disabled user or a rotated token
+:meth:`central_hub.services.users.UserService.authenticate` (a disabled user or a rotated token
 ends the session at once). Logging out deletes the session on the server, so a copied
 cookie is worthless afterwards. A hub restart logs everybody out.
 """

@@ -12,9 +12,9 @@ from fastapi.templating import Jinja2Templates
 
 from central_hub.console.live import ChangeFeed
 from central_hub.console.mapdraw import MapProjection, MapShape, grid_shapes
+from central_hub.console.metrics_cache import MetricsCache
 from central_hub.console.sessions import SessionStore
 from central_hub.console.settings import ConsoleSettings
-from central_hub.console.stats_cache import StatsCache
 from central_hub.hub import Hub
 
 __all__ = ["TEMPLATES_DIR", "ConsoleState", "console_state"]
@@ -33,7 +33,7 @@ class ConsoleState:
     feed: ChangeFeed
     templates: Jinja2Templates
     projection: MapProjection
-    stats: StatsCache
+    metrics: MetricsCache
     shapes: list[MapShape] = field(default_factory=list)
 
     @classmethod
@@ -52,7 +52,7 @@ class ConsoleState:
             feed=feed,
             templates=Jinja2Templates(directory=str(TEMPLATES_DIR)),
             projection=projection,
-            stats=StatsCache(
+            metrics=MetricsCache(
                 hub.metrics,
                 hub.clock,
                 lambda: feed.topic_fingerprint("cases"),
@@ -69,7 +69,7 @@ class ConsoleState:
     async def close(self) -> None:
         """End live streams and stop refreshing statistics (hub shutdown)."""
         await self.feed.close()
-        await self.stats.close()
+        await self.metrics.close()
 
     def url(self, path: str = "/") -> str:
         """An absolute path under the console's prefix."""

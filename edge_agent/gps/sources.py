@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from edge_agent.config import GpsSection
 from edge_agent.gps.nmea import NmeaError, NmeaFix, parse_sentence
-from edge_agent.protocol import GpsFix
+from edge_agent.protocol import GpsFix, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ async def gpsd_fixes(host: str, port: int) -> AsyncIterator[GpsFix]:
                 continue
             try:
                 yield GpsFix(
-                    ts=report.get("time") or datetime.now(UTC),
+                    ts=report.get("time") or utc_now(),
                     lat=report["lat"],
                     lon=report["lon"],
                     speed_kmh=report["speed"] * 3.6 if "speed" in report else None,

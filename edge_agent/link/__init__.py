@@ -2,6 +2,6 @@
 
 Modules: :mod:`~edge_agent.link.outbox` (SQLite store), :mod:`~edge_agent.link.mqtt`
 (the only paho importer), :mod:`~edge_agent.link.uplink` (outbox → broker),
-:mod:`~edge_agent.link.commands` (verify, run, ack), :mod:`~edge_agent.link.health`
-(telemetry figures from the board). Import the submodules; this package stays light.
+:mod:`~edge_agent.link.commands` (verify, run, ack). Supervision, telemetry, selftest and
+snapshots live in :mod:`edge_agent.agent`. Import the submodules; this package stays light.
 """

@@ -23,7 +23,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent import protocol
-from edge_agent.link.errors import LinkError
+from edge_agent.link.errors import EdgeLinkError
 from edge_agent.link.outbox import Outbox, Priority
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ Executor = Callable[[protocol.Command], Awaitable[str]]
 AckState = Literal["received", "succeeded", "failed", "rejected", "expired"]
 
 
-class CommandFailed(LinkError):
+class CommandFailed(EdgeLinkError):
     """Raised by an executor for a command it could not carry out; the text goes in the ack."""
 
 

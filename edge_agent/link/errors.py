@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
-class LinkError(Exception):
-    """Base of every error raised by :mod:`edge_agent.link`."""
+class EdgeLinkError(Exception):
+    """Base of every error raised by :mod:`edge_agent.link` (not the hub's publish error)."""
 
 
-class OutboxError(LinkError):
+class OutboxError(EdgeLinkError):
     """The outbox database could not be opened or written."""
 
 
@@ -19,5 +19,5 @@ class OutboxClosed(OutboxError):
     """An operation on an outbox that is closed or was never opened."""
 
 
-class LinkConfigError(LinkError):
+class LinkConfigError(EdgeLinkError):
     """MQTT settings that cannot work (missing TLS files, bad port)."""

@@ -27,12 +27,12 @@ from typing import Any, Protocol
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge_agent.link.backoff import Backoff
+from edge_agent.backoff import Backoff
 from edge_agent.link.errors import LinkConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkListener", "LinkSettings", "MqttLink", "TlsFiles"]
+__all__ = ["BrokerLink", "LinkListener", "LinkSettings", "TlsFiles"]
 
 #: How long one paho loop iteration may block in select(); bounds stop latency.
 LOOP_TIMEOUT_S = 0.2
@@ -88,7 +88,7 @@ def _network_thread_writes(client: paho.Client, userdata: Any, sock: Any) -> Non
     """Socket-write hook: nothing to do, the network thread's select() sees the data."""
 
 
-class MqttLink:
+class BrokerLink:
     """One paho client with its own network thread; see the module docstring.
 
     ``birth`` and ``will`` build ``(topic, payload)`` at each connection attempt, so the

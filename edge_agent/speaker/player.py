@@ -19,10 +19,11 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from edge_agent.protocol import utc_now
 from edge_agent.speaker.audio import Audio, read_wav
 from edge_agent.speaker.backends import AudioBackend
 from edge_agent.speaker.errors import ClipNotFound, QuietHours, SpeakerBusy, SpeakerError
@@ -76,7 +77,7 @@ class _Playing:
     priority: SpeakPriority
     stop: threading.Event
     task: asyncio.Task[bool]
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=utc_now)
 
 
 class Speaker:
@@ -91,7 +92,7 @@ class Speaker:
         tts: EspeakTts | None = None,
         volume: float = 1.0,
         quiet: QuietWindow | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if not 0.0 <= volume <= 1.0:
             raise ValueError(f"volume must be within 0..1, got {volume}")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from edge_agent.backoff import Backoff
 from edge_agent.vision.errors import SourceError
 from edge_agent.vision.frames import Frame, Image
 from edge_agent.vision.sources import Source
@@ -29,7 +30,6 @@ __all__ = [
     "CameraHealthView",
     "CaptureLoop",
     "FrameBoard",
-    "backoff_delay",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,6 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
 HealthState = Literal["ok", "stalled", "reconnecting", "stopped"]
-
-
-def backoff_delay(attempt: int, rng: random.Random, base: float, cap: float) -> float:
-    """Delay before reconnect ``attempt`` (0-based): ``base * 2**attempt`` capped at ``cap``,
-    then jittered to between half and all of it so many cameras do not retry in step."""
-    ceiling = min(cap, base * (2.0 ** min(attempt, 30)))
-    return ceiling * (0.5 + 0.5 * rng.random())
 
 
 class FrameBoard:
@@ -185,22 +178,25 @@ class CaptureLoop:
 
     def run(self) -> None:
         """The thread body: open, read into the board, reopen on failure with backoff."""
-        attempt = 0
+        # Read the module's constants now, so tests can set them small; jittered so many
+        # cameras do not retry in step.
+        backoff = Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S, uniform=self._rng.uniform)
         try:
             while not self._stop.is_set():
                 try:
                     self.source.open()
                 except SourceError as exc:
-                    self._fail(exc, attempt)
-                    attempt += 1
+                    self._fail(exc, backoff)
                     if not self.source.live:
                         break
                     continue
                 self._connected = True
                 self._started = self._mono()
-                if attempt:
-                    logger.info("camera %s: back after %d attempt(s)", self.camera_id, attempt)
-                attempt = 0
+                if backoff.attempts:
+                    logger.info(
+                        "camera %s: back after %d attempt(s)", self.camera_id, backoff.attempts
+                    )
+                backoff.reset()
                 self.last_error = None
                 try:
                     while not self._stop.is_set():
@@ -219,17 +215,16 @@ class CaptureLoop:
                 except SourceError as exc:
                     self._connected = False
                     self.source.close()
-                    self._fail(exc, attempt)
-                    attempt += 1
+                    self._fail(exc, backoff)
         finally:
             self._connected = False
             self.source.close()
             if self._stop.is_set() or not self.source.live:
                 self._ended = True
 
-    def _fail(self, exc: SourceError, attempt: int) -> None:
+    def _fail(self, exc: SourceError, backoff: Backoff) -> None:
         self.last_error = str(exc)
         self.reconnects += 1
-        delay = backoff_delay(attempt, self._rng, BACKOFF_BASE_S, BACKOFF_CAP_S)
+        delay = backoff.next()
         logger.warning("%s; retrying in %.1f s", exc, delay)
         self._stop.wait(delay)

@@ -427,7 +427,7 @@ def parse_source(text: str | int) -> SourceSpec:
 
 
 class FixedLocation(_Strict):
-    """A fixed camera's surveyed position (WGS-84)."""
+    """A surveyed position (WGS-84): a fixed camera's, or a pole unit's (``device.location``)."""
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)

@@ -17,7 +17,7 @@ import zoneinfo
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from edge_agent import protocol
@@ -54,10 +54,6 @@ SINK_RETRY_S = 0.5
 SINK_RETRY_CAP_S = 30.0
 #: How long a snapshot request waits for a camera's next frame.
 SNAPSHOT_WAIT_S = 5.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def load_detector(config: VisionConfig, problems: list[str] | None = None) -> Detector:
@@ -310,7 +306,7 @@ class VisionService:
         device_id: str,
         next_seq: Callable[[], int],
         location: LocationFn,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = protocol.utc_now,
         detector: Detector | None = None,
         plate_reader: PlateReader | None = None,
         loop_files: bool = True,

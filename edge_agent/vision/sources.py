@@ -15,12 +15,13 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 
+from edge_agent.protocol import utc_now
 from edge_agent.vision.config import CameraConfig, SourceSpec
 from edge_agent.vision.errors import SourceError
 from edge_agent.vision.frames import Frame, as_image
@@ -89,7 +90,7 @@ class CaptureSource:
         spec: SourceSpec,
         *,
         detect_fps: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
         replay: bool = False,
         loop: bool = False,
         start_time: datetime | None = None,
@@ -265,7 +266,7 @@ SCENARIO_NEEDS_FACTORY = (
 def make_source(
     camera: CameraConfig,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = utc_now,
     replay: bool = False,
     loop: bool = False,
     video: Path | None = None,

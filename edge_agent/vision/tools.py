@@ -62,14 +62,6 @@ def _resolve(config: VisionConfig, base: Path) -> VisionConfig:
     return config.model_copy(update={"cameras": tuple(cameras)})
 
 
-def _validation_lines(exc: ValidationError, prefix: str) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        lines.append(f"{prefix}{where}: {err['msg'].removeprefix('Value error, ')}")
-    return lines
-
-
 def load_vision_config(path: Path) -> VisionConfig:
     """The :class:`VisionConfig` in the YAML at ``path``; :class:`ToolError` lists problems."""
     try:
@@ -91,7 +83,7 @@ def load_vision_config(path: Path) -> VisionConfig:
     try:
         return _resolve(VisionConfig.model_validate(data["vision"]), base)
     except ValidationError as exc:
-        lines = _validation_lines(exc, "vision.")
+        lines = protocol.error_lines(exc, prefix="vision.")
         raise ToolError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from exc
 
 
@@ -140,7 +132,7 @@ def _replay_command(args: argparse.Namespace) -> int:
             plates = make_plate_reader(
                 evidence.plate_model, evidence.plate_prior, evidence.plate_prior_weight
             )
-        start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+        start = datetime.fromisoformat(args.start) if args.start else protocol.utc_now()
         if start.tzinfo is None:
             raise ToolError(f"--start {args.start!r} needs a time zone, e.g. +08:00")
         start = start.astimezone(UTC)  # events carry UTC times

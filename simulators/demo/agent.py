@@ -122,7 +122,7 @@ def make_demo_source(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``edge-agent run`` with looping scenario cameras; returns its exit status."""
-    from edge_agent import runner
+    from edge_agent import run_command
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or "--config" not in args:
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not path.is_file():
         sys.stderr.write(f"simulators.demo.agent: no config file {path}\n")
         return 2
-    return runner.main(args, source_factory=make_demo_source)
+    return run_command.main(args, source_factory=make_demo_source)
 
 
 if __name__ == "__main__":

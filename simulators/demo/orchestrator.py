@@ -274,7 +274,7 @@ class Demo:
     ) -> None:
         """Keys, broker users, ACL and each unit's config (blocking file work)."""
         from central_hub.hub import load_or_create_key
-        from central_hub.provision import provision_device
+        from central_hub.services.provision import provision_device
         from edge_agent.config import ConfigError, parse_config
         from edge_agent.protocol import public_key_b64
         from simulators import scenarios

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central_hub.provision import hash_password, render_acl
+from central_hub.services.provision import hash_password, render_acl
 from simulators.broker import codec
 from simulators.broker.access import parse_acl
 from simulators.broker.server import Broker, BrokerSettings

@@ -11,11 +11,11 @@ import pytest
 from console_http import HUB_START, Client, seed_case
 from PIL import Image
 
-from central_hub.auth import User
 from central_hub.console.state import ConsoleState
 from central_hub.db.schema import audits
 from central_hub.domain.workflow import Action, Role
 from central_hub.hub import Hub
+from central_hub.services.users import User
 from central_hub.testing import FakeClock
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.mqtt import Inbound
 from central_hub.api import API_PREFIX, create_app
 from central_hub.domain.workflow import Role
-from central_hub.evidence import EvidenceStore
 from central_hub.hub import Hub
-from central_hub.ingest import IngestWorker
-from central_hub.mqtt import Inbound
 from central_hub.testing import FakeClock, ListSource, RecordingPublisher, inbound, make_status
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, MemoryReplayGuard, load_public_key, topic, verify_command
 
 pytestmark = pytest.mark.integration

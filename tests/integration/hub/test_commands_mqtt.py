@@ -15,8 +15,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.app import run_hub
-from central_hub.commands import CommandState
 from central_hub.hub import Hub, build_hub
+from central_hub.services.commands import CommandState
 from central_hub.settings import HubSettings
 from central_hub.testing import eventually, make_status
 from edge_agent.protocol import (
@@ -119,9 +119,9 @@ async def live_hub(tmp_path: Path, mosquitto: MosquittoBroker) -> AsyncIterator[
     hub = await build_hub(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
-    assert hub.link is not None
+    assert hub.mqtt is not None
     async with asyncio.timeout(10):
-        await hub.link.wait_subscribed()
+        await hub.mqtt.wait_subscribed()
     yield hub
     stop.set()
     await asyncio.wait_for(task, 10)

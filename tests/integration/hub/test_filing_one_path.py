@@ -15,17 +15,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from central_hub import ingest
-from central_hub.case_filing import CaseFiler
+from central_hub.adapters.evidence import EvidenceStore
 from central_hub.db.schema import audits, cases, dead_letters, devices, events
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts
 from central_hub.domain.grid import Grid
-from central_hub.evidence import EvidenceStore
-from central_hub.ingest import EventFiler, IngestWorker
+from central_hub.services.case_filing import CaseFiler
 from central_hub.testing import ListSource, inbound, make_event, make_status
+from central_hub.workers import ingest
+from central_hub.workers.ingest import EventFiler, IngestWorker
 from edge_agent.protocol import Event
 
 pytestmark = pytest.mark.integration

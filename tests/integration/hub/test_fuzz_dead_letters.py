@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.mqtt import Inbound
 from central_hub.app import run_hub
 from central_hub.db.schema import dead_letters, events
-from central_hub.evidence import EvidenceStore
 from central_hub.hub import Hub, build_hub
-from central_hub.ingest import IngestWorker
-from central_hub.mqtt import Inbound
 from central_hub.settings import HubSettings
 from central_hub.testing import ListSource, eventually, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, encode, topic
 from simulators.mosquitto import MosquittoBroker
 
@@ -160,9 +160,9 @@ async def test_fuzzed_payloads_through_the_broker(
     hub = await build_hub(settings_)
     stop = asyncio.Event()
     task = asyncio.create_task(run_hub(hub, settings_, api=False, stop=stop))
-    assert hub.link is not None
+    assert hub.mqtt is not None
     async with asyncio.timeout(10):
-        await hub.link.wait_subscribed()
+        await hub.mqtt.wait_subscribed()
     fuzz = _collect(THROUGH_BROKER)
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="fuzzer")
     client.max_queued_messages_set(0)

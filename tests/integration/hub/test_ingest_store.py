@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.mqtt import Inbound
 from central_hub.db.schema import dead_letters, devices, events, tracks
-from central_hub.evidence import EvidenceStore
-from central_hub.ingest import IngestWorker
-from central_hub.mqtt import Inbound
 from central_hub.testing import TINY_JPEG, ListSource, inbound, make_event, make_status
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, Telemetry, Track, topic, uuid7
 
 pytestmark = pytest.mark.integration
@@ -128,8 +128,8 @@ async def test_migrations_match_the_tables(db: AsyncEngine) -> None:
 
 
 async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path) -> None:
-    from central_hub.commands import CommandService, CommandState
-    from central_hub.devices import DeviceService
+    from central_hub.services.commands import CommandService, CommandState
+    from central_hub.services.devices import DeviceService
     from central_hub.testing import RecordingPublisher
     from edge_agent.protocol import CommandAck, generate_signing_key
 
@@ -177,11 +177,11 @@ async def test_a_bug_in_filing_dead_letters_instead_of_stopping(
 
 
 async def test_merging_within_a_batch_and_across_batches(db: AsyncEngine, tmp_path: Path) -> None:
-    from central_hub.case_filing import CaseFiler
     from central_hub.db.schema import cases
     from central_hub.domain.calendar import WorkCalendar
     from central_hub.domain.catalogue import Catalogue
     from central_hub.domain.grid import Grid
+    from central_hub.services.case_filing import CaseFiler
 
     filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
     worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)
@@ -210,12 +210,12 @@ async def test_merging_when_the_candidate_query_is_split(
     db: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_terms: int, lon_slots: int
 ) -> None:
     """Many places in one batch: every later report merges, however the query is cut up."""
-    from central_hub import case_filing
-    from central_hub.case_filing import CaseFiler
     from central_hub.db.schema import cases
     from central_hub.domain.calendar import WorkCalendar
     from central_hub.domain.catalogue import Catalogue
     from central_hub.domain.grid import Grid
+    from central_hub.services import case_filing
+    from central_hub.services.case_filing import CaseFiler
 
     monkeypatch.setattr(case_filing, "MAX_TERMS", max_terms)
     monkeypatch.setattr(case_filing, "LON_SLOTS", lon_slots)
@@ -245,12 +245,12 @@ async def test_merging_when_the_candidate_query_is_split(
 
 async def test_selftest_events_are_stored_without_a_case(db: AsyncEngine, tmp_path: Path) -> None:
     """A technician's uplink check arrives (visible as events) but opens no case."""
-    from central_hub.case_filing import CaseFiler
     from central_hub.db.schema import cases
     from central_hub.domain.calendar import WorkCalendar
     from central_hub.domain.catalogue import Catalogue
     from central_hub.domain.grid import Grid
-    from edge_agent.link.selftest import selftest_event
+    from central_hub.services.case_filing import CaseFiler
+    from edge_agent.agent.selftest import selftest_event
 
     filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
     worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)

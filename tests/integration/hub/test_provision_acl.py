@@ -11,8 +11,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central_hub.mqtt import Inbound, MqttLink
-from central_hub.provision import hash_password, provision_device, verify_password
+from central_hub.adapters.mqtt import HubMqtt, Inbound
+from central_hub.services.provision import hash_password, provision_device, verify_password
 from central_hub.testing import eventually
 from edge_agent.protocol import (
     Channel,
@@ -72,7 +72,7 @@ async def test_acl_isolates_devices(tmp_path: Path, broker_factory: Any) -> None
     b = provision_device("pole-b", **common)
     broker = broker_factory(password_file=a.password_file, acl_file=a.acl_file)
 
-    hub = MqttLink(
+    hub = HubMqtt(
         host="127.0.0.1",
         port=broker.port,
         client_id="hub-acl",

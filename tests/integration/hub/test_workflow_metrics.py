@@ -11,14 +11,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from central_hub.adapters.evidence import EvidenceStore
 from central_hub.api import API_PREFIX, create_app
 from central_hub.db.schema import audits, cases
 from central_hub.domain.metrics import AuditFact, CaseFacts, compute_metrics, daily_counts
 from central_hub.domain.workflow import Action, Role, Stage, allowed_actions, transition
-from central_hub.evidence import EvidenceStore
 from central_hub.hub import Hub
-from central_hub.ingest import IngestWorker
 from central_hub.testing import TINY_JPEG, FakeClock, ListSource, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
 
 pytestmark = pytest.mark.integration
 

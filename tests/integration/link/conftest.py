@@ -142,7 +142,7 @@ def agent_config(tmp_path: Path, hub_key: Ed25519PrivateKey) -> Callable[..., Pa
 
 @dataclass
 class AgentProcess:
-    """The real agent stack in a child process: ``python -m edge_agent.runner``."""
+    """The real agent stack in a child process: ``python -m edge_agent.run_command``."""
 
     config: Path
     log: Path
@@ -152,7 +152,7 @@ class AgentProcess:
         handle = open(self.log, "ab")  # noqa: SIM115 - the child keeps it open
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.runner", "--config", str(self.config)],
+            [sys.executable, "-m", "edge_agent.run_command", "--config", str(self.config)],
             cwd=REPO,
             stdout=handle,
             stderr=subprocess.STDOUT,

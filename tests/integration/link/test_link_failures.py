@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.backoff import Backoff
 from edge_agent.link import mqtt as mqtt_module
-from edge_agent.link.backoff import Backoff
-from edge_agent.link.mqtt import LinkSettings, MqttLink
+from edge_agent.link.mqtt import BrokerLink, LinkSettings
 from simulators.mosquitto import free_port, write_password_file
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ class Quiet:
         pass
 
 
-async def _watch(link: MqttLink, seconds: float) -> Quiet:
+async def _watch(link: BrokerLink, seconds: float) -> Quiet:
     listener = Quiet()
     link.start(listener)
     await asyncio.sleep(seconds)
@@ -56,7 +56,7 @@ async def test_wrong_password_is_logged_and_retried_with_backoff(
         username="pole-test-01",
         password="wrong",
     )
-    link = MqttLink(settings, backoff=Backoff(0.4, 1.0))
+    link = BrokerLink(settings, backoff=Backoff(0.4, 1.0))
     with caplog.at_level(logging.WARNING, logger=mqtt_module.__name__):
         listener = await _watch(link, 2.0)
     assert listener.up == 0
@@ -79,7 +79,7 @@ async def test_right_password_connects(broker_factory, tmp_path: Path) -> None:
         username="pole-test-01",
         password="right",
     )
-    listener = await _watch(MqttLink(settings), 1.0)
+    listener = await _watch(BrokerLink(settings), 1.0)
     assert listener.up == 1
 
 
@@ -88,7 +88,7 @@ async def test_unreachable_broker_backs_off_without_crashing(
 ) -> None:
     port = free_port()
     settings = LinkSettings(host="127.0.0.1", port=port, client_id="pole-test-01")
-    link = MqttLink(settings, backoff=Backoff(0.4, 1.0))
+    link = BrokerLink(settings, backoff=Backoff(0.4, 1.0))
     with caplog.at_level(logging.WARNING, logger=mqtt_module.__name__):
         listener = await _watch(link, 2.0)
     assert listener.up == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.link.mqtt import LinkSettings, MqttLink
+from edge_agent.link.mqtt import BrokerLink, LinkSettings
 from edge_agent.link.outbox import Outbox
 from edge_agent.link.uplink import Uplink
 
@@ -49,7 +49,7 @@ async def test_drain_survives_a_broker_restart(mosquitto, recorder_factory, tmp_
         backoff_cap_s=0.5,
         max_inflight=200,
     )
-    link = MqttLink(settings)
+    link = BrokerLink(settings)
     uplink = Uplink(box, link, window=200)
     wire = Wire(uplink)
     link.start(wire)

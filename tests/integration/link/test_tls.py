@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.link.backoff import Backoff
+from edge_agent.backoff import Backoff
 from edge_agent.link.errors import LinkConfigError
-from edge_agent.link.mqtt import LinkSettings, MqttLink, TlsFiles
+from edge_agent.link.mqtt import BrokerLink, LinkSettings, TlsFiles
 from simulators.mosquitto import MosquittoBroker, free_port
 
 pytestmark = pytest.mark.integration
@@ -128,7 +128,7 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
             client_id="pole-test-01",
             tls=TlsFiles(pki["ca.crt"], pki["cli.crt"], pki["cli.key"]),
         )
-        link = MqttLink(good)
+        link = BrokerLink(good)
         listener = Listener()
         link.start(listener)
         await asyncio.wait_for(listener.up.wait(), 10)
@@ -140,7 +140,7 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
             client_id="pole-test-02",
             tls=TlsFiles(pki["ca.crt"]),
         )
-        link = MqttLink(bare, backoff=Backoff(0.3, 0.5))
+        link = BrokerLink(bare, backoff=Backoff(0.3, 0.5))
         listener = Listener()
         link.start(listener)
         await asyncio.sleep(1.0)
@@ -156,4 +156,4 @@ def test_missing_tls_files_are_named(tmp_path: Path) -> None:
         host="127.0.0.1", port=8883, client_id="pole-test-01", tls=TlsFiles(tmp_path / "ca.crt")
     )
     with pytest.raises(LinkConfigError, match=r"mqtt\.tls\.ca: no such file"):
-        MqttLink(settings)
+        BrokerLink(settings)

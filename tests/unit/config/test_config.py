@@ -148,7 +148,7 @@ def test_config_and_runner_import_without_opencv() -> None:
     import sys
 
     code = (
-        "import sys, edge_agent.config, edge_agent.runner; "
+        "import sys, edge_agent.config, edge_agent.runner, edge_agent.run_command; "
         "print(','.join(m for m in ('cv2', 'onnxruntime') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -156,20 +156,20 @@ def test_config_and_runner_import_without_opencv() -> None:
 
 
 def test_run_subcommand_registers() -> None:
-    from edge_agent import runner
+    from edge_agent import run_command
 
     parser = argparse.ArgumentParser()
-    runner.register(parser.add_subparsers())
+    run_command.register(parser.add_subparsers())
     args = parser.parse_args(["run", "--config", "x.yaml"])
     assert args.config == "x.yaml"
     assert callable(args.func)
 
 
 def test_run_with_a_broken_config_exits_2(tmp_path: Path) -> None:
-    from edge_agent import runner
+    from edge_agent import run_command
 
     bad = write(tmp_path, {"device": {"id": "x"}})
-    assert runner.main(["--config", str(bad)]) == 2
+    assert run_command.main(["--config", str(bad)]) == 2
 
 
 def test_save_config_file_keeps_the_previous_one(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_save_config_file_keeps_the_previous_one(tmp_path: Path) -> None:
 
 
 def test_configs_written_by_hub_provisioning_validate(tmp_path: Path) -> None:
-    provision = pytest.importorskip("central_hub.provision")
+    provision = pytest.importorskip("central_hub.services.provision")
     (tmp_path / "pw").write_text("secret\n")
     data = provision.device_config(
         "truck-07",

@@ -11,9 +11,9 @@ from PIL import Image
 
 from central_hub.console.device_routes import DEFAULT_CLIPS, SpeakRequest, clips_of
 from central_hub.console.errors import UploadRefused
-from central_hub.console.stats_routes import parse_period
+from central_hub.console.metrics_routes import parse_period
 from central_hub.console.uploads import normalise_photo
-from central_hub.devices import DeviceView
+from central_hub.services.devices import DeviceView
 
 LIMIT = 200_000
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from central_hub.provision import hash_password, render_acl
+from central_hub.services.provision import hash_password, render_acl
 from edge_agent.config import parse_config
 from edge_agent.protocol import generate_signing_key, public_key_b64
 from simulators.broker import codec

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from central_hub import case_filing
-from central_hub.case_filing import _Buckets, _candidate_sql, _padded
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.filing import EventFacts
 from central_hub.errors import StorageError
+from central_hub.services import case_filing
+from central_hub.services.case_filing import _Buckets, _candidate_sql, _padded
 
 AT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 CODES = ["0504", "0505", "0102", "0501", "0507", "2103"]

@@ -8,7 +8,7 @@ import pytest
 
 from central_hub.cli import main
 from central_hub.errors import ProvisionError
-from central_hub.provision import (
+from central_hub.services.provision import (
     hash_password,
     provision_device,
     read_password_file,

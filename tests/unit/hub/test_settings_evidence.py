@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from central_hub.adapters.evidence import EvidenceStore
 from central_hub.errors import NotFoundError
-from central_hub.evidence import EvidenceStore
 from central_hub.settings import HubSettings
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from edge_agent.link.backoff import Backoff
-from edge_agent.link.supervisor import Supervisor
+from edge_agent.agent.supervisor import Supervisor
+from edge_agent.backoff import Backoff
 
 
 def test_backoff_doubles_to_the_cap_with_jitter_below() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from edge_agent.link.health import cpu_temp_c, disk_free_mb
-from edge_agent.link.snapshot import jpeg_size
+from edge_agent.agent.health import cpu_temp_c, disk_free_mb
+from edge_agent.agent.snapshot import jpeg_size
 
 
 def test_cpu_temp_takes_the_hottest_cpu_zone(tmp_path: Path) -> None:

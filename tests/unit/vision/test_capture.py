@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from edge_agent.backoff import Backoff
 from edge_agent.vision import capture
-from edge_agent.vision.capture import CaptureLoop, FrameBoard, backoff_delay
+from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.errors import SourceError
 from edge_agent.vision.frames import Frame
 
@@ -22,8 +23,8 @@ def frame(cam: str, i: int) -> Frame:
 
 
 def test_backoff_doubles_caps_and_jitters() -> None:
-    rng = random.Random(1)
-    delays = [backoff_delay(a, rng, 0.5, 8.0) for a in range(10)]
+    backoff = Backoff(0.5, 8.0, uniform=random.Random(1).uniform)
+    delays = [backoff.next() for _ in range(10)]
     assert all(0.25 <= d <= 0.5 for d in delays[:1])
     assert all(d <= 8.0 for d in delays)
     assert max(delays[6:]) > 4.0  # reached the cap region

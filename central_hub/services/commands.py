@@ -23,9 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.db.schema import commands, devices
-from central_hub.errors import CommandError, NotFoundError
-from central_hub.mqtt import LinkError
-from central_hub.publisher import Publisher
+from central_hub.errors import BrokerError, CommandError, NotFoundError
+from central_hub.services.publisher import Publisher
 from edge_agent.protocol import (
     Channel,
     CommandAck,
@@ -127,7 +126,11 @@ async def apply_ack(conn: AsyncConnection, ack: CommandAck, now: datetime) -> bo
 
 
 class CommandService:
-    """Queues, sends and expires commands. Run :meth:`run` as one long-lived task."""
+    """Queues, sends and expires commands.
+
+    :class:`central_hub.workers.dispatch.CommandDispatcher` calls :meth:`expire` and
+    :meth:`flush` every tick and whenever :attr:`woken` is set.
+    """
 
     def __init__(
         self,
@@ -135,19 +138,17 @@ class CommandService:
         key: Ed25519PrivateKey,
         publisher: Publisher | None,
         clock: Callable[[], datetime],
-        *,
-        tick_s: float = 1.0,
     ) -> None:
         self.engine = engine
         self.key = key
         self.publisher = publisher
         self.clock = clock
-        self.tick_s = tick_s
-        self._wake = asyncio.Event()
+        #: Set by :meth:`wake`; the dispatcher waits on it between ticks.
+        self.woken = asyncio.Event()
 
     def wake(self) -> None:
-        """Ask the sender to look at the queue now (a device came online, a command queued)."""
-        self._wake.set()
+        """Ask the dispatcher to look at the queue now (a device came online, a command queued)."""
+        self.woken.set()
 
     async def enqueue(
         self,
@@ -252,7 +253,7 @@ class CommandService:
                 await self.publisher.publish(
                     topic(row.device_id, Channel.CMD), row.payload.encode("utf-8"), qos=1
                 )
-            except LinkError as exc:
+            except BrokerError as exc:
                 log.warning("could not send %s to %s: %s", row.cmd_id, row.device_id, exc)
                 break
             async with self.engine.begin() as conn:
@@ -274,18 +275,3 @@ class CommandService:
                 )
             sent += 1
         return sent
-
-    async def run(self) -> None:
-        """Expire and send forever: every ``tick_s`` seconds and whenever woken."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.expire()
-                await self.flush()
-            except (sa.exc.SQLAlchemyError, OSError) as exc:
-                log.error("command queue pass failed, retrying: %s", exc)
-            try:
-                async with asyncio.timeout(self.tick_s):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass

@@ -1,4 +1,4 @@
-"""Statistics kept warm: recent views are served from memory and refreshed in the background.
+"""Metrics kept warm: recent views are served from memory and refreshed in the background.
 
 Computing the metrics reads every case open in the period and its audit trail, which
 takes 0.5-1.3 s for a month of 10,000 cases on a 2-core box (bench/console.py), and
@@ -28,15 +28,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from central_hub.domain.errors import MetricsError
 from central_hub.domain.metrics import DailyCounts, Metrics
-from central_hub.stats import MetricsService
+from central_hub.services.metrics import MetricsService
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StatsCache", "StatsKey", "StatsView"]
+__all__ = ["MetricsCache", "MetricsKey", "MetricsView"]
 
 
 @dataclass(frozen=True)
-class StatsKey:
+class MetricsKey:
     """A view: the period's UTC bounds and the grid cell (None for the whole district)."""
 
     start: datetime
@@ -45,7 +45,7 @@ class StatsKey:
 
 
 @dataclass(frozen=True)
-class StatsView:
+class MetricsView:
     """Computed figures and when they were computed."""
 
     metrics: Metrics
@@ -54,8 +54,8 @@ class StatsView:
     fingerprint: tuple[Any, ...] = ()
 
 
-class StatsCache:
-    """Serves :class:`StatsView` per :class:`StatsKey`; see the module doc."""
+class MetricsCache:
+    """Serves :class:`MetricsView` per :class:`MetricsKey`; see the module doc."""
 
     def __init__(
         self,
@@ -73,12 +73,12 @@ class StatsCache:
         self.fresh = timedelta(seconds=fresh_s)
         self.keep = timedelta(seconds=keep_s)
         self.max_views = max_views
-        self._views: dict[StatsKey, StatsView] = {}
-        self._asked: dict[StatsKey, datetime] = {}
-        self._locks: dict[StatsKey, asyncio.Lock] = {}
+        self._views: dict[MetricsKey, MetricsView] = {}
+        self._asked: dict[MetricsKey, datetime] = {}
+        self._locks: dict[MetricsKey, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def _compute(self, key: StatsKey, fingerprint: tuple[Any, ...]) -> StatsView:
+    async def _compute(self, key: MetricsKey, fingerprint: tuple[Any, ...]) -> MetricsView:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             view = self._views.get(key)
@@ -88,11 +88,11 @@ class StatsCache:
             metrics, daily = await self.service.overview(
                 key.start, key.end, cell_id=key.cell, now=now
             )
-            view = StatsView(metrics, daily, now, fingerprint)
+            view = MetricsView(metrics, daily, now, fingerprint)
             self._views[key] = view
             return view
 
-    async def get(self, key: StatsKey, *, force: bool = False) -> StatsView:
+    async def get(self, key: MetricsKey, *, force: bool = False) -> MetricsView:
         """The view for ``key`` (see the module doc for when it is computed now)."""
         self._asked[key] = self.clock()
         self._forget_old()
@@ -108,7 +108,7 @@ class StatsCache:
             self._views.pop(key, None)
         return await self._compute(key, fingerprint)
 
-    def warm(self, key: StatsKey) -> None:
+    def warm(self, key: MetricsKey) -> None:
         """Mark ``key`` as wanted so the background refresher computes it soon."""
         self._asked.setdefault(key, self.clock())
         self._ensure_refresher()
@@ -128,7 +128,7 @@ class StatsCache:
     def _ensure_refresher(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
-                self._refresh_forever(), name="console-stats"
+                self._refresh_forever(), name="console-metrics"
             )
 
     async def refresh_once(self) -> int:

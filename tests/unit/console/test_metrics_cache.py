@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from central_hub.console.stats_cache import StatsCache, StatsKey
+from central_hub.console.metrics_cache import MetricsCache, MetricsKey
 from central_hub.testing import FakeClock
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-KEY = StatsKey(T0 - timedelta(days=7), T0, None)
+KEY = MetricsKey(T0 - timedelta(days=7), T0, None)
 
 
 class FakeService:
@@ -23,13 +23,13 @@ class FakeService:
         return self.calls, []
 
 
-def make(clock: FakeClock, fp: list[int]) -> tuple[StatsCache, FakeService]:
+def make(clock: FakeClock, fp: list[int]) -> tuple[MetricsCache, FakeService]:
     service = FakeService()
 
     async def fingerprint() -> tuple[Any, ...]:
         return (fp[0],)
 
-    cache = StatsCache(service, clock, fingerprint, fresh_s=30)  # type: ignore[arg-type]
+    cache = MetricsCache(service, clock, fingerprint, fresh_s=30)  # type: ignore[arg-type]
     return cache, service
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import protocol
-from edge_agent.link.health import cpu_temp_c, disk_free_mb
+from edge_agent.agent.health import cpu_temp_c, disk_free_mb
 from edge_agent.link.outbox import OutboxStats
 
 __all__ = ["BoardFigures", "build_telemetry", "read_board"]

@@ -1,4 +1,7 @@
-"""Capped, jittered exponential backoff for reconnecting (pure; pass the random source in)."""
+"""Capped, jittered exponential backoff for reconnecting the broker, a camera, a stage (pure).
+
+The one backoff of the agent: pass the random source in (``uniform``) for repeatable tests.
+"""
 
 from __future__ import annotations
 

@@ -18,5 +18,5 @@ class Publisher(Protocol):
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        """Publish ``payload`` on ``topic``; raise on failure."""
+        """Publish ``payload`` on ``topic``; raise ``errors.BrokerError`` on failure."""
         ...

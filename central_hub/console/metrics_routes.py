@@ -1,4 +1,4 @@
-"""Statistics: DOMAIN.md's metrics for a chosen period and grid area, with SVG charts."""
+"""The metrics page (``/stats``, titled 统计 Statistics): the standard metrics with charts."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from central_hub.console.metrics_cache import MetricsKey
 from central_hub.console.present import bar_chart, donut_arc, rate_bars
 from central_hub.console.render import page
 from central_hub.console.security import ReaderDep
 from central_hub.console.state import ConsoleState, console_state
-from central_hub.console.stats_cache import StatsKey
 from central_hub.domain.errors import MetricsError
 
 __all__ = ["Period", "parse_period", "router"]
@@ -75,15 +75,15 @@ def parse_period(first: str, last: str, today: date, zone: ZoneInfo) -> Period:
     return Period(first_d, last_d, start, end)
 
 
-def default_view(state: ConsoleState) -> StatsKey:
+def default_view(state: ConsoleState) -> MetricsKey:
     """The view the statistics page opens with: the last 7 days, whole district."""
     today = state.hub.clock().astimezone(state.zone).date()
     period = parse_period("", "", today, state.zone)
-    return StatsKey(period.start, period.end, None)
+    return MetricsKey(period.start, period.end, None)
 
 
 @router.get("/stats", response_model=None)
-async def stats_page(
+async def metrics_page(
     request: Request,
     who: ReaderDep,
     start: str = "",
@@ -105,8 +105,8 @@ async def stats_page(
         error = f"{who.t('stats.area')}: {cell!r} ?"
         cell = ""
     try:
-        view = await state.stats.get(
-            StatsKey(period.start, period.end, cell or None), force=refresh
+        view = await state.metrics.get(
+            MetricsKey(period.start, period.end, cell or None), force=refresh
         )
     except MetricsError as exc:
         return page(request, who, "error.html", 422, message=str(exc))

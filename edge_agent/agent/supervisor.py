@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from edge_agent.link.backoff import Backoff
+from edge_agent.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["Inbound", "LinkError", "MqttLink", "drop_session"]
+from central_hub.errors import BrokerError
+
+__all__ = ["BrokerError", "HubMqtt", "Inbound", "drop_session"]
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +34,9 @@ RECONNECT_MAX_S = 5
 PUBLISH_TIMEOUT_S = 10.0
 
 
-class LinkError(Exception):
-    """Publishing failed: not connected, or the broker did not acknowledge in time."""
-
-
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """A received message, free of paho types. ``mid`` is what :meth:`MqttLink.ack` takes."""
+    """A received message, free of paho types. ``mid`` is what :meth:`HubMqtt.ack` takes."""
 
     topic: str
     payload: bytes
@@ -47,7 +45,7 @@ class Inbound:
     mid: int
 
 
-class MqttLink:
+class HubMqtt:
     """One persistent MQTT 3.1.1 session: subscribe, receive in batches, ack, publish."""
 
     def __init__(
@@ -185,20 +183,20 @@ class MqttLink:
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        """Publish and wait for the broker's acknowledgement; raise LinkError otherwise."""
+        """Publish and wait for the broker's acknowledgement; raise BrokerError otherwise."""
         if not self.connected:
-            raise LinkError(f"not connected to {self.host}:{self.port}")
+            raise BrokerError(f"not connected to {self.host}:{self.port}")
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise LinkError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+            raise BrokerError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
         if qos == 0:
             return
         try:
             await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
         except (RuntimeError, ValueError) as exc:
-            raise LinkError(f"publish to {topic} failed: {exc}") from exc
+            raise BrokerError(f"publish to {topic} failed: {exc}") from exc
         if not info.is_published():
-            raise LinkError(f"broker did not acknowledge {topic} within {PUBLISH_TIMEOUT_S} s")
+            raise BrokerError(f"broker did not acknowledge {topic} within {PUBLISH_TIMEOUT_S} s")
 
 
 def drop_session(
@@ -238,13 +236,13 @@ def drop_session(
     try:
         client.connect(host, port)
     except OSError as exc:
-        raise LinkError(f"cannot reach {host}:{port}: {exc}") from exc
+        raise BrokerError(f"cannot reach {host}:{port}: {exc}") from exc
     client.loop_start()
     try:
         if not done.wait(timeout_s):
-            raise LinkError(f"no answer from {host}:{port} within {timeout_s} s")
+            raise BrokerError(f"no answer from {host}:{port} within {timeout_s} s")
         if refused:
-            raise LinkError(f"broker refused {client_id}: {refused[0]}")
+            raise BrokerError(f"broker refused {client_id}: {refused[0]}")
     finally:
         client.disconnect()
         client.loop_stop()

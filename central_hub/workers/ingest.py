@@ -1,6 +1,6 @@
 """The ingest worker: validates every device message, stores it idempotently, files events.
 
-Messages arrive in batches from :class:`central_hub.mqtt.MqttLink`. A batch is written in
+Messages arrive in batches from :class:`central_hub.adapters.mqtt.HubMqtt`. A batch is written in
 one transaction (its events together in one savepoint, every other message in its own)
 and acknowledged to the broker only after the commit, so a hub killed mid-batch receives
 the batch again and the unique keys (``event_id``, ``cmd_id``, ``batch_id``) make the
@@ -27,15 +27,15 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from central_hub.commands import apply_ack
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.mqtt import Inbound
 from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import dead_letters, events, snapshots, tracks
-from central_hub.devices import apply_config_reported, apply_status, apply_telemetry
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts
 from central_hub.errors import HubError, StorageError
-from central_hub.evidence import EvidenceStore
-from central_hub.mqtt import Inbound
+from central_hub.services.commands import apply_ack
+from central_hub.services.devices import apply_config_reported, apply_status, apply_telemetry
 from edge_agent.protocol import (
     SELFTEST_CODE,
     Channel,

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import devices
-from central_hub.errors import NotFoundError
-from central_hub.publisher import Publisher
+from central_hub.errors import BrokerError, NotFoundError
+from central_hub.services.publisher import Publisher
 from edge_agent.protocol import (
     Channel,
     ConfigDesired,
@@ -234,8 +234,11 @@ class DeviceService:
             )
         message = ConfigDesired(device_id=device_id, version=version, config=config)
         if self.publisher is not None:
-            await self.publisher.publish(
-                topic(device_id, Channel.CONFIG_DESIRED), encode(message), qos=1, retain=True
-            )
+            try:
+                await self.publisher.publish(
+                    topic(device_id, Channel.CONFIG_DESIRED), encode(message), qos=1, retain=True
+                )
+            except BrokerError as exc:
+                raise BrokerError(f"stored but not published: {exc}") from exc
         log.info("desired config v%s for %s", version, device_id)
         return version

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.auth import User
 from central_hub.db.schema import audits, cases, events
 from central_hub.domain.calendar import WorkCalendar, deadline
 from central_hub.domain.catalogue import TimeLimit
@@ -31,6 +30,7 @@ from central_hub.domain.workflow import (
     transition,
 )
 from central_hub.errors import ConflictError, NotFoundError
+from central_hub.services.users import User
 
 log = logging.getLogger(__name__)
 

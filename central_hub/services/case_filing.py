@@ -50,7 +50,7 @@ MAX_TERMS = 1_024
 
 
 class CaseFiler:
-    """An :class:`central_hub.ingest.EventFiler` backed by the catalogue, grid and calendar."""
+    """The :class:`central_hub.workers.ingest.EventFiler` over the catalogue, grid and calendar."""
 
     def __init__(self, catalogue: Catalogue, grid: Grid, calendar: WorkCalendar) -> None:
         self.catalogue = catalogue

@@ -1,0 +1,1 @@
+"""Long-lived hub tasks: ingest of device messages and the command dispatcher."""
