@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import pytest
+import skimage.data
 
 from edge_agent import cli
 from simulators.scenes import LABELS, render_sample
@@ -61,8 +62,7 @@ def one_json_line(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three real photos from scikit-image's wheel, labelled; data.yaml as a mapping."""
-    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra)")
-    source = Path(skimage_data.__file__).parent  # the PNGs ship inside: no download
+    source = Path(skimage.data.__file__).parent  # the PNGs ship inside: no download
     root = tmp_path_factory.mktemp("photos")
     (root / "images").mkdir()
     (root / "labels").mkdir()
@@ -98,8 +98,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def general_model() -> Path:
-    if not (GENERAL / "model.onnx").is_file():
-        pytest.skip(f"{GENERAL} is not there (the COCO general detector is not shipped yet)")
+    assert (GENERAL / "model.onnx").is_file(), f"{GENERAL} is shipped with the checkout"
     return GENERAL
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import skimage
 
 from edge_agent.vision.config import DetectorConfig, VisionConfig
 from edge_agent.vision.errors import ModelError
@@ -22,8 +23,6 @@ from edge_agent.vision.frames import Box, Frame
 from edge_agent.vision.geometry import box_iou
 from edge_agent.vision.onnx_detector import OnnxDetector
 from edge_agent.vision.pipeline import load_detector
-
-skimage = pytest.importorskip("skimage")
 
 ROOT = Path(__file__).resolve().parents[3]
 GENERAL = ROOT / "models" / "general-detector"
