@@ -183,7 +183,17 @@ def _empty() -> FloatArray:
     return np.zeros((0, 6), dtype=np.float32)
 
 
-def _rows(boxes: FloatArray, scores: FloatArray, classes: IntArray, keep: IntArray) -> FloatArray:
+def _nms_rows(
+    centre: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    scores: FloatArray,
+    classes: IntArray,
+    iou: float,
+    max_det: int,
+) -> FloatArray:
+    """Candidates given as ``cx, cy, w, h`` after class-aware NMS, as ``(M, 6)`` rows."""
+    cx, cy, w, h = centre
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    keep = class_aware_nms(boxes, scores, classes, iou)[:max_det]
     out = np.empty((keep.size, 6), dtype=np.float32)
     out[:, :4] = boxes[keep]
     out[:, 4] = scores[keep]
@@ -218,10 +228,8 @@ def decode_raw(
     sel_classes = cls_scores[:, mask].argmax(axis=0)
     if keep is not None:
         sel_classes = keep[sel_classes]
-    cx, cy, w, h = output[0, mask], output[1, mask], output[2, mask], output[3, mask]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    kept = class_aware_nms(boxes, sel_scores, sel_classes, iou)[:max_det]
-    return _rows(boxes, sel_scores, sel_classes, kept)
+    centre = (output[0, mask], output[1, mask], output[2, mask], output[3, mask])
+    return _nms_rows(centre, sel_scores, sel_classes, iou, max_det)
 
 
 def yolox_anchor_count(size: int, strides: Sequence[int]) -> int:
@@ -286,9 +294,7 @@ def decode_yolox(
         cy = (cy + gy) * stride
         w = np.exp(np.minimum(w, _MAX_LOG_WH)) * stride
         h = np.exp(np.minimum(h, _MAX_LOG_WH)) * stride
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    kept = class_aware_nms(boxes, scores, classes, iou)[:max_det]
-    return _rows(boxes, scores, classes, kept)
+    return _nms_rows((cx, cy, w, h), scores, classes, iou, max_det)
 
 
 def decode_end_to_end(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -119,16 +119,21 @@ def untile(per_region: Sequence[Sequence[Detection]], regions: Sequence[Box]) ->
         for d in dets:
             box = (x0 + d.box[0] * sx, y0 + d.box[1] * sy, x0 + d.box[2] * sx, y0 + d.box[3] * sy)
             found.append(replace(d, box=box))
-    found.sort(key=lambda d: -d.score)
+    return _best_of_each(
+        found,
+        lambda k, d: box_iou(k.box, d.box) >= TILE_MERGE_IOU or _inside(d.box, k.box),
+    )
+
+
+def _best_of_each(
+    found: Sequence[Detection], same: Callable[[Detection, Detection], bool]
+) -> list[Detection]:
+    """Best score first, dropping a detection of a label already kept where ``same(kept,
+    detection)`` says they are one object."""
     kept: list[Detection] = []
-    for det in found:
-        if any(
-            k.label == det.label
-            and (box_iou(k.box, det.box) >= TILE_MERGE_IOU or _inside(det.box, k.box))
-            for k in kept
-        ):
-            continue
-        kept.append(det)
+    for det in sorted(found, key=lambda d: -d.score):
+        if not any(k.label == det.label and same(k, det) for k in kept):
+            kept.append(det)
     return kept
 
 
@@ -153,16 +158,7 @@ def merge(
         for name, dets in per_model.items()
         for det in dets
     ]
-    tagged.sort(key=lambda d: -d.score)
-    kept: list[Detection] = []
-    for det in tagged:
-        if any(
-            k.label == det.label and k.model != det.model and box_iou(k.box, det.box) >= iou
-            for k in kept
-        ):
-            continue
-        kept.append(det)
-    return kept
+    return _best_of_each(tagged, lambda k, d: k.model != d.model and box_iou(k.box, d.box) >= iou)
 
 
 def _seconds(ts: datetime) -> float:
@@ -233,10 +229,11 @@ class ModelSet:
     def detect(self, frames: Sequence[Frame]) -> list[list[Detection]]:
         """Run each model on the frames it is due on; merge with held results."""
         due: dict[str, list[int]] = {name: [] for name in self._detectors}
+        plans = [self._plan(frame.camera_id) for frame in frames]
+        times = [_seconds(frame.ts) for frame in frames]
         with self._lock:
             for i, frame in enumerate(frames):
-                plan = self._plan(frame.camera_id)
-                now = _seconds(frame.ts)
+                plan, now = plans[i], times[i]
                 for name in plan.rates:
                     key = (frame.camera_id, name)
                     last = self._last_run.get(key)
@@ -251,7 +248,7 @@ class ModelSet:
             inputs: list[Frame] = []
             spans: list[tuple[int, list[Box]]] = []
             for i in indices:
-                grid = self._plan(frames[i].camera_id).tiles.get(name, 1)
+                grid = plans[i].tiles.get(name, 1)
                 regions = tile_regions(grid)
                 inputs += [frames[i]] if grid <= 1 else [crop(frames[i], r) for r in regions]
                 spans.append((i, regions))
@@ -269,8 +266,7 @@ class ModelSet:
         out: list[list[Detection]] = []
         with self._lock:
             for i, frame in enumerate(frames):
-                plan = self._plan(frame.camera_id)
-                now = _seconds(frame.ts)
+                plan, now = plans[i], times[i]
                 per_model: dict[str, Sequence[Detection]] = {}
                 for name in plan.rates:
                     key = (frame.camera_id, name)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from edge_agent.protocol import utc_now
 from edge_agent.vision.config import CameraConfig, SourceSpec
 from edge_agent.vision.errors import SourceError
 from edge_agent.vision.frames import Detection, Frame, as_image
@@ -111,7 +112,7 @@ class ScenarioSource:
 def make_scenario_source(
     camera: CameraConfig,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = utc_now,
     replay: bool = False,
     loop: bool = False,
     video: Path | None = None,
