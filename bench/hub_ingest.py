@@ -59,10 +59,11 @@ from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
 from central_hub.hub import build_hub
 from central_hub.settings import HubSettings
-from central_hub.testing import eventually, make_event
+from central_hub.testing import make_event
 from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, decode_from_topic, encode, hub_subscriptions, topic
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually
 
 CODES = ["0504", "0505", "0102", "0501", "0507", "2103"]
 

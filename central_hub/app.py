@@ -15,8 +15,9 @@ import uvicorn
 from central_hub.api import create_app
 from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
-from central_hub.hub import Hub, build_hub, utcnow
+from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
+from edge_agent.protocol import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
 
 
 async def serve(
-    settings: HubSettings, *, api: bool = True, clock: Callable[[], datetime] = utcnow
+    settings: HubSettings, *, api: bool = True, clock: Callable[[], datetime] = utc_now
 ) -> None:
     """Build the hub from ``settings`` and run it until SIGINT or SIGTERM."""
     hub = await build_hub(settings, clock=clock)

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -37,16 +37,12 @@ from edge_agent.protocol import (
     hub_subscriptions,
     load_private_key,
     private_key_pem,
+    utc_now,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hub", "build_hub", "load_or_create_key", "utcnow"]
-
-
-def utcnow() -> datetime:
-    """The wall clock, in UTC (the default clock of every service)."""
-    return datetime.now(UTC)
+__all__ = ["Hub", "build_hub", "load_or_create_key"]
 
 
 def load_or_create_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
@@ -97,7 +93,7 @@ class Hub:
 async def build_hub(
     settings: HubSettings,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] = utc_now,
     mqtt: bool = True,
     ingest: bool = True,
     run_migrations: bool = True,

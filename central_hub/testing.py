@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +15,6 @@ __all__ = [
     "FakeClock",
     "ListSource",
     "RecordingPublisher",
-    "eventually",
     "inbound",
     "make_event",
     "make_status",
@@ -125,17 +122,6 @@ class ListSource:
     def ack(self, messages: list[Inbound]) -> None:
         """Record the acks."""
         self.acked.extend(messages)
-
-
-async def eventually(predicate: Callable[[], bool], within_s: float = 10.0) -> bool:
-    """Poll ``predicate`` until it is true or ``within_s`` seconds passed; return its last value."""
-    deadline = time.monotonic() + within_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
 
 
 class FakeClock:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "EVENT_CODES",
+    "CommandAnswer",
     "Fleet",
     "FleetError",
     "FleetPlan",
@@ -196,6 +197,14 @@ def build_telemetry(device_id: str, now: datetime, uptime_s: float) -> protocol.
     )
 
 
+@dataclass(frozen=True)
+class CommandAnswer:
+    """What a virtual device makes of a command: the command if it verified, and its acks."""
+
+    command: protocol.Command | None
+    acks: list[protocol.CommandAck]
+
+
 def answer_command(
     device_id: str,
     payload: bytes,
@@ -203,11 +212,12 @@ def answer_command(
     now: datetime,
     public_key: Any | None,
     replay: protocol.ReplayGuard,
-) -> list[protocol.CommandAck]:
+) -> CommandAnswer:
     """The acks a virtual device sends for a command it received (pure).
 
     With ``public_key`` the command is verified like a real unit does (signature,
-    target, expiry, replay); without, only its shape is checked.
+    target, expiry, replay); without, only its shape is checked. A command that fails is
+    answered ``rejected``/``expired`` with the reason, as the real agent does.
     """
     try:
         if public_key is not None:
@@ -217,31 +227,32 @@ def answer_command(
         else:
             cmd = protocol.decode(protocol.Command, payload)
     except protocol.CommandRejected as exc:
-        return [
-            protocol.CommandAck(
-                cmd_id=exc.cmd_id or "unknown",
-                device_id=device_id,
-                state=exc.ack_state,
-                detail=exc.detail[:2000],
-                ts=now,
-            )
-        ]
-    except protocol.ProtocolError as exc:
-        return [
-            protocol.CommandAck(
-                cmd_id="unknown", device_id=device_id, state="rejected", detail=str(exc), ts=now
-            )
-        ]
-    return [
-        protocol.CommandAck(cmd_id=cmd.cmd_id, device_id=device_id, state="received", ts=now),
-        protocol.CommandAck(
-            cmd_id=cmd.cmd_id,
+        refused = protocol.CommandAck(
+            cmd_id=exc.cmd_id or "unknown",
             device_id=device_id,
-            state="succeeded",
-            detail=f"{cmd.kind} done (simulated)",
+            state=exc.ack_state,
+            detail=exc.detail[:2000],
             ts=now,
-        ),
-    ]
+        )
+        return CommandAnswer(None, [refused])
+    except protocol.ProtocolError as exc:
+        refused = protocol.CommandAck(
+            cmd_id="unknown", device_id=device_id, state="rejected", detail=str(exc), ts=now
+        )
+        return CommandAnswer(None, [refused])
+    return CommandAnswer(
+        cmd,
+        [
+            protocol.CommandAck(cmd_id=cmd.cmd_id, device_id=device_id, state="received", ts=now),
+            protocol.CommandAck(
+                cmd_id=cmd.cmd_id,
+                device_id=device_id,
+                state="succeeded",
+                detail=f"{cmd.kind} done (simulated)",
+                ts=now,
+            ),
+        ],
+    )
 
 
 class Fleet:
@@ -356,7 +367,7 @@ class Fleet:
         replay = self._replay.setdefault(device_id, protocol.MemoryReplayGuard())
         acks = answer_command(
             device_id, payload, now=self._clock(), public_key=self._public_key, replay=replay
-        )
+        ).acks
         if acks and acks[-1].state != "succeeded":
             self.report.commands_refused += 1
         elif acks:

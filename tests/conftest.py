@@ -1,7 +1,9 @@
-"""Shared fixtures: a real Mosquitto on a free port, and a PostgreSQL database per run."""
+"""Shared fixtures: a real Mosquitto on a free port, a PostgreSQL database per run, and a
+guard that fails any test whose code logged an exception it did not expect."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +14,58 @@ import pytest
 from simulators.mosquitto import MosquittoBroker
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class _LoggedExceptions(logging.Handler):
+    """Keeps every error logged with an exception attached (``log.exception`` and the like,
+    asyncio's "Task exception was never retrieved" included). Warnings with a traceback are
+    handled trouble (a broker down, a camera gone) and do not count."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[0] is not None:
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_exception(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose code logged an exception, unless the test names the logger.
+
+    Code that swallows an error after logging it keeps running, so a test that only checks
+    the happy outcome would pass over a crash in a callback, a worker or a task. A test
+    that provokes a logged exception on purpose says which loggers may log one with
+    ``@pytest.mark.logs_exceptions("edge_agent.agent.supervisor", ...)``; a name covers
+    its child loggers.
+    """
+    recorder = _LoggedExceptions()
+    root = logging.getLogger()
+    root.addHandler(recorder)
+    try:
+        yield
+    finally:
+        root.removeHandler(recorder)
+    allowed: set[str] = set()
+    for marker in request.node.iter_markers("logs_exceptions"):
+        allowed.update(marker.args)
+    unexpected = [
+        r
+        for r in recorder.records
+        if not any(r.name == name or r.name.startswith(name + ".") for name in allowed)
+    ]
+    if unexpected:
+        lines = [
+            f"{r.name}: {r.getMessage()} ({r.exc_info[1]!r})"  # type: ignore[index]
+            for r in unexpected[:5]
+        ]
+        pytest.fail(
+            "the code logged exceptions the test does not expect "
+            "(mark it logs_exceptions(<logger>) if it provokes them on purpose):\n  "
+            + "\n  ".join(lines),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from central_hub.console.security import CommanderDep, ReaderDep
 from central_hub.console.state import console_state
 from central_hub.errors import CommandError, NotFoundError
 from central_hub.services.devices import DeviceView
+from edge_agent.protocol import error_lines
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,7 @@ async def speak(
     try:
         body = SpeakRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(error_lines(exc))
         return JSONResponse({"detail": problems}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     kind, params = body.command()
     try:

@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from central_hub.domain.errors import DomainError
+from edge_agent.protocol import error_lines
 
 __all__ = ["describe_validation", "read_yaml"]
 
@@ -23,9 +24,5 @@ def read_yaml(path: Path, what: str, error: type[DomainError]) -> object:
 
 
 def describe_validation(exc: ValidationError, prefix: str = "") -> str:
-    """Turn a pydantic error into ``prefix.field[0].name: message; ...``."""
-    parts = []
-    for item in exc.errors():
-        loc = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-        parts.append(f"{loc.lstrip('.') or '(top)'}: {item['msg']}")
-    return "; ".join(parts)
+    """``prefix.field: message; ...`` for a data file, worded as the edge's config errors."""
+    return "; ".join(error_lines(exc, prefix=f"{prefix}." if prefix else ""))

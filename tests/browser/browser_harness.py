@@ -1,4 +1,4 @@
-"""A whole hub (broker, ingest, command queue, API, console) in a thread, and a fake device.
+"""A whole hub (broker, ingest, command queue, API, console) in a thread, and wire helpers.
 
 The browser tests drive Chromium with Playwright's sync API from the test thread; the hub
 runs its own asyncio loop in a background thread, exactly as ``central-hub serve`` does
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,20 +22,9 @@ from central_hub.app import run_hub
 from central_hub.hub import build_hub
 from central_hub.settings import HubSettings
 from central_hub.testing import make_event, make_status
-from edge_agent.protocol import (
-    Channel,
-    CommandAck,
-    CommandRejected,
-    Event,
-    MemoryReplayGuard,
-    Telemetry,
-    encode,
-    load_public_key,
-    public_key_b64,
-    topic,
-    verify_command,
-)
+from edge_agent.protocol import Channel, Event, Telemetry, encode, public_key_b64, topic
 from simulators.mosquitto import free_port
+from simulators.polling import eventually_sync
 
 ROLES = ("operator", "dispatcher", "handler", "admin")
 
@@ -95,15 +83,15 @@ class HubThread:
         self._thread.start()
         if not self._ready.wait(within_s) or self.error is not None:
             raise RuntimeError(f"hub did not start: {self.error!r}")
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
-                if httpx.get(self.base_url + "/console/login", timeout=1).status_code == 200:
-                    return
+                return httpx.get(self.base_url + "/console/login", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("hub's HTTP port never answered")
+                return False
+
+        if not eventually_sync(answers, within_s):
+            raise RuntimeError("hub's HTTP port never answered")
 
     def stop(self) -> None:
         """Stop the hub and join its thread."""
@@ -123,13 +111,16 @@ class HubThread:
 
     def case_of(self, event_id: str, within_s: float = 15.0) -> int:
         """The case an event was filed into (waits for ingest)."""
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
+
+        def case_id() -> int | None:
             r = self.api("GET", f"/events/{event_id}")
-            if r.status_code == 200 and r.json().get("case_id") is not None:
-                return int(r.json()["case_id"])
-            time.sleep(0.05)
-        raise AssertionError(f"event {event_id} was not filed within {within_s} s")
+            found = r.json().get("case_id") if r.status_code == 200 else None
+            return None if found is None else int(found)
+
+        found = eventually_sync(case_id, within_s)
+        if found is None:
+            raise AssertionError(f"event {event_id} was not filed within {within_s} s")
+        return found
 
 
 def mqtt_client(port: int, client_id: str) -> paho.Client:
@@ -178,79 +169,17 @@ def event_at(
     )
 
 
-class FakeDevice:
-    """A pole unit that announces itself online, verifies every command and acks it.
-
-    ``received`` holds the commands that verified; a command that fails verification is
-    acked ``rejected`` with the reason, as the real agent does.
-    """
-
-    def __init__(self, port: int, device_id: str, hub_public_key: str) -> None:
-        self.device_id = device_id
-        self.key = load_public_key(hub_public_key)
-        self.guard = MemoryReplayGuard()
-        self.received: list[Any] = []
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"dev-{device_id}"
-        )
-        self.client.on_message = self._on_message
-        self.subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.client.subscribe(topic(device_id, Channel.CMD), qos=1)
-        if not self.subscribed.wait(10):
-            raise RuntimeError("fake device could not subscribe")
-        status = make_status(device_id, "online", datetime.now(UTC))
-        self.client.publish(
-            topic(device_id, Channel.STATUS), encode(status), qos=1, retain=True
-        ).wait_for_publish(10)
-        heartbeat = Telemetry.model_validate(
-            {
-                "device_id": device_id,
-                "ts": datetime.now(UTC),
-                "uptime_s": 60.0,
-                "fps": 4.0,
-                "inference_ms": 38.0,
-                "outbox_depth": 3,
-                "outbox_bytes": 2048,
-                "evicted": 0,
-            }
-        )
-        self.client.publish(
-            topic(device_id, Channel.TELEMETRY), encode(heartbeat), qos=1
-        ).wait_for_publish(10)
-
-    def _ack(self, cmd_id: str, state: str, detail: str = "") -> None:
-        ack = CommandAck.model_validate(
-            {
-                "cmd_id": cmd_id,
-                "device_id": self.device_id,
-                "state": state,
-                "detail": detail,
-                "ts": datetime.now(UTC),
-            }
-        )
-        self.client.publish(topic(self.device_id, Channel.CMD_ACK), encode(ack), qos=1)
-
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        try:
-            cmd = verify_command(
-                msg.payload,
-                public_key=self.key,
-                device_id=self.device_id,
-                now=datetime.now(UTC),
-                replay=self.guard,
-            )
-        except CommandRejected as exc:
-            if exc.cmd_id:
-                self._ack(exc.cmd_id, "rejected", str(exc))
-            return
-        self.received.append(cmd)
-        self._ack(cmd.cmd_id, "received")
-        self._ack(cmd.cmd_id, "succeeded", f"played {cmd.kind}")
-
-    def close(self) -> None:
-        """Disconnect (the retained status stays: the hub still thinks it is online)."""
-        self.client.loop_stop()
-        self.client.disconnect()
+def heartbeat(device_id: str) -> Telemetry:
+    """A heartbeat with figures the device page shows (4.0 fps, 38 ms, 3 queued)."""
+    return Telemetry.model_validate(
+        {
+            "device_id": device_id,
+            "ts": datetime.now(UTC),
+            "uptime_s": 60.0,
+            "fps": 4.0,
+            "inference_ms": 38.0,
+            "outbox_depth": 3,
+            "outbox_bytes": 2048,
+            "evicted": 0,
+        }
+    )

@@ -4,16 +4,17 @@ a speak command reaching ``succeeded``, statistics. Each test saves screenshots.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import FakeDevice, HubThread, event_at, publish_event, publish_status
+from browser_harness import HubThread, event_at, heartbeat, publish_event, publish_status
 from PIL import Image
 
+from simulators.device import SimDevice
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually_sync
 
 pytestmark = pytest.mark.browser
 
@@ -221,14 +222,16 @@ def test_speak_command_reaches_succeeded(
     contexts: Callable[..., Any], hub_server: HubThread, broker: MosquittoBroker, shot: Shot
 ) -> None:
     base = hub_server.base_url
-    device = FakeDevice(broker.port, "pole-speak-1", hub_server.public_key)
+    device = SimDevice("pole-speak-1", port=broker.port, hub_public_key=hub_server.public_key)
+    device.start()
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        device.online(heartbeat("pole-speak-1"))
+
+        def seen_online() -> bool:
             r = hub_server.api("GET", "/devices/pole-speak-1")
-            if r.status_code == 200 and r.json()["state"] == "online" and r.json()["telemetry"]:
-                break
-            time.sleep(0.05)
+            return r.status_code == 200 and r.json()["state"] == "online" and r.json()["telemetry"]
+
+        assert eventually_sync(seen_online, 15)
         page = contexts("operator").new_page()
         try:
             page.goto(base + "/console/devices")
@@ -250,6 +253,6 @@ def test_speak_command_reaches_succeeded(
             shot(page, "speak-succeeded")
         finally:
             page.close()
-        assert [c.params for c in device.received] == [{"text": "请勿占道经营"}]
+        assert [c.params for c in device.commands] == [{"text": "请勿占道经营"}]
     finally:
         device.close()

@@ -13,11 +13,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from simulators.polling import eventually_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -39,17 +41,16 @@ def processes_mentioning(text: str) -> list[str]:
 
 def wait_all_online(api_url: str, token: str, within_s: float) -> bool:
     """Poll the hub until every unit is online; False if that takes over ``within_s``."""
-    deadline = time.monotonic() + within_s
     with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as api:
-        while time.monotonic() < deadline:
+
+        def all_online() -> bool:
             try:
                 devices = api.get("/api/v1/devices").json()
             except httpx.HTTPError:
                 devices = []
-            if len(devices) == 3 and all(d["state"] == "online" for d in devices):
-                return True
-            time.sleep(0.5)
-    return False
+            return len(devices) == 3 and all(d["state"] == "online" for d in devices)
+
+        return eventually_sync(all_online, within_s, every_s=0.5)
 
 
 @pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
@@ -76,15 +77,16 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path, broker: str) -> None:
         start_new_session=True,  # its own group, as a shell job has
     )
     try:
-        deadline = time.monotonic() + 90
-        manifest = None
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def manifest_or_exit() -> dict[str, Any] | bool:
+            """The demo's manifest once it is written; ``True`` if the demo exited first."""
+            if proc.poll() is not None:
+                return True
             found = list(runs.glob("demo-*/demo.json"))
-            if found:
-                manifest = json.loads(found[0].read_text())
-                break
-            time.sleep(0.5)
-        assert manifest is not None, "the demo never got its units running"
+            return json.loads(found[0].read_text()) if found else False
+
+        manifest = eventually_sync(manifest_or_exit, 90, every_s=0.5)
+        assert isinstance(manifest, dict), "the demo never got its units running"
         assert manifest["broker"]["kind"] == broker
         assert manifest["broker"]["port"] != 1883
         run_dir = manifest["run_dir"]

@@ -24,35 +24,20 @@ import asyncio
 import math
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from simulators.demo.orchestrator import Demo, DemoOptions
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(290)]
 
 SPEED = 20.0
 OUTAGE_S = 30.0
-T = TypeVar("T")
-
-
-async def poll(
-    what: str, probe: Callable[[], Awaitable[T | None]], within_s: float, every: float = 1.0
-) -> T:
-    """Call ``probe`` until it returns something other than None, or fail after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last is not None:
-            return last
-        await asyncio.sleep(every)
-    pytest.fail(f"timed out after {within_s:.0f} s waiting for {what}")
 
 
 def metres_to_segment(
@@ -102,7 +87,8 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(tmp_path: Path) ->
                 found = {c["code"]: c for c in await get("/cases", limit=1000)}
                 return found if wanted <= set(found) else None
 
-            cases = await poll("cases " + ", ".join(sorted(wanted)), four_cases, 120.0)
+            cases = await eventually(four_cases, 120.0, every_s=1.0)
+            assert cases, "timed out after 120 s waiting for cases " + ", ".join(sorted(wanted))
             for code in wanted:
                 assert cases[code]["source"] == "ai"
                 assert cases[code]["grid_cell_id"], f"case {code} is outside the grid"
@@ -145,7 +131,8 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(tmp_path: Path) ->
                     cmd if cmd["state"] in ("succeeded", "failed", "rejected", "expired") else None
                 )
 
-            cmd = await poll("the speaker.say ack", acked, 45.0, every=0.5)
+            cmd = await eventually(acked, 45.0, every_s=0.5)
+            assert cmd, "timed out after 45 s waiting for the speaker.say ack"
             assert cmd["state"] == "succeeded", cmd
             new_wavs = set(wav_dir.glob("*.wav")) - before
             assert new_wavs, f"no new WAV file in {wav_dir}"
@@ -209,10 +196,7 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(tmp_path: Path) ->
                         return None
                 return True
 
-            for _ in range(60):  # up to a minute for the outboxes to drain
-                if await all_delivered():
-                    break
-                await asyncio.sleep(1.0)
+            await eventually(all_delivered, 60.0, every_s=1.0)  # a minute for outboxes to drain
             for device_id, got in hub_seqs.items():
                 assert got, f"{device_id} sent no event at all"
                 missing = waited[device_id] - set(got)

@@ -3,109 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.app import run_hub
 from central_hub.hub import Hub, build_hub
 from central_hub.services.commands import CommandState
 from central_hub.settings import HubSettings
-from central_hub.testing import eventually, make_status
-from edge_agent.protocol import (
-    Channel,
-    CommandAck,
-    CommandRejected,
-    MemoryReplayGuard,
-    encode,
-    load_public_key,
-    public_key_b64,
-    topic,
-    verify_command,
-)
+from edge_agent.protocol import public_key_b64
+from simulators.device import SimDevice
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-class FakeAgent:
-    """A device that verifies commands with the hub's public key and acks them."""
-
-    def __init__(self, port: int, device_id: str, public_key: str) -> None:
-        self.device_id = device_id
-        self.key = load_public_key(public_key)
-        self.guard = MemoryReplayGuard()
-        self.commands: list[Any] = []
-        self.rejected: list[str] = []
-        self.desired: list[dict[str, Any]] = []
-        self.ready = threading.Event()
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"agent-{device_id}"
-        )
-        self.client.will_set(
-            topic(device_id, Channel.STATUS),
-            encode(make_status(device_id, "offline")),
-            qos=1,
-            retain=True,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_connect(self, client: paho.Client, *_: Any) -> None:
-        client.subscribe(
-            [
-                (topic(self.device_id, Channel.CMD), 1),
-                (topic(self.device_id, Channel.CONFIG_DESIRED), 1),
-            ]
-        )
-
-    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        if msg.topic.endswith("config/desired"):
-            self.desired.append(json.loads(msg.payload))
-            return
-        try:
-            cmd = verify_command(
-                msg.payload,
-                public_key=self.key,
-                device_id=self.device_id,
-                now=datetime.now(UTC),
-                replay=self.guard,
-            )
-        except CommandRejected as exc:
-            self.rejected.append(str(exc))
-            return
-        self.commands.append(cmd)
-        for state in ("received", "succeeded"):
-            ack = CommandAck(
-                cmd_id=cmd.cmd_id,
-                device_id=self.device_id,
-                state=state,
-                detail="played" if state == "succeeded" else "",
-                ts=datetime.now(UTC),
-            )
-            self.client.publish(topic(self.device_id, Channel.CMD_ACK), encode(ack), qos=1)
-
-    def online(self) -> None:
-        self.client.publish(
-            topic(self.device_id, Channel.STATUS),
-            encode(make_status(self.device_id, "online")),
-            qos=1,
-            retain=True,
-        )
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -139,38 +52,30 @@ async def test_command_waits_for_device_then_succeeds(
     await asyncio.sleep(0.5)  # a few sender ticks: nothing goes to an offline device
     assert (await hub.commands.get(queued.cmd_id)).state is CommandState.QUEUED
 
-    agent = FakeAgent(mosquitto.port, "pole-1", public_key_b64(hub.key))
+    unit = SimDevice("pole-1", port=mosquitto.port, hub_public_key=public_key_b64(hub.key))
+    await asyncio.to_thread(unit.start)
     try:
-        assert await asyncio.to_thread(agent.ready.wait, 5)
-        agent.online()
+        await asyncio.to_thread(unit.online)
 
-        async def state() -> CommandState:
-            return (await hub.commands.get(queued.cmd_id)).state
+        async def succeeded() -> bool:
+            view = await hub.commands.get(queued.cmd_id)
+            return view.state is CommandState.SUCCEEDED
 
-        states: list[CommandState] = []
-
-        def done() -> bool:
-            return bool(states) and states[-1] is CommandState.SUCCEEDED
-
-        deadline = asyncio.get_running_loop().time() + 20
-        while not done() and asyncio.get_running_loop().time() < deadline:
-            states.append(await state())
-            await asyncio.sleep(0.05)
-        assert done(), (states[-5:], agent.rejected)
-        assert [c.cmd_id for c in agent.commands] == [queued.cmd_id]
-        assert agent.commands[0].params == {"text": "请勿占道经营"}
+        assert await eventually(succeeded, 20), unit.refused
+        assert [c.cmd_id for c in unit.commands] == [queued.cmd_id]
+        assert unit.commands[0].params == {"text": "请勿占道经营"}
         view = await hub.commands.get(queued.cmd_id)
-        assert view.detail == "played"
+        assert view.detail == "speaker.say done (simulated)"
         assert view.sent_at is not None
         device = await hub.devices.get("pole-1")
         assert device.state == "online"
 
         version = await hub.devices.set_desired("pole-1", {"speaker": {"volume": 70}})
-        assert await eventually(lambda: bool(agent.desired), 5)
-        assert agent.desired[-1]["version"] == version
-        assert agent.desired[-1]["config"] == {"speaker": {"volume": 70}}
+        assert await eventually(lambda: bool(unit.desired), 5)
+        assert unit.desired[-1]["version"] == version
+        assert unit.desired[-1]["config"] == {"speaker": {"volume": 70}}
     finally:
-        agent.close()
+        unit.close()
 
 
 async def test_command_for_offline_device_expires(live_hub: Hub) -> None:
@@ -179,10 +84,11 @@ async def test_command_for_offline_device_expires(live_hub: Hub) -> None:
     cmd = await hub.commands.enqueue(
         "pole-9", "speaker.stop", {}, ttl=timedelta(seconds=1), actor="op"
     )
-    for _ in range(100):
-        if (await hub.commands.get(cmd.cmd_id)).state is CommandState.EXPIRED:
-            break
-        await asyncio.sleep(0.05)
+
+    async def expired() -> bool:
+        return (await hub.commands.get(cmd.cmd_id)).state is CommandState.EXPIRED
+
+    assert await eventually(expired, 5)
     view = await hub.commands.get(cmd.cmd_id)
     assert view.state is CommandState.EXPIRED
     assert view.sent_at is None

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central_hub.testing import make_event, make_status
 from edge_agent.protocol import Channel, encode, topic
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,15 +35,6 @@ def _count(db: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
         except sqlite3.OperationalError:  # not migrated yet
             return -1
-
-
-def _wait(pred: object, within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Hub:
@@ -121,13 +113,15 @@ def test_same_events_three_times_across_sigkill(
             )
             return _count(db, "select count(*) from devices where device_id='sentinel'") == 1
 
-        _wait(sentinel_seen, 30, "the hub to subscribe")
+        assert eventually_sync(sentinel_seen, 30, every_s=0.1), "the hub did not subscribe"
 
         before = _events(0, 60)
         during = _events(60, 120)
         while_down = _events(180, 60)
         _publish(publisher, before, 500)
-        _wait(lambda: _count(db, "select count(*) from events") == 60, 30, "first batch")
+        assert eventually_sync(lambda: _count(db, "select count(*) from events") == 60, 30), (
+            "the first batch was not filed"
+        )
 
         # Kill the hub while a fleet keeps publishing.
         fleet = threading.Thread(target=_publish, args=(publisher, during, 150))
@@ -139,7 +133,9 @@ def test_same_events_three_times_across_sigkill(
         assert _count(db, "select count(*) from events") < 240
 
         hub.start()
-        _wait(lambda: _count(db, "select count(*) from events") == 240, 60, "all events")
+        assert eventually_sync(lambda: _count(db, "select count(*) from events") == 240, 60), (
+            "not all events were filed"
+        )
         time.sleep(1.0)  # any late duplicate would show up now
         assert _count(db, "select count(*) from events") == 240
         assert _count(db, "select count(*) from cases") == 240

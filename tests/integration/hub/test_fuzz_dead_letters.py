@@ -20,10 +20,11 @@ from central_hub.app import run_hub
 from central_hub.db.schema import dead_letters, events
 from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
-from central_hub.testing import ListSource, eventually, inbound, make_event
+from central_hub.testing import ListSource, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, encode, topic
 from simulators.mosquitto import MosquittoBroker
+from simulators.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -160,6 +160,7 @@ class _BrokenFiler:
         raise RuntimeError("filer bug")
 
 
+@pytest.mark.logs_exceptions("central_hub.workers.ingest")
 async def test_a_bug_in_filing_dead_letters_instead_of_stopping(
     db: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

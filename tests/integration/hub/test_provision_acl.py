@@ -13,7 +13,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.adapters.mqtt import HubMqtt, Inbound
 from central_hub.services.provision import hash_password, provision_device, verify_password
-from central_hub.testing import eventually
 from edge_agent.protocol import (
     Channel,
     generate_signing_key,
@@ -21,6 +20,7 @@ from edge_agent.protocol import (
     public_key_b64,
     topic,
 )
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 

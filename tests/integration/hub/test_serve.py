@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central_hub.testing import make_event
 from edge_agent.protocol import Channel, encode, topic
 from simulators.mosquitto import MosquittoBroker, free_port
+from simulators.polling import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -50,16 +50,15 @@ def test_serve_runs_api_and_ingest_and_stops_cleanly(
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/api/v1"
     auth = {"Authorization": f"Bearer {token}"}
+
+    def api_up() -> bool:
+        try:
+            return httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+        assert eventually_sync(api_up, 30, every_s=0.2), (tmp_path / "serve.log").read_text()
         assert httpx.get(f"{base}/me").status_code == 401
         assert httpx.get(f"{base}/me", headers=auth).json()["role"] == "operator"
 
@@ -67,14 +66,15 @@ def test_serve_runs_api_and_ingest_and_stops_cleanly(
         device.connect("127.0.0.1", mosquitto.port)
         device.loop_start()
         event = make_event("pole-1")
-        cases: list[object] = []
-        deadline = time.monotonic() + 30
-        while not cases:
+
+        def publish_then_list_cases() -> list[object]:
             # Until the hub's subscription exists, a publish may have nobody to go to.
             device.publish(topic("pole-1", Channel.EVENT), encode(event), qos=1).wait_for_publish(5)
-            time.sleep(0.3)
-            cases = httpx.get(f"{base}/cases", headers=auth).json()
-            assert time.monotonic() < deadline
+            cases: list[object] = httpx.get(f"{base}/cases", headers=auth).json()
+            return cases
+
+        cases = eventually_sync(publish_then_list_cases, 30, every_s=0.3)
+        assert cases, "the hub filed no case for the published event"
         device.disconnect()
         device.loop_stop()
         assert len(cases) == 1

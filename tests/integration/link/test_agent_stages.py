@@ -13,6 +13,7 @@ from edge_agent.config import load_config
 from edge_agent.link.outbox import Priority
 from edge_agent.runner import Agent
 from simulators.mosquitto import free_port
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +23,6 @@ class Nowhere:
 
     def __init__(self) -> None:
         self.port = free_port()
-
-
-async def _until(predicate, wait_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(wait_s / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def test_truck_events_take_the_gps_fix_and_tracks_are_batched(
@@ -52,10 +45,12 @@ async def test_truck_events_take_the_gps_fix_and_tracks_are_batched(
     agent = Agent(load_config(config), config_path=config)
     task = asyncio.create_task(agent.run())
     try:
-        await _until(
+        assert await eventually(
             lambda: agent._outbox is not None and agent.outbox.counter("selftest_sent") >= 3
-        )
-        await _until(lambda: agent._stages is not None and agent._stages.gps.batches_sent >= 2)  # type: ignore[union-attr]
+        ), "the selftest did not store its 3 events"
+        assert await eventually(
+            lambda: agent._stages is not None and agent._stages.gps.batches_sent >= 2  # type: ignore[union-attr]
+        ), "the GPS stage did not send 2 track batches"
         beat = agent.telemetry()
         assert beat.gps is not None
         assert beat.outbox_depth >= 5
@@ -75,6 +70,7 @@ async def test_truck_events_take_the_gps_fix_and_tracks_are_batched(
         await asyncio.wait_for(task, 10)
 
 
+@pytest.mark.logs_exceptions("edge_agent.agent.supervisor")
 async def test_a_crashing_stage_is_restarted_and_reported(agent_config, tmp_path: Path) -> None:
     (tmp_path / "bad-route.csv").write_text("north,east\n")
     config = agent_config(Nowhere(), gps={"source": "route", "route_file": "bad-route.csv"})
@@ -83,7 +79,9 @@ async def test_a_crashing_stage_is_restarted_and_reported(agent_config, tmp_path
     agent.supervisor.backoff_cap_s = 0.1
     task = asyncio.create_task(agent.run())
     try:
-        await _until(lambda: agent.supervisor.restarts.get("gps", 0) >= 2)
+        assert await eventually(lambda: agent.supervisor.restarts.get("gps", 0) >= 2), (
+            f"the GPS stage was restarted {agent.supervisor.restarts.get('gps', 0)} times, not 2"
+        )
         assert agent.telemetry().restarts["gps"] >= 2
         assert "uplink" in agent.supervisor.running()
         assert not task.done()
@@ -103,9 +101,9 @@ async def test_a_broken_speaker_leaves_the_uplink_running_degraded(
     agent = Agent(load_config(config), config_path=config)
     task = asyncio.create_task(agent.run())
     try:
-        await _until(
+        assert await eventually(
             lambda: agent._outbox is not None and agent.outbox.counter("selftest_sent") >= 2
-        )
+        ), "the selftest did not store its 2 events"
         assert agent.problems
         assert agent.problems[0].startswith("speaker: ")
         assert "missing.wav" in agent.problems[0]

@@ -13,6 +13,7 @@ import pytest
 from edge_agent import protocol
 from edge_agent.config import load_config
 from edge_agent.runner import Agent
+from simulators.polling import eventually
 
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
@@ -38,15 +39,6 @@ def gray_clip(path: Path) -> Path:
         writer.write(np.full((240, 320, 3), 60 + i * 10, np.uint8))
     writer.release()
     return path
-
-
-async def _until(predicate, wait_s: float = 20.0):  # type: ignore[no-untyped-def]
-    for _ in range(int(wait_s / 0.05)):
-        found = predicate()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_camera_events_shout_and_snapshot(
@@ -86,11 +78,15 @@ async def test_camera_events_shout_and_snapshot(
     agent = Agent(load_config(config), config_path=config)
     task = asyncio.create_task(agent.run())
     try:
-        event = (await _until(lambda: recorder.on("event")))[0]
+        events = await eventually(lambda: recorder.on("event"), 20, every_s=0.05)
+        assert events, "no event reached the broker"
+        event = events[0]
         assert event["camera_id"] == "mast"
         assert event["location"] == {"lat": 28.6472, "lon": 121.2615, "source": "fixed"}
         assert event["seq"] == 1
-        await _until(lambda: list((tmp_path / "spoken").glob("*shout-chime*.wav")))
+        assert await eventually(
+            lambda: list((tmp_path / "spoken").glob("*shout-chime*.wav")), 20, every_s=0.05
+        ), "the rule did not shout the chime"
         command = protocol.sign_command(
             hub_key,
             device_id=DEVICE,
@@ -103,19 +99,27 @@ async def test_camera_events_shout_and_snapshot(
             protocol.topic(DEVICE, protocol.Channel.CMD),
             protocol.encode(command),
         )
-        reply = (await _until(lambda: recorder.on("snapshot")))[0]
+        replies = await eventually(lambda: recorder.on("snapshot"), 20, every_s=0.05)
+        assert replies, "no snapshot reply"
+        reply = replies[0]
         assert reply["cmd_id"] == command.cmd_id
         assert base64.b64decode(reply["snapshot"]["jpeg_b64"])[:2] == b"\xff\xd8"
         assert (reply["snapshot"]["width"], reply["snapshot"]["height"]) == (320, 240)
-        ack = await _until(
+        ack = await eventually(
             lambda: [
                 a
                 for a in recorder.on("cmd/ack")
                 if a["cmd_id"] == command.cmd_id and a["state"] != "received"
-            ]
+            ],
+            20,
+            every_s=0.05,
         )
+        assert ack, "no final ack for the snapshot request"
         assert ack[0]["state"] == "succeeded"
-        beat = await _until(lambda: [t for t in recorder.on("telemetry") if t["fps"] > 0])
+        beat = await eventually(
+            lambda: [t for t in recorder.on("telemetry") if t["fps"] > 0], 20, every_s=0.05
+        )
+        assert beat, "no telemetry with frames per second above 0"
         assert "mast" in beat[-1]["cameras"]
     finally:
         agent.request_stop()
@@ -161,13 +165,16 @@ async def test_a_corrupt_second_model_leaves_the_unit_degraded_but_seeing(
     task = asyncio.create_task(agent.run())
     try:
         # The street model still sees the stall and raises the event ...
-        event = (await _until(lambda: recorder.on("event")))[0]
+        events = await eventually(lambda: recorder.on("event"), 20, every_s=0.05)
+        assert events, "no event reached the broker"
+        event = events[0]
         assert event["objects"][0]["label"] == "stall"
         assert event["model"]["name"] == "const-detector"
         # ... and the unit says it runs without a model it was given.
-        status = await _until(
-            lambda: [s for s in recorder.on("status") if s["state"] == "degraded"]
+        status = await eventually(
+            lambda: [s for s in recorder.on("status") if s["state"] == "degraded"], 20, every_s=0.05
         )
+        assert status, "the unit did not report itself degraded"
         assert set(status[-1]["model"].split(", ")) == {"street", "general"}
     finally:
         agent.request_stop()

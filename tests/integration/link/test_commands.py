@@ -16,6 +16,7 @@ from edge_agent import protocol
 from edge_agent.config import load_config
 from edge_agent.runner import Agent
 from edge_agent.speaker.audio import read_wav
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +32,6 @@ async def running(config: Path) -> AsyncIterator[Agent]:
     finally:
         agent.request_stop()
         await asyncio.wait_for(task, 20)
-
-
-async def until(predicate: Callable[[], Any], wait_s: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while asyncio.get_running_loop().time() < deadline:
-        found = predicate()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def final_ack(recorder: Any, cmd_id: str) -> Callable[[], dict[str, Any] | None]:
@@ -93,9 +84,12 @@ async def test_signed_commands_are_run_and_bad_ones_refused(
     ).model_copy(update={"sig": None})
 
     async with running(config):
-        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")))
+        assert await eventually(
+            lambda: any(s["state"] == "online" for s in recorder.on("status")), 20, every_s=0.05
+        ), "the agent did not come online"
         await asyncio.to_thread(send, recorder, good)
-        ack = await until(final_ack(recorder, good.cmd_id))
+        ack = await eventually(final_ack(recorder, good.cmd_id), 20, every_s=0.05)
+        assert ack, "no final ack for the good command"
         assert ack["state"] == "succeeded", ack
         files = sorted(spoken.glob("*.wav"))
         assert len(files) == 1
@@ -110,7 +104,7 @@ async def test_signed_commands_are_run_and_bad_ones_refused(
             (good, "rejected", "replayed"),
         ):
             await asyncio.to_thread(send, recorder, command)
-            ack = await until(
+            ack = await eventually(
                 final_ack(recorder, command.cmd_id)
                 if command is not good
                 else (
@@ -122,8 +116,11 @@ async def test_signed_commands_are_run_and_bad_ones_refused(
                         ),
                         None,
                     )
-                )
+                ),
+                20,
+                every_s=0.05,
             )
+            assert ack, f"no final ack for the {reason} command"
             assert ack["state"] == state, ack
             assert ack["detail"].startswith(reason), ack
 
@@ -131,14 +128,17 @@ async def test_signed_commands_are_run_and_bad_ones_refused(
     async with running(config):
         before = len([a for a in recorder.on("cmd/ack") if a["cmd_id"] == good.cmd_id])
         await asyncio.to_thread(send, recorder, good)
-        acks = await until(
+        acks = await eventually(
             lambda: (
                 found
                 if len(found := [a for a in recorder.on("cmd/ack") if a["cmd_id"] == good.cmd_id])
                 > before
                 else None
-            )
+            ),
+            20,
+            every_s=0.05,
         )
+        assert acks, "no new ack for the replay after the restart"
         assert acks[-1]["state"] == "rejected"
         assert acks[-1]["detail"].startswith("replayed")
     assert len(sorted(spoken.glob("*.wav"))) == 1, "a refused command made the speaker talk"
@@ -167,20 +167,29 @@ async def test_config_apply_applies_rejects_and_rolls_back(
         )
 
     async with running(config) as agent:
-        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")))
+        assert await eventually(
+            lambda: any(s["state"] == "online" for s in recorder.on("status")), 20, every_s=0.05
+        ), "the agent did not come online"
         louder = {**current, "speaker": {**current["speaker"], "volume": 0.3}}
         cmd = apply(2, louder)
         await asyncio.to_thread(send, recorder, cmd)
-        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "succeeded"
-        assert (await until(reported(2)))["state"] == "applied"
+        ack = await eventually(final_ack(recorder, cmd.cmd_id), 20, every_s=0.05)
+        assert ack, "no final ack for config version 2"
+        assert ack["state"] == "succeeded"
+        report = await eventually(reported(2), 20, every_s=0.05)
+        assert report, "config version 2 was not reported"
+        assert report["state"] == "applied"
         assert agent.config.speaker.volume == 0.3
         assert load_config(config).config_version == 2, "the applied config was not saved"
 
         broken = {**current, "speaker": {**current["speaker"], "volume": 3}, "nonsense": 1}
         cmd = apply(3, broken)
         await asyncio.to_thread(send, recorder, cmd)
-        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "failed"
-        report = await until(reported(3))
+        ack = await eventually(final_ack(recorder, cmd.cmd_id), 20, every_s=0.05)
+        assert ack, "no final ack for config version 3"
+        assert ack["state"] == "failed"
+        report = await eventually(reported(3), 20, every_s=0.05)
+        assert report, "config version 3 was not reported"
         assert report["state"] == "rejected"
         assert any(e.startswith("speaker.volume") for e in report["errors"])
         assert any(e.startswith("nonsense") for e in report["errors"])
@@ -189,8 +198,12 @@ async def test_config_apply_applies_rejects_and_rolls_back(
         missing = {**current, "speaker": {**current["speaker"], "clips": {"x": "nope.wav"}}}
         cmd = apply(4, missing)
         await asyncio.to_thread(send, recorder, cmd)
-        assert (await until(final_ack(recorder, cmd.cmd_id)))["state"] == "failed"
-        assert (await until(reported(4)))["state"] == "rolled_back"
+        ack = await eventually(final_ack(recorder, cmd.cmd_id), 20, every_s=0.05)
+        assert ack, "no final ack for config version 4"
+        assert ack["state"] == "failed"
+        report = await eventually(reported(4), 20, every_s=0.05)
+        assert report, "config version 4 was not reported"
+        assert report["state"] == "rolled_back"
         assert agent.config.config_version == 2
         assert agent.config.speaker.volume == 0.3
 
@@ -214,7 +227,9 @@ async def test_retained_config_desired_is_applied_once(
         return [r for r in recorder.on("config/reported") if r["version"] == 5]
 
     async with running(config) as agent:
-        report = (await until(reports))[0]
+        found = await eventually(reports, 20, every_s=0.05)
+        assert found, "the retained config version 5 was not reported"
+        report = found[0]
         assert report["state"] == "applied", report
         assert agent.config.speaker.volume == 0.25
         assert agent.config.mqtt.port == mosquitto.port, "sections left out are kept"
@@ -223,7 +238,11 @@ async def test_retained_config_desired_is_applied_once(
     assert saved.speaker.backend == "null"
     # The retained copy arrives again after a restart: already running it, no new report.
     async with running(config) as agent:
-        await until(lambda: any(s["state"] == "online" for s in recorder.on("status")[1:]))
+        assert await eventually(
+            lambda: any(s["state"] == "online" for s in recorder.on("status")[1:]),
+            20,
+            every_s=0.05,
+        ), "the agent did not come online after the restart"
         await asyncio.sleep(0.5)
         assert agent.config.config_version == 5
     assert len(reports()) == 1

@@ -8,6 +8,7 @@ import pytest
 
 from edge_agent.config import load_config
 from edge_agent.runner import Agent
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +26,11 @@ async def test_small_cap_evicts_counts_and_keeps_running(mosquitto, agent_config
     agent = Agent(load_config(config), config_path=config)
     task = asyncio.create_task(agent.run())
     try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while asyncio.get_running_loop().time() < deadline:
-            if agent._outbox is not None and agent.outbox.counter("selftest_sent") >= 200:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: agent._outbox is not None and agent.outbox.counter("selftest_sent") >= 200,
+            20,
+            every_s=0.05,
+        )
         stats = agent.outbox.stats()
         assert stats.evicted > 0
         assert stats.bytes <= CAP
@@ -39,12 +40,11 @@ async def test_small_cap_evicts_counts_and_keeps_running(mosquitto, agent_config
         def seqs() -> set[int]:
             return {e["seq"] for e in recorder.on("event")}
 
-        deadline = asyncio.get_running_loop().time() + 20
-        while asyncio.get_running_loop().time() < deadline:
+        def drained() -> bool:
             beats = recorder.on("telemetry")
-            if 200 in seqs() and beats and beats[-1]["outbox_depth"] == 0:
-                break
-            await asyncio.sleep(0.05)
+            return 200 in seqs() and bool(beats) and beats[-1]["outbox_depth"] == 0
+
+        await eventually(drained, 20, every_s=0.05)
         beats = recorder.on("telemetry")
         assert beats, "no telemetry after the broker came back"
         assert beats[-1]["evicted"] == stats.evicted

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
+
+from simulators.polling import eventually_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,23 +35,19 @@ def test_outage_with_sigkill_delivers_all_events(
     mosquitto.stop()
     agent = agent_process(config)
     # Kill it mid-outage, once part of the events is stored.
-    deadline = time.monotonic() + 30
-    while _depth(db) < 300 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually_sync(lambda: _depth(db) >= 300, 30, every_s=0.02)
     stored_before_kill = _depth(db)
     assert 0 < stored_before_kill < 1000, agent.log_text()
     agent.kill()
     agent = agent_process(config)
-    deadline = time.monotonic() + 30
-    while _depth(db) < 1000 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually_sync(lambda: _depth(db) >= 1000, 30)
     assert _depth(db) == 1000, agent.log_text()
     mosquitto.start()
 
     def distinct() -> set[str]:
         return {e["event_id"] for e in recorder.on("event")}
 
-    assert recorder.wait_for(lambda: len(distinct()) >= 1000, timeout=60), (
+    assert eventually_sync(lambda: len(distinct()) >= 1000, 60), (
         len(distinct()),
         agent.log_text()[-3000:],
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.polling import eventually_sync
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILLS = 20
@@ -56,9 +58,7 @@ def test_sigkill_twenty_times_loses_nothing_committed(
     last = 0
     for round_no in range(KILLS):
         agent = agent_process(config)
-        deadline = time.monotonic() + 20
-        while _stored(db) <= last and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually_sync(lambda last=last: _stored(db) > last, 20, every_s=0.01)
         time.sleep(rng.uniform(0.0, 0.15))  # somewhere inside the burst
         agent.kill()
         check, stored, waiting = _inspect(db)
@@ -70,7 +70,7 @@ def test_sigkill_twenty_times_loses_nothing_committed(
     agent = agent_process(config)
     received = lambda: {e["event_id"] for e in recorder.on("event")}  # noqa: E731
     seqs = lambda: {e["seq"] for e in recorder.on("event")}  # noqa: E731
-    assert recorder.wait_for(lambda: len(seqs()) >= EVENTS, timeout=60), agent.log_text()[-2000:]
+    assert eventually_sync(lambda: len(seqs()) >= EVENTS, 60), agent.log_text()[-2000:]
     assert seqs() == set(range(1, EVENTS + 1))
     missing = committed - received()
     assert not missing, f"{len(missing)} committed events never arrived"

@@ -11,6 +11,7 @@ import pytest
 from edge_agent.link.mqtt import BrokerLink, LinkSettings
 from edge_agent.link.outbox import Outbox
 from edge_agent.link.uplink import Uplink
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -55,23 +56,20 @@ async def test_drain_survives_a_broker_restart(mosquitto, recorder_factory, tmp_
     link.start(wire)
     task = asyncio.create_task(uplink.run())
     try:
-        for _ in range(400):
-            if uplink.delivered >= 300:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: uplink.delivered >= 300, 4.0, every_s=0.01)
         assert 0 < box.stats().depth < N
         await asyncio.to_thread(mosquitto.restart)
-        for _ in range(1500):
-            if box.stats().depth == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert box.stats().depth == 0, f"{box.stats().depth} rows never acknowledged"
+        assert await eventually(lambda: box.stats().depth == 0, 30.0), (
+            f"{box.stats().depth} rows never acknowledged"
+        )
         assert wire.ups >= 2, "the link did not reconnect"
 
         def numbers() -> set[int]:
             return {e["n"] for e in recorder.on("event")}
 
-        assert await asyncio.to_thread(recorder.wait_for, lambda: len(numbers()) == N, 30)
+        assert await eventually(lambda: len(numbers()) == N, 30, every_s=0.05), (
+            f"the recorder got {len(numbers())} of {N} events"
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from edge_agent.vision.errors import ModelError, UnknownCamera
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.pipeline import VisionService
 from simulators import scenarios
+from simulators.polling import eventually
 from simulators.scenarios.cameras import scenario_camera
 from simulators.scenarios.sources import make_scenario_source
 
@@ -57,14 +57,6 @@ def camera(cam_id: str, source: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def wait_for(check: Callable[[], bool], limit_s: float = 15.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 def make_service(config: VisionConfig) -> VisionService:
     seq = iter(range(1, 10_000))
     return VisionService(
@@ -72,6 +64,7 @@ def make_service(config: VisionConfig) -> VisionService:
     )
 
 
+@pytest.mark.logs_exceptions("edge_agent.vision.pipeline")
 async def test_unreachable_camera_does_not_stop_the_box_and_recovers(
     stall_model: Path, gray_clip: Path, mjpeg_camera: MjpegCamera
 ) -> None:
@@ -97,7 +90,9 @@ async def test_unreachable_camera_does_not_stop_the_box_and_recovers(
 
     task = asyncio.create_task(service.run(sink, shout))
     try:
-        await wait_for(lambda: any(e.camera_id == "good" for e in events))
+        assert await eventually(
+            lambda: any(e.camera_id == "good" for e in events), 15, every_s=0.05
+        ), "no event from the file camera"
         stats = service.stats()
         assert stats.cameras["good"].state == "ok"
         assert stats.cameras["net"].state == "reconnecting"
@@ -112,13 +107,19 @@ async def test_unreachable_camera_does_not_stop_the_box_and_recovers(
         assert good.model.name == "const-detector"
 
         mjpeg_camera.start()  # the camera comes back
-        await wait_for(lambda: service.stats().cameras["net"].state == "ok")
-        await wait_for(lambda: any(e.camera_id == "net" for e in events))
+        assert await eventually(
+            lambda: service.stats().cameras["net"].state == "ok", 15, every_s=0.05
+        ), f"the HTTP camera is {service.stats().cameras['net'].state}, not ok"
+        assert await eventually(
+            lambda: any(e.camera_id == "net" for e in events), 15, every_s=0.05
+        ), "no event from the HTTP camera"
         jpeg = await service.snapshot("net")
         assert jpeg[:2] == b"\xff\xd8"
 
         mjpeg_camera.stop()  # and goes away again
-        await wait_for(lambda: service.stats().cameras["net"].state != "ok")
+        assert await eventually(
+            lambda: service.stats().cameras["net"].state != "ok", 15, every_s=0.05
+        ), "the HTTP camera still reads ok after it went away"
         assert not task.done()
         assert [e.camera_id for e in events].count("good") == 1  # one stall, one event
     finally:
@@ -194,7 +195,9 @@ async def test_workers_take_no_more_frames_than_the_model_runs_at_once(gray_clip
 
     task = asyncio.create_task(service.run(sink))
     try:
-        await wait_for(lambda: service.stats().frames >= 20)
+        assert await eventually(lambda: service.stats().frames >= 20, 15, every_s=0.05), (
+            f"only {service.stats().frames} frames in 15 s"
+        )
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

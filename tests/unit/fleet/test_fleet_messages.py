@@ -79,15 +79,17 @@ def test_commands_are_verified_like_a_real_unit() -> None:
         ttl=timedelta(minutes=5),
     )
     payload = protocol.encode(cmd)
-    acks = answer_command("sim-0001", payload, now=NOW, public_key=public, replay=guard)
+    answer = answer_command("sim-0001", payload, now=NOW, public_key=public, replay=guard)
+    assert answer.command == cmd
+    acks = answer.acks
     assert [a.state for a in acks] == ["received", "succeeded"]
     assert {a.cmd_id for a in acks} == {cmd.cmd_id}
-    again = answer_command("sim-0001", payload, now=NOW, public_key=public, replay=guard)
+    again = answer_command("sim-0001", payload, now=NOW, public_key=public, replay=guard).acks
     assert [a.state for a in again] == ["rejected"]
     assert "replay" in again[0].detail or "seen" in again[0].detail
     other = answer_command(
         "sim-0002", payload, now=NOW, public_key=public, replay=protocol.MemoryReplayGuard()
-    )
+    ).acks
     assert [a.state for a in other] == ["rejected"]
     late = answer_command(
         "sim-0001",
@@ -95,10 +97,12 @@ def test_commands_are_verified_like_a_real_unit() -> None:
         now=NOW + timedelta(hours=1),
         public_key=public,
         replay=protocol.MemoryReplayGuard(),
-    )
+    ).acks
     assert [a.state for a in late] == ["expired"]
     junk = answer_command("sim-0001", b"{not json", now=NOW, public_key=public, replay=guard)
-    assert [a.state for a in junk] == ["rejected"]
+    assert junk.command is None
+    junk_acks = junk.acks
+    assert [a.state for a in junk_acks] == ["rejected"]
 
 
 def test_report_summary_leaves_out_the_maps() -> None:

@@ -179,11 +179,11 @@ def test_calendar_file_parses(tmp_path: Path) -> None:
         ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "unknown time zone"),
         ('["14:30", "18:00"]', '["11:30", "18:00"]', "working_periods[1]"),
         ('["08:30", "12:00"]', '["12:00", "08:30"]', "working_periods[0]"),
-        ("weekend: [sat, sun]", "weekend: [saturday]", "weekend[0]"),
+        ("weekend: [sat, sun]", "weekend: [saturday]", "weekend.0"),
         ("{date: 2026-12-26}", "{date: 2026-12-24}", "both a holiday and a make-up"),
-        ("{date: 2026-12-26}", "{date: 26 Dec}", "makeup_workdays[0].date"),
+        ("{date: 2026-12-26}", "{date: 26 Dec}", "makeup_workdays.0.date"),
         ("{date: 2026-12-26}", "{date: 2026-13-26}", "not valid YAML"),
-        ("name: test}", "name: test, colour: red}", "holidays[0].colour"),
+        ("name: test}", "name: test, colour: red}", "holidays.0.colour"),
     ],
 )
 def test_calendar_errors_name_file_and_field(

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from edge_agent import protocol
 from edge_agent.link.commands import CommandFailed, CommandHandler
 from edge_agent.link.outbox import Outbox, Priority
@@ -114,6 +116,7 @@ async def test_replay_is_refused_also_after_reopening(tmp_path: Path) -> None:
     await box.close()
 
 
+@pytest.mark.logs_exceptions("edge_agent.link.commands")
 async def test_failures_and_crashes_ack_failed_and_unknown_kinds_too(tmp_path: Path) -> None:
     key = protocol.generate_signing_key()
     box = await Outbox.open(tmp_path / "o.db")

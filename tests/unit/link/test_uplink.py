@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_agent.link.outbox import Outbox
 from edge_agent.link.uplink import Uplink
+from simulators.polling import eventually
 
 
 class FakeTransport:
@@ -23,13 +24,6 @@ class FakeTransport:
         self._mid += 1
         self.sent.append((self._mid, topic))
         return self._mid
-
-
-async def _until(predicate, wait_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -50,15 +44,17 @@ async def test_window_bounds_inflight_and_acks_delete(tmp_path: Path) -> None:
     fake = FakeTransport()
     uplink = Uplink(box, fake, window=10)
     async with running(uplink):
-        await _until(lambda: len(fake.sent) == 10)
+        assert await eventually(lambda: len(fake.sent) == 10, 5, every_s=0.01), fake.sent
         await asyncio.sleep(0.05)
         assert len(fake.sent) == 10, "more than the window in flight"
         uplink.published([mid for mid, _ in fake.sent])
-        await _until(lambda: len(fake.sent) == 20)
+        assert await eventually(lambda: len(fake.sent) == 20, 5, every_s=0.01), fake.sent
         uplink.published([mid for mid, _ in fake.sent[10:]])
-        await _until(lambda: len(fake.sent) == 25)
+        assert await eventually(lambda: len(fake.sent) == 25, 5, every_s=0.01), fake.sent
         uplink.published([mid for mid, _ in fake.sent[20:]] + [999])  # unknown mid ignored
-        await _until(lambda: box.stats().depth == 0)
+        assert await eventually(lambda: box.stats().depth == 0, 5, every_s=0.01), (
+            f"{box.stats().depth} rows left in the outbox"
+        )
     assert [t for _, t in fake.sent] == [f"t/{i}" for i in range(25)]
     assert uplink.delivered == 25
     await box.close()
@@ -75,7 +71,7 @@ async def test_nothing_is_sent_while_disconnected(tmp_path: Path) -> None:
         assert fake.sent == []
         fake.connected = True
         uplink.wake()
-        await _until(lambda: len(fake.sent) == 1)
+        assert await eventually(lambda: len(fake.sent) == 1, 5, every_s=0.01), fake.sent
     await box.close()
 
 
@@ -90,7 +86,7 @@ async def test_refused_publish_rewinds_and_resends_in_order(tmp_path: Path) -> N
         await asyncio.sleep(0.05)
         fake.refuse = False
         uplink.wake()
-        await _until(lambda: len(fake.sent) >= 3)
+        assert await eventually(lambda: len(fake.sent) >= 3, 5, every_s=0.01), fake.sent
     assert [t for _, t in fake.sent[:3]] == ["t/0", "t/1", "t/2"]
     await box.close()
 

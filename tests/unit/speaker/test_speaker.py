@@ -20,6 +20,7 @@ from edge_agent.speaker.errors import (
 )
 from edge_agent.speaker.player import QuietWindow, Speaker, SpeakPriority
 from edge_agent.speaker.tts import EspeakTts
+from simulators.polling import eventually
 
 CHIME = Path(__file__).resolve().parents[3] / "firmware_config" / "clips" / "chime.wav"
 
@@ -30,14 +31,6 @@ def tone(seconds: float, rate: int = 8000, level: int = 10000) -> Audio:
         value = level if (i // 10) % 2 else -level
         samples += value.to_bytes(2, "little", signed=True)
     return Audio(bytes(samples), rate)
-
-
-async def until_playing(speaker: Speaker) -> None:
-    for _ in range(500):
-        if speaker.playing is not None:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("playback did not start")
 
 
 def test_volume_scales_and_clips_and_wav_round_trips(tmp_path: Path) -> None:
@@ -96,7 +89,9 @@ async def test_clip_library_and_missing_clip(tmp_path: Path) -> None:
 async def test_operator_preempts_routine_and_lower_is_refused(tmp_path: Path) -> None:
     speaker = Speaker(WavBackend(tmp_path / "out", pace=1.0))
     routine = asyncio.create_task(speaker.play(tone(5.0), SpeakPriority.AUTO, "reminder"))
-    await until_playing(speaker)
+    assert await eventually(lambda: speaker.playing is not None, 5, every_s=0.01), (
+        "playback did not start"
+    )
     with pytest.raises(SpeakerBusy, match="reminder"):
         await speaker.play(tone(0.1), SpeakPriority.ROUTINE, "lower")
     urgent = await speaker.play(tone(0.05), SpeakPriority.OPERATOR, "operator")
@@ -110,7 +105,9 @@ async def test_operator_preempts_routine_and_lower_is_refused(tmp_path: Path) ->
 async def test_stop_ends_playback(tmp_path: Path) -> None:
     speaker = Speaker(WavBackend(tmp_path / "out", pace=1.0))
     task = asyncio.create_task(speaker.play(tone(5.0), SpeakPriority.OPERATOR, "long"))
-    await until_playing(speaker)
+    assert await eventually(lambda: speaker.playing is not None, 5, every_s=0.01), (
+        "playback did not start"
+    )
     assert await speaker.stop()
     assert not (await asyncio.wait_for(task, 2)).finished
     assert not await speaker.stop()

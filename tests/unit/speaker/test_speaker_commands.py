@@ -13,6 +13,7 @@ from edge_agent.link.commands import CommandFailed
 from edge_agent.speaker.backends import WavBackend
 from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.player import Speaker
+from simulators.polling import eventually
 
 CHIME = Path(__file__).resolve().parents[3] / "firmware_config" / "clips" / "chime.wav"
 KEY = protocol.generate_signing_key()
@@ -64,10 +65,7 @@ async def test_interrupted_playback_fails(tmp_path: Path) -> None:
     speaker = Speaker(WavBackend(tmp_path / "out", pace=50.0), clips={"chime": CHIME})
     commands = SpeakerCommands(lambda: speaker)
     task = asyncio.create_task(commands.play(cmd("speaker.play", clip="chime")))
-    for _ in range(200):
-        if speaker.playing:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: speaker.playing, 2, every_s=0.01)
     assert await commands.stop(cmd("speaker.stop")) == "stopped"
     with pytest.raises(CommandFailed, match="interrupted"):
         await task

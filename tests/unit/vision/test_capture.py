@@ -14,6 +14,7 @@ from edge_agent.vision import capture
 from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.errors import SourceError
 from edge_agent.vision.frames import Frame
+from simulators.polling import eventually_sync
 
 TS = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -89,10 +90,7 @@ def test_loop_reconnects_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     thread = threading.Thread(target=loop.run)
     thread.start()
     try:
-        deadline = 200
-        while source.sent < 5 and deadline:
-            stop.wait(0.01)
-            deadline -= 1
+        eventually_sync(lambda: source.sent >= 5, 2, every_s=0.01)
         assert source.opens == 4
         assert loop.frames == 5
         assert loop.reconnects == 3
@@ -100,10 +98,7 @@ def test_loop_reconnects_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
         stop.wait(0.1)
         assert loop.health().state == "stalled"  # connected, no frame for > 0.05 s
         source.gate.set()  # the stream now fails: the loop reopens
-        deadline = 200
-        while source.opens < 5 and deadline:
-            stop.wait(0.01)
-            deadline -= 1
+        eventually_sync(lambda: source.opens >= 5, 2, every_s=0.01)
         assert source.opens >= 5
     finally:
         stop.set()
@@ -133,11 +128,12 @@ def test_next_image_waits_for_the_next_frame_when_the_newest_is_gone() -> None:
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(board.next_image("a", timeout=5)))
     waiter.start()
-    for _ in range(100):  # until the waiter has registered its wish
+
+    def wish_registered() -> bool:
         with board._cond:
-            if "a" in board._wanted:
-                break
-        threading.Event().wait(0.01)
+            return "a" in board._wanted
+
+    eventually_sync(wish_registered, 1, every_s=0.01)  # until the waiter has registered its wish
     sent = frame("a", 7)
     board.put(sent)
     waiter.join(5)

@@ -114,6 +114,7 @@ class BrokenAfterFirst(FixedDetector):
         return super().detect(frames)
 
 
+@pytest.mark.logs_exceptions("edge_agent.vision.model_set")
 def test_a_failing_model_does_not_blind_the_others_and_its_result_ages_out() -> None:
     general = BrokenAfterFirst("general-detector", [Detection("car", 0.9, CAR)])
     street = FixedDetector("street-detector", [Detection("stall", 0.8, (0.0, 0.5, 0.2, 0.9))])

@@ -33,6 +33,7 @@ def test_backoff_rejects_nonsense() -> None:
         Backoff(5.0, 1.0)
 
 
+@pytest.mark.logs_exceptions("edge_agent.agent.supervisor")
 async def test_supervisor_restarts_a_crashed_stage_and_counts_it() -> None:
     runs = 0
     done = asyncio.Event()
