@@ -1,4 +1,4 @@
-"""The ``central-hub`` command: serve, migrate, keygen, provision, user."""
+"""The ``central-hub`` command: serve, migrate, keygen, provision, user, grid."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
+from central_hub.domain.errors import DomainError, GridError
+from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
 from central_hub.hub import build_hub, load_or_create_key
+from central_hub.services.city_data import check_grid_file, grid_source, import_grid
 from central_hub.services.provision import provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
@@ -116,7 +119,30 @@ def _parser() -> argparse.ArgumentParser:
     q = usub.add_parser("disable", help="disable a user")
     q.add_argument("name")
     usub.add_parser("list", help="list users")
+
+    p = sub.add_parser("grid", help="check or import a city's grid (GeoJSON)")
+    gsub = p.add_subparsers(dest="grid_cmd", required=True)
+    q = gsub.add_parser("check", help="check a grid file strictly; store nothing")
+    q.add_argument("file", type=Path)
+    q = gsub.add_parser("import", help="check a grid file and make it the hub's grid")
+    q.add_argument("file", type=Path)
+    gsub.add_parser("show", help="say which grid the hub uses")
     return parser
+
+
+def _grid(settings: HubSettings, args: argparse.Namespace) -> str:
+    if args.grid_cmd == "show":
+        source = grid_source(settings)
+        grid, said = Grid.load(source), "in use"
+    elif args.grid_cmd == "check":
+        source = args.file
+        grid, said = check_grid_file(source), "valid"
+    else:
+        source = args.file
+        grid = import_grid(source, settings)
+        said = f"imported as {settings.imported_grid_path}; restart the hub to use it"
+    counts = ", ".join(f"{n} {level}" for level, n in grid.level_counts().items())
+    return f"{source}: {said}; version {grid.version} ({counts})\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,10 +193,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"session {args.client_id} dropped")
         elif args.cmd == "user":
             sys.stdout.write(asyncio.run(_user(settings, args)))
+        elif args.cmd == "grid":
+            sys.stdout.write(_grid(settings, args))
     except ValidationError as exc:
         print(f"central-hub: bad settings: {exc}", file=sys.stderr)
         return 2
-    except HubError as exc:
+    except GridError as exc:
+        if len(exc.problems) > 1:
+            where = str(exc).split(": ", 1)[0]
+            print(f"central-hub: {where}: {len(exc.problems)} problems", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        else:
+            print(f"central-hub: {exc}", file=sys.stderr)
+        return 1
+    except (HubError, DomainError) as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from central_hub.domain.grid import Grid
 from central_hub.errors import HubError
 from central_hub.services.case_filing import CaseFiler
 from central_hub.services.cases import CaseService
+from central_hub.services.city_data import load_city_data
 from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
 from central_hub.services.metrics import MetricsService
@@ -108,7 +109,8 @@ async def build_hub(
     engine = engine or create_engine(settings.database_url)
     if run_migrations:
         await migrate(engine)
-    catalogue, grid, calendar = Catalogue.load(), Grid.load_sample(), WorkCalendar.load()
+    city = load_city_data(settings)
+    catalogue, grid, calendar = city.catalogue, city.grid, city.calendar
     key = load_or_create_key(settings.hub_key_path)
     evidence = EvidenceStore(settings.evidence_path)
     broker = None

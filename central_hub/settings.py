@@ -16,6 +16,10 @@ class HubSettings(BaseSettings):
     ``db_url`` defaults to an SQLite file under ``data_dir``; a production hub sets it to
     ``postgresql+asyncpg://...``. The MQTT password comes from ``mqtt_password`` or, better,
     from ``mqtt_password_file`` (what ``central-hub provision`` writes).
+
+    A city's own data: ``grid_path`` (GeoJSON; default the grid ``central-hub grid import``
+    stored in ``data_dir``, else the sample district), ``catalogue_path`` and
+    ``calendar_path`` (YAML; default the packaged ones).
     """
 
     model_config = SettingsConfigDict(env_prefix="XH_HUB_", extra="forbid")
@@ -38,6 +42,9 @@ class HubSettings(BaseSettings):
             " so a single worker on Mosquitto should run without a group"
         ),
     )
+    grid_path: Path | None = Field(default=None, description="the city's grid GeoJSON")
+    catalogue_path: Path | None = Field(default=None, description="the event catalogue YAML")
+    calendar_path: Path | None = Field(default=None, description="the working calendar YAML")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
@@ -58,6 +65,11 @@ class HubSettings(BaseSettings):
     def database_url(self) -> str:
         """The effective database URL."""
         return self.db_url or f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+
+    @property
+    def imported_grid_path(self) -> Path:
+        """Where ``central-hub grid import`` stores a city's grid."""
+        return self.data_dir / "grid.geojson"
 
     @property
     def evidence_path(self) -> Path:

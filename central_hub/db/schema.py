@@ -118,6 +118,9 @@ cases = sa.Table(
     # The report that opened the case (an event id, later a citizen report id); unique,
     # so a batch insert can map RETURNING rows back to its reports in any order.
     sa.Column("first_report_id", sa.String(64), nullable=True, unique=True),
+    # The grid (Grid.version) whose cells grid_cell_id and squad_id come from; a later
+    # import of a city's grid does not reinterpret older cases. Null before 0003.
+    sa.Column("grid_version", sa.String(16), nullable=True),
     sa.Index("ix_cases_code_lat", "code", "lat"),
 )
 

@@ -45,7 +45,15 @@ class CalendarError(DomainError):
 
 
 class GridError(DomainError):
-    """The grid's GeoJSON is invalid: a bad level, a missing parent, a broken polygon."""
+    """The grid's GeoJSON is invalid: a bad level, a missing parent, a broken polygon.
+
+    ``problems`` lists every problem found, one ``where: what`` line each (the message
+    shows the first few); a lookup error has none.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class UnknownCell(GridError, KeyError):

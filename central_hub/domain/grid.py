@@ -24,6 +24,7 @@ only the place and the scale are real.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ from typing import Any, Literal, cast
 from shapely import STRtree
 from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
 
 from central_hub.domain.catalogue import LINES
 from central_hub.domain.errors import GridError, UnknownCell
@@ -98,6 +100,7 @@ class Grid:
             kids.sort()
         self._street_ids = sorted(c.id for c in self._cells.values() if c.level == "street")
         self._tree = STRtree([self._shapes[i] for i in self._street_ids])
+        self._version: str | None = None
 
     # ----------------------------------------------------------------- construction
 
@@ -118,44 +121,44 @@ class Grid:
         try:
             return cls.from_geojson(obj)
         except GridError as exc:
-            raise GridError(f"{path}: {exc}") from exc
+            raise GridError(f"{path}: {exc}", exc.problems) from exc
 
     @classmethod
-    def from_geojson(cls, obj: dict[str, Any]) -> Grid:
+    def from_geojson(cls, obj: dict[str, Any], *, gaps: bool = False) -> Grid:
         """Build and validate a grid from a GeoJSON FeatureCollection (see module doc).
 
-        Raises :class:`GridError` naming the feature (index and id) and what is wrong: a
-        bad level, a missing or wrong-level parent, an invalid polygon, a cell outside its
-        parent, overlapping siblings, an unknown line in ``owners``.
+        Raises :class:`GridError` listing every problem, each naming the feature (index
+        and id) and what is wrong: a bad level, a missing or wrong-level parent, an
+        invalid polygon, a cell outside its parent, overlapping siblings, an unknown line
+        in ``owners``, and with ``gaps`` a part of a cell that none of its children cover
+        (what ``central-hub grid import`` checks: an event there would find no street).
         """
-        if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection":
-            raise GridError("the grid must be a GeoJSON FeatureCollection")
-        features = obj.get("features")
-        if not isinstance(features, list) or not features:
-            raise GridError("features: a non-empty list is needed")
-        cells: dict[str, GridCell] = {}
-        shapes: dict[str, BaseGeometry] = {}
-        where_of: dict[str, str] = {}
-        roads: list[dict[str, Any]] = []
-        for index, feature in enumerate(features):
-            where = f"features[{index}]"
-            if not isinstance(feature, dict) or feature.get("type") != "Feature":
-                raise _fail(where, "not a GeoJSON Feature")
-            props = feature.get("properties")
-            if not isinstance(props, dict):
-                raise _fail(where, "properties: an object is needed")
-            if props.get("kind") == "road":
-                roads.append(feature)
-                continue
-            cell, geom = _parse_cell(feature, props, where)
-            where = f"{where} ({cell.id})"
-            if cell.id in cells:
-                raise _fail(where, f"id: {cell.id!r} is used twice")
-            cells[cell.id] = cell
-            shapes[cell.id] = geom
-            where_of[cell.id] = where
-        _check_tree(cells, shapes, where_of)
-        return cls(cells, shapes, roads)
+        parsed = _read_features(obj)
+        problems = parsed.problems
+        if parsed.cells:
+            problems += _tree_problems(parsed)
+        if gaps and not problems:
+            problems += _gap_problems(parsed)
+        if problems:
+            raise GridError(_summary(problems), tuple(problems))
+        return cls(parsed.cells, parsed.shapes, parsed.roads)
+
+    @property
+    def version(self) -> str:
+        """A short fingerprint of the cells (ids, levels, parents, owners, polygons).
+
+        Cases keep the version they were filed under, so a later grid import does not
+        silently reinterpret old cases' cells.
+        """
+        if self._version is None:
+            doc = self.to_geojson(include_roads=False)
+            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+            self._version = digest[:12]
+        return self._version
+
+    def level_counts(self) -> dict[str, int]:
+        """How many cells each level has, top level first."""
+        return {level: sum(c.level == level for c in self._cells.values()) for level in LEVELS}
 
     # ----------------------------------------------------------------- queries
 
@@ -317,33 +320,102 @@ def _parse_cell(
     return cell, geom
 
 
-def _check_tree(
-    cells: Mapping[str, GridCell], shapes: Mapping[str, BaseGeometry], where_of: Mapping[str, str]
-) -> None:
+#: A gap smaller than this (square metres) is a drawing sliver, not a hole in the grid.
+GAP_MIN_M2 = 10.0
+#: Problems shown in the exception's message (every one is in ``GridError.problems``).
+_SHOWN = 5
+
+
+@dataclass
+class _Parsed:
+    """What a FeatureCollection holds, with each feature's place for messages."""
+
+    cells: dict[str, GridCell] = field(default_factory=dict)
+    shapes: dict[str, BaseGeometry] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)
+    roads: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _summary(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    shown = "; ".join(problems[:_SHOWN])
+    more = f"; and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
+    return f"{len(problems)} problems: {shown}{more}"
+
+
+def _read_features(obj: object) -> _Parsed:
+    """Cells, polygons and roads of a FeatureCollection, and each feature's problems."""
+    out = _Parsed()
+    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection":
+        out.problems.append("the grid must be a GeoJSON FeatureCollection")
+        return out
+    features = obj.get("features")
+    if not isinstance(features, list) or not features:
+        out.problems.append("features: a non-empty list is needed")
+        return out
+    for index, feature in enumerate(features):
+        where = f"features[{index}]"
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            out.problems.append(f"{where}: not a GeoJSON Feature")
+            continue
+        props = feature.get("properties")
+        if not isinstance(props, dict):
+            out.problems.append(f"{where}: properties: an object is needed")
+            continue
+        if props.get("kind") == "road":
+            out.roads.append(feature)
+            continue
+        try:
+            cell, geom = _parse_cell(feature, props, where)
+        except GridError as exc:
+            out.problems.append(str(exc))
+            continue
+        where = f"{where} ({cell.id})"
+        if cell.id in out.cells:
+            out.problems.append(f"{where}: id: {cell.id!r} is used twice")
+            continue
+        out.cells[cell.id] = cell
+        out.shapes[cell.id] = geom
+        out.where[cell.id] = where
+    return out
+
+
+def _tree_problems(parsed: _Parsed) -> list[str]:
+    """Levels and parents, containment in the parent, and overlaps between siblings."""
+    cells, shapes, where_of = parsed.cells, parsed.shapes, parsed.where
     if not any(cell.level == "area" for cell in cells.values()):
-        raise GridError("no cell of level 'area': a grid needs at least one built-up area")
+        return ["no cell of level 'area': a grid needs at least one built-up area"]
+    problems: list[str] = []
     for cell in cells.values():
         where = where_of[cell.id]
         depth = LEVELS.index(cell.level)
         if depth == 0:
             if cell.parent_id is not None:
-                raise _fail(where, "properties.parent_id: an area has no parent")
+                problems.append(f"{where}: properties.parent_id: an area has no parent")
             continue
         expected = LEVELS[depth - 1]
         if cell.parent_id is None:
-            raise _fail(where, f"properties.parent_id: a {cell.level} needs a {expected} parent")
+            problems.append(
+                f"{where}: properties.parent_id: a {cell.level} needs a {expected} parent"
+            )
+            continue
         parent = cells.get(cell.parent_id)
         if parent is None:
-            raise _fail(where, f"properties.parent_id: no cell {cell.parent_id!r}")
-        if parent.level != expected:
-            raise _fail(
-                where,
-                f"properties.parent_id: {parent.id!r} is a {parent.level}, "
-                f"a {cell.level}'s parent must be a {expected}",
+            problems.append(f"{where}: properties.parent_id: no cell {cell.parent_id!r}")
+        elif parent.level != expected:
+            problems.append(
+                f"{where}: properties.parent_id: {parent.id!r} is a {parent.level}, "
+                f"a {cell.level}'s parent must be a {expected}"
             )
-        outside = shapes[cell.id].difference(shapes[parent.id].buffer(_TOLERANCE_DEG))
-        if outside.area > _TOLERANCE_DEG**2:
-            raise _fail(where, f"geometry: reaches outside its parent {parent.id!r}")
+        else:
+            outside = shapes[cell.id].difference(shapes[parent.id].buffer(_TOLERANCE_DEG))
+            if outside.area > _TOLERANCE_DEG**2:
+                problems.append(
+                    f"{where}: geometry: reaches outside its parent {parent.id!r}"
+                    f" ({_m2(outside):.0f} m² near {_near(outside)})"
+                )
     for level in LEVELS:
         ids = sorted(i for i, c in cells.items() if c.level == level)
         tree = STRtree([shapes[i] for i in ids])
@@ -351,5 +423,52 @@ def _check_tree(
             shrunk = shapes[cell_id].buffer(-_TOLERANCE_DEG)
             for j in tree.query(shrunk, predicate="intersects"):
                 other = ids[int(j)]
-                if int(j) > i and shrunk.intersection(shapes[other]).area > _TOLERANCE_DEG**2:
-                    raise _fail(where_of[cell_id], f"geometry: overlaps {other!r} ({level} level)")
+                if int(j) <= i:
+                    continue
+                common = shrunk.intersection(shapes[other])
+                if common.area > _TOLERANCE_DEG**2:
+                    problems.append(
+                        f"{where_of[cell_id]}: geometry: overlaps {other!r} ({level} level,"
+                        f" {_m2(common):.0f} m² near {_near(common)})"
+                    )
+    return problems
+
+
+def _gap_problems(parsed: _Parsed) -> list[str]:
+    """Parts of a cell that none of its children cover (an event there finds no street)."""
+    problems: list[str] = []
+    children: dict[str, list[str]] = {}
+    for cell in parsed.cells.values():
+        if cell.parent_id is not None:
+            children.setdefault(cell.parent_id, []).append(cell.id)
+    for cell_id, cell in parsed.cells.items():
+        if cell.level == "street":
+            continue
+        where = parsed.where[cell_id]
+        kids = children.get(cell_id, [])
+        if not kids:
+            below = LEVELS[LEVELS.index(cell.level) + 1]
+            problems.append(f"{where}: gap: no {below} cells, so events here find no street")
+            continue
+        covered = unary_union([parsed.shapes[k] for k in kids]).buffer(_TOLERANCE_DEG)
+        left = parsed.shapes[cell_id].difference(covered)
+        pieces = [g for g in getattr(left, "geoms", [left]) if _m2(g) >= GAP_MIN_M2]
+        for piece in sorted(pieces, key=_m2, reverse=True)[:3]:
+            problems.append(
+                f"{where}: gap: {_m2(piece):.0f} m² near {_near(piece)} lies in none of its"
+                " children"
+            )
+    return problems
+
+
+def _m2(geom: BaseGeometry) -> float:
+    """Area in square metres (equirectangular at the shape's latitude: fine for a city)."""
+    if geom.is_empty:
+        return 0.0
+    lat = geom.representative_point().y
+    return float(geom.area) * 111_320.0**2 * math.cos(math.radians(lat))
+
+
+def _near(geom: BaseGeometry) -> str:
+    point = geom.representative_point()
+    return f"lat {point.y:.5f}, lon {point.x:.5f}"

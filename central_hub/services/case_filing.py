@@ -214,6 +214,7 @@ class CaseFiler:
             "updated_at": now,
             "closed_at": None,
             "first_report_id": facts.event_id,
+            "grid_version": self.grid.version,
         }
 
     @staticmethod

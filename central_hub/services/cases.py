@@ -55,6 +55,7 @@ class CaseView(BaseModel):
     line: str
     grid_cell_id: str | None
     squad_id: str | None
+    grid_version: str | None = None
     stage: Stage
     lat: float | None
     lon: float | None

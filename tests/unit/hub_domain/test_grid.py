@@ -276,3 +276,61 @@ def test_load_names_the_file(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
     with pytest.raises(GridError, match="cannot read"):
         Grid.load(tmp_path / "missing.geojson")
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    def three_faults(fs: list[Any]) -> None:
+        fs[4]["properties"].update(level="alley")  # t1: not a level
+        fs[3].update(geometry=_square(1, 0, 2))  # z2 now overlaps z1
+        fs[5].update(geometry=_square(3.5, 3.5, 1))  # t2 reaches outside z2
+
+    with pytest.raises(GridError) as info:
+        Grid.from_geojson(_broken(three_faults))
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("features[4] (t1): properties.level")
+    assert any(p.startswith("features[2] (z1): geometry: overlaps 'z2'") for p in problems)
+    assert any(p.startswith("features[5] (t2): geometry: reaches outside") for p in problems)
+    assert str(info.value).startswith("3 problems: ")
+
+
+def _tiled() -> dict[str, Any]:
+    """The tiny grid with every cell covered by its children: no gaps."""
+    doc = _tiny()
+    doc["features"][4]["geometry"] = _square(0, 0, 2)
+    doc["features"][5]["geometry"] = _square(2, 0, 2)
+    doc["features"][0]["geometry"] = _square(0, 0, 4) | {}
+    doc["features"][0]["geometry"]["coordinates"] = [[[0, 0], [4, 0], [4, 2], [0, 2], [0, 0]]]
+    doc["features"][1]["geometry"] = doc["features"][0]["geometry"]
+    return doc
+
+
+def test_gaps_are_checked_on_import_and_named() -> None:
+    Grid.from_geojson(_tiled(), gaps=True)  # fully covered: fine
+    assert Grid.from_geojson(_tiny()).locate(3, 3) is None  # loading does not check gaps
+    with pytest.raises(GridError) as info:
+        Grid.from_geojson(_tiny(), gaps=True)
+    problems = info.value.problems
+    # the squadron is half covered by its zones, each zone a quarter by its street
+    assert [p.split(":")[0] for p in problems] == [
+        "features[1] (s)",
+        "features[2] (z1)",
+        "features[3] (z2)",
+    ]
+    assert all(": gap: " in p and " m² near lat " in p for p in problems)
+    doc = _tiled()
+    doc["features"].append(_f("z3", "zone", "s", _square(0, 2, 1)))
+    doc["features"][0]["geometry"] = doc["features"][1]["geometry"] = _square(0, 0, 4)
+    with pytest.raises(GridError, match=r"features\[6\] \(z3\): gap: no street cells"):
+        Grid.from_geojson(doc, gaps=True)
+
+
+def test_sample_district_has_no_gaps_and_a_stable_version(grid: Grid) -> None:
+    again = Grid.from_geojson(grid.to_geojson(), gaps=True)
+    assert again.version == grid.version
+    assert len(grid.version) == 12
+    doc = grid.to_geojson()
+    street = next(f for f in doc["features"] if f["properties"].get("level") == "street")
+    street["properties"]["owners"] = {"sanitation": "someone-else"}
+    assert Grid.from_geojson(doc).version != grid.version
+    assert grid.level_counts() == {"area": 1, "squadron": 3, "zone": 9, "street": 21}
