@@ -5,13 +5,19 @@ with it, and a single event (isolating a failed batch, or retrying a lost race) 
 of one. The database pre-filters candidate cases (same code, open, bounding boxes around
 the reports and their merge windows, with no cap: the plan picks the nearest, which a cap
 could drop); :func:`central_hub.domain.filing.plan_filing` decides.
-Two hub workers filing reports of the same new problem at the same instant may open two
-cases (no cross-worker lock); an operator merges or cancels the extra one.
+
+Two hub workers filing reports of the same new problem at the same instant give one case:
+on PostgreSQL each report first takes transaction-scoped advisory locks on the squares its
+merge radius reaches (:func:`lock_keys`), so two reports that could merge share a lock and
+the second files after the first has committed, and sees its case. Locks are taken in one
+sorted statement, so two workers never wait on each other in a cycle. SQLite needs none:
+its transactions begin IMMEDIATE and so already file one at a time.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import logging
 import math
@@ -32,7 +38,7 @@ from central_hub.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FILING_ACTION", "SYSTEM_ROLE", "CaseFiler"]
+__all__ = ["FILING_ACTION", "LOCK_TILE_M", "SYSTEM_ROLE", "CaseFiler", "lock_keys"]
 
 #: The audit action recorded when a case is opened by filing.
 FILING_ACTION = "file"
@@ -47,6 +53,36 @@ MAX_FINE_BOXES = 1_500
 LON_SLOTS = 4
 #: Band terms per candidate query (more run as several queries; bounds bound parameters).
 MAX_TERMS = 1_024
+#: Side (north-south, metres) of the squares filing locks; a report's radius reaches a few.
+LOCK_TILE_M = 250.0
+#: Metres per degree of latitude, rounded down, so a lock square errs on the large side.
+_LOCK_M_PER_DEG = 110_000.0
+_LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
+
+def lock_keys(batch: list[EventFacts], catalogue: Catalogue) -> list[int]:
+    """The advisory-lock keys a batch takes before filing, sorted (pure).
+
+    A report locks every square (of :data:`LOCK_TILE_M`, per code) that the box around
+    its merge radius touches. A report B that could merge into a case opened by report A
+    lies within A's radius, so B's own square is among A's: any two reports that could
+    merge share a key, whichever worker files them.
+    """
+    tile = LOCK_TILE_M / _LOCK_M_PER_DEG
+    keys: set[int] = set()
+    for facts in batch:
+        if facts.code not in catalogue:
+            continue
+        dlat = catalogue.get(facts.code).merge_radius_m / _LOCK_M_PER_DEG
+        dlon = dlat / max(math.cos(math.radians(min(abs(facts.lat) + dlat, 89.0))), 1e-6)
+        lat0, lat1 = math.floor((facts.lat - dlat) / tile), math.floor((facts.lat + dlat) / tile)
+        lon0, lon1 = math.floor((facts.lon - dlon) / tile), math.floor((facts.lon + dlon) / tile)
+        for ilat in range(lat0, lat1 + 1):
+            for ilon in range(lon0, lon1 + 1):
+                name = f"xh-file:{facts.code}:{ilat}:{ilon}".encode()
+                digest = hashlib.blake2b(name, digest_size=8).digest()
+                keys.add(int.from_bytes(digest, "big", signed=True))
+    return sorted(keys)
 
 
 class CaseFiler:
@@ -70,6 +106,8 @@ class CaseFiler:
         results: list[int | str | DomainError] = []
         if not batch:
             return []
+        if conn.dialect.name == "postgresql":
+            await conn.execute(_LOCK_SQL, {"keys": lock_keys(batch, self.catalogue)})
         buckets = _Buckets(self.catalogue, batch)
         for found in await self._batch_candidates(conn, batch, buckets):
             buckets.add(found)

@@ -1,0 +1,66 @@
+"""Filing's advisory-lock keys: any two reports that could merge share one."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from central_hub.domain.catalogue import Catalogue
+from central_hub.domain.filing import EventFacts, haversine_m
+from central_hub.services.case_filing import lock_keys
+
+AT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+CATALOGUE = Catalogue.load()
+CODES = sorted(e.code for e in CATALOGUE.entries())
+
+
+def _facts(event_id: str, code: str, lat: float, lon: float) -> EventFacts:
+    return EventFacts(event_id=event_id, code=code, lat=lat, lon=lon, detected_at=AT)
+
+
+def _moved(lat: float, lon: float, metres: float, bearing: float) -> tuple[float, float]:
+    """The point ``metres`` away on ``bearing`` (spherical earth, as haversine_m)."""
+    r = 6_371_008.8
+    d, b = metres / r, math.radians(bearing)
+    p1, l1 = math.radians(lat), math.radians(lon)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(b))
+    l2 = l1 + math.atan2(
+        math.sin(b) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
+    )
+    return math.degrees(p2), math.degrees(l2)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    code=st.sampled_from(CODES),
+    lat=st.floats(-60, 60),
+    lon=st.floats(-179, 179),
+    share=st.floats(0, 1),
+    bearing=st.floats(0, 360),
+)
+def test_reports_that_could_merge_share_a_key(
+    code: str, lat: float, lon: float, share: float, bearing: float
+) -> None:
+    radius = CATALOGUE.get(code).merge_radius_m
+    blat, blon = _moved(lat, lon, share * radius, bearing)
+    a, b = _facts("a", code, lat, lon), _facts("b", code, blat, blon)
+    if haversine_m(lat, lon, blat, blon) > radius:  # rounding at the very edge
+        return
+    assert set(lock_keys([a], CATALOGUE)) & set(lock_keys([b], CATALOGUE))
+
+
+def test_keys_are_sorted_stable_few_and_per_code() -> None:
+    one = _facts("a", "0504", 28.6472, 121.2615)
+    keys = lock_keys([one], CATALOGUE)
+    assert keys == sorted(keys) == lock_keys([one], CATALOGUE)
+    assert 1 <= len(keys) <= 4  # 15 m radius, 250 m squares
+    other_code = _facts("b", "0505", 28.6472, 121.2615)
+    assert not set(keys) & set(lock_keys([other_code], CATALOGUE))
+    far = _facts("c", "0504", 28.6572, 121.2615)  # 1.1 km north
+    assert not set(keys) & set(lock_keys([far], CATALOGUE))
+    unknown = _facts("d", "9999", 28.6472, 121.2615)
+    assert lock_keys([unknown], CATALOGUE) == []
+    assert all(-(2**63) <= k < 2**63 for k in keys)
