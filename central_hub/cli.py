@@ -1,4 +1,4 @@
-"""The ``central-hub`` command: serve, migrate, keygen, provision, user, grid."""
+"""The ``central-hub`` command: serve, migrate, keygen, provision, user, grid, backup, restore."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
 from central_hub.db.engine import create_engine
@@ -21,6 +22,7 @@ from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
 from central_hub.hub import build_hub, load_or_create_key
+from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import check_grid_file, grid_source, import_grid
 from central_hub.services.provision import provision_device
 from central_hub.settings import HubSettings
@@ -127,7 +129,25 @@ def _parser() -> argparse.ArgumentParser:
     q = gsub.add_parser("import", help="check a grid file and make it the hub's grid")
     q.add_argument("file", type=Path)
     gsub.add_parser("show", help="say which grid the hub uses")
+
+    p = sub.add_parser("backup", help="write the database and evidence to a tar file")
+    p.add_argument("out", type=Path)
+    p = sub.add_parser("restore", help="restore a backup into an empty database and store")
+    p.add_argument("archive", type=Path)
     return parser
+
+
+async def _backup(settings: HubSettings, args: argparse.Namespace) -> str:
+    engine = create_engine(settings.database_url)
+    evidence = EvidenceStore(settings.evidence_path)
+    try:
+        if args.cmd == "backup":
+            report = await backup(engine, evidence, args.out)
+            return f"backed up {report.summary()}\n"
+        report = await restore(engine, evidence, args.archive)
+        return f"restored {report.summary()}\n"
+    finally:
+        await engine.dispose()
 
 
 def _grid(settings: HubSettings, args: argparse.Namespace) -> str:
@@ -195,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(asyncio.run(_user(settings, args)))
         elif args.cmd == "grid":
             sys.stdout.write(_grid(settings, args))
+        elif args.cmd in ("backup", "restore"):
+            sys.stdout.write(asyncio.run(_backup(settings, args)))
     except ValidationError as exc:
         print(f"central-hub: bad settings: {exc}", file=sys.stderr)
         return 2
