@@ -36,7 +36,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
         tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
         if api:
-            app = create_app(hub)
+            token = settings.metrics_token
+            app = create_app(hub, metrics_token=token.get_secret_value() if token else None)
             console = install_console(app, hub)
             config = uvicorn.Config(
                 app,

@@ -45,6 +45,9 @@ class HubSettings(BaseSettings):
     grid_path: Path | None = Field(default=None, description="the city's grid GeoJSON")
     catalogue_path: Path | None = Field(default=None, description="the event catalogue YAML")
     calendar_path: Path | None = Field(default=None, description="the working calendar YAML")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token GET /metrics asks for; unset: open"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)

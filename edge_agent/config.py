@@ -267,6 +267,13 @@ class TelemetrySection(_Section):
     interval_s: float = Field(default=30.0, ge=0.2, le=3600)
 
 
+class MetricsSection(_Section):
+    """The Prometheus endpoint (``GET /metrics``); off unless ``port`` is set."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 to be scraped over the VPN")
+
+
 class SelftestSection(_Section):
     """Synthetic events to check the uplink end to end (see the module docstring)."""
 
@@ -290,6 +297,7 @@ class AgentConfig(BaseSettings):
     gps: GpsSection = Field(default_factory=GpsSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     selftest: SelftestSection = Field(default_factory=SelftestSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @classmethod

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_agent import protocol
 from edge_agent.agent.heartbeat import BoardFigures, build_telemetry, read_board
+from edge_agent.agent.metrics import AgentFigures, MetricsServer
 from edge_agent.agent.selftest import run_selftest
 from edge_agent.agent.snapshot import send_snapshot
 from edge_agent.agent.supervisor import Supervisor
@@ -114,6 +115,7 @@ class Agent:
         self._uplink: Uplink | None = None
         self._stages: _Stages | None = None
         self._commands: CommandHandler | None = None
+        self._metrics: MetricsServer | None = None
         #: Parts that could not start (the unit then reports ``degraded``).
         self.problems: list[str] = []
         # The config file as written (relative paths kept): a pushed config that leaves
@@ -234,6 +236,7 @@ class Agent:
                 clock=self.clock,
             )
             self._commands = commands
+            self._serve_metrics(cfg)  # before the link: a problem shows in the birth status
             link.start(_Listener(uplink, commands, self.config_desired))
             self.supervisor.start("uplink", uplink.run)
             self.supervisor.start("telemetry", self._telemetry)
@@ -243,8 +246,41 @@ class Agent:
         finally:
             await self._shutdown()
 
+    def _serve_metrics(self, cfg: AgentConfig) -> None:
+        if cfg.metrics.port is None:
+            return
+        try:
+            self._metrics = MetricsServer(
+                self.figures,
+                asyncio.get_running_loop(),
+                host=cfg.metrics.host,
+                port=cfg.metrics.port,
+            )
+        except OSError as exc:  # a taken port must not keep the unit from its work
+            problem = f"metrics: cannot serve on {cfg.metrics.host}:{cfg.metrics.port}: {exc}"
+            log.error("%s", problem)
+            self.problems.append(problem)
+            return
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics.host, self._metrics.port)
+
+    def figures(self) -> AgentFigures:
+        """A snapshot for the metrics endpoint (call it on the event loop)."""
+        stages = self._stages
+        speaker = stages.speaker if stages is not None else None
+        return AgentFigures(
+            uptime_s=time.monotonic() - self.started,
+            outbox=self.outbox.stats(),
+            link_connected=self._link is not None and self._link.connected,
+            vision=stages.vision.stats() if stages is not None and stages.vision else None,
+            speaker_playing=speaker is not None and speaker.playing is not None,
+            speaker_plays=len(speaker.history) if speaker is not None else 0,
+            restarts=dict(self.supervisor.restarts),
+        )
+
     async def _shutdown(self) -> None:
         log.info("agent %s stopping", self.device_id)
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.close)
         await self.supervisor.stop()
         for task in list(self._side_tasks):
             task.cancel()

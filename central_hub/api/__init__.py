@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+import secrets
+
+from fastapi import APIRouter, FastAPI, Request, Response, status
 
 from central_hub import __version__
+from central_hub.adapters.prometheus import CONTENT_TYPE, HubMetrics
 from central_hub.api import admin, cases, devices, events, grid, metrics
 from central_hub.api.errors import install_error_handlers
 from central_hub.hub import Hub
@@ -14,11 +17,13 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(hub: Hub) -> FastAPI:
-    """The FastAPI app serving ``hub``; every route needs a bearer token.
+def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
+    """The FastAPI app serving ``hub``; every API route needs a user's bearer token.
 
     Hub and domain errors that routes raise become HTTP responses in
-    :mod:`central_hub.api.errors`.
+    :mod:`central_hub.api.errors`. ``GET /metrics`` serves the operations figures in
+    Prometheus' format (:mod:`central_hub.adapters.prometheus`), to anyone that can reach
+    the port unless ``metrics_token`` is set, which it then wants as a bearer token.
     """
     app = FastAPI(
         title="xiuhua central hub",
@@ -33,4 +38,15 @@ def create_app(hub: Hub) -> FastAPI:
     for module in (cases, events, devices, grid, metrics, admin):
         api.include_router(module.router)
     app.include_router(api)
+    ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
+    app.state.ops_metrics = ops
+
+    @app.get("/metrics", include_in_schema=False, response_model=None)
+    async def prometheus_metrics(request: Request) -> Response:
+        if metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given, f"Bearer {metrics_token}"):
+                return Response("metrics need the metrics token\n", status.HTTP_401_UNAUTHORIZED)
+        return Response(await ops.render(), media_type=CONTENT_TYPE)
+
     return app

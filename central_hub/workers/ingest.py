@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +112,10 @@ class IngestStats:
     batches: int = 0
     batch_retries: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
+    #: Seconds spent in the write transactions of committed batches.
+    write_s: float = 0.0
+    #: Age (clock time minus detection) of the oldest event of the last committed batch.
+    lag_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict (for the API)."""
@@ -123,6 +128,8 @@ class IngestStats:
             "batches": self.batches,
             "batch_retries": self.batch_retries,
             "by_channel": dict(self.by_channel),
+            "write_s": round(self.write_s, 3),
+            "lag_s": round(self.lag_s, 3),
         }
 
 
@@ -211,7 +218,9 @@ class IngestWorker:
         while True:
             try:
                 shas = await self._store_evidence(decoded)
+                started = time.perf_counter()
                 reachable = await self._write(decoded, shas)
+                self.stats.write_s += time.perf_counter() - started
                 break
             except (*_TRANSIENT, StorageError) as exc:
                 # Nothing is acked, so nothing is lost: wait and try the whole batch again.
@@ -227,6 +236,9 @@ class IngestWorker:
                 )
                 await asyncio.sleep(delay)
         self.source.ack(batch)
+        detected = [d.message.detected_at for d in decoded if isinstance(d.message, Event)]
+        if detected:
+            self.stats.lag_s = max(0.0, (self.clock() - min(detected)).total_seconds())
         if self.on_committed is not None:
             self.on_committed(batch)
         self.stats.batches += 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -190,6 +191,9 @@ class ModelSet:
         self.runs: Counter[tuple[str, str]] = Counter()
         #: Failed inferences per model (its frames then go on with its held results).
         self.errors: Counter[str] = Counter()
+        #: Inputs (frames or tiles) each model ran on, and the seconds it took for them.
+        self.inferred: Counter[str] = Counter()
+        self.infer_s: dict[str, float] = dict.fromkeys(self._detectors, 0.0)
         labels: list[str] = []
         for name, det in self._detectors.items():
             for label in det.labels:
@@ -252,8 +256,11 @@ class ModelSet:
                 regions = tile_regions(grid)
                 inputs += [frames[i]] if grid <= 1 else [crop(frames[i], r) for r in regions]
                 spans.append((i, regions))
+            started = time.perf_counter()
             try:
                 results = self._detectors[name].detect(inputs)
+                self.infer_s[name] += time.perf_counter() - started
+                self.inferred[name] += len(inputs)
             except Exception:  # one failing model must not blind the others
                 self.errors[name] += 1
                 logger.exception("model %r failed on %d frame(s)", name, len(indices))

@@ -271,6 +271,15 @@ def replay(
 
 
 @dataclass(frozen=True)
+class ModelFigures:
+    """One model of a :class:`ModelSet`: inputs run, seconds they took, failed runs."""
+
+    frames: int
+    seconds: float
+    errors: int
+
+
+@dataclass(frozen=True)
 class VisionStats:
     """Figures for telemetry: processed fps, recent inference time (per frame), dropped
     frames, camera health; ``frames`` and ``events`` count everything since start."""
@@ -281,6 +290,7 @@ class VisionStats:
     cameras: dict[str, protocol.CameraHealth] = field(default_factory=dict)
     frames: int = 0
     events: int = 0
+    models: dict[str, ModelFigures] = field(default_factory=dict)
 
 
 @dataclass
@@ -355,6 +365,13 @@ class VisionService:
             cameras[cam.id] = protocol.CameraHealth(
                 state=view.state, fps=view.fps, dropped=self._board.dropped.get(cam.id, 0)
             )
+        models = {}
+        if isinstance(self._detector, ModelSet):
+            ms_set = self._detector
+            models = {
+                name: ModelFigures(ms_set.inferred[name], ms_set.infer_s[name], ms_set.errors[name])
+                for name in ms_set.model_refs()
+            }
         return VisionStats(
             fps=round(fps, 2),
             inference_ms=round(sum(ms) / len(ms), 2) if ms else 0.0,
@@ -362,6 +379,7 @@ class VisionService:
             cameras=cameras,
             frames=self._frames,
             events=self._events,
+            models=models,
         )
 
     async def snapshot(self, camera_id: str) -> bytes:
