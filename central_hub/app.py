@@ -12,6 +12,7 @@ from datetime import datetime
 
 import uvicorn
 
+from central_hub.adapters.prometheus import HubMetrics
 from central_hub.api import create_app
 from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
@@ -31,9 +32,17 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
     tasks: list[asyncio.Task[None]] = []
     if hub.mqtt is not None:
         await hub.mqtt.start()
+    stop_metrics: Callable[[], None] | None = None
     async with asyncio.TaskGroup() as tg:
         if hub.ingest is not None:
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
+        if settings.metrics_port is not None:
+            ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
+            stop_metrics = ops.serve(settings.metrics_host, settings.metrics_port)
+            tasks.append(tg.create_task(ops.refresh_forever(), name="metrics"))
+            log.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
         tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
         if api:
             token = settings.metrics_token
@@ -58,6 +67,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         for task in tasks:
             if task.get_name() != "api":
                 task.cancel()
+    if stop_metrics is not None:
+        await asyncio.to_thread(stop_metrics)
     if hub.mqtt is not None:
         await hub.mqtt.stop()
 

@@ -33,7 +33,8 @@ __all__ = ["main"]
 
 def _settings(args: argparse.Namespace) -> HubSettings:
     overrides: dict[str, Any] = {}
-    for name in ("data_dir", "db_url", "mqtt_host", "mqtt_port", "mqtt_client_id", "api_port"):
+    names = ("data_dir", "db_url", "mqtt_host", "mqtt_port", "mqtt_client_id", "api_port")
+    for name in (*names, "metrics_port"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -90,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt-port", dest="mqtt_port", type=int)
     p.add_argument("--client-id", dest="mqtt_client_id", help="stable per worker")
     p.add_argument("--port", dest="api_port", type=int, help="API port")
+    p.add_argument(
+        "--metrics-port", dest="metrics_port", type=int, help="serve /metrics here (--no-api)"
+    )
 
     sub.add_parser("migrate", help="upgrade the database to the newest schema")
     p = sub.add_parser("keygen", help="create the hub signing key if missing; print its public key")

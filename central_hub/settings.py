@@ -48,6 +48,10 @@ class HubSettings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token GET /metrics asks for; unset: open"
     )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="a worker's own /metrics port (for --no-api)"
+    )
+    metrics_host: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)

@@ -12,12 +12,13 @@ Metric names start with ``xh_hub_``; docs/grafana-dashboard.json charts them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -28,8 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.db.schema import cases, commands, dead_letters, devices
 from central_hub.domain.workflow import Stage
+from central_hub.errors import HubError
 from central_hub.services.commands import CommandState
 from central_hub.workers.ingest import IngestStats
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CONTENT_TYPE", "HubMetrics"]
 
@@ -60,6 +64,33 @@ class HubMetrics:
         self._lock = asyncio.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+
+    async def refresh_forever(self) -> None:
+        """Keep the database figures fresh for :meth:`serve`'s thread, which cannot await."""
+        while True:
+            try:
+                await self._refresh()
+            except (OSError, sa.exc.SQLAlchemyError) as exc:  # the next round tries again
+                log.warning("metrics: database figures not refreshed: %s", exc)
+            await asyncio.sleep(self.refresh_s)
+
+    def serve(self, host: str, port: int) -> Callable[[], None]:
+        """Serve the registry on ``host:port`` from a thread; return the function that stops it.
+
+        For a worker that runs without the API (``serve --no-api``); run
+        :meth:`refresh_forever` beside it.
+        """
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise HubError(f"metrics: cannot serve on {host}:{port}: {exc}") from exc
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        return stop
 
     async def render(self) -> bytes:
         """The exposition text, with database figures at most ``refresh_s`` old."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,9 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.api import create_app
-from central_hub.hub import Hub
+from central_hub.app import run_hub
+from central_hub.hub import Hub, build_hub
+from central_hub.settings import HubSettings
 from central_hub.testing import FakeClock, ListSource, inbound, make_event, make_status
 from central_hub.workers.ingest import IngestWorker
+from simulators.device import SimDevice
+from simulators.mosquitto import MosquittoBroker, free_port
+from simulators.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +77,51 @@ async def test_metrics_move_with_ingest(hub: Hub, clock: FakeClock, tmp_path: Pa
     assert after[("xh_hub_units", (("state", "online"),))] == 1
     assert after[("xh_hub_db_ping_seconds", ())] > 0
     assert after[("xh_hub_dead_letters", ())] == 0
+
+
+async def test_a_worker_without_the_api_serves_metrics_on_its_own_port(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    port = free_port()
+    settings = HubSettings(
+        data_dir=tmp_path / "hub",
+        mqtt_port=mosquitto.port,
+        mqtt_client_id="hub-metrics-test",
+        share_group="",
+        metrics_port=port,
+    )
+    hub = await build_hub(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
+    try:
+        assert hub.mqtt is not None
+        async with asyncio.timeout(10):
+            await hub.mqtt.wait_subscribed()
+        device = SimDevice("pole-m", port=mosquitto.port)
+        await asyncio.to_thread(device.start)
+        await asyncio.to_thread(device.online)
+        device.close()
+
+        def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            try:
+                return _samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text)
+            except httpx.HTTPError:
+                return {}
+
+        def status_counted() -> bool:
+            found = scrape()
+            return found.get(("xh_hub_ingest_messages_total", (("channel", "status"),)), 0) >= 1
+
+        assert await eventually(lambda: asyncio.to_thread(status_counted), 15, every_s=0.2)
+        assert await eventually(
+            lambda: asyncio.to_thread(
+                lambda: scrape().get(("xh_hub_units", (("state", "online"),))) == 1
+            ),
+            15,
+            every_s=0.2,
+        ), "the refresh task did not count the unit online"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await hub.close()
+    assert await asyncio.to_thread(scrape) == {}  # the endpoint closes with the worker
