@@ -110,8 +110,11 @@ class Grid:
         return cls.load(SAMPLE_DISTRICT_PATH)
 
     @classmethod
-    def load(cls, path: Path) -> Grid:
-        """Read and validate a GeoJSON file; errors name the file and the feature."""
+    def load(cls, path: Path, *, gaps: bool = False) -> Grid:
+        """Read and validate a GeoJSON file; errors name the file and the feature.
+
+        ``gaps`` checks gaps too (see :meth:`from_geojson`).
+        """
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -119,7 +122,7 @@ class Grid:
         except ValueError as exc:
             raise GridError(f"{path}: not valid JSON: {exc}") from exc
         try:
-            return cls.from_geojson(obj)
+            return cls.from_geojson(obj, gaps=gaps)
         except GridError as exc:
             raise GridError(f"{path}: {exc}", exc.problems) from exc
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
-from central_hub.domain.errors import GridError
 from central_hub.domain.grid import SAMPLE_DISTRICT_PATH, Grid
 from central_hub.settings import HubSettings
 
@@ -78,17 +77,7 @@ def check_grid_file(source: Path) -> Grid:
 
     Raises :class:`GridError` naming the file, with every problem in ``.problems``.
     """
-    try:
-        doc = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GridError(f"{source}: cannot read the grid: {exc}") from exc
-    except ValueError as exc:
-        raise GridError(f"{source}: not valid JSON: {exc}") from exc
-    try:
-        grid = Grid.from_geojson(doc, gaps=True)
-    except GridError as exc:
-        raise GridError(f"{source}: {exc}", exc.problems) from exc
-    return grid
+    return Grid.load(source, gaps=True)
 
 
 def import_grid(source: Path, settings: HubSettings) -> Grid:

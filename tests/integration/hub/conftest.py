@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,25 +28,40 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return dsn
 
 
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[AsyncEngine]:
-    """A freshly migrated database; on PostgreSQL in a schema of its own, dropped after."""
-    schema = None
-    if db_url.startswith("postgresql"):
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(db_url)
-        async with admin.begin() as conn:
-            await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        await admin.dispose()
-    engine = create_engine(db_url, pg_schema=schema)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
-    if schema is not None:
+@contextlib.asynccontextmanager
+async def scratch_schema(db_url: str) -> AsyncIterator[str | None]:
+    """On PostgreSQL a schema of its own, dropped afterwards; on SQLite nothing (None)."""
+    if not db_url.startswith("postgresql"):
+        yield None
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db_url)
+    async with admin.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    await admin.dispose()
+    try:
+        yield schema
+    finally:
         admin = create_engine(db_url)
         async with admin.begin() as conn:
             await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+@pytest.fixture
+def schema_scope() -> Callable[[str], contextlib.AbstractAsyncContextManager[str | None]]:
+    """:func:`scratch_schema`, for fixtures that open several engines on one database."""
+    return scratch_schema
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A freshly migrated database; on PostgreSQL in a schema of its own, dropped after."""
+    async with scratch_schema(db_url) as schema:
+        engine = create_engine(db_url, pg_schema=schema)
+        await migrate(engine)
+        yield engine
+        await engine.dispose()
 
 
 HUB_START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 Asia/Shanghai

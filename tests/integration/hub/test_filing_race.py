@@ -11,8 +11,8 @@ worker's commit and merges. On SQLite the IMMEDIATE transactions serialise the w
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,26 +38,17 @@ ROUND = 10
 
 
 @pytest.fixture
-async def two_pools(db_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+async def two_pools(
+    db_url: str, schema_scope: Callable[[str], AbstractAsyncContextManager[str | None]]
+) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     """Two engines (two connection pools, as two hub processes have) on one database."""
-    schema = None
-    if db_url.startswith("postgresql"):
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(db_url)
-        async with admin.begin() as conn:
-            await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        await admin.dispose()
-    first = create_engine(db_url, pg_schema=schema)
-    await migrate(first)
-    second = create_engine(db_url, pg_schema=schema)
-    yield first, second
-    await first.dispose()
-    await second.dispose()
-    if schema is not None:
-        admin = create_engine(db_url)
-        async with admin.begin() as conn:
-            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
+    async with schema_scope(db_url) as schema:
+        first = create_engine(db_url, pg_schema=schema)
+        await migrate(first)
+        second = create_engine(db_url, pg_schema=schema)
+        yield first, second
+        await first.dispose()
+        await second.dispose()
 
 
 async def test_racing_workers_open_one_case_per_problem(
