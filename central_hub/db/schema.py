@@ -114,7 +114,8 @@ cases = sa.Table(
     sa.Column("event_count", sa.Integer, nullable=False, server_default="1"),
     sa.Column("last_event_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Column("closed_at", UTCDateTime, nullable=True),
+    # Indexed: a period's statistics read the cases open at its start or closed in it.
+    sa.Column("closed_at", UTCDateTime, nullable=True, index=True),
     # The report that opened the case (an event id, later a citizen report id); unique,
     # so a batch insert can map RETURNING rows back to its reports in any order.
     sa.Column("first_report_id", sa.String(64), nullable=True, unique=True),
