@@ -86,6 +86,10 @@ def make_payloads(n: int, seed: int) -> list[tuple[str, bytes]]:
     return out
 
 
+#: Messages the publisher keeps unacknowledged at most (paho's ids are 16 bits).
+PUBLISH_WINDOW = 20_000
+
+
 def _publisher(port: int, payloads: list[tuple[str, bytes]], rate: float, out: Any) -> None:
     """Child process: publish payloads (QoS 1), at ``rate``/s or as fast as possible."""
     client = paho.Client(
@@ -93,6 +97,11 @@ def _publisher(port: int, payloads: list[tuple[str, bytes]], rate: float, out: A
     )
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(1000)
+    # paho numbers messages with 16-bit ids: with more than 65,535 waiting for their PUBACK
+    # a new id meets a queued one and paho refuses it (ERR_QUEUE_SIZE). Keep at most
+    # PUBLISH_WINDOW unacknowledged, waiting for the broker as a real publisher would.
+    acked = threading.Semaphore(PUBLISH_WINDOW)
+    client.on_publish = lambda *_: acked.release()
     client.connect("127.0.0.1", port)
     client.loop_start()
     stamps: dict[str, float] = {}
@@ -104,7 +113,11 @@ def _publisher(port: int, payloads: list[tuple[str, bytes]], rate: float, out: A
             if delay > 0:
                 time.sleep(delay)
             stamps[json.loads(payload)["event_id"]] = time.time()
+        if not acked.acquire(timeout=120):
+            raise RuntimeError(f"the broker acknowledged nothing for 120 s (message {i})")
         info = client.publish(tpc, payload, qos=1)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"paho refused message {i}: {paho.error_string(info.rc)}")
     if info is not None:
         info.wait_for_publish(120)
     client.disconnect()
