@@ -15,6 +15,7 @@ have_cmd gcc || need+=(gcc)
 ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 have_cmd chromium || need+=(chromium)  # browser tests drive Debian's build
 have_cmd openssl || need+=(openssl)    # TLS tests make their own CA
+have_cmd nats-server || need+=(nats-server)  # the second broker (MQTT gateway) tests
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,152 @@
+"""The hub and a real unit over the second broker: NATS server's MQTT gateway (JetStream).
+
+The same loop the Mosquitto tests check, on NATS: a unit's events reach the hub's
+database, its presence is kept, a signed ``speaker.say`` is played and acked, and an
+outage of the broker loses nothing (the unit's outbox and JetStream's sessions carry the
+events across). Also what a city must know: NATS 2.9 grants a ``$share`` subscription
+but delivers nothing to it, so the hub runs without a share group there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central_hub.app import run_hub
+from central_hub.db.schema import events
+from central_hub.hub import Hub, build_hub
+from central_hub.services.commands import CommandState
+from central_hub.settings import HubSettings
+from edge_agent.config import load_config
+from edge_agent.runner import Agent
+from simulators.nats import NatsBroker
+from simulators.polling import eventually, eventually_sync
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EVENTS = 40
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsBroker]:
+    with NatsBroker(tmp_path / "nats") as broker:
+        yield broker
+
+
+@pytest.fixture
+async def nats_hub(tmp_path: Path, nats: NatsBroker) -> AsyncIterator[Hub]:
+    settings = HubSettings(
+        data_dir=tmp_path / "hub",
+        mqtt_port=nats.port,
+        mqtt_client_id="hub-nats",
+        share_group="",  # NATS has no $share groups: one worker, a plain subscription
+        command_tick_s=0.2,
+    )
+    hub = await build_hub(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
+    assert hub.mqtt is not None
+    async with asyncio.timeout(15):
+        await hub.mqtt.wait_subscribed()
+    yield hub
+    stop.set()
+    await asyncio.wait_for(task, 15)
+    await hub.close()
+
+
+async def _stored_seqs(hub: Hub, device_id: str) -> set[int]:
+    async with hub.engine.connect() as conn:
+        rows = await conn.execute(sa.select(events.c.seq).where(events.c.device_id == device_id))
+        return {int(r.seq) for r in rows}
+
+
+async def test_hub_and_unit_over_nats_with_an_outage(
+    nats: NatsBroker, nats_hub: Hub, agent_config: Any, tmp_path: Path
+) -> None:
+    hub = nats_hub
+    config = agent_config(
+        nats,
+        "pole-nats-01",
+        hub={"public_key": hub_public_key(hub)},
+        selftest={"events": EVENTS, "rate_per_s": 4},  # 10 s of events: the outage falls in it
+    )
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run())
+    try:
+        assert await eventually(lambda: _seen_some(hub), 20, every_s=0.1), (
+            "no unit event reached the hub over NATS"
+        )
+        nats.stop()
+        await asyncio.sleep(3)  # events keep coming into the unit's outbox
+        nats.start()
+        want = set(range(1, EVENTS + 1))
+        got = await eventually(lambda: _complete(hub, want), 60, every_s=0.25)
+        assert got == want, f"missing after the outage: {sorted(want - (got or set()))[:10]}"
+        device = await hub.devices.get("pole-nats-01")
+        assert device.state in ("online", "degraded")
+
+        cmd = await hub.commands.enqueue(
+            "pole-nats-01", "speaker.say", {"text": "请勿占道经营"}, actor="op"
+        )
+
+        async def played() -> bool:
+            return (await hub.commands.get(cmd.cmd_id)).state is CommandState.SUCCEEDED
+
+        assert await eventually(played, 30, every_s=0.1), "speaker.say not acked over NATS"
+        assert list((config.parent / "spoken").glob("*.wav")), "the unit played nothing"
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _seen_some(hub: Hub) -> bool:
+    return len(await _stored_seqs(hub, "pole-nats-01")) >= 3
+
+
+async def _complete(hub: Hub, want: set[int]) -> set[int] | None:
+    got = await _stored_seqs(hub, "pole-nats-01")
+    return got if got >= want else None
+
+
+def hub_public_key(hub: Hub) -> str:
+    from edge_agent.protocol import public_key_b64
+
+    return public_key_b64(hub.key)
+
+
+def test_nats_grants_share_groups_but_delivers_nothing_to_them(nats: NatsBroker) -> None:
+    """Why ``share_group`` must be empty on NATS: the hub would subscribe and hear nothing."""
+    got: dict[str, list[str]] = {"share": [], "plain": []}
+    granted = threading.Event()
+
+    def client(name: str, pattern: str) -> paho.Client:
+        c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=name)
+        c.on_message = lambda _c, _u, m: got[name].append(m.topic)
+        c.on_subscribe = lambda *_: granted.set()
+        c.connect("127.0.0.1", nats.port)
+        c.loop_start()
+        granted.clear()
+        c.subscribe(pattern, 1)
+        assert granted.wait(10), f"{name}: no SUBACK"
+        return c
+
+    share = client("share", "$share/hub/xh/v1/dev/+/event")
+    plain = client("plain", "xh/v1/dev/+/event")
+    pub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="pub")
+    pub.connect("127.0.0.1", nats.port)
+    pub.loop_start()
+    pub.publish("xh/v1/dev/pole-1/event", json.dumps({}).encode(), qos=1).wait_for_publish(10)
+    assert eventually_sync(lambda: got["plain"], 10), "the plain subscription got nothing"
+    assert got["share"] == []
+    for c in (share, plain, pub):
+        c.disconnect()
+        c.loop_stop()
