@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from central_hub.adapters.mqtt import Inbound
 from edge_agent.protocol import Channel, Event, Status, encode, topic, uuid7
+
+if TYPE_CHECKING:
+    from central_hub.hub import Hub
+    from central_hub.settings import HubSettings
 
 __all__ = [
     "TINY_JPEG",
@@ -18,6 +24,7 @@ __all__ = [
     "inbound",
     "make_event",
     "make_status",
+    "running_hub",
 ]
 
 #: The smallest bytes that pass the protocol's JPEG check (SOI marker and padding).
@@ -152,3 +159,25 @@ class RecordingPublisher:
     ) -> None:
         """Record the message."""
         self.sent.append((topic, payload, qos, retain))
+
+
+@contextlib.asynccontextmanager
+async def running_hub(settings: HubSettings, *, api: bool = False) -> AsyncIterator[Hub]:
+    """A hub built from ``settings`` and running (ingest, commands, with ``api`` the API) as
+    ``central-hub serve`` runs it, subscribed at its broker before this yields; stopped and
+    closed after."""
+    from central_hub.app import run_hub
+    from central_hub.hub import build_hub
+
+    hub = await build_hub(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_hub(hub, settings, api=api, stop=stop))
+    try:
+        if hub.mqtt is not None:
+            async with asyncio.timeout(15):
+                await hub.mqtt.wait_subscribed()
+        yield hub
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await hub.close()

@@ -17,10 +17,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BrokerError", "MosquittoBroker", "find_mosquitto", "free_port", "write_password_file"]
+__all__ = [
+    "BrokerError",
+    "ChildBroker",
+    "MosquittoBroker",
+    "find_mosquitto",
+    "free_port",
+    "port_open",
+    "write_password_file",
+]
 
 
 class BrokerError(RuntimeError):
@@ -45,14 +54,95 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
 
 
+class ChildBroker:
+    """What the brokers tests start as child processes share: stopping, running, ``with``.
+
+    A subclass sets ``host``, ``port`` and ``_proc`` and implements :meth:`start`.
+    """
+
+    host: str
+    port: int | None
+    _proc: subprocess.Popen[bytes] | None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the broker and wait until it accepts connections."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL) and wait until the port is closed."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if proc.stderr is not None:
+            proc.stderr.close()
+        assert self.port is not None
+        deadline = time.monotonic() + timeout
+        while port_open(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _await_listening(self, name: str, timeout: float) -> None:
+        """Wait until the started process accepts connections; BrokerError if it exits or
+        stays deaf (then it is stopped), with what it said."""
+        proc, port = self._proc, self.port
+        assert proc is not None
+        assert port is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                said = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                logged = self.log_text()[-2000:]
+                raise BrokerError(f"{name} exited at start: {said.strip()} {logged.strip()}")
+            if port_open(self.host, port):
+                log.info("%s up on %s:%s", name, self.host, port)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"{name} did not listen on {self.host}:{self.port} in {timeout} s")
+
+    def log_text(self) -> str:
+        """Everything the broker has logged so far (empty where it keeps no log)."""
+        return ""
+
+    def restart(self) -> None:
+        """Stop and start again on the same port."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+
+
 @dataclass
-class MosquittoBroker:
+class MosquittoBroker(ChildBroker):
     """One Mosquitto process bound to ``host:port`` with its files under ``workdir``.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``port`` is picked
@@ -86,11 +176,6 @@ class MosquittoBroker:
     def log_path(self) -> Path:
         """The broker's log file."""
         return self.workdir / "mosquitto.log"
-
-    @property
-    def running(self) -> bool:
-        """True while the broker process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def render_config(self) -> str:
         """The config file text for the current settings."""
@@ -127,7 +212,7 @@ class MosquittoBroker:
         if self.running:
             return
         assert self.port is not None
-        if _port_open(self.host, self.port):
+        if port_open(self.host, self.port):
             raise BrokerError(f"port {self.host}:{self.port} is already in use")
         self.config_path.write_text(self.render_config())
         # The broker refuses world-readable password/ACL files in newer releases.
@@ -139,63 +224,11 @@ class MosquittoBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                tail = (
-                    self.log_path.read_text(errors="replace")[-2000:]
-                    if self.log_path.exists()
-                    else ""
-                )
-                raise BrokerError(f"mosquitto exited at start: {err.strip()} {tail.strip()}")
-            if _port_open(self.host, self.port):
-                log.info("mosquitto up on %s:%s", self.host, self.port)
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in {timeout} s")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL) and wait until the port is closed."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        if proc.stderr is not None:
-            proc.stderr.close()
-        assert self.port is not None
-        deadline = time.monotonic() + timeout
-        while _port_open(self.host, self.port) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def restart(self) -> None:
-        """Stop and start again on the same port."""
-        self.stop()
-        self.start()
+        self._await_listening("mosquitto", timeout)
 
     def log_text(self) -> str:
         """Everything the broker has logged so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> MosquittoBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
 
 
 def write_password_file(path: Path, users: dict[str, str]) -> Path:

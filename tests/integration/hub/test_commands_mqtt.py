@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from central_hub.app import run_hub
-from central_hub.hub import Hub, build_hub
+from central_hub.hub import Hub
 from central_hub.services.commands import CommandState
 from central_hub.settings import HubSettings
+from central_hub.testing import running_hub
 from edge_agent.protocol import public_key_b64
 from simulators.device import SimDevice
 from simulators.mosquitto import MosquittoBroker
@@ -29,16 +29,8 @@ async def live_hub(tmp_path: Path, mosquitto: MosquittoBroker) -> AsyncIterator[
         mqtt_client_id="hub-cmd-test",
         command_tick_s=0.2,
     )
-    hub = await build_hub(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
-    assert hub.mqtt is not None
-    async with asyncio.timeout(10):
-        await hub.mqtt.wait_subscribed()
-    yield hub
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    await hub.close()
+    async with running_hub(settings) as hub:
+        yield hub
 
 
 async def test_command_waits_for_device_then_succeeds(

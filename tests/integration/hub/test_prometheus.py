@@ -12,10 +12,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.api import create_app
-from central_hub.app import run_hub
-from central_hub.hub import Hub, build_hub
+from central_hub.hub import Hub
 from central_hub.settings import HubSettings
-from central_hub.testing import FakeClock, ListSource, inbound, make_event, make_status
+from central_hub.testing import (
+    FakeClock,
+    ListSource,
+    inbound,
+    make_event,
+    make_status,
+    running_hub,
+)
 from central_hub.workers.ingest import IngestWorker
 from simulators.device import SimDevice
 from simulators.mosquitto import MosquittoBroker, free_port
@@ -90,13 +96,7 @@ async def test_a_worker_without_the_api_serves_metrics_on_its_own_port(
         share_group="",
         metrics_port=port,
     )
-    hub = await build_hub(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
-    try:
-        assert hub.mqtt is not None
-        async with asyncio.timeout(10):
-            await hub.mqtt.wait_subscribed()
+    async with running_hub(settings):
         device = SimDevice("pole-m", port=mosquitto.port)
         await asyncio.to_thread(device.start)
         await asyncio.to_thread(device.online)
@@ -120,8 +120,4 @@ async def test_a_worker_without_the_api_serves_metrics_on_its_own_port(
             15,
             every_s=0.2,
         ), "the refresh task did not count the unit online"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await hub.close()
     assert await asyncio.to_thread(scrape) == {}  # the endpoint closes with the worker

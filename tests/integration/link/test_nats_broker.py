@@ -21,11 +21,11 @@ import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central_hub.app import run_hub
 from central_hub.db.schema import events
-from central_hub.hub import Hub, build_hub
+from central_hub.hub import Hub
 from central_hub.services.commands import CommandState
 from central_hub.settings import HubSettings
+from central_hub.testing import running_hub
 from edge_agent.config import load_config
 from edge_agent.runner import Agent
 from simulators.nats import NatsBroker
@@ -51,16 +51,8 @@ async def nats_hub(tmp_path: Path, nats: NatsBroker) -> AsyncIterator[Hub]:
         share_group="",  # NATS has no $share groups: one worker, a plain subscription
         command_tick_s=0.2,
     )
-    hub = await build_hub(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_hub(hub, settings, api=False, stop=stop))
-    assert hub.mqtt is not None
-    async with asyncio.timeout(15):
-        await hub.mqtt.wait_subscribed()
-    yield hub
-    stop.set()
-    await asyncio.wait_for(task, 15)
-    await hub.close()
+    async with running_hub(settings) as hub:
+        yield hub
 
 
 async def _stored_seqs(hub: Hub, device_id: str) -> set[int]:
