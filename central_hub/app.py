@@ -12,17 +12,22 @@ from datetime import datetime
 
 import uvicorn
 
+from central_hub.adapters.mqtt import HubMqtt
 from central_hub.adapters.prometheus import HubMetrics
 from central_hub.api import create_app
 from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
+from central_hub.errors import BrokerError
 from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
-from edge_agent.protocol import utc_now
+from edge_agent.protocol import TOPIC_ROOT, utc_now
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run_hub", "serve"]
+
+#: How long the hub waits for its delivery probe at start.
+PROBE_WITHIN_S = 10.0
 
 
 async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.Event) -> None:
@@ -36,6 +41,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
     async with asyncio.TaskGroup() as tg:
         if hub.ingest is not None:
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
+            if hub.mqtt is not None:
+                tasks.append(tg.create_task(_probe_delivery(hub.mqtt), name="probe"))
         if settings.metrics_port is not None:
             ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
             stop_metrics = ops.serve(settings.metrics_host, settings.metrics_port)
@@ -71,6 +78,29 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         await asyncio.to_thread(stop_metrics)
     if hub.mqtt is not None:
         await hub.mqtt.stop()
+
+
+async def _probe_delivery(mqtt: HubMqtt) -> None:
+    """Say loudly when the broker takes the hub's subscriptions but delivers nothing."""
+    await mqtt.wait_subscribed()
+    try:
+        delivered = await mqtt.check_delivery(PROBE_WITHIN_S)
+    except BrokerError as exc:
+        log.warning("could not probe the broker's delivery: %s", exc)
+        return
+    if delivered:
+        log.info("the broker delivers to the hub's subscriptions (probe came back)")
+        return
+    log.error(
+        "the broker at %s:%s accepted the hub's subscriptions but did not deliver its probe "
+        "within %.0f s: devices' messages would be acknowledged and never reach the hub. "
+        "A broker without shared subscriptions (NATS) needs XH_HUB_SHARE_GROUP= (empty); "
+        "else check the hub user's ACL (read on %s/#)",
+        mqtt.host,
+        mqtt.port,
+        PROBE_WITHIN_S,
+        TOPIC_ROOT,
+    )
 
 
 async def serve(

@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.errors import BrokerError
+from edge_agent.protocol import TOPIC_ROOT
 
 __all__ = ["BrokerError", "HubMqtt", "Inbound", "drop_session"]
 
@@ -87,6 +88,13 @@ class HubMqtt:
         self._connected = threading.Event()
         self._subscribed = asyncio.Event()
         self.connects = 0
+        # The delivery probe: a topic of this session alone, subscribed the way the others
+        # are (shared when they are), which the hub publishes to itself after subscribing.
+        self.probe_topic = f"{TOPIC_ROOT}/hub/probe/{client_id}"
+        shared = [t for t in self.subscriptions if t.startswith("$share/")]
+        group = shared[0].split("/", 2)[1] if shared else None
+        self._probe_filter = f"$share/{group}/{self.probe_topic}" if group else self.probe_topic
+        self._probed = threading.Event()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -129,7 +137,7 @@ class HubMqtt:
         )
         if self.subscriptions:
             client.on_subscribe = self._on_subscribe
-            client.subscribe([(t, 1) for t in self.subscriptions])
+            client.subscribe([(t, 1) for t in [*self.subscriptions, self._probe_filter]])
 
     def _on_subscribe(
         self, _client: paho.Client, _userdata: Any, _mid: int, codes: Any, _props: Any
@@ -147,6 +155,11 @@ class HubMqtt:
         log.warning("disconnected from %s:%s: %s", self.host, self.port, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.probe_topic:  # the hub's own probe: not a device's message
+            self._probed.set()
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+            return
         item = Inbound(
             topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=msg.retain, mid=msg.mid
         )
@@ -179,6 +192,18 @@ class HubMqtt:
         for m in messages:
             if m.qos > 0:
                 self._client.ack(m.mid, m.qos)
+
+    async def check_delivery(self, within_s: float = 10.0) -> bool:
+        """Publish a probe to this session's own probe topic; True once it comes back.
+
+        A broker may grant a subscription it will never deliver to: the NATS server grants
+        ``$share`` filters as plain topics, and an ACL may allow subscribing but not
+        reading. Then devices' messages are acknowledged by the broker and never reach
+        the hub. The probe, subscribed like the device topics, finds that out at start.
+        """
+        self._probed.clear()
+        await self.publish(self.probe_topic, b"probe", qos=1)
+        return await asyncio.to_thread(self._probed.wait, within_s)
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False

@@ -37,6 +37,8 @@ async def test_command_waits_for_device_then_succeeds(
     live_hub: Hub, mosquitto: MosquittoBroker
 ) -> None:
     hub = live_hub
+    assert hub.mqtt is not None
+    assert await hub.mqtt.check_delivery(5), "Mosquitto did not deliver the shared probe"
     await hub.devices.register("pole-1", "pole")
     queued = await hub.commands.enqueue(
         "pole-1", "speaker.say", {"text": "请勿占道经营"}, actor="op"

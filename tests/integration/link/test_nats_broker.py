@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -142,3 +143,25 @@ def test_nats_grants_share_groups_but_delivers_nothing_to_them(nats: NatsBroker)
     for c in (share, plain, pub):
         c.disconnect()
         c.loop_stop()
+
+
+async def test_the_hub_says_when_the_broker_delivers_nothing_to_its_group(
+    nats: NatsBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = HubSettings(
+        data_dir=tmp_path / "hub", mqtt_port=nats.port, mqtt_client_id="hub-nats-share"
+    )  # the default share group, which NATS grants and never serves
+    with caplog.at_level(logging.INFO, logger="central_hub.app"):
+        async with running_hub(settings) as hub:
+            assert hub.mqtt is not None
+            assert await eventually(lambda: "did not deliver its probe" in caplog.text, 20)
+    assert "XH_HUB_SHARE_GROUP= (empty)" in caplog.text
+
+    plain = HubSettings(
+        data_dir=tmp_path / "hub2", mqtt_port=nats.port, mqtt_client_id="hub-nats-plain",
+        share_group="",
+    )  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="central_hub.app"):
+        async with running_hub(plain):
+            assert await eventually(lambda: "probe came back" in caplog.text, 20)
