@@ -7,6 +7,7 @@ port, which is how outage tests simulate a network that goes away and comes back
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -61,7 +62,7 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-class ChildBroker:
+class ChildBroker(abc.ABC):
     """What the brokers tests start as child processes share: stopping, running, ``with``.
 
     A subclass sets ``host``, ``port`` and ``_proc`` and implements :meth:`start`.
@@ -71,9 +72,9 @@ class ChildBroker:
     port: int | None
     _proc: subprocess.Popen[bytes] | None
 
+    @abc.abstractmethod
     def start(self, timeout: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections."""
-        raise NotImplementedError
 
     @property
     def running(self) -> bool:

@@ -24,7 +24,7 @@ from central_hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CityData", "check_grid_file", "grid_source", "import_grid", "load_city_data"]
+__all__ = ["CityData", "grid_source", "import_grid", "load_city_data"]
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,6 @@ def load_city_data(settings: HubSettings, *, today: date | None = None) -> CityD
     return data
 
 
-def check_grid_file(source: Path) -> Grid:
-    """The grid in ``source``, checked strictly (gaps included).
-
-    Raises :class:`GridError` naming the file, with every problem in ``.problems``.
-    """
-    return Grid.load(source, gaps=True)
-
-
 def import_grid(source: Path, settings: HubSettings) -> Grid:
     """Check ``source`` strictly and store it as the hub's grid.
 
@@ -87,7 +79,7 @@ def import_grid(source: Path, settings: HubSettings) -> Grid:
     The file is written atomically, so a running hub never reads half of it; the hub
     takes it at its next start.
     """
-    grid = check_grid_file(source)
+    grid = Grid.load(source, gaps=True)
     target = settings.imported_grid_path
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -118,19 +119,10 @@ class IngestStats:
     lag_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """The counters as a plain dict (for the API)."""
-        return {
-            "received": self.received,
-            "stored": self.stored,
-            "events_new": self.events_new,
-            "events_duplicate": self.events_duplicate,
-            "dead_lettered": self.dead_lettered,
-            "batches": self.batches,
-            "batch_retries": self.batch_retries,
-            "by_channel": dict(self.by_channel),
-            "write_s": round(self.write_s, 3),
-            "lag_s": round(self.lag_s, 3),
-        }
+        """The counters as a plain dict (for the API); seconds to the millisecond."""
+        data = dataclasses.asdict(self)
+        data["write_s"], data["lag_s"] = round(self.write_s, 3), round(self.lag_s, 3)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulators.demo.processes import Child, ChildError
+from simulators.mosquitto import port_open
 
 __all__ = ["EmbeddedBrokerProcess"]
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
 
 
 @dataclass
@@ -50,7 +44,7 @@ class EmbeddedBrokerProcess:
         if self.running:
             return
         assert self.port is not None
-        if _port_open(self.host, self.port):
+        if port_open(self.host, self.port):
             raise ChildError(f"port {self.host}:{self.port} is already in use")
         argv = [sys.executable, "-m", "simulators.broker", "--host", self.host]
         argv += ["--port", str(self.port)]
@@ -67,7 +61,7 @@ class EmbeddedBrokerProcess:
         while time.monotonic() < deadline:
             if not child.running:
                 raise ChildError(f"the embedded broker exited at start: {child.log_tail()}")
-            if _port_open(self.host, self.port):
+            if port_open(self.host, self.port):
                 return
             time.sleep(0.05)
         child.stop()
@@ -81,7 +75,7 @@ class EmbeddedBrokerProcess:
         child.stop()
         assert self.port is not None
         deadline = time.monotonic() + 10.0
-        while _port_open(self.host, self.port) and time.monotonic() < deadline:
+        while port_open(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def restart(self) -> None:
