@@ -6,7 +6,11 @@ Figures (one JSON line at the end):
   persistent session (the broker's and paho's ceiling on this machine);
 * ``ingest_per_s``: the hub (SQLite, WAL) draining the same N events from its persistent
   shared subscription, validating, storing and filing each as a case, acking after commit;
-* ``ratio``: ingest_per_s / raw_consume_per_s (goal >= 0.5);
+* ``ratio``: ingest_per_s / raw_consume_per_s;
+* ``ingest_per_s_first_20k`` / ``ingest_per_s_last_20k``: the hub's filing rate over the
+  first and the last 20,000 events of that drain (with ``--events 80000``: 0-20,000 and
+  60,000-80,000 cases already filed), so the growth of cost with open cases shows;
+* ``ingest_floor_ratio``: ingest_per_s / floor_per_s (goal >= 0.5);
 * ``floor_per_s`` / ``floor_ratio``: the same drain by a consumer that only validates and
   inserts the event, case and audit rows with raw sqlite3 (no filing, no SQLAlchemy): the
   ceiling any filing hub in this process model and on this machine stays under;
@@ -58,6 +62,7 @@ from central_hub.adapters.mqtt import HubMqtt, Inbound
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
 from central_hub.hub import build_hub
+from central_hub.services.case_filing import place_key
 from central_hub.settings import HubSettings
 from central_hub.testing import make_event
 from central_hub.workers.ingest import IngestWorker
@@ -237,7 +242,7 @@ def floor_consume(port: int, payloads: list[tuple[str, bytes]], workdir: Path) -
         conn.executemany(_FLOOR_CASE, [
             ("ai", e.code, "05", "c", "t", "enforcement", None, None, "reported",
              e.location.lat, e.location.lon, stamp, stamp, "hours", 2.0, 1, 1, stamp, stamp,
-             e.event_id)
+             e.event_id, place_key(e.location.lat, e.location.lon))
             for e in evs
         ])  # fmt: skip
         ids = dict(
@@ -269,8 +274,8 @@ def floor_consume(port: int, payloads: list[tuple[str, bytes]], workdir: Path) -
 _FLOOR_CASE = (
     "INSERT INTO cases (source, code, major, category, title, line, grid_cell_id, squad_id,"
     " stage, lat, lon, reported_at, deadline, limit_kind, limit_amount, verification_required,"
-    " event_count, last_event_at, updated_at, first_report_id)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " event_count, last_event_at, updated_at, first_report_id, place_key)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _FLOOR_AUDIT = (
     "INSERT INTO audits (case_id, at, from_stage, to_stage, action, actor, role, reason,"
@@ -284,10 +289,14 @@ _FLOOR_EVENT = (
 )
 
 
+#: Events in the first and last slice of the drain whose filing rates the bench reports.
+STEP = 20_000
+
+
 async def hub_drain_and_latency(
     port: int, workdir: Path, payloads: list[tuple[str, bytes]], paced: list[tuple[str, bytes]]
-) -> tuple[float, float]:
-    """The in-process hub on SQLite: drain rate of queued events, then p95 at 200/s."""
+) -> tuple[dict[str, float], float]:
+    """The in-process hub on SQLite: drain rates of queued events, then p95 at 200/s."""
     settings = HubSettings(data_dir=workdir / "hub", mqtt_port=port, mqtt_client_id="hub-bench")
     hub = await build_hub(settings, mqtt=False)
     subs = hub_subscriptions("hub")
@@ -313,13 +322,21 @@ async def hub_drain_and_latency(
         hub.engine, source, hub.evidence, hub.filer, hub.clock, batch_size=500,
         on_committed=on_committed,
     )  # fmt: skip
-    t0 = time.perf_counter()
+    t0 = time.time()
     await source.start()
     task = asyncio.create_task(worker.run())
     if not await eventually(lambda: worker.stats.received >= len(payloads), 600):
         raise RuntimeError(f"hub drained only {worker.stats.received} of {len(payloads)}")
-    drain = len(payloads) / (time.perf_counter() - t0)
     assert worker.stats.dead_lettered == 0, worker.stats
+    # Filing rates over the drain, from each event's commit time: the whole drain, its
+    # first and its last STEP events (the cost as open cases grow).
+    done = sorted(committed.values())
+    n, step = len(done), min(STEP, len(done))
+    rates = {
+        "all": n / (done[-1] - t0),
+        "first": step / (done[step - 1] - t0),
+        "last": step / (done[-1] - done[n - step - 1]) if n > step else n / (done[-1] - t0),
+    }
 
     committed.clear()
     stamps = await asyncio.to_thread(publish, port, paced, 200.0)
@@ -330,7 +347,7 @@ async def hub_drain_and_latency(
     await source.stop()
     await hub.close()
     logging.info("latency ms: median %.1f p95 %.1f max %.1f", statistics.median(lat), p95, lat[-1])
-    return drain, p95
+    return rates, p95
 
 
 def _pg_count(url: str) -> int:
@@ -501,7 +518,8 @@ def main() -> None:
             floor = floor_consume(broker.port, make_payloads(args.events, seed=7), work)
             logging.info("floor (validate + raw inserts, no filing): %.0f events/s", floor)
             paced = make_payloads(args.paced, seed=2)
-            ingest, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
+            rates, p95 = asyncio.run(hub_drain_and_latency(broker.port, work, stream, paced))
+            ingest = rates["all"]
             logging.info("hub ingest (SQLite): %.0f events/s, p95 %.1f ms", ingest, p95)
             sq_one, _ = worker_processes(
                 broker.port, work, None, make_payloads(args.pg_events, seed=5), 1
@@ -533,6 +551,9 @@ def main() -> None:
                 "raw_consume_per_s": round(raw),
                 "ingest_per_s": round(ingest),
                 "ratio": round(ingest / raw, 3),
+                "ingest_floor_ratio": round(ingest / floor, 3),
+                "ingest_per_s_first_20k": round(rates["first"]),
+                "ingest_per_s_last_20k": round(rates["last"]),
                 "p95_file_ms": round(p95, 1),
                 "workers2_speedup_pg": speedup,
                 "floor_per_s": round(floor),

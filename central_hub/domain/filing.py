@@ -26,6 +26,7 @@ sources, or a code that requires it), else ``registered``.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from typing import Literal
 from central_hub.domain.calendar import WorkCalendar, deadline
 from central_hub.domain.catalogue import Catalogue, Line, TimeLimit
 from central_hub.domain.errors import FilingError
-from central_hub.domain.grid import Grid
+from central_hub.domain.grid import Grid, GridCell
 from central_hub.domain.workflow import Stage, is_open, needs_verification
 from edge_agent.protocol import Event
 
@@ -153,6 +154,12 @@ def _check_facts(facts: EventFacts, now: datetime) -> None:
         raise FilingError(f"event.source: {facts.source!r} is not one of {', '.join(_SOURCES)}")
 
 
+class _Locate(enum.Enum):
+    """``plan_filing``'s default for ``cell``: look the report's place up in the grid."""
+
+    IN_GRID = "in grid"
+
+
 def plan_filing(
     event_facts: EventFacts,
     open_cases_nearby: Iterable[OpenCase],
@@ -160,8 +167,13 @@ def plan_filing(
     grid: Grid,
     calendar: WorkCalendar,
     now: datetime,
+    *,
+    cell: GridCell | _Locate | None = _Locate.IN_GRID,
 ) -> FilingPlan:
     """Decide whether ``event_facts`` opens a new case or merges into an open one.
+
+    ``cell`` is the grid's answer for the report's place when the caller located a whole
+    batch at once (:meth:`Grid.locate_many`); by default the plan locates it.
 
     Raises :class:`~central_hub.domain.errors.UnknownCode` for a code the catalogue does
     not hold and :class:`FilingError` for impossible facts (naive times, a latitude of
@@ -192,7 +204,8 @@ def plan_filing(
         if best is None or key[:3] < best[:3]:
             best = key
 
-    cell = grid.locate(event_facts.lat, event_facts.lon)
+    if cell is _Locate.IN_GRID:
+        cell = grid.locate(event_facts.lat, event_facts.lon)
     squad = grid.owner(cell.id, entry.line) if cell is not None else None
     verify = needs_verification(event_facts.source, entry.verification_required)
     return FilingPlan(

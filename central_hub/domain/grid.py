@@ -27,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import shapely
 from shapely import STRtree
-from shapely.geometry import Point, mapping, shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -193,12 +194,29 @@ class Grid:
         A point on a shared edge belongs to the cell with the smallest id, so the answer
         never depends on index order.
         """
-        if not (math.isfinite(lat) and math.isfinite(lon)):
-            return None
-        hits = self._tree.query(Point(lon, lat), predicate="covered_by")
-        if len(hits) == 0:
-            return None
-        return self._cells[min(self._street_ids[int(i)] for i in hits)]
+        return self.locate_many([(lat, lon)])[0]
+
+    def locate_many(self, points: Sequence[tuple[float, float]]) -> list[GridCell | None]:
+        """:meth:`locate` for each (lat, lon), with one index query for all of them.
+
+        Filing locates a batch of reports at once: one query costs about what one point's
+        query costs alone (a shapely call has a fixed price well above the search).
+        """
+        finite = [
+            i for i, (lat, lon) in enumerate(points) if math.isfinite(lat) and math.isfinite(lon)
+        ]
+        found: list[GridCell | None] = [None] * len(points)
+        if not finite:
+            return found
+        where = shapely.points([points[i][1] for i in finite], [points[i][0] for i in finite])
+        best: dict[int, str] = {}
+        for k, street in zip(*self._tree.query(where, predicate="covered_by"), strict=True):
+            cell_id = self._street_ids[int(street)]
+            if int(k) not in best or cell_id < best[int(k)]:
+                best[int(k)] = cell_id
+        for k, cell_id in best.items():
+            found[finite[k]] = self._cells[cell_id]
+        return found
 
     def path(self, cell_id: str) -> list[GridCell]:
         """The chain from the area down to ``cell_id`` (inclusive)."""

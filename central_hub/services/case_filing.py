@@ -2,9 +2,15 @@
 
 :meth:`CaseFiler.file_many` is the one way a report becomes a case: ingest files a batch
 with it, and a single event (isolating a failed batch, or retrying a lost race) as a batch
-of one. The database pre-filters candidate cases (same code, open, bounding boxes around
-the reports and their merge windows, with no cap: the plan picks the nearest, which a cap
-could drop); :func:`central_hub.domain.filing.plan_filing` decides.
+of one. The database pre-filters candidate cases (same code, open, in the squares of
+:data:`PLACE_SQUARE_DEG` that the reports' merge radii reach, last event within the merge
+windows, with no cap: the plan picks the nearest, which a cap could drop);
+:func:`central_hub.domain.filing.plan_filing` decides.
+
+Each case stores the key of its square (``cases.place_key``, :func:`place_key`), indexed
+with its code, so the candidate read looks up a few squares per report: its cost follows
+the batch, not the number of open cases (reading latitude bands, as before, scanned every
+open case of the code across the district's width).
 
 Two hub workers filing reports of the same new problem at the same instant give one case:
 on PostgreSQL each report first takes transaction-scoped advisory locks on the squares its
@@ -19,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
 import logging
 import math
 from datetime import datetime, timedelta
@@ -38,25 +45,33 @@ from central_hub.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FILING_ACTION", "LOCK_TILE_M", "SYSTEM_ROLE", "CaseFiler", "lock_keys"]
+__all__ = [
+    "FILING_ACTION",
+    "LOCK_TILE_M",
+    "PLACE_SQUARE_DEG",
+    "SYSTEM_ROLE",
+    "CaseFiler",
+    "lock_keys",
+    "place_key",
+    "place_keys_near",
+]
 
 #: The audit action recorded when a case is opened by filing.
 FILING_ACTION = "file"
 #: The audit role of the hub itself (filing is not a person's action).
 SYSTEM_ROLE = "system"
 _METRES_PER_DEGREE = 111_320.0
-#: Tiles per side of a block in the candidate query of a widely spread batch.
-QUERY_BLOCK = 8
-#: Up to this many distinct tiles, the candidate query asks for each tile's neighbourhood.
-MAX_FINE_BOXES = 1_500
-#: Longitude ranges per band term of the candidate query (a band with more gets more terms).
-LON_SLOTS = 4
-#: Band terms per candidate query (more run as several queries; bounds bound parameters).
-MAX_TERMS = 1_024
+#: Side of the squares cases are keyed by (``cases.place_key``), in degrees of latitude
+#: and of longitude: about 44 m by 39 m in the sample district. Changing it needs a
+#: migration that recomputes every case's key.
+PLACE_SQUARE_DEG = 0.0004
 #: Side (north-south, metres) of the squares filing locks; a report's radius reaches a few.
 LOCK_TILE_M = 250.0
 #: Metres per degree of latitude, rounded down, so a lock square errs on the large side.
 _LOCK_M_PER_DEG = 110_000.0
+#: ``place_key`` packs a square's row and column: columns span 360 / PLACE_SQUARE_DEG.
+_PLACE_ROW = 1 << 21
+_PLACE_COL0 = 1 << 20
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
@@ -85,6 +100,40 @@ def lock_keys(batch: list[EventFacts], catalogue: Catalogue) -> list[int]:
     return sorted(keys)
 
 
+def place_key(lat: float, lon: float) -> int:
+    """The key of the square of :data:`PLACE_SQUARE_DEG` holding a place (pure).
+
+    Row and column numbers in one integer (columns offset to stay positive), unique for
+    every place on Earth and well inside a 64-bit integer.
+    """
+    row = math.floor(lat / PLACE_SQUARE_DEG)
+    col = math.floor(lon / PLACE_SQUARE_DEG)
+    return row * _PLACE_ROW + col + _PLACE_COL0
+
+
+def place_keys_near(lat: float, lon: float, radius_m: float) -> list[int]:
+    """The keys of every square that the box around a radius touches (pure).
+
+    Degrees per metre are overestimated (110 km a degree of latitude, longitude wider by
+    the cosine at the box's far edge), so the box holds the whole circle.
+    """
+    dlat = radius_m / _LOCK_M_PER_DEG
+    dlon = dlat / max(math.cos(math.radians(min(abs(lat) + dlat, 89.0))), 1e-6)
+    row0, row1 = (
+        math.floor((lat - dlat) / PLACE_SQUARE_DEG),
+        math.floor((lat + dlat) / PLACE_SQUARE_DEG),
+    )
+    col0, col1 = (
+        math.floor((lon - dlon) / PLACE_SQUARE_DEG),
+        math.floor((lon + dlon) / PLACE_SQUARE_DEG),
+    )
+    return [
+        row * _PLACE_ROW + col + _PLACE_COL0
+        for row in range(row0, row1 + 1)
+        for col in range(col0, col1 + 1)
+    ]
+
+
 class CaseFiler:
     """The :class:`central_hub.workers.ingest.EventFiler` over the catalogue, grid and calendar."""
 
@@ -109,15 +158,22 @@ class CaseFiler:
         if conn.dialect.name == "postgresql":
             await conn.execute(_LOCK_SQL, {"keys": lock_keys(batch, self.catalogue)})
         buckets = _Buckets(self.catalogue, batch)
-        for found in await self._batch_candidates(conn, batch, buckets):
-            buckets.add(found)
+        for found in await self._batch_candidates(conn, batch):
+            buckets.put(found)
         new_rows: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # local id -> index in new_rows
         merges: dict[int, tuple[int, datetime]] = {}
-        for n, facts in enumerate(batch):
+        cells = self.grid.locate_many([(f.lat, f.lon) for f in batch])
+        for n, (facts, cell) in enumerate(zip(batch, cells, strict=True)):
             try:
                 plan = plan_filing(
-                    facts, buckets.near(facts), self.catalogue, self.grid, self.calendar, now
+                    facts,
+                    buckets.near(facts),
+                    self.catalogue,
+                    self.grid,
+                    self.calendar,
+                    now,
+                    cell=cell,
                 )
             except DomainError as exc:
                 results.append(exc)
@@ -184,49 +240,40 @@ class CaseFiler:
         return [ids[r] if isinstance(r, str) else r for r in results]
 
     async def _batch_candidates(
-        self, conn: AsyncConnection, batch: list[EventFacts], buckets: _Buckets
+        self, conn: AsyncConnection, batch: list[EventFacts]
     ) -> list[OpenCase]:
-        bands = buckets.query_bands()
-        windows = [
-            timedelta(hours=self.catalogue.get(f.code).merge_window_h)
-            for f in batch
-            if f.code in self.catalogue
-        ]
-        if not bands or not windows:
+        """Open cases of the batch's codes in the squares their radii reach (one query)."""
+        wanted: set[tuple[str, int]] = set()
+        windows: list[timedelta] = []
+        for facts in batch:
+            if facts.code not in self.catalogue:
+                continue
+            entry = self.catalogue.get(facts.code)
+            windows.append(timedelta(hours=entry.merge_window_h))
+            for key in place_keys_near(facts.lat, facts.lon, entry.merge_radius_m):
+                wanted.add((facts.code, key))
+        if not wanted:
             return []
         widest = max(windows)
         t0 = min(f.detected_at for f in batch) - widest
         t1 = max(f.detected_at for f in batch) + widest
+        pairs = sorted(wanted)
         if conn.dialect.name == "postgresql":
-            return await _candidates_pg(conn, bands, t0, t1)
-        # One term per band and up to LON_SLOTS longitude ranges: the (code, lat) index
-        # scans each band once and the longitude test runs on the rows it finds.
-        terms: list[tuple[str, float, float, tuple[tuple[float, float], ...]]] = []
-        for code, lat0, lat1, ranges in bands:
-            for k in range(0, len(ranges), LON_SLOTS):
-                terms.append((code, lat0, lat1, ranges[k : k + LON_SLOTS]))
-        dialect = conn.dialect
-        to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-        assert to_db is not None
-        fixed = [to_db(t0), to_db(t1), *_FINALS]
+            codes, keys = [c for c, _ in pairs], [k for _, k in pairs]
+            result = await conn.exec_driver_sql(_CANDIDATES_PG, (codes, keys, t0, t1, _FINALS))
+        else:
+            # Straight to the driver, the squares as one JSON parameter: SQLAlchemy's
+            # per-parameter handling of a thousand values costs more than the lookups.
+            dialect = conn.dialect
+            to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+            assert to_db is not None
+            params = (json.dumps(pairs), to_db(t0), to_db(t1), *_FINALS)
+            result = await conn.exec_driver_sql(_candidates_sqlite(dialect.paramstyle), params)
         found: list[OpenCase] = []
-        for start in range(0, len(terms), MAX_TERMS):
-            chunk = terms[start : start + MAX_TERMS]
-            slots = _padded(len(chunk))
-            chunk = chunk + [chunk[-1]] * (slots - len(chunk))  # repeats find nothing new
-            params: list[Any] = list(fixed)
-            for code, lat0, lat1, ranges in chunk:
-                params += (code, lat0, lat1)
-                for m in range(LON_SLOTS):
-                    params += ranges[min(m, len(ranges) - 1)]
-            # Straight to the driver: with thousands of parameters SQLAlchemy's per-call
-            # cache-key and parameter handling cost more than SQLite's scan of the bands.
-            sql = _candidate_sql(slots, LON_SLOTS, dialect.paramstyle)
-            result = await conn.exec_driver_sql(sql, tuple(params))
-            for row in result.all():
-                case_id, code, lat, lon, stage, last = tuple(row)
-                at = utc_from_driver(last)  # NOT NULL column
-                found.append(OpenCase(int(case_id), code, lat, lon, stage, at))
+        for row in result.all():
+            case_id, code, lat, lon, stage, last = tuple(row)
+            at = utc_from_driver(last)  # NOT NULL column
+            found.append(OpenCase(int(case_id), code, lat, lon, stage, at))
         return found
 
     def _case_row(self, plan: FilingPlan, facts: EventFacts, now: datetime) -> dict[str, Any]:
@@ -253,6 +300,7 @@ class CaseFiler:
             "closed_at": None,
             "first_report_id": facts.event_id,
             "grid_version": self.grid.version,
+            "place_key": place_key(facts.lat, facts.lon),
         }
 
     @staticmethod
@@ -273,65 +321,28 @@ class CaseFiler:
 _FINALS = sorted(s.value for s in FINAL_STAGES)
 
 
-#: Open cases of a code in any of the boxes passed as arrays, last event in [$6, $7].
-#: PostgreSQL plans one statement over ``unnest`` once (the OR form with a thousand terms
-#: cost more to plan than to run). The LATERAL subquery behind an ``OFFSET 0`` fence
-#: keeps the plan a (code, lat) index scan per box: without it, the generic plan a
-#: prepared statement falls back to after five runs sometimes joined the boxes against
-#: every open case of the code, and the query took 8 s of a 13 s drain.
+#: Open cases in the (code, place_key) squares passed as two arrays, last event in
+#: [$3, $4]. The LATERAL subquery behind an ``OFFSET 0`` fence keeps the plan an index
+#: lookup per square: without it, the generic plan a prepared statement falls back to
+#: after five runs may join the squares against every open case of the code.
 _CANDIDATES_PG = """
 SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at
-FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::float8[])
-     AS b(code, lat0, lat1, lon0, lon1)
+FROM unnest($1::text[], $2::bigint[]) AS k(code, place_key)
 CROSS JOIN LATERAL (
   SELECT id, code, lat, lon, stage, last_event_at FROM cases
-  WHERE code = b.code AND lat BETWEEN b.lat0 AND b.lat1 AND lon BETWEEN b.lon0 AND b.lon1
-    AND last_event_at BETWEEN $6 AND $7 AND stage <> ALL($8::text[])
+  WHERE code = k.code AND place_key = k.place_key
+    AND last_event_at BETWEEN $3 AND $4 AND stage <> ALL($5::text[])
   OFFSET 0
 ) AS c
 """
 
 
-async def _candidates_pg(
-    conn: AsyncConnection,
-    bands: list[tuple[str, float, float, tuple[tuple[float, float], ...]]],
-    t0: datetime,
-    t1: datetime,
-) -> list[OpenCase]:
-    """The candidate query on PostgreSQL: the bands' boxes as five parallel arrays."""
-    codes: list[str] = []
-    lat0s: list[float] = []
-    lat1s: list[float] = []
-    lon0s: list[float] = []
-    lon1s: list[float] = []
-    for code, lat0, lat1, ranges in bands:
-        for lon0, lon1 in ranges:
-            codes.append(code)
-            lat0s.append(lat0)
-            lat1s.append(lat1)
-            lon0s.append(lon0)
-            lon1s.append(lon1)
-    params = (codes, lat0s, lat1s, lon0s, lon1s, t0, t1, _FINALS)
-    result = await conn.exec_driver_sql(_CANDIDATES_PG, params)
-    found: dict[int, OpenCase] = {}  # boxes share edges: a case on one comes twice
-    for row in result.all():
-        case_id, code, lat, lon, stage, last = tuple(row)
-        found[int(case_id)] = OpenCase(int(case_id), code, lat, lon, stage, utc_from_driver(last))
-    return list(found.values())
+@functools.lru_cache(maxsize=8)
+def _candidates_sqlite(paramstyle: str) -> str:
+    """The candidate query on SQLite: the squares as a JSON array of [code, key] pairs.
 
-
-def _padded(n: int) -> int:
-    """``n`` rounded up to one of few sizes (under 16 or n/8 more), so queries are reused."""
-    step = max(16, 1 << max(0, n.bit_length() - 4))
-    return -(-n // step) * step
-
-
-@functools.lru_cache(maxsize=64)
-def _candidate_sql(slots: int, lon_slots: int, paramstyle: str) -> str:
-    """Open cases of a code in any of ``slots`` bands whose last event is in [t0, t1].
-
-    Positional parameters: t0, t1, the final stages, then per band its code, latitude
-    range and ``lon_slots`` longitude ranges. Built once per size and driver style.
+    ``CROSS JOIN`` makes SQLite walk the squares and look each up in the
+    ``(code, place_key)`` index. Parameters: the JSON, t0, t1, then the final stages.
     """
     count = itertools.count(1)
 
@@ -339,57 +350,54 @@ def _candidate_sql(slots: int, lon_slots: int, paramstyle: str) -> str:
         n = next(count)
         if paramstyle == "qmark":
             return "?"
-        if paramstyle == "numeric_dollar":
-            return f"${n}"
         if paramstyle == "numeric":
             return f":{n}"
-        if paramstyle == "format":
-            return "%s"
         raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
 
-    time_range = f"last_event_at BETWEEN {p()} AND {p()}"
-    not_final = ", ".join(p() for _ in _FINALS)
-    terms = []
-    for _ in range(slots):
-        band = f"code = {p()} AND lat BETWEEN {p()} AND {p()}"
-        lons = " OR ".join(f"lon BETWEEN {p()} AND {p()}" for _ in range(lon_slots))
-        terms.append(f"({band} AND ({lons}))")
+    squares, t0, t1 = p(), p(), p()
+    finals = ", ".join(p() for _ in _FINALS)
     return (
-        "SELECT id, code, lat, lon, stage, last_event_at FROM cases"
-        f" WHERE {time_range} AND stage NOT IN ({not_final}) AND ({' OR '.join(terms)})"
+        "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at"
+        f" FROM json_each({squares}) AS k CROSS JOIN cases AS c"
+        " ON c.code = json_extract(k.value, '$[0]') AND c.place_key = json_extract(k.value, '$[1]')"
+        f" WHERE c.last_event_at BETWEEN {t0} AND {t1} AND c.stage NOT IN ({finals})"
     )
 
 
 class _Buckets:
-    """Open cases bucketed by code and a coarse tile, so each report sees only its neighbours.
+    """Open cases bucketed by code and a tile as wide as that code's merge radius.
 
-    Tiles are as wide as the widest merge radius of the batch's codes (wider in longitude
-    by the latitude's cosine), so the 3x3 tiles around a report hold every case within
-    its radius.
+    A report's 3x3 tiles of its own code hold every case within its radius (tiles are
+    wider in longitude by the latitude's cosine). Tiles are sized per code: with one size
+    for the batch's widest radius, a 15 m code would fetch and test every case within
+    150 m instead of 45 m.
     """
 
     def __init__(self, catalogue: Catalogue, batch: list[EventFacts]) -> None:
-        radii = [catalogue.get(f.code).merge_radius_m for f in batch if f.code in catalogue]
         self.catalogue = catalogue
-        self.dlat = max(radii, default=30.0) / _METRES_PER_DEGREE
         widest = min(max(abs(f.lat) for f in batch) + 1.0, 89.0)
-        self.dlon = self.dlat / math.cos(math.radians(widest))
+        stretch = 1.0 / math.cos(math.radians(widest))
+        #: Per code, the tile's (latitude, longitude) size in degrees.
+        self.size: dict[str, tuple[float, float]] = {}
+        for code in {f.code for f in batch if f.code in catalogue}:
+            dlat = catalogue.get(code).merge_radius_m / _METRES_PER_DEGREE
+            self.size[code] = (dlat, dlat * stretch)
         self.tiles: dict[tuple[str, int, int], dict[int | str, OpenCase]] = {}
         self.where: dict[int | str, tuple[str, int, int]] = {}
-        self.batch = batch
 
-    def _tile(self, code: str, lat: float, lon: float) -> tuple[str, int, int]:
-        return (code, math.floor(lat / self.dlat), math.floor(lon / self.dlon))
-
-    def add(self, case: OpenCase) -> None:
-        """Add a case found in the database."""
-        self.put(case)
+    def _tile(self, code: str, lat: float, lon: float) -> tuple[str, int, int] | None:
+        size = self.size.get(code)
+        if size is None:  # a code no report of this batch has: no report looks for it
+            return None
+        return (code, math.floor(lat / size[0]), math.floor(lon / size[1]))
 
     def put(self, case: OpenCase) -> None:
         """Add or replace a case."""
         if case.lat is None or case.lon is None:
             return
         key = self._tile(case.code, case.lat, case.lon)
+        if key is None:
+            return
         self.tiles.setdefault(key, {})[case.case_id] = case
         self.where[case.case_id] = key
 
@@ -406,49 +414,12 @@ class _Buckets:
 
     def near(self, facts: EventFacts) -> list[OpenCase]:
         """Cases of the report's code in the 3x3 tiles around it."""
-        code, ilat, ilon = self._tile(facts.code, facts.lat, facts.lon)
+        key = self._tile(facts.code, facts.lat, facts.lon)
+        if key is None:
+            return []
+        code, ilat, ilon = key
         out: list[OpenCase] = []
         for da in (-1, 0, 1):
             for do in (-1, 0, 1):
                 out.extend(self.tiles.get((code, ilat + da, ilon + do), {}).values())
         return out
-
-    def query_bands(self) -> list[tuple[str, float, float, tuple[tuple[float, float], ...]]]:
-        """Disjoint latitude bands per code, each with the longitude ranges to look in.
-
-        A batch touching few tiles asks for each tile's 3x3 neighbourhood; a batch spread
-        over a district asks for coarse blocks of ``QUERY_BLOCK`` tiles (plus a margin),
-        which bounds the query while bounding what it returns. The areas are cut into
-        rows of tiles, rows merged with their neighbours when they ask for the same
-        longitudes, so the index on (code, lat) scans each row of cases once.
-        """
-        tiles = {self._tile(f.code, f.lat, f.lon) for f in self.batch if f.code in self.catalogue}
-        size, margin = (1, 1) if len(tiles) <= MAX_FINE_BOXES else (QUERY_BLOCK, 1)
-        blocks = {(code, ilat // size, ilon // size) for code, ilat, ilon in tiles}
-        wanted: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        for code, blat, blon in blocks:
-            span = (blon * size - margin, (blon + 1) * size + margin)  # tile columns [lo, hi)
-            for row in range(blat * size - margin, (blat + 1) * size + margin):
-                wanted.setdefault((code, row), []).append(span)
-        bands: list[tuple[str, int, int, tuple[tuple[int, int], ...]]] = []
-        for (code, row), spans in sorted(wanted.items()):
-            merged: list[tuple[int, int]] = []
-            for lo, hi in sorted(spans):
-                if merged and lo <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-                else:
-                    merged.append((lo, hi))
-            cols = tuple(merged)
-            if bands and bands[-1][0] == code and bands[-1][2] == row and bands[-1][3] == cols:
-                bands[-1] = (code, bands[-1][1], row + 1, cols)
-            else:
-                bands.append((code, row, row + 1, cols))
-        return [
-            (
-                code,
-                row0 * self.dlat,
-                row1 * self.dlat,
-                tuple((lo * self.dlon, hi * self.dlon) for lo, hi in cols),
-            )
-            for code, row0, row1, cols in bands
-        ]

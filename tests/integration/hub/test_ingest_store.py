@@ -206,40 +206,47 @@ async def test_merging_within_a_batch_and_across_batches(db: AsyncEngine, tmp_pa
     assert linked[far.event_id] == rows[2].id
 
 
-@pytest.mark.parametrize(("max_terms", "lon_slots"), [(1, 1), (1_024, 4)])
-async def test_merging_when_the_candidate_query_is_split(
-    db: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_terms: int, lon_slots: int
+async def test_merging_across_the_squares_cases_are_keyed_by(
+    db: AsyncEngine, tmp_path: Path
 ) -> None:
-    """Many places in one batch: every later report merges, however the query is cut up."""
+    """Many places in one batch, each report of the next batch in the neighbouring square
+    of its case (a few metres across a square's edge): every one merges."""
     from central_hub.db.schema import cases
     from central_hub.domain.calendar import WorkCalendar
     from central_hub.domain.catalogue import Catalogue
     from central_hub.domain.grid import Grid
-    from central_hub.services import case_filing
-    from central_hub.services.case_filing import CaseFiler
+    from central_hub.services.case_filing import PLACE_SQUARE_DEG, CaseFiler, place_key
 
-    monkeypatch.setattr(case_filing, "MAX_TERMS", max_terms)
-    monkeypatch.setattr(case_filing, "LON_SLOTS", lon_slots)
     filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
     worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: NOW)
     at = NOW - timedelta(minutes=30)
-    # A 6 x 6 lattice 0.0007 degrees apart (~75 m: one case each), several on one row.
-    places = [(28.645 + 0.0007 * i, 121.255 + 0.0007 * j) for i in range(6) for j in range(6)]
+    edge = 1e-6  # degrees: about 0.1 m inside a square's corner
+    # A 6 x 6 lattice of square corners 0.0008 degrees apart (~85 m: one case each).
+    corners = [
+        (round(28.645 / PLACE_SQUARE_DEG + 2 * i) * PLACE_SQUARE_DEG,
+         round(121.255 / PLACE_SQUARE_DEG + 2 * j) * PLACE_SQUARE_DEG)
+        for i in range(6) for j in range(6)
+    ]  # fmt: skip
     first = [
-        make_event("pole-1", code="0504", seq=n, at=at, lat=lat, lon=lon)
-        for n, (lat, lon) in enumerate(places)
+        make_event("pole-1", code="0504", seq=n, at=at, lat=lat - edge, lon=lon - edge)
+        for n, (lat, lon) in enumerate(corners)
     ]
     await worker.process([inbound(e) for e in first])
     again = [
-        make_event("pole-2", code="0504", seq=n, at=NOW, lat=lat + 0.00003, lon=lon - 0.00003)
-        for n, (lat, lon) in enumerate(places)
+        make_event("pole-2", code="0504", seq=n, at=NOW, lat=lat + 2 * edge, lon=lon + 2 * edge)
+        for n, (lat, lon) in enumerate(corners)
     ]
+    for a, b in zip(first, again, strict=True):  # the test's premise: other squares
+        assert place_key(a.location.lat, a.location.lon) != place_key(
+            b.location.lat, b.location.lon
+        )
     await worker.process([inbound(e) for e in again])
     async with db.connect() as conn:
         rows = (await conn.execute(cases.select().order_by(cases.c.id))).all()
         linked = dict((await conn.execute(sa.select(events.c.event_id, events.c.case_id))).all())
-    assert len(rows) == len(places)
+    assert len(rows) == len(corners)
     assert all(r.event_count == 2 and r.last_event_at == NOW for r in rows)
+    assert [r.place_key for r in rows] == [place_key(e.location.lat, e.location.lon) for e in first]
     for a, b in zip(first, again, strict=True):
         assert linked[a.event_id] == linked[b.event_id]
 

@@ -317,3 +317,31 @@ def test_fact_datetimes_read_in_utc() -> None:
         assert got.tzinfo is UTC, raw
     with pytest.raises(TypeError):
         utc_from_driver(42)
+
+
+async def test_sqlite_datetimes_stored_as_sqlalchemy_writes_them(tmp_path: Path) -> None:
+    """UTCDateTime's one-step SQLite binding stores SQLAlchemy's own text, in UTC.
+
+    Older databases hold that text, and queries compare it as text: a different form
+    (a 'T', missing microseconds, a zone) would sort wrongly against it.
+    """
+    from central_hub.db.engine import create_engine
+    from central_hub.db.schema import UTCDateTime
+
+    table = sa.Table("t", sa.MetaData(), sa.Column("at", UTCDateTime))
+    plain = sa.Table("t", sa.MetaData(), sa.Column("at", sa.Text))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'dt.db'}")
+    values = [
+        datetime(2026, 11, 23, 1, 2, 3, tzinfo=UTC),
+        datetime(2026, 11, 23, 9, 2, 3, 7, tzinfo=timezone(timedelta(hours=8))),
+    ]
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(table.insert(), [{"at": v} for v in values])
+        text = (await conn.execute(sa.select(plain.c.at))).scalars().all()
+        back = (await conn.execute(sa.select(table.c.at))).scalars().all()
+        with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+            await conn.execute(table.insert(), [{"at": datetime(2026, 1, 1)}])
+    await engine.dispose()
+    assert text == ["2026-11-23 01:02:03.000000", "2026-11-23 01:02:03.000007"]
+    assert back == [v.astimezone(UTC) for v in values]

@@ -1,4 +1,4 @@
-"""Filing's advisory-lock keys: any two reports that could merge share one."""
+"""Filing's keys: advisory locks any two mergeable reports share; the squares cases are read by."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.filing import EventFacts, haversine_m
-from central_hub.services.case_filing import lock_keys
+from central_hub.services.case_filing import (
+    PLACE_SQUARE_DEG,
+    lock_keys,
+    place_key,
+    place_keys_near,
+)
 
 AT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 CATALOGUE = Catalogue.load()
@@ -64,3 +69,36 @@ def test_keys_are_sorted_stable_few_and_per_code() -> None:
     unknown = _facts("d", "9999", 28.6472, 121.2615)
     assert lock_keys([unknown], CATALOGUE) == []
     assert all(-(2**63) <= k < 2**63 for k in keys)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    code=st.sampled_from(CODES),
+    lat=st.floats(-60, 60),
+    lon=st.floats(-179, 179),
+    share=st.floats(0, 1),
+    bearing=st.floats(0, 360),
+)
+def test_a_case_within_the_radius_lies_in_a_square_the_report_reads(
+    code: str, lat: float, lon: float, share: float, bearing: float
+) -> None:
+    """Filing reads the squares of place_keys_near: a mergeable case is always in one."""
+    radius = CATALOGUE.get(code).merge_radius_m
+    clat, clon = _moved(lat, lon, share * radius, bearing)
+    if haversine_m(lat, lon, clat, clon) > radius:  # rounding at the very edge
+        return
+    assert place_key(clat, clon) in place_keys_near(lat, lon, radius)
+
+
+def test_place_keys_are_distinct_and_few() -> None:
+    """Neighbouring squares have distinct keys, across the date line and the equator too."""
+    step = PLACE_SQUARE_DEG
+    for lat0, lon0 in ((28.6472, 121.2615), (-0.0001, -179.9999), (0.0001, 179.9999)):
+        keys = {
+            place_key(lat0 + i * step, lon0 + j * step) for i in range(-3, 4) for j in range(-3, 4)
+        }
+        assert len(keys) == 49
+    assert place_key(89.9999, 179.9999) != place_key(-89.9999, -179.9999)
+    near = place_keys_near(28.6472, 121.2615, 15.0)
+    assert 1 <= len(near) <= 4  # a 30 m box on squares of ~44 m
+    assert place_key(28.6472, 121.2615) in near

@@ -91,6 +91,20 @@ def test_new_ai_case(world: tuple[Catalogue, Grid, WorkCalendar]) -> None:
     assert p.source == "ai"
 
 
+def test_a_cell_located_beforehand_is_the_one_filed(
+    world: tuple[Catalogue, Grid, WorkCalendar],
+) -> None:
+    """A batch locates its reports at once and passes each its cell: the plan uses it."""
+    cat, grid, cal = world
+    parking = grid.locate(*PARKING)
+    assert parking is not None
+    assert parking != grid.locate(*MARKET)
+    p = plan_filing(ev(code="0102"), [], cat, grid, cal, T0, cell=parking)
+    assert (p.grid_cell_id, p.squad_id) == (parking.id, "hw-team-2")
+    outside = plan_filing(ev(), [], cat, grid, cal, T0, cell=None)
+    assert (outside.grid_cell_id, outside.squad_id) == (None, None)
+
+
 def test_inspector_report_without_verification_starts_registered(
     world: tuple[Catalogue, Grid, WorkCalendar],
 ) -> None:

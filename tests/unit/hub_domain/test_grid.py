@@ -85,6 +85,21 @@ def test_locate_agrees_with_brute_force(grid: Grid) -> None:
             assert (located.id if located else None) == (expected[0] if expected else None)
 
 
+def test_locate_many_agrees_with_locate(grid: Grid) -> None:
+    """The batch form gives each point what locate gives it, garbage and outside included."""
+    points = [
+        (lat, lon)
+        for lat in _frange(28.6365, 28.6615, 17)
+        for lon in _frange(121.2485, 121.2765, 17)
+    ]
+    points += [(28.70, 121.26), (float("nan"), 121.26), (28.65, float("inf")), points[40]]
+    located = grid.locate_many(points)
+    assert len(located) == len(points)
+    assert located == [grid.locate(lat, lon) for lat, lon in points]
+    assert sum(c is not None for c in located) > len(points) // 2
+    assert grid.locate_many([]) == []
+
+
 def test_locate_outside_and_garbage(grid: Grid) -> None:
     assert grid.locate(28.70, 121.26) is None
     assert grid.locate(0, 0) is None
