@@ -229,7 +229,16 @@ class CommandService:
         return int(result.rowcount)
 
     async def flush(self, now: datetime | None = None) -> int:
-        """Publish queued, unexpired commands of reachable devices; return how many went out."""
+        """Publish queued, unexpired commands of reachable devices; return how many went out.
+
+        Every hub process runs a dispatcher, so each command is first claimed (``queued``
+        to ``sent`` in one conditional update) and published only by the process whose
+        claim changed the row: a device given a command twice refuses the second as a
+        replay, and that refusal would end a command it is carrying out as ``rejected``.
+        A claim whose publish fails goes back to ``queued``; a process killed between
+        claim and publish leaves the command ``sent`` until it expires (shown as expired,
+        not lost silently).
+        """
         if self.publisher is None or not self.publisher.connected:
             return 0
         now = now or self.clock()
@@ -249,29 +258,26 @@ class CommandService:
             ).all()
         sent = 0
         for row in rows:
+            if not await self._move(row.cmd_id, CommandState.QUEUED, CommandState.SENT, now):
+                continue  # another hub process claimed it, or it was cancelled meanwhile
             try:
                 await self.publisher.publish(
                     topic(row.device_id, Channel.CMD), row.payload.encode("utf-8"), qos=1
                 )
             except BrokerError as exc:
                 log.warning("could not send %s to %s: %s", row.cmd_id, row.device_id, exc)
+                await self._move(row.cmd_id, CommandState.SENT, CommandState.QUEUED, now)
                 break
-            async with self.engine.begin() as conn:
-                # A fast device may already have acked it: never move a state back.
-                await conn.execute(
-                    commands.update()
-                    .where(commands.c.cmd_id == row.cmd_id)
-                    .values(
-                        state=sa.case(
-                            (
-                                commands.c.state == CommandState.QUEUED.value,
-                                CommandState.SENT.value,
-                            ),
-                            else_=commands.c.state,
-                        ),
-                        sent_at=sa.func.coalesce(commands.c.sent_at, now),
-                        updated_at=now,
-                    )
-                )
             sent += 1
         return sent
+
+    async def _move(self, cmd_id: str, old: CommandState, new: CommandState, now: datetime) -> bool:
+        """Move a command from ``old`` to ``new`` if it is still in ``old``; True if it was."""
+        sent_at = now if new is CommandState.SENT else None
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                commands.update()
+                .where(commands.c.cmd_id == cmd_id, commands.c.state == old.value)
+                .values(state=new.value, sent_at=sent_at, updated_at=now)
+            )
+        return result.rowcount == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,6 +152,45 @@ async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path)
     other = CommandAck(cmd_id=cmd.cmd_id, device_id="pole-2", state="rejected", ts=NOW)
     await worker.process([inbound(other)])
     assert (await svc.get(cmd.cmd_id)).state is CommandState.SUCCEEDED
+
+
+async def test_two_dispatchers_send_each_command_once(db: AsyncEngine, tmp_path: Path) -> None:
+    """Every hub process runs a dispatcher: two flushing at once send each command once,
+    and one whose broker refuses puts its claim back for the next pass."""
+    from central_hub.errors import BrokerError
+    from central_hub.services.commands import CommandService, CommandState
+    from central_hub.testing import RecordingPublisher
+    from edge_agent.protocol import generate_signing_key
+
+    class SlowPublisher(RecordingPublisher):
+        async def publish(
+            self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+        ) -> None:
+            await asyncio.sleep(0.002)  # let the other dispatcher run meanwhile
+            await super().publish(topic, payload, qos=qos, retain=retain)
+
+    class RefusingPublisher(RecordingPublisher):
+        async def publish(
+            self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+        ) -> None:
+            raise BrokerError("broker gone")
+
+    clock = lambda: NOW  # noqa: E731
+    worker, _ = _worker(db, tmp_path)
+    await worker.process([inbound(make_status("pole-1", "online", NOW))])
+    key = generate_signing_key()
+    one, two = SlowPublisher(), SlowPublisher()
+    first, second = CommandService(db, key, one, clock), CommandService(db, key, two, clock)
+    queued = [await first.enqueue("pole-1", "speaker.stop", actor="op") for _ in range(20)]
+    refused = CommandService(db, key, RefusingPublisher(), clock)
+    assert await refused.flush() == 0
+    assert (await first.get(queued[0].cmd_id)).state is CommandState.QUEUED
+    counts = await asyncio.gather(first.flush(), second.flush())
+    assert sum(counts) == 20
+    assert min(counts) > 0, "one dispatcher sent everything: the race was not run"
+    payloads = [p for _, p, _, _ in one.sent + two.sent]
+    assert len(payloads) == len(set(payloads)) == 20
+    assert {(await first.get(c.cmd_id)).state for c in queued} == {CommandState.SENT}
 
 
 class _BrokenFiler:
