@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from central_hub.console.live import TOPICS
@@ -46,12 +47,25 @@ async def map_page(request: Request, who: ViewerDep) -> Response:
     )
 
 
-async def map_data(state: ConsoleState, *, with_devices: bool) -> dict[str, Any]:
-    """Open cases and (for roles that may see them) devices, projected onto the map."""
+async def map_data(
+    state: ConsoleState,
+    *,
+    with_devices: bool,
+    view: tuple[float, float, float, float] | None = None,
+) -> dict[str, Any]:
+    """Open cases in ``view`` (an SVG view box ``x y w h``; the whole map without one)
+    and, for roles that may see them, devices, projected onto the map.
+
+    At most ``map_case_limit`` cases, newest first; ``cases_in_view`` says how many are
+    open there, so the page can tell the operator to zoom in when some are not drawn.
+    """
     proj = state.projection
-    found = await state.hub.cases.find(
-        CaseFilter(open_only=True, limit=state.settings.map_case_limit)
-    )
+    within = proj.view_bounds(*view) if view is not None else None
+    flt = CaseFilter(open_only=True, within=within, limit=state.settings.map_case_limit)
+    found = await state.hub.cases.find(flt)
+    in_view = len(found)
+    if in_view >= flt.limit:
+        in_view = await state.hub.cases.count(flt)
     markers = []
     for c in found:
         if c.lat is None or c.lon is None:
@@ -87,15 +101,34 @@ async def map_data(state: ConsoleState, *, with_devices: bool) -> dict[str, Any]
                     "colour": DEVICE_COLOURS.get(shown, "#aaa"),
                 }
             )
-    return {"cases": markers, "devices": devices_out}
+    return {"cases": markers, "cases_in_view": in_view, "devices": devices_out}
 
 
 @router.get("/data/map", response_model=None)
-async def map_json(request: Request, who: ViewerDep) -> Response:
-    """Marker data for the map page (JSON)."""
+async def map_json(request: Request, who: ViewerDep, view: str | None = None) -> Response:
+    """Marker data for the map page (JSON); ``view=x,y,w,h`` limits cases to that view box."""
     state = console_state(request)
-    data = await map_data(state, with_devices=who.may(*READERS))
+    box = None
+    if view is not None:
+        box = _view_box(view)
+        if box is None:
+            detail = (
+                f"view must be x,y,w,h: four finite numbers, w and h positive; got {view[:80]!r}"
+            )
+            return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    data = await map_data(state, with_devices=who.may(*READERS), view=box)
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+def _view_box(text: str) -> tuple[float, float, float, float] | None:
+    """``x,y,w,h`` as four finite numbers with w and h positive, else None."""
+    try:
+        x, y, w, h = (float(p) for p in text.split(","))
+    except ValueError:
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        return None
+    return x, y, w, h
 
 
 @router.get("/live", response_model=None)

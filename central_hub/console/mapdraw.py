@@ -58,6 +58,20 @@ class MapProjection:
         y = self.margin + (self.max_lat - lat) * self._scale
         return round(x, 1), round(y, 1)
 
+    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
+        """The (lat, lon) at SVG coordinates: :meth:`to_xy` undone (not rounded)."""
+        lon = self.min_lon + (x - self.margin) / (self._kx * self._scale)
+        lat = self.max_lat - (y - self.margin) / self._scale
+        return lat, lon
+
+    def view_bounds(
+        self, x: float, y: float, w: float, h: float
+    ) -> tuple[float, float, float, float]:
+        """``(min_lat, min_lon, max_lat, max_lon)`` of the SVG view box ``x y w h``."""
+        north, west = self.to_latlon(x, y)
+        south, east = self.to_latlon(x + w, y + h)
+        return south, west, north, east
+
     def contains(self, lat: float, lon: float) -> bool:
         """Whether a point lies inside the bounds."""
         return self.min_lat <= lat <= self.max_lat and self.min_lon <= lon <= self.max_lon

@@ -111,8 +111,41 @@ class CaseFilter(BaseModel):
     cell_ids: set[str] | None = None
     overdue: bool | None = None
     open_only: bool = False
+    #: ``(min_lat, min_lon, max_lat, max_lon)``: only cases placed inside (the map's view).
+    within: tuple[float, float, float, float] | None = None
     limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
+
+
+def _conditions(flt: CaseFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """The WHERE terms of a filter (all must hold)."""
+    terms: list[sa.ColumnElement[bool]] = []
+    if flt.stage:
+        terms.append(cases.c.stage.in_([s.value for s in flt.stage]))
+    if flt.open_only:
+        terms.append(cases.c.stage.not_in([s.value for s in FINAL_STAGES]))
+    if flt.code is not None:
+        terms.append(cases.c.code == flt.code)
+    if flt.line is not None:
+        terms.append(cases.c.line == flt.line)
+    if flt.squad_id is not None:
+        terms.append(cases.c.squad_id == flt.squad_id)
+    if flt.source is not None:
+        terms.append(cases.c.source == flt.source)
+    if flt.cell_ids is not None:
+        terms.append(cases.c.grid_cell_id.in_(sorted(flt.cell_ids)))
+    if flt.overdue is not None:
+        overdue = sa.and_(
+            cases.c.deadline.is_not(None),
+            cases.c.deadline < now,
+            cases.c.stage.not_in([s.value for s in FINAL_STAGES]),
+        )
+        terms.append(overdue if flt.overdue else sa.not_(overdue))
+    if flt.within is not None:
+        min_lat, min_lon, max_lat, max_lon = flt.within
+        terms.append(cases.c.lat.between(min_lat, max_lat))
+        terms.append(cases.c.lon.between(min_lon, max_lon))
+    return terms
 
 
 def _is_overdue(row: sa.Row[Any], now: datetime) -> bool:
@@ -139,32 +172,18 @@ class CaseService:
     async def find(self, flt: CaseFilter, now: datetime | None = None) -> list[CaseView]:
         """Cases matching ``flt``, newest report first."""
         now = now or self.clock()
-        q = cases.select()
-        if flt.stage:
-            q = q.where(cases.c.stage.in_([s.value for s in flt.stage]))
-        if flt.open_only:
-            q = q.where(cases.c.stage.not_in([s.value for s in FINAL_STAGES]))
-        if flt.code is not None:
-            q = q.where(cases.c.code == flt.code)
-        if flt.line is not None:
-            q = q.where(cases.c.line == flt.line)
-        if flt.squad_id is not None:
-            q = q.where(cases.c.squad_id == flt.squad_id)
-        if flt.source is not None:
-            q = q.where(cases.c.source == flt.source)
-        if flt.cell_ids is not None:
-            q = q.where(cases.c.grid_cell_id.in_(sorted(flt.cell_ids)))
-        if flt.overdue is not None:
-            overdue = sa.and_(
-                cases.c.deadline.is_not(None),
-                cases.c.deadline < now,
-                cases.c.stage.not_in([s.value for s in FINAL_STAGES]),
-            )
-            q = q.where(overdue if flt.overdue else sa.not_(overdue))
+        q = cases.select().where(*_conditions(flt, now))
         q = q.order_by(cases.c.reported_at.desc(), cases.c.id.desc())
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q.limit(flt.limit).offset(flt.offset))).all()
         return [case_view(r, now) for r in rows]
+
+    async def count(self, flt: CaseFilter, now: datetime | None = None) -> int:
+        """How many cases match ``flt`` (its limit and offset aside)."""
+        now = now or self.clock()
+        q = sa.select(sa.func.count()).select_from(cases).where(*_conditions(flt, now))
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar_one())
 
     async def overdue(self, now: datetime) -> list[CaseView]:
         """Open cases whose deadline is before ``now`` (the clock passed in)."""

@@ -115,6 +115,19 @@ def test_event_from_the_broker_appears_on_map_and_queue_without_reload(
         shot(map_page, "map-live-marker")
         shot(queue, "queue-live-row")
 
+        # Cases come for the view on screen: panned out of sight, the case's marker goes
+        # (the device's stays: devices are few); back in view, it returns.
+        box = map_page.locator("#map").bounding_box()
+        assert box is not None
+        map_page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] - 20)
+        map_page.mouse.down()
+        map_page.mouse.move(box["x"] + 60, box["y"] + 60, steps=5)
+        map_page.mouse.up()
+        map_page.wait_for_selector(marker, state="detached")
+        assert map_page.get_attribute("#map", "data-cases-in-view") == "0"
+        map_page.click('[data-zoom="reset"]')
+        map_page.wait_for_selector(marker)
+
         map_page.click('[data-zoom="in"]')
         assert float(map_page.get_attribute("#map", "data-zoom") or 0) > 1
         map_page.click(marker)

@@ -75,6 +75,7 @@
       view.y = cy - (cy - view.y) * nh / view.h;
       view.w = nw; view.h = nh; apply();
       svg.setAttribute("data-zoom", (W / view.w).toFixed(2));
+      loadSoon();
     }
     function toSvg(ev) {
       var r = svg.getBoundingClientRect();
@@ -99,13 +100,13 @@
       view.y = drag.vy - (ev.clientY - drag.y) * drag.s;
       apply();
     });
-    svg.addEventListener("pointerup", function () { drag = null; });
+    svg.addEventListener("pointerup", function () { if (drag) loadSoon(); drag = null; });
     document.querySelectorAll("[data-zoom]").forEach(function (b) {
       b.addEventListener("click", function () {
         var k = b.getAttribute("data-zoom");
         if (k === "in") zoom(0.7);
         else if (k === "out") zoom(1 / 0.7);
-        else { view = { x: 0, y: 0, w: W, h: H }; apply(); svg.setAttribute("data-zoom", "1.00"); }
+        else { view = { x: 0, y: 0, w: W, h: H }; apply(); svg.setAttribute("data-zoom", "1.00"); loadSoon(); }
       });
     });
     var layer = document.getElementById("markers");
@@ -130,12 +131,29 @@
         layer.appendChild(a);
       });
       svg.setAttribute("data-cases", String(data.cases.length));
+      svg.setAttribute("data-cases-in-view", String(data.cases_in_view));
+      var more = document.getElementById("map-more");
+      if (more) {
+        more.hidden = data.cases_in_view <= data.cases.length;
+        more.textContent = more.getAttribute("data-text")
+          .replace("{total}", data.cases_in_view).replace("{shown}", data.cases.length);
+      }
     }
+    // Cases come for the view box on screen: a city's open cases do not all fit one map.
     function load() {
-      fetch(PREFIX + "/data/map", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      // What is on screen: the view box plus the margins "meet" adds to fit the element.
+      var r = svg.getBoundingClientRect(), box = [view.x, view.y, view.w, view.h];
+      if (r.width > 0 && r.height > 0) {
+        var s = Math.max(view.w / r.width, view.h / r.height);
+        box = [view.x - (r.width * s - view.w) / 2, view.y - (r.height * s - view.h) / 2, r.width * s, r.height * s];
+      }
+      box = box.map(function (v) { return v.toFixed(1); }).join(",");
+      fetch(PREFIX + "/data/map?view=" + box, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(draw).catch(function () {});
     }
+    var pending = null;
+    function loadSoon() { clearTimeout(pending); pending = setTimeout(load, 250); }
     load();
     onChange(function (topics) { if (topics.indexOf("cases") >= 0 || topics.indexOf("devices") >= 0) load(); });
   }

@@ -145,6 +145,34 @@ async def test_map_data_projects_open_cases_and_devices(as_role: Any, hub: Hub, 
     assert page.text.count('class="cell lv-street"') == 21
 
 
+async def test_the_map_sends_the_open_cases_in_its_view(as_role: Any, hub: Hub, app: Any) -> None:
+    """Cases come for the view box on screen, at most map_case_limit of them, with how many
+    are open there; a view that is not four numbers is refused with what is wrong."""
+    state: ConsoleState = app.state.console
+    proj = state.projection
+    west = [await seed_case(hub, lat=28.6470, lon=121.2540) for _ in range(3)]
+    east = await seed_case(hub, lat=28.6470, lon=121.2700)
+    await seed_case(hub, lat=28.6470, lon=121.2541, stage="closed")
+    op: Client = await as_role("operator")
+    whole = (await op.get("/console/data/map")).json()
+    assert sorted(m["id"] for m in whole["cases"]) == sorted([*west, east])
+    assert whole["cases_in_view"] == 4
+    x0, y0 = proj.to_xy(28.6500, 121.2500)
+    x1, y1 = proj.to_xy(28.6440, 121.2600)
+    view = f"{x0},{y0},{x1 - x0},{y1 - y0}"
+    zoomed = (await op.get("/console/data/map", params={"view": view})).json()
+    assert sorted(m["id"] for m in zoomed["cases"]) == sorted(west)
+    assert zoomed["cases_in_view"] == 3
+    state.settings = state.settings.model_copy(update={"map_case_limit": 2})
+    capped = (await op.get("/console/data/map", params={"view": view})).json()
+    assert [m["id"] for m in capped["cases"]] == sorted(west, reverse=True)[:2]
+    assert capped["cases_in_view"] == 3
+    for bad in ("1,2,3", "a,b,c,d", "0,0,-5,10", "0,0,nan,10"):
+        r = await op.get("/console/data/map", params={"view": bad})
+        assert r.status_code == 422, bad
+        assert "view must be x,y,w,h" in r.json()["detail"]
+
+
 async def test_speak_queues_a_signed_command_and_refuses_bad_input(as_role: Any, hub: Hub) -> None:
     await hub.devices.register("pole-1", "pole")
     op: Client = await as_role("operator")

@@ -97,6 +97,23 @@ def test_projection_maps_corners_and_keeps_aspect() -> None:
         MapProjection.for_bounds((28.0, 121.0, 28.0, 121.1))
 
 
+def test_view_boxes_map_back_to_the_places_they_show() -> None:
+    """The map asks for the cases in its view box: to_latlon undoes to_xy."""
+    proj = MapProjection.for_bounds((28.0, 121.0, 28.1, 121.1), width=1000)
+    for lat, lon in ((28.0, 121.0), (28.1, 121.1), (28.0312, 121.0871)):
+        back = proj.to_latlon(*proj.to_xy(lat, lon))
+        assert back == pytest.approx((lat, lon), abs=2e-5)  # to_xy rounds to 0.1 unit
+    x0, y0 = proj.to_xy(28.06, 121.02)
+    x1, y1 = proj.to_xy(28.02, 121.07)
+    south, west, north, east = proj.view_bounds(x0, y0, x1 - x0, y1 - y0)
+    assert (south, west, north, east) == pytest.approx((28.02, 121.02, 28.06, 121.07), abs=2e-5)
+    whole = proj.view_bounds(0, 0, proj.width, proj.height)
+    assert whole[0] < 28.0  # the margins show a little more
+    assert whole[2] > 28.1
+    assert whole[1] < 121.0
+    assert whole[3] > 121.1
+
+
 def test_the_sample_grid_draws_every_cell_and_road_in_order() -> None:
     grid = Grid.load_sample()
     proj = MapProjection.for_bounds(grid.bounds())
