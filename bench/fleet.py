@@ -1,12 +1,15 @@
 """Fleet load run: N virtual devices against a real hub; one JSON line of figures at the end.
 
     python bench/fleet.py [--devices 500] [--duration 60] [--event-interval 10]
-                          [--telemetry-interval 30] [--commands-per-s 2]
+                          [--telemetry-interval 30] [--commands-per-s 2] [--workers 1]
                           [--db URL | --pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 Starts an anonymous Mosquitto on a free port and ``central-hub serve`` (SQLite in a
 temp folder unless ``--db`` names another database; ``--pg ADMIN_URL`` creates a fresh
-PostgreSQL database for the run and drops it after), then:
+PostgreSQL database for the run and drops it after); with ``--workers N``, N hub
+processes sharing the ingest through one ``$share`` group, the first with the API, each
+running its command dispatcher (so commands are sent once however many race for them).
+Then:
 
 1. **baseline** (raw MQTT, no hub): the same fleet publishes its events for
    ``--baseline-s`` seconds to a plain paho subscriber; p95 publish → receive;
@@ -237,7 +240,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="xh-bench-fleet-"))
     broker = MosquittoBroker(work / "broker")
     broker.start()
-    hub_proc: subprocess.Popen[bytes] | None = None
+    hub_procs: list[subprocess.Popen[bytes]] = []
     try:
         raw_p95 = await baseline(args, broker.port or 0)
         api_port = free_port()
@@ -249,8 +252,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         argv = [sys.executable, "-m", "central_hub.cli", "--data-dir", str(work / "hub")]
         if args.db:
             argv += ["--db", args.db]
-        argv += ["serve", "--mqtt-port", str(broker.port), "--port", str(api_port)]
-        hub_proc = await asyncio.to_thread(start_hub, argv, env, work / "hub.log")
+        argv += ["serve", "--mqtt-port", str(broker.port)]
+        for n in range(1, args.workers + 1):
+            own = ["--client-id", f"hub-{n}"]
+            own += ["--port", str(api_port)] if n == 1 else ["--no-api"]
+            proc = await asyncio.to_thread(start_hub, argv + own, env, work / f"hub-{n}.log")
+            hub_procs.append(proc)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}/api/v1", timeout=30.0
         ) as api:
@@ -263,12 +270,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
             figures = await hub_run(args, broker.port or 0, api, auth, key)
     finally:
-        if hub_proc is not None:
-            hub_proc.terminate()
+        for proc in hub_procs:
+            proc.terminate()
+        for proc in hub_procs:
             try:
-                hub_proc.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                hub_proc.kill()
+                proc.kill()
         broker.stop()
     ratio = None
     if raw_p95 and figures["p95_event_to_case_ms"] is not None:
@@ -276,6 +284,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "fleet",
         "devices": args.devices,
+        "workers": args.workers,
         "event_interval_s": args.event_interval,
         "telemetry_interval_s": args.telemetry_interval,
         "duration_s": args.duration,
@@ -304,9 +313,25 @@ def main() -> int:
     parser.add_argument("--event-interval", type=float, default=10.0)
     parser.add_argument("--telemetry-interval", type=float, default=30.0)
     parser.add_argument("--commands-per-s", type=float, default=2.0)
-    parser.add_argument("--db", help="SQLAlchemy URL of the hub's database (default SQLite)")
-    parser.add_argument("--pg", help="libpq URL of a PostgreSQL role that may create databases")
+    parser.add_argument("--workers", type=int, default=1, help="hub processes (first has the API)")
+    parser.add_argument(
+        "--db",
+        help="SQLAlchemy URL of the hub's database (default SQLite); 'postgresql' for a fresh"
+        " database made with --pg's role, 'sqlite' for the default",
+    )
+    parser.add_argument(
+        "--pg",
+        help="libpq URL of a PostgreSQL role that may create databases (default with --db"
+        " postgresql: $XH_TEST_PG_DSN or postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
     args = parser.parse_args()
+    if args.db == "sqlite":
+        args.db = None
+    elif args.db == "postgresql":
+        args.db = None
+        args.pg = args.pg or os.environ.get(
+            "XH_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+        )
     name = None
     if args.pg:
         name = f"xh_bench_fleet_{os.getpid()}"
