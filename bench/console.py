@@ -31,6 +31,14 @@ Figures (one JSON line at the end):
 Usage: ``python bench/console.py [--cases 10000] [--repeat 5] [--days 30] [--db-url URL]``;
 ``--cases 130000 --days 1095`` is three years of the bureau's 42,834 cases a year, where a
 month's pages should cost what the month holds.
+
+``--compare`` runs SQLite and a fresh PostgreSQL database (made with ``--pg-admin``'s
+role, dropped after), each with 10,000 cases and with ``--cases``, the history as long
+as the bureau's rate of 42,834 cases a year makes it (so a month holds about the same
+cases in every run, and only the years behind it grow), and prints one line:
+``worst_ms_sqlite`` / ``worst_ms_pg`` (the slowest page at ``--cases``, statistics
+uncached included), ``month_ms_10k`` / ``month_ms_<N>k`` (per database, the uncached
+month page's worst render), ``goal_met`` and every run's own line under ``runs``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import re
 import statistics
@@ -53,14 +62,17 @@ import sqlalchemy as sa
 
 from central_hub.api import create_app
 from central_hub.console import install_console
+from central_hub.console.mapdraw import MapProjection
 from central_hub.db.schema import audits, cases, devices, events
 from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
-from central_hub.testing import RecordingPublisher
+from central_hub.testing import PG_ADMIN_URL, RecordingPublisher, fresh_pg_database
 from edge_agent.protocol import uuid7
 
 #: No page may take longer to render (the acceptance criterion), statistics uncached.
 GOAL_MS = 1000
+#: The bureau's cases a year (DOMAIN.md), which sets the history --compare seeds.
+CASES_A_YEAR = 42_834
 
 STAGE_PATH = [
     ("start_verify", "verifying"),
@@ -229,9 +241,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 assert r.status_code == 303, r.text
                 zone = next(x.id for x in hub.grid.cells() if x.level == "zone")
                 month = (now - timedelta(days=30)).astimezone(hub.calendar.zone).date()
+                proj = MapProjection.for_bounds(hub.grid.bounds())
+                quarter = f"{proj.width / 4},{proj.height / 4},{proj.width / 2},{proj.height / 2}"
                 pages = {
                     "map": "/console/",
                     "map_data": "/console/data/map",
+                    "map_data_view": f"/console/data/map?view={quarter}",
                     "queue": "/console/cases",
                     "queue_overdue": "/console/cases?overdue=yes",
                     "queue_zone_closed": f"/console/cases?cell={zone}&stage=closed",
@@ -318,6 +333,44 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """SQLite and PostgreSQL, 10,000 cases and ``args.cases``, at the bureau's yearly rate."""
+    runs: dict[str, dict[str, Any]] = {}
+    for db in ("sqlite", "pg"):
+        for n in sorted({10_000, args.cases}):
+            one = argparse.Namespace(**{**vars(args), "cases": n, "days": n * 365 / CASES_A_YEAR})
+            if db == "pg":
+                with fresh_pg_database(args.pg_admin, "bench_console") as url:
+                    one.db_url = url
+                    runs[f"{db}_{n}"] = asyncio.run(main(one))
+            else:
+                one.db_url = None
+                runs[f"{db}_{n}"] = asyncio.run(main(one))
+
+    def worst(run: dict[str, Any]) -> float:
+        return float(max(run["worst_ms"], run["worst_uncached_ms"]))
+
+    def month(n: int) -> dict[str, float]:
+        return {
+            db: runs[f"{db}_{n}"]["stats_uncached"]["stats_month"]["max_ms"]
+            for db in ("sqlite", "pg")
+        }
+
+    big = args.cases
+    out: dict[str, Any] = {
+        "bench": "console_compare",
+        "cases": big,
+        "worst_ms_sqlite": worst(runs[f"sqlite_{big}"]),
+        "worst_ms_pg": worst(runs[f"pg_{big}"]),
+        "month_ms_10k": month(10_000),
+        f"month_ms_{big // 1000}k": month(big),
+        "goal_ms": GOAL_MS,
+        "goal_met": all(r["goal_met"] for r in runs.values()),
+        "runs": runs,
+    }
+    return out
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=10_000)
@@ -326,5 +379,15 @@ if __name__ == "__main__":
         "--days", type=float, default=30.0, help="history the cases spread over (1095: 3 years)"
     )
     parser.add_argument("--db-url", default=None, help="default: SQLite in a temporary folder")
+    parser.add_argument(
+        "--compare", action="store_true", help="SQLite and PostgreSQL, 10,000 and --cases"
+    )
+    parser.add_argument(
+        "--pg-admin",
+        default=os.environ.get("XH_TEST_PG_DSN", PG_ADMIN_URL),
+        help="libpq URL of a role that may create databases (--compare)",
+    )
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(asyncio.run(main(parser.parse_args())), ensure_ascii=False))
+    cli = parser.parse_args()
+    figures = compare(cli) if cli.compare else asyncio.run(main(cli))
+    print(json.dumps(figures, ensure_ascii=False))

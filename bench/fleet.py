@@ -46,6 +46,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from central_hub.testing import PG_ADMIN_URL, fresh_pg_database
 from simulators.fleet import Fleet, FleetPlan
 from simulators.mosquitto import MosquittoBroker, free_port
 
@@ -295,16 +296,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _pg_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=500)
@@ -329,20 +320,13 @@ def main() -> int:
         args.db = None
     elif args.db == "postgresql":
         args.db = None
-        args.pg = args.pg or os.environ.get(
-            "XH_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-        )
-    name = None
-    if args.pg:
-        name = f"xh_bench_fleet_{os.getpid()}"
-        asyncio.run(_pg_admin(args.pg, f'CREATE DATABASE "{name}"'))
-        base = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        args.db = f"{base}/{name}"
-    try:
+        args.pg = args.pg or os.environ.get("XH_TEST_PG_DSN", PG_ADMIN_URL)
+    if not args.pg:
         print(json.dumps(asyncio.run(main_async(args))))
-    finally:
-        if name is not None:
-            asyncio.run(_pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return 0
+    with fresh_pg_database(args.pg, "bench_fleet") as url:
+        args.db = url
+        print(json.dumps(asyncio.run(main_async(args))))
     return 0
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,45 @@ if TYPE_CHECKING:
     from central_hub.settings import HubSettings
 
 __all__ = [
+    "PG_ADMIN_URL",
     "TINY_JPEG",
     "FakeClock",
     "ListSource",
     "RecordingPublisher",
+    "fresh_pg_database",
     "inbound",
     "make_event",
     "make_status",
     "running_hub",
 ]
+
+#: A PostgreSQL role that may create databases, where benches and tests find one.
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def fresh_pg_database(admin_url: str, tag: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run; its SQLAlchemy URL. Dropped after.
+
+    ``admin_url`` is a libpq URL of a role that may create databases.
+    """
+    import asyncpg
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    name = f"xh_{tag}_{os.getpid()}_{uuid7()[-8:]}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
 
 #: The smallest bytes that pass the protocol's JPEG check (SOI marker and padding).
 TINY_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
