@@ -1,6 +1,6 @@
 """``xiuhua``: the demo launcher (``xiuhua demo``, which ``make demo`` runs).
 
-``xiuhua demo [--duration SECONDS] [--speed FACTOR] [--broker auto|mosquitto|embedded]
+``xiuhua demo [--duration SECONDS] [--speed FACTOR] [--broker auto|mosquitto|embedded|nats]
 [--sound auto|wav|card] [--runs-dir DIR] [--api-port PORT]`` runs the closed loop: a
 broker on a free port, the hub on SQLite with the sample district, two pole units and a
 truck unit fed by scripted scenes through the real edge pipeline. It prints a live status
@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--broker",
-        choices=["auto", "mosquitto", "embedded"],
+        choices=["auto", "mosquitto", "embedded", "nats"],
         default="auto",
-        help="auto: Mosquitto from PATH if installed, else the embedded Python broker",
+        help="auto: Mosquitto from PATH if installed, else the embedded Python broker;"
+        " nats: nats-server's MQTT gateway (one hub worker: no $share groups there)",
     )
     demo.add_argument(
         "--sound",

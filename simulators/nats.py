@@ -18,7 +18,54 @@ from simulators.mosquitto import BrokerError, ChildBroker, free_port
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NatsBroker", "find_nats_server"]
+__all__ = ["NatsBroker", "NatsUser", "find_nats_server", "mqtt_filter_to_subject"]
+
+#: Where the MQTT gateway delivers a session's QoS 1 messages (a JetStream consumer's
+#: subject per subscription): every user who subscribes needs it, or its SUBACK fails.
+#: MQTT clients cannot name it (the gateway refuses topics under ``$MQTT``), so granting
+#: it does not let one device read another's deliveries.
+MQTT_DELIVERY_SUBJECTS = "$MQTT.sub.>"
+
+
+def mqtt_filter_to_subject(topic_filter: str) -> str:
+    """An MQTT topic or filter as the NATS subject the gateway maps it to (pure).
+
+    Levels become tokens (``/`` to ``.``), ``+`` becomes ``*`` and a final ``#`` ``>``.
+    Topics with ``.`` or spaces have no such subject (xiuhua's ids have neither).
+    """
+    if any(c in topic_filter for c in ". \t"):
+        raise BrokerError(f"topic {topic_filter!r} has no NATS subject: '.' or spaces in it")
+    tokens = ["*" if t == "+" else ">" if t == "#" else t for t in topic_filter.split("/")]
+    return ".".join(tokens)
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """A broker user: its password and the MQTT topics it may publish and subscribe to."""
+
+    name: str
+    password: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+    def render(self) -> str:
+        """This user's entry in the server config's ``authorization.users``."""
+        pub = [mqtt_filter_to_subject(t) for t in self.publish]
+        sub = [mqtt_filter_to_subject(t) for t in self.subscribe] + [MQTT_DELIVERY_SUBJECTS]
+        return (
+            f"    {{ user: {_quoted(self.name)}, password: {_quoted(self.password)},"
+            f" permissions: {{ publish: {_list(pub)}, subscribe: {_list(sub)} }} }}"
+        )
+
+
+def _quoted(text: str) -> str:
+    if any(c in text for c in '"\\\n'):
+        raise BrokerError(f"{text!r} cannot be written into a NATS config")
+    return f'"{text}"'
+
+
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(_quoted(i) for i in items) + "]"
 
 
 def find_nats_server() -> Path:
@@ -41,6 +88,8 @@ class NatsBroker(ChildBroker):
     port: int | None = None
     host: str = "127.0.0.1"
     nats_port: int | None = None
+    #: Users with passwords and permissions; none: anyone may connect and use any topic.
+    users: tuple[NatsUser, ...] = ()
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,16 +101,17 @@ class NatsBroker(ChildBroker):
             self.nats_port = free_port(self.host)
 
     def render_config(self) -> str:
-        """The server's config file text."""
-        return "\n".join(
-            [
-                f"server_name: xh-{self.port}",
-                f"listen: {self.host}:{self.nats_port}",
-                f'jetstream {{ store_dir: "{self.workdir / "jetstream"}" }}',
-                f"mqtt {{ listen: {self.host}:{self.port} }}",
-                "",
-            ]
-        )
+        """The server's config file text (it holds the users' passwords: written 0600)."""
+        lines = [
+            f"server_name: xh-{self.port}",
+            f"listen: {self.host}:{self.nats_port}",
+            f'jetstream {{ store_dir: "{self.workdir / "jetstream"}" }}',
+            f"mqtt {{ listen: {self.host}:{self.port} }}",
+        ]
+        if self.users:
+            lines += ["authorization {", "  users = [", *(u.render() for u in self.users)]
+            lines += ["  ]", "}"]
+        return "\n".join([*lines, ""])
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the server and wait until its MQTT port accepts connections."""
@@ -69,6 +119,8 @@ class NatsBroker(ChildBroker):
             return
         assert self.port is not None
         config = self.workdir / "nats.conf"
+        config.touch(mode=0o600)
+        config.chmod(0o600)
         config.write_text(self.render_config())
         logfile = (self.workdir / "nats.log").open("ab")
         self._proc = subprocess.Popen(

@@ -35,8 +35,10 @@ from edge_agent.protocol import Channel, TopicError, check_device_id
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "HUB_TOPICS",
     "ProvisionResult",
     "device_config",
+    "device_topics",
     "ensure_hub_user",
     "hash_password",
     "provision_device",
@@ -99,6 +101,21 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+#: What a hub user may read and write: the whole tree.
+HUB_TOPICS = "xh/v1/#"
+
+
+def device_topics(device_id: str) -> tuple[list[str], list[str]]:
+    """The topics a device may publish and those it may read (pure): its own, nothing else.
+
+    Every broker's permissions come from here (Mosquitto's ACL, NATS' users), so a
+    device's credentials grant the same on each.
+    """
+    write = [f"xh/v1/dev/{device_id}/{ch.value}" for ch in Channel if ch.from_device]
+    read = [f"xh/v1/dev/{device_id}/{ch.value}" for ch in Channel if not ch.from_device]
+    return write, read
+
+
 def render_acl(device_ids: Iterable[str], hub_users: Iterable[str]) -> str:
     """The Mosquitto ACL text for these hub users and devices."""
     lines = [
@@ -106,11 +123,12 @@ def render_acl(device_ids: Iterable[str], hub_users: Iterable[str]) -> str:
         "# Hub users read and write the whole tree; $share subscriptions need read here too.",
     ]
     for hub in sorted(set(hub_users)):
-        lines += ["", f"user {hub}", "topic readwrite xh/v1/#"]
+        lines += ["", f"user {hub}", f"topic readwrite {HUB_TOPICS}"]
     for dev in sorted(set(device_ids) - set(hub_users)):
+        write, read = device_topics(dev)
         lines += ["", f"user {dev}"]
-        lines += [f"topic write xh/v1/dev/{dev}/{ch.value}" for ch in Channel if ch.from_device]
-        lines += [f"topic read xh/v1/dev/{dev}/{ch.value}" for ch in Channel if not ch.from_device]
+        lines += [f"topic write {t}" for t in write]
+        lines += [f"topic read {t}" for t in read]
     return "\n".join(lines) + "\n"
 
 

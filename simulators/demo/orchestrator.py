@@ -84,7 +84,7 @@ class DemoOptions:
     duration: float | None = None
     speed: float = 1.0
     runs_dir: Path = Path("runs")
-    broker: Literal["auto", "mosquitto", "embedded"] = "auto"
+    broker: Literal["auto", "mosquitto", "embedded", "nats"] = "auto"
     sound: Literal["auto", "wav", "card"] = "auto"
     api_port: int | None = None
     status_interval_s: float = 2.0
@@ -232,6 +232,8 @@ class Demo:
                 "XH_HUB_MQTT_USERNAME": "hub",
                 "XH_HUB_MQTT_PASSWORD_FILE": str(layout.broker / "hub.password"),
                 "XH_HUB_COMMAND_TICK_S": "0.5",
+                # NATS grants $share groups but delivers nothing to them (docs/brokers.md).
+                **({"XH_HUB_SHARE_GROUP": ""} if self.broker_kind == "nats" else {}),
             },
         )
         self.hub.start()
@@ -363,6 +365,7 @@ class Demo:
     def _start_broker(self, port: int) -> BrokerHandle:
         from simulators.broker.process import EmbeddedBrokerProcess
         from simulators.mosquitto import BrokerError, MosquittoBroker, find_mosquitto
+        from simulators.nats import NatsBroker
 
         assert self.layout is not None
         choice = self.options.broker
@@ -375,7 +378,10 @@ class Demo:
             except BrokerError:
                 use_mosquitto = False
         passwd, acl = self.layout.broker / "passwd", self.layout.broker / "acl"
-        if use_mosquitto:
+        if choice == "nats":
+            broker = NatsBroker(self.layout.broker / "nats", port=port, users=self._nats_users())
+            self.broker_kind = "nats"
+        elif use_mosquitto:
             broker = MosquittoBroker(
                 self.layout.broker / "mosquitto",
                 port=port,
@@ -399,6 +405,22 @@ class Demo:
         except (BrokerError, ChildError) as exc:
             raise DemoError(f"the {self.broker_kind} broker did not start: {exc}") from exc
         return broker
+
+    def _nats_users(self) -> tuple[Any, ...]:
+        """The hub's and every unit's broker user for NATS, with the topics provisioning
+        grants them (NATS keeps its users in its config, with their passwords)."""
+        from central_hub.services.provision import HUB_TOPICS, device_topics
+        from simulators.nats import NatsUser
+
+        assert self.layout is not None
+        secret = (self.layout.broker / "hub.password").read_text(encoding="utf-8").strip()
+        users = [NatsUser("hub", secret, (HUB_TOPICS,), (HUB_TOPICS,))]
+        for device in self.devices:
+            own = self.device_dir(device.device_id) / "mqtt.password"
+            write, read = device_topics(device.device_id)
+            password = own.read_text(encoding="utf-8").strip()
+            users.append(NatsUser(device.device_id, password, tuple(write), tuple(read)))
+        return tuple(users)
 
     async def _wait_for_api(self) -> None:
         assert self.hub is not None

@@ -165,3 +165,51 @@ async def test_the_hub_says_when_the_broker_delivers_nothing_to_its_group(
     with caplog.at_level(logging.INFO, logger="central_hub.app"):
         async with running_hub(plain):
             assert await eventually(lambda: "probe came back" in caplog.text, 20)
+
+
+def test_a_device_on_nats_can_use_only_its_own_topics(tmp_path: Path) -> None:
+    """With the users the demo gives NATS (provisioning's grants), pole-1's credentials
+    read its own commands and publish its own events, and nothing of pole-2's: the
+    subscription is refused and a forged event never reaches the hub's subscription."""
+    from central_hub.services.provision import HUB_TOPICS, device_topics
+    from simulators.nats import NatsUser
+
+    users = [NatsUser("hub", "hub-secret", (HUB_TOPICS,), (HUB_TOPICS,))]
+    for dev in ("pole-1", "pole-2"):
+        write, read = device_topics(dev)
+        users.append(NatsUser(dev, f"{dev}-secret", tuple(write), tuple(read)))
+    got: dict[str, list[tuple[str, bytes]]] = {"hub": [], "pole-1": []}
+    acks: dict[str, list[list[bool]]] = {"hub": [], "pole-1": []}
+    with NatsBroker(tmp_path / "nats", users=tuple(users)) as broker:
+
+        def client(name: str, password: str) -> paho.Client:
+            c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=name)
+            c.username_pw_set(name, password)
+            c.on_message = lambda _c, _u, m: got[name].append((m.topic, m.payload))
+            c.on_subscribe = lambda _c, _u, _m, codes, _p: acks[name].append(
+                [not code.is_failure for code in codes]
+            )
+            c.connect("127.0.0.1", broker.port)
+            c.loop_start()
+            return c
+
+        hub = client("hub", "hub-secret")
+        hub.subscribe("xh/v1/dev/+/event", 1)
+        pole = client("pole-1", "pole-1-secret")
+        pole.subscribe("xh/v1/dev/pole-1/cmd", 1)
+        pole.subscribe("xh/v1/dev/pole-2/cmd", 1)
+        pole.subscribe("$MQTT/sub/#", 0)  # the gateway's delivery subjects: not nameable
+        assert eventually_sync(lambda: len(acks["pole-1"]) == 3 and acks["hub"], 10)
+        assert acks["hub"] == [[True]]
+        assert acks["pole-1"] == [[True], [False], [False]]
+        pole.publish("xh/v1/dev/pole-2/event", b"forged", qos=1).wait_for_publish(10)
+        pole.publish("xh/v1/dev/pole-1/event", b"own", qos=1).wait_for_publish(10)
+        hub.publish("xh/v1/dev/pole-2/cmd", b"for pole-2", qos=1).wait_for_publish(10)
+        hub.publish("xh/v1/dev/pole-1/cmd", b"for pole-1", qos=1).wait_for_publish(10)
+        assert eventually_sync(lambda: got["hub"] and got["pole-1"], 10)
+        for c in (hub, pole):
+            c.disconnect()
+            c.loop_stop()
+        assert "Publish Violation" in broker.log_text()
+    assert got["hub"] == [("xh/v1/dev/pole-1/event", b"own")]
+    assert got["pole-1"] == [("xh/v1/dev/pole-1/cmd", b"for pole-1")]
