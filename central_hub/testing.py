@@ -104,14 +104,18 @@ def make_event(
 
 
 def make_status(
-    device_id: str = "pole-1", state: str = "online", at: datetime | None = None
+    device_id: str = "pole-1",
+    state: str = "online",
+    at: datetime | None = None,
+    *,
+    boot_id: str = "boot-1",
 ) -> Status:
     """A status message."""
     return Status.model_validate(
         {
             "device_id": device_id,
             "state": state,
-            "boot_id": "boot-1",
+            "boot_id": boot_id,
             "fw": "0.1.0",
             "config_version": 0,
             "ts": at or datetime.now(UTC),
