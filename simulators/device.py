@@ -158,6 +158,14 @@ class SimDevice:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def drop(self) -> None:
+        """Lose the connection without a DISCONNECT, as a unit losing power: the broker
+        publishes the last will (retained ``offline``)."""
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            sock.close()
+
     def __enter__(self) -> SimDevice:
         return self.start()
 

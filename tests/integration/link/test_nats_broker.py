@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.db.schema import events
+from central_hub.errors import NotFoundError
 from central_hub.hub import Hub
 from central_hub.services.commands import CommandState
 from central_hub.settings import HubSettings
@@ -213,3 +214,30 @@ def test_a_device_on_nats_can_use_only_its_own_topics(tmp_path: Path) -> None:
         assert "Publish Violation" in broker.log_text()
     assert got["hub"] == [("xh/v1/dev/pole-1/event", b"own")]
     assert got["pole-1"] == [("xh/v1/dev/pole-1/cmd", b"for pole-1")]
+
+
+async def test_a_unit_that_drops_off_nats_is_marked_offline_by_its_will(
+    nats: NatsBroker, nats_hub: Hub
+) -> None:
+    """NATS' gateway publishes a dropped unit's last will (retained offline) to the hub."""
+    from simulators.device import SimDevice
+
+    device = SimDevice("pole-will-1", port=nats.port or 0)
+    device.start()
+    device.online()
+
+    async def state() -> str:
+        try:
+            return (await nats_hub.devices.get("pole-will-1")).state
+        except NotFoundError:
+            return "unknown"
+
+    assert await eventually(lambda: _is(state, "online"), 15, every_s=0.1)
+    device.drop()
+    assert await eventually(lambda: _is(state, "offline"), 15, every_s=0.1), (
+        "the will of a dropped unit did not reach the hub over NATS"
+    )
+
+
+async def _is(read: Any, want: str) -> bool:
+    return bool(await read() == want)
