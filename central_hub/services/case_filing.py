@@ -88,12 +88,10 @@ def lock_keys(batch: list[EventFacts], catalogue: Catalogue) -> list[int]:
     for facts in batch:
         if facts.code not in catalogue:
             continue
-        dlat = catalogue.get(facts.code).merge_radius_m / _LOCK_M_PER_DEG
-        dlon = dlat / max(math.cos(math.radians(min(abs(facts.lat) + dlat, 89.0))), 1e-6)
-        lat0, lat1 = math.floor((facts.lat - dlat) / tile), math.floor((facts.lat + dlat) / tile)
-        lon0, lon1 = math.floor((facts.lon - dlon) / tile), math.floor((facts.lon + dlon) / tile)
-        for ilat in range(lat0, lat1 + 1):
-            for ilon in range(lon0, lon1 + 1):
+        radius = catalogue.get(facts.code).merge_radius_m
+        rows, cols = _squares_around(facts.lat, facts.lon, radius, tile)
+        for ilat in rows:
+            for ilon in cols:
                 name = f"xh-file:{facts.code}:{ilat}:{ilon}".encode()
                 digest = hashlib.blake2b(name, digest_size=8).digest()
                 keys.add(int.from_bytes(digest, "big", signed=True))
@@ -112,26 +110,22 @@ def place_key(lat: float, lon: float) -> int:
 
 
 def place_keys_near(lat: float, lon: float, radius_m: float) -> list[int]:
-    """The keys of every square that the box around a radius touches (pure).
+    """The keys of every square that the box around a radius touches (pure)."""
+    rows, cols = _squares_around(lat, lon, radius_m, PLACE_SQUARE_DEG)
+    return [row * _PLACE_ROW + col + _PLACE_COL0 for row in rows for col in cols]
+
+
+def _squares_around(lat: float, lon: float, radius_m: float, side: float) -> tuple[range, range]:
+    """Rows and columns of the squares of ``side`` degrees the box around a radius touches.
 
     Degrees per metre are overestimated (110 km a degree of latitude, longitude wider by
     the cosine at the box's far edge), so the box holds the whole circle.
     """
     dlat = radius_m / _LOCK_M_PER_DEG
     dlon = dlat / max(math.cos(math.radians(min(abs(lat) + dlat, 89.0))), 1e-6)
-    row0, row1 = (
-        math.floor((lat - dlat) / PLACE_SQUARE_DEG),
-        math.floor((lat + dlat) / PLACE_SQUARE_DEG),
-    )
-    col0, col1 = (
-        math.floor((lon - dlon) / PLACE_SQUARE_DEG),
-        math.floor((lon + dlon) / PLACE_SQUARE_DEG),
-    )
-    return [
-        row * _PLACE_ROW + col + _PLACE_COL0
-        for row in range(row0, row1 + 1)
-        for col in range(col0, col1 + 1)
-    ]
+    rows = range(math.floor((lat - dlat) / side), math.floor((lat + dlat) / side) + 1)
+    cols = range(math.floor((lon - dlon) / side), math.floor((lon + dlon) / side) + 1)
+    return rows, cols
 
 
 class CaseFiler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from central_hub.domain.catalogue import Catalogue
@@ -38,23 +38,25 @@ def _moved(lat: float, lon: float, metres: float, bearing: float) -> tuple[float
     return math.degrees(p2), math.degrees(l2)
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    code=st.sampled_from(CODES),
-    lat=st.floats(-60, 60),
-    lon=st.floats(-179, 179),
-    share=st.floats(0, 1),
-    bearing=st.floats(0, 360),
-)
-def test_reports_that_could_merge_share_a_key(
-    code: str, lat: float, lon: float, share: float, bearing: float
-) -> None:
+@st.composite
+def _within_radius(draw: st.DrawFn) -> tuple[str, float, tuple[float, float], tuple[float, float]]:
+    """A code, its merge radius, and two places at most that far apart."""
+    code = draw(st.sampled_from(CODES))
     radius = CATALOGUE.get(code).merge_radius_m
-    blat, blon = _moved(lat, lon, share * radius, bearing)
-    a, b = _facts("a", code, lat, lon), _facts("b", code, blat, blon)
-    if haversine_m(lat, lon, blat, blon) > radius:  # rounding at the very edge
-        return
-    assert set(lock_keys([a], CATALOGUE)) & set(lock_keys([b], CATALOGUE))
+    a = (draw(st.floats(-60, 60)), draw(st.floats(-179, 179)))
+    b = _moved(*a, draw(st.floats(0, 1)) * radius, draw(st.floats(0, 360)))
+    assume(haversine_m(*a, *b) <= radius)  # rounding at the very edge
+    return code, radius, a, b
+
+
+@settings(max_examples=400, deadline=None)
+@given(_within_radius())
+def test_reports_that_could_merge_share_a_key(
+    pair: tuple[str, float, tuple[float, float], tuple[float, float]],
+) -> None:
+    code, _, a, b = pair
+    one, other = _facts("a", code, *a), _facts("b", code, *b)
+    assert set(lock_keys([one], CATALOGUE)) & set(lock_keys([other], CATALOGUE))
 
 
 def test_keys_are_sorted_stable_few_and_per_code() -> None:
@@ -72,22 +74,13 @@ def test_keys_are_sorted_stable_few_and_per_code() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    code=st.sampled_from(CODES),
-    lat=st.floats(-60, 60),
-    lon=st.floats(-179, 179),
-    share=st.floats(0, 1),
-    bearing=st.floats(0, 360),
-)
+@given(_within_radius())
 def test_a_case_within_the_radius_lies_in_a_square_the_report_reads(
-    code: str, lat: float, lon: float, share: float, bearing: float
+    pair: tuple[str, float, tuple[float, float], tuple[float, float]],
 ) -> None:
     """Filing reads the squares of place_keys_near: a mergeable case is always in one."""
-    radius = CATALOGUE.get(code).merge_radius_m
-    clat, clon = _moved(lat, lon, share * radius, bearing)
-    if haversine_m(lat, lon, clat, clon) > radius:  # rounding at the very edge
-        return
-    assert place_key(clat, clon) in place_keys_near(lat, lon, radius)
+    _, radius, report, case = pair
+    assert place_key(*case) in place_keys_near(*report, radius)
 
 
 def test_place_keys_are_distinct_and_few() -> None:
