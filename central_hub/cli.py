@@ -1,4 +1,5 @@
-"""The ``central-hub`` command: serve, migrate, keygen, provision, user, grid, backup, restore."""
+"""The ``central-hub`` command: serve, migrate, keygen, model, provision, user, grid, backup,
+restore."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.provision import provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
+from edge_agent.vision.package import PackageError, sign_package, verify_package
 
 __all__ = ["main"]
 
@@ -97,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="upgrade the database to the newest schema")
     p = sub.add_parser("keygen", help="create the hub signing key if missing; print its public key")
+
+    p = sub.add_parser("model", help="sign model packages; print the model-signing key")
+    msub = p.add_subparsers(dest="model_cmd", required=True)
+    q = msub.add_parser("key", help="create the model-signing key if missing; print its public key")
+    q = msub.add_parser("sign", help="list every file's sha256 in DIR's manifest and sign it")
+    q.add_argument("directory", type=Path)
+    q = msub.add_parser("verify", help="check DIR against the model-signing key")
+    q.add_argument("directory", type=Path)
 
     p = sub.add_parser("provision", help="write a device's credentials, config and broker entries")
     p.add_argument("device_id")
@@ -206,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"password: {result.password_path}")
             print(f"broker:   {result.password_file} {result.acl_file}")
             print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+        elif args.cmd == "model":
+            sys.stdout.write(_model(settings, args))
         elif args.cmd == "drop-session":
             drop_session(
                 host=settings.mqtt_host,
@@ -233,12 +245,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"central-hub: {exc}", file=sys.stderr)
         return 1
+    except PackageError as exc:
+        print(f"central-hub: refused: {exc}", file=sys.stderr)
+        return 1
     except (HubError, DomainError) as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _model(settings: HubSettings, args: argparse.Namespace) -> str:
+    """``central-hub model key|sign|verify``: the model-signing key and packages."""
+    path = settings.model_key_path
+    if args.model_cmd == "verify" and not path.exists():
+        raise HubError(f"no model-signing key at {path}: run `central-hub model key`")
+    key = load_or_create_key(path)
+    if args.model_cmd == "key":
+        return public_key_b64(key) + "\n"
+    if args.model_cmd == "sign":
+        files = sign_package(args.directory, key)
+        return f"signed {args.directory}: {len(files)} files ({', '.join(files)})\n"
+    files = verify_package(args.directory, key.public_key())
+    return f"{args.directory}: signature and {len(files)} files verified\n"
 
 
 if __name__ == "__main__":

@@ -88,6 +88,12 @@ class HubSettings(BaseSettings):
         """The effective path of the hub's Ed25519 signing key."""
         return self.key_path or self.data_dir / "hub_key.pem"
 
+    @property
+    def model_key_path(self) -> Path:
+        """The hub's model-signing key (kept apart from the command key: it may live
+        offline, with whoever builds model packages)."""
+        return self.data_dir / "model_key.pem"
+
     def mqtt_secret(self) -> str | None:
         """The MQTT password, read from the file when one is configured."""
         if self.mqtt_password_file is not None:

@@ -18,6 +18,9 @@ Sections (what the hub's provisioning writes is marked *):
 ``hub``\\*
     ``public_key``: the hub's Ed25519 key, base64 of the 32 raw bytes (as
     ``protocol.public_key_b64`` writes) or PEM; or ``public_key_file``.
+    ``model_public_key`` (optional): the hub's model-signing key (``central-hub model
+    key``); when set, every detector model must be a package the hub signed
+    (``central-hub model sign DIR``), or the unit refuses it and says why.
     ``accept_config_desired`` (default true): also apply configs from the retained
     ``config/desired`` topic, which the broker's ACL lets only the hub write.
 ``outbox``
@@ -162,17 +165,23 @@ class MqttSection(_Section):
 
 
 class HubSection(_Section):
-    """The hub's command-signing public key, and whether retained configs are accepted."""
+    """The hub's command-signing public key, its model-signing key, and whether retained
+    configs are accepted."""
 
     public_key: str | None = None
     public_key_file: Path | None = None
+    model_public_key: str | None = Field(
+        default=None,
+        description="the hub's model-signing key (`central-hub model key`): when set, every "
+        "detector model must be a package the hub signed, or the unit refuses to load it",
+    )
     accept_config_desired: bool = Field(
         default=True,
         description="apply configs the hub publishes on the retained config/desired topic "
         "(only the hub's broker user may write it); false: only signed config.apply commands",
     )
 
-    @field_validator("public_key")
+    @field_validator("public_key", "model_public_key")
     @classmethod
     def _loads(cls, value: str | None) -> str | None:
         if value is not None:

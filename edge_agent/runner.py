@@ -356,6 +356,11 @@ class Agent:
             clock=self.clock,
             on_problem=self._publish_status,
             source_factory=self.source_factory or make_source,
+            package_key=(
+                protocol.load_public_key(cfg.hub.model_public_key)
+                if cfg.hub.model_public_key
+                else None
+            ),
         )
         return service
 

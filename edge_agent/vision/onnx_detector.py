@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent.protocol import ModelRef
 from edge_agent.vision.config import DetectorConfig
@@ -39,6 +40,7 @@ from edge_agent.vision.manifest import (
     label_indices,
     load_manifest,
 )
+from edge_agent.vision.package import verify_package
 
 __all__ = ["PROVIDER_NAMES", "OnnxDetector", "pick_providers"]
 
@@ -114,14 +116,23 @@ def _layout_of(
 class OnnxDetector:
     """A YOLO-style detector on onnxruntime, driven by the model's manifest.
 
-    Loading reads the manifest (pre-processing, layout, kept labels), checks the model's
-    sha256, opens the session with the configured providers and thread counts, and runs
-    one dummy inference to check the output fits a layout; any failure is a
-    :class:`ModelError` naming the problem.
+    Loading first checks the package's signature when ``package_key`` is given (the hub's
+    model key: :func:`edge_agent.vision.package.verify_package`), then reads the manifest
+    (pre-processing, layout, kept labels), checks the model's sha256, opens the session
+    with the configured providers and thread counts, and runs one dummy inference to check
+    the output fits a layout; any failure is a :class:`ModelError` naming the problem.
     """
 
-    def __init__(self, config: DetectorConfig, *, spinning: bool = True) -> None:
+    def __init__(
+        self,
+        config: DetectorConfig,
+        *,
+        spinning: bool = True,
+        package_key: Ed25519PublicKey | None = None,
+    ) -> None:
         self._config = config
+        if package_key is not None:  # before anything of the package is read or loaded
+            verify_package(config.model, package_key)
         self._manifest: Manifest = load_manifest(config.model)
         # The checked bytes are not handed to onnxruntime: its Python session keeps the
         # bytes it was given for its whole life (9.5 MB here). It reads the file itself.

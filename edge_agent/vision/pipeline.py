@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge_agent import protocol
 from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.config import CameraConfig, VisionConfig
@@ -56,9 +58,14 @@ SINK_RETRY_CAP_S = 30.0
 SNAPSHOT_WAIT_S = 5.0
 
 
-def load_detector(config: VisionConfig, problems: list[str] | None = None) -> Detector:
+def load_detector(
+    config: VisionConfig,
+    problems: list[str] | None = None,
+    package_key: Ed25519PublicKey | None = None,
+) -> Detector:
     """The detector of ``config``: its one ONNX model, or a :class:`ModelSet` of several
-    (imports onnxruntime only now).
+    (imports onnxruntime only now). With ``package_key`` (the hub's model key) every model
+    must be a package signed by it (:mod:`edge_agent.vision.package`).
 
     A model that cannot load (missing, corrupt, a layout we cannot read) is left out with
     its reason appended to ``problems``, and the box runs the models it has; only when
@@ -78,14 +85,14 @@ def load_detector(config: VisionConfig, problems: list[str] | None = None) -> De
     }
     label_maps = {name: d.label_map for name, d in models.items() if d.label_map}
     if len(models) == 1 and not plans and not label_maps:
-        detector: Detector = OnnxDetector(next(iter(models.values())))
+        detector: Detector = OnnxDetector(next(iter(models.values())), package_key=package_key)
         release_free_memory()
         return detector
     loaded: dict[str, Detector] = {}
     errors: list[str] = []
     for name, model_config in models.items():
         try:
-            loaded[name] = OnnxDetector(model_config, spinning=False)
+            loaded[name] = OnnxDetector(model_config, spinning=False, package_key=package_key)
         except ModelError as exc:
             errors.append(f"model {name!r}: {exc}")
             logger.error("model %r cannot be used; the box runs without it: %s", name, exc)
@@ -322,8 +329,10 @@ class VisionService:
         loop_files: bool = True,
         on_problem: Callable[[], None] | None = None,
         source_factory: SourceFactory = make_source,
+        package_key: Ed25519PublicKey | None = None,
     ) -> None:
         self._config = config
+        self._package_key = package_key
         self._on_problem = on_problem
         self._device_id = device_id
         self._next_seq = next_seq
@@ -400,7 +409,9 @@ class VisionService:
         """Run all cameras until cancelled (or until every finite source has ended)."""
         loop = asyncio.get_running_loop()
         if self._detector is None:
-            self._detector = await asyncio.to_thread(load_detector, self._config, self.problems)
+            self._detector = await asyncio.to_thread(
+                load_detector, self._config, self.problems, self._package_key
+            )
             if self.problems and self._on_problem is not None:
                 self._on_problem()  # e.g. the unit's status turns degraded
         detector = self._detector

@@ -179,3 +179,55 @@ async def test_a_corrupt_second_model_leaves_the_unit_degraded_but_seeing(
     finally:
         agent.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def test_a_unit_with_the_hubs_model_key_runs_only_signed_packages(
+    mosquitto, agent_config, recorder_factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``hub.model_public_key`` the unit loads the package the hub signed and refuses
+    the other (valid, but unsigned) with the reason, running degraded without it."""
+    from edge_agent.vision.package import sign_package
+
+    model_key = protocol.generate_signing_key()
+    street = await asyncio.to_thread(stall_model, tmp_path / "street")
+    general = await asyncio.to_thread(stall_model, tmp_path / "general")
+    await asyncio.to_thread(sign_package, street, model_key)
+    clip = await asyncio.to_thread(gray_clip, tmp_path / "clip.avi")
+    camera = {
+        "id": "mast",
+        "source": str(clip),
+        "detect_fps": 5,
+        "models": [{"name": "street"}, {"name": "general", "fps": 2}],
+        "location": {"lat": 28.6472, "lon": 121.2615},
+        "zones": [{"name": "pavement", "polygon": [[0, 0.4], [1, 0.4], [1, 1], [0, 1]]}],
+        "rules": [{"name": "vendor", "kind": "vendor", "zone": "pavement", "dwell_s": 1.0}],
+    }
+    config = agent_config(
+        mosquitto,
+        DEVICE,
+        hub={
+            "public_key": protocol.public_key_b64(protocol.generate_signing_key()),
+            "model_public_key": protocol.public_key_b64(model_key),
+        },
+        vision={
+            "detectors": {
+                "street": {"model": str(street), "intra_threads": 1},
+                "general": {"model": str(general), "intra_threads": 1},
+            },
+            "cameras": [camera],
+        },
+    )
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    agent = Agent(load_config(config), config_path=config)
+    task = asyncio.create_task(agent.run())
+    try:
+        events = await eventually(lambda: recorder.on("event"), 20, every_s=0.05)
+        assert events, "the signed model raised no event"
+        status = await eventually(
+            lambda: [s for s in recorder.on("status") if s["state"] == "degraded"], 20, every_s=0.05
+        )
+        assert status, "the unit did not report itself degraded"
+        assert f"package {general} is not signed" in caplog.text
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
