@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.domain.labels import Verdict
 from central_hub.domain.workflow import Action, Stage
 from central_hub.services.cases import CaseDetail, CaseFilter, CaseView
 
@@ -25,6 +26,10 @@ class TransitionRequest(BaseModel):
     )
     squad_id: str | None = Field(
         default=None, max_length=64, description="dispatch to this squad instead of the owner"
+    )
+    verdict: Verdict | None = Field(
+        default=None,
+        description="with cancel: why the AI report is not a case (required at verification)",
     )
 
 
@@ -76,4 +81,5 @@ async def transition_case(
         reason=body.reason,
         attachments=body.attachments,
         squad_id=body.squad_id,
+        verdict=body.verdict,
     )

@@ -1,4 +1,5 @@
-"""``/api/v1/events`` and ``/api/v1/evidence``: stored events and their images."""
+"""``/api/v1/events``, ``/api/v1/labels`` and ``/api/v1/evidence``: stored events, the
+labels operators' verdicts give them, and their images."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from central_hub.api.deps import ALL_ROLES, HubDep, guard
 from central_hub.domain.workflow import Role
 from central_hub.errors import InvalidInputError, TooLargeError
+from central_hub.services.labels import LabelledEvent, labelled_events
 from central_hub.services.records import EventView
 
 router = APIRouter(tags=["events"])
@@ -24,6 +26,20 @@ class EvidenceRef(BaseModel):
 
     sha256: str
     size: int
+
+
+@router.get("/labels", **guard(Role.ADMIN))
+async def list_labels(
+    hub: HubDep,
+    since: datetime,
+    until: datetime,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> list[LabelledEvent]:
+    """AI events whose case was verified or cancelled in [since, until), each with the
+    label the operator's decision gives it (``true_positive``, or
+    ``false_positive:<verdict>``), its detections and evidence hash; at most ``limit``
+    cases, oldest decision first. For building retraining sets; admins only."""
+    return await labelled_events(hub.engine, since, until, limit=limit)
 
 
 @router.get("/events", **guard(*ALL_ROLES))

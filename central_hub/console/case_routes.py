@@ -21,6 +21,7 @@ from central_hub.console.uploads import check_size, normalise_photo
 from central_hub.domain.catalogue import LINES
 from central_hub.domain.errors import TransitionRefused, UnknownCell
 from central_hub.domain.filing import CaseSource
+from central_hub.domain.labels import Verdict
 from central_hub.domain.workflow import (
     FINAL_STAGES,
     Action,
@@ -28,7 +29,7 @@ from central_hub.domain.workflow import (
     allowed_actions,
     needs_verification,
 )
-from central_hub.errors import ConflictError, NotFoundError
+from central_hub.errors import ConflictError, InvalidInputError, NotFoundError
 from central_hub.services.cases import CaseDetail, CaseFilter
 from central_hub.services.records import EventView
 
@@ -157,6 +158,7 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "cd": countdown(case.deadline, state.hub.clock(), final=case.stage in FINAL_STAGES),
         "entry": state.hub.catalogue.get(case.code) if case.code in state.hub.catalogue else None,
         "max_upload": state.settings.upload_max_bytes,
+        "verdicts": [v.value for v in Verdict],
         "squads": sorted(
             {o for c in state.hub.grid.cells() if (o := state.hub.grid.owner(c.id, case.line))}
         ),
@@ -216,6 +218,15 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
     squad_id = squad.strip()[:64] or None if isinstance(squad, str) else None
     if action is not Action.DISPATCH:
         squad_id = None
+    raw_verdict = form.get("verdict")
+    verdict = None
+    if action is Action.CANCEL and isinstance(raw_verdict, str) and raw_verdict:
+        try:
+            verdict = Verdict(raw_verdict)
+        except ValueError:
+            return await _render_detail(
+                request, who, case_id, code=422, error=f"unknown verdict {raw_verdict[:40]!r}"
+            )
     attachments: list[str] = []
     photo = form.get("photo")
     if isinstance(photo, UploadFile) and (photo.filename or photo.size):
@@ -228,7 +239,13 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
             )
     try:
         await state.hub.cases.transition(
-            case_id, action, who.user, reason=reason, attachments=attachments, squad_id=squad_id
+            case_id,
+            action,
+            who.user,
+            reason=reason,
+            attachments=attachments,
+            squad_id=squad_id,
+            verdict=verdict,
         )
     except NotFoundError:
         return page(request, who, "error.html", 404, message=who.t("err.not_found"))
@@ -237,6 +254,8 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
         return await _render_detail(request, who, case_id, code=code, error=exc.reason)
     except ConflictError as exc:
         return await _render_detail(request, who, case_id, code=409, error=str(exc))
+    except InvalidInputError as exc:
+        return await _render_detail(request, who, case_id, code=422, error=str(exc))
     return RedirectResponse(
         state.url(f"/cases/{case_id}?done={action.value}"), status.HTTP_303_SEE_OTHER
     )

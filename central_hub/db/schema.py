@@ -189,6 +189,8 @@ audits = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("attachments", _json(), nullable=False),
+    # Why an AI report was cancelled at verification (domain.labels.Verdict); null else.
+    sa.Column("verdict", sa.String(24), nullable=True),
 )
 
 dead_letters = sa.Table(

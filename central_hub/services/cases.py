@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from central_hub.db.schema import audits, cases, events
 from central_hub.domain.calendar import WorkCalendar, deadline
 from central_hub.domain.catalogue import TimeLimit
+from central_hub.domain.labels import Verdict
 from central_hub.domain.workflow import (
     FINAL_STAGES,
     Action,
@@ -29,7 +30,7 @@ from central_hub.domain.workflow import (
     needs_verification,
     transition,
 )
-from central_hub.errors import ConflictError, NotFoundError
+from central_hub.errors import ConflictError, InvalidInputError, NotFoundError
 from central_hub.services.users import User
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class AuditView(BaseModel):
     role: str
     reason: str
     attachments: list[str]
+    verdict: str | None = None
 
 
 class CaseDetail(BaseModel):
@@ -152,6 +154,21 @@ def _conditions(flt: CaseFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
         terms.append(cases.c.lat.between(min_lat, max_lat))
         terms.append(cases.c.lon.between(min_lon, max_lon))
     return terms
+
+
+#: Stages in which cancelling an AI report is its verification decision.
+_VERIFYING = (Stage.REPORTED, Stage.VERIFYING)
+
+
+def _check_verdict(action: Action, verdict: Verdict | None, source: str, stage: Stage) -> None:
+    """A verdict goes with a cancel, and a cancelled AI report under verification needs one."""
+    if verdict is not None and action is not Action.CANCEL:
+        raise InvalidInputError(f"a verdict goes with cancel only, not with {action.value}")
+    if action is Action.CANCEL and verdict is None and source == "ai" and stage in _VERIFYING:
+        choices = ", ".join(v.value for v in Verdict)
+        raise InvalidInputError(
+            f"say why this AI report is not a case: verdict must be one of {choices}"
+        )
 
 
 def _is_overdue(row: sa.Row[Any], now: datetime) -> bool:
@@ -233,12 +250,16 @@ class CaseService:
         reason: str = "",
         attachments: list[str] | None = None,
         squad_id: str | None = None,
+        verdict: Verdict | None = None,
         now: datetime | None = None,
     ) -> CaseDetail:
         """Take ``action`` on a case as ``user``.
 
         ``squad_id`` (only with ``dispatch``) sends the case to another squad than the
-        one owning its grid cell; the audit reason records the change.
+        one owning its grid cell; the audit reason records the change. ``verdict`` says
+        why an AI report is cancelled at verification, and is required there (it becomes
+        the false alarm's label, :mod:`central_hub.domain.labels`); with any other action
+        it is refused.
 
         Raises :class:`~central_hub.domain.errors.TransitionRefused` (illegal for this
         stage, role not allowed, not verified), NotFoundError, or ConflictError when the
@@ -252,6 +273,7 @@ class CaseService:
             stage = Stage(row.stage)
             verify = needs_verification(row.source, row.verification_required)
             new = transition(stage, action, user.role, verification_needed=verify)
+            _check_verdict(action, verdict, row.source, stage)
             values: dict[str, Any] = {"stage": new.value, "updated_at": now}
             if action is Action.DISPATCH and stage is Stage.REGISTERED:
                 limit = TimeLimit(kind=row.limit_kind, amount=row.limit_amount)
@@ -283,6 +305,7 @@ class CaseService:
                     role=user.role.value,
                     reason=reason,
                     attachments=list(attachments or []),
+                    verdict=verdict.value if verdict is not None else None,
                 )
             )
         log.info("case %s: %s -> %s by %s (%s)", case_id, stage, new, user.name, action)

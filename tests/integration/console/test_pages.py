@@ -88,6 +88,33 @@ async def test_a_bad_filter_value_is_named_and_ignored(as_role: Any, hub: Hub) -
     assert ids(r.text) == {a}
 
 
+async def test_cancelling_an_ai_report_asks_why_and_records_the_verdict(
+    as_role: Any, hub: Hub
+) -> None:
+    """The operator's reason for not registering an AI report becomes its label."""
+    case_id = await seed_case(hub, stage="verifying", source="ai")
+    op: Client = await as_role("operator")
+    page = await op.get(f"/console/cases/{case_id}")
+    assert '<select name="verdict" required>' in page.text
+    assert 'value="wrong_object"' in page.text
+    url = f"/console/cases/{case_id}/actions"
+    form = {"action": "cancel", "reason": "雨伞，不是摊位", "csrf_token": op.csrf}
+    r = await op.post(url, data=form)
+    assert r.status_code == 422
+    assert "verdict must be one of" in r.text
+    r = await op.post(url, data={**form, "verdict": "bogus"})
+    assert r.status_code == 422
+    assert "unknown verdict" in r.text
+    assert (await hub.cases.get(case_id)).case.stage == "verifying"  # nothing changed
+    r = await op.post(url, data={**form, "verdict": "wrong_object"})
+    assert r.status_code == 303
+    detail = await hub.cases.get(case_id)
+    assert detail.case.stage == "cancelled"
+    assert detail.audits[-1].verdict == "wrong_object"
+    page = await op.get(f"/console/cases/{case_id}")
+    assert "识别错误（不是该物体）" in page.text
+
+
 async def test_the_handler_uploads_a_photo_and_bad_uploads_are_refused(
     as_role: Any, hub: Hub
 ) -> None:

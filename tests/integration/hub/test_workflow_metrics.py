@@ -55,6 +55,54 @@ async def _file(hub: Hub, clock: FakeClock, tmp_path: Path, *events: object) -> 
     assert worker.stats.dead_lettered == 0
 
 
+async def test_verdicts_become_labels_for_the_admin(
+    hub: Hub, api: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Verified AI reports are true positives, cancelled ones false alarms of the kind the
+    operator said; undecided ones are not labelled; only an admin may read them."""
+    t = await _tokens(hub)
+    op, admin = t[Role.OPERATOR], t[Role.ADMIN]
+    clock.now = local(9)
+    seen = make_event("pole-1", code="0504", seq=1, at=clock.now, lat=MARKET[0], lon=MARKET[1])
+    again = make_event("pole-1", code="0504", seq=2, at=clock.now, lat=MARKET[0], lon=MARKET[1])
+    umbrella = make_event(
+        "pole-2", code="0501", seq=1, at=clock.now, lat=PARKING[0], lon=PARKING[1]
+    )
+    waiting = make_event("pole-3", code="0505", seq=1, at=clock.now, lat=28.6500, lon=121.2600)
+    await _file(hub, clock, tmp_path, seen, again, umbrella, waiting)
+    listed = (await api.get(f"{API_PREFIX}/cases", headers=op)).json()
+    by_code = {c["code"]: c["id"] for c in listed}
+
+    async def act(case_id: int, action: str, at: datetime, **kw: object) -> None:
+        clock.now = at
+        r = await api.post(
+            f"{API_PREFIX}/cases/{case_id}/transitions", json={"action": action, **kw}, headers=op
+        )
+        assert r.status_code == 200, r.text
+
+    await act(by_code["0504"], "start_verify", local(9, 5))
+    await act(by_code["0504"], "verify", local(9, 6))
+    await act(by_code["0501"], "cancel", local(9, 7), verdict="wrong_object")
+    period = {"since": local(0).isoformat(), "until": local(0, day=24).isoformat()}
+    r = await api.get(f"{API_PREFIX}/labels", params=period, headers=admin)
+    assert r.status_code == 200, r.text
+    got = {(x["event"]["event_id"], x["label"], x["decided_by"]) for x in r.json()}
+    assert got == {
+        (seen.event_id, "true_positive", "operator-1"),
+        (again.event_id, "true_positive", "operator-1"),
+        (umbrella.event_id, "false_positive:wrong_object", "operator-1"),
+    }
+    assert all(x["event"]["objects"] for x in r.json())  # the detections come along
+    assert (await api.get(f"{API_PREFIX}/labels", params=period, headers=op)).status_code == 403
+    later = {"since": local(9, 7).isoformat(), "until": local(10).isoformat()}
+    only = (await api.get(f"{API_PREFIX}/labels", params=later, headers=admin)).json()
+    assert [x["event"]["event_id"] for x in only] == [umbrella.event_id]
+    bad = {"since": local(10).isoformat(), "until": local(9).isoformat()}
+    r = await api.get(f"{API_PREFIX}/labels", params=bad, headers=admin)
+    assert r.status_code == 422
+    assert "since before until" in r.json()["detail"]
+
+
 async def test_full_workflow_with_rework_and_metrics(
     hub: Hub, api: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -155,7 +203,15 @@ async def test_full_workflow_with_rework_and_metrics(
     assert len(detail["event_ids"]) == 2
 
     assert (await act(b, "start_verify", op, local(9, 12))).status_code == 200
-    assert (await act(b, "cancel", op, local(9, 13), reason="car left")).status_code == 200
+    refused = await act(b, "cancel", op, local(9, 13), reason="car left")
+    assert refused.status_code == 422
+    assert "verdict must be one of wrong_object, not_a_violation" in refused.json()["detail"]
+    wrong = await act(b, "verify", op, local(9, 13), verdict="duplicate")
+    assert wrong.status_code == 422
+    assert "a verdict goes with cancel only" in wrong.json()["detail"]
+    cancel = await act(b, "cancel", op, local(9, 13), reason="car left", verdict="other")
+    assert cancel.status_code == 200
+    assert cancel.json()["audits"][-1]["verdict"] == "other"
     assert (await act(c, "start_verify", op, local(9, 35))).status_code == 200
     assert (await act(c, "verify", op, local(9, 36))).status_code == 200
     r = await act(c, "dispatch", disp, local(9, 40), squad_id="hw-east-2")
