@@ -154,11 +154,12 @@ def _parser() -> argparse.ArgumentParser:
 async def _backup(settings: HubSettings, args: argparse.Namespace) -> str:
     engine = create_engine(settings.database_url)
     evidence = EvidenceStore(settings.evidence_path)
+    frames = EvidenceStore(settings.frames_path)
     try:
         if args.cmd == "backup":
-            report = await backup(engine, evidence, args.out)
+            report = await backup(engine, evidence, args.out, frames)
             return f"backed up {report.summary()}\n"
-        report = await restore(engine, evidence, args.archive)
+        report = await restore(engine, evidence, args.archive, frames)
         return f"restored {report.summary()}\n"
     finally:
         await engine.dispose()

@@ -74,6 +74,8 @@ class Hub:
     grid: Grid
     calendar: WorkCalendar
     evidence: EvidenceStore
+    #: Clean frames for retraining: unblurred, so apart from the evidence, admins only.
+    frames: EvidenceStore
     key: Ed25519PrivateKey
     users: UserService
     devices: DeviceService
@@ -113,6 +115,7 @@ async def build_hub(
     catalogue, grid, calendar = city.catalogue, city.grid, city.calendar
     key = load_or_create_key(settings.hub_key_path)
     evidence = EvidenceStore(settings.evidence_path)
+    frames = EvidenceStore(settings.frames_path)
     broker = None
     if mqtt:
         broker = HubMqtt(
@@ -133,6 +136,7 @@ async def build_hub(
         grid=grid,
         calendar=calendar,
         evidence=evidence,
+        frames=frames,
         key=key,
         users=UserService(engine, clock),
         devices=DeviceService(engine, pub, clock),
@@ -153,5 +157,6 @@ async def build_hub(
             clock,
             batch_size=settings.ingest_batch,
             on_device_reachable=lambda _device: commands.wake(),
+            frames=frames,
         )
     return hub

@@ -84,6 +84,11 @@ class HubSettings(BaseSettings):
         return self.evidence_dir or self.data_dir / "evidence"
 
     @property
+    def frames_path(self) -> Path:
+        """Where clean frames (unblurred, for retraining) are kept, apart from the evidence."""
+        return self.data_dir / "frames"
+
+    @property
     def hub_key_path(self) -> Path:
         """The effective path of the hub's Ed25519 signing key."""
         return self.key_path or self.data_dir / "hub_key.pem"

@@ -74,6 +74,7 @@ def make_event(
     lat: float = MARKET_POLE[0],
     lon: float = MARKET_POLE[1],
     snapshot: bytes | None = None,
+    frame: bytes | None = None,
     event_id: str | None = None,
 ) -> Event:
     """A valid event for ``device_id`` (at the market pole unless told otherwise)."""
@@ -94,12 +95,9 @@ def make_event(
         "location": {"lat": lat, "lon": lon, "source": "fixed"},
         "model": {"name": "xh-det", "version": "1"},
     }
-    if snapshot is not None:
-        fields["snapshot"] = {
-            "jpeg_b64": base64.b64encode(snapshot).decode(),
-            "width": 64,
-            "height": 48,
-        }
+    for name, image in (("snapshot", snapshot), ("frame", frame)):
+        if image is not None:
+            fields[name] = {"jpeg_b64": base64.b64encode(image).decode(), "width": 64, "height": 48}
     return Event.model_validate(fields)
 
 

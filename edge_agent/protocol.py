@@ -396,6 +396,9 @@ class Event(_Message):
     zone: ShortText
     location: Location
     snapshot: Snapshot | None = None
+    #: The same frame clean (no boxes, no blur), as large as the byte cap allows: what a
+    #: detector is retrained on. The hub keeps it apart from the public snapshot.
+    frame: Snapshot | None = None
     model: ModelRef
     plate: Plate | None = None
 

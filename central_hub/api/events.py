@@ -1,5 +1,6 @@
-"""``/api/v1/events``, ``/api/v1/labels`` and ``/api/v1/evidence``: stored events, the
-labels operators' verdicts give them, and their images."""
+"""``/api/v1/events``, ``/api/v1/labels``, ``/api/v1/evidence`` and ``/api/v1/frames``:
+stored events, the labels operators' verdicts give them, their public images, and the
+clean frames kept for retraining (admins only, every read recorded)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, UploadFile
 from pydantic import BaseModel
 
-from central_hub.api.deps import ALL_ROLES, HubDep, guard
+from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.db.schema import frame_reads
 from central_hub.domain.workflow import Role
 from central_hub.errors import InvalidInputError, TooLargeError
 from central_hub.services.labels import LabelledEvent, labelled_events
@@ -80,6 +82,22 @@ async def get_evidence(sha256: str, hub: HubDep) -> Response:
     """An evidence image by its SHA-256."""
     data = await hub.evidence.get(sha256)
     return Response(data, media_type="image/jpeg")
+
+
+@router.get(
+    "/frames/{sha256}",
+    response_class=Response,
+    **guard(Role.ADMIN, responses={200: {"content": {"image/jpeg": {}}}}),
+)
+async def get_frame(sha256: str, hub: HubDep, user: CurrentUser) -> Response:
+    """An event's clean frame (no boxes, no blur) by its SHA-256: admins only, and each
+    read is recorded (who, when) before the image is sent."""
+    data = await hub.frames.get(sha256)
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            frame_reads.insert().values(sha256=sha256, user_name=user.name, at=hub.clock())
+        )
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/evidence", **guard(Role.OPERATOR, Role.HANDLER, Role.ADMIN))

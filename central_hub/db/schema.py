@@ -21,6 +21,7 @@ __all__ = [
     "dead_letters",
     "devices",
     "events",
+    "frame_reads",
     "metadata",
     "snapshots",
     "tracks",
@@ -172,6 +173,8 @@ events = sa.Table(
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("plate_text", sa.String(16), nullable=True),
     sa.Column("snapshot_sha256", sa.String(64), nullable=True),
+    # The clean frame (no boxes, no blur) for retraining, in the frames store: admins only.
+    sa.Column("frame_sha256", sa.String(64), nullable=True),
     sa.Column("objects", _json(), nullable=False),
     sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
 )
@@ -191,6 +194,16 @@ audits = sa.Table(
     sa.Column("attachments", _json(), nullable=False),
     # Why an AI report was cancelled at verification (domain.labels.Verdict); null else.
     sa.Column("verdict", sa.String(24), nullable=True),
+)
+
+#: Who read which clean frame, when (frames show faces and plates unblurred).
+frame_reads = sa.Table(
+    "frame_reads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
 )
 
 dead_letters = sa.Table(

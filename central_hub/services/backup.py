@@ -1,4 +1,4 @@
-"""Backup and restore of a hub: every table and the evidence store in one tar file.
+"""Backup and restore of a hub: every table, the evidence and the frames in one tar file.
 
 The archive is portable across databases (an SQLite hub restores into PostgreSQL, which
 is also how a district moves up): each table is a gzipped JSON-lines member written from
@@ -17,6 +17,7 @@ Layout of the archive::
     manifest.json            {"format", "created_at", "revision", "tables", "members", ...}
     db/<table>.jsonl.gz      first line the column names, then one JSON list per row
     evidence/ab/cd/<sha>.jpg the images, as the store keeps them
+    frames/ab/cd/<sha>.jpg   the clean frames kept for retraining (admins only)
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = ["FORMAT", "BackupError", "BackupReport", "backup", "restore"]
 FORMAT = "xiuhua-hub-backup/1"
 #: Rows read or inserted per statement.
 CHUNK = 2_000
-_EVIDENCE_RE = re.compile(r"^evidence/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.jpg$")
+_EVIDENCE_RE = re.compile(r"^(evidence|frames)/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.jpg$")
 
 
 class BackupError(HubError):
@@ -141,8 +142,11 @@ async def _dump_table(conn: AsyncConnection, table: sa.Table, into: Path) -> int
             last = tuple(getattr(chunk[-1], c.name) for c in pk)
 
 
-async def backup(engine: AsyncEngine, evidence: EvidenceStore, out: Path) -> BackupReport:
-    """Write the database and the evidence store to the tar file ``out`` (see module doc).
+async def backup(
+    engine: AsyncEngine, evidence: EvidenceStore, out: Path, frames: EvidenceStore | None = None
+) -> BackupReport:
+    """Write the database, the evidence store and the clean frames (``frames``) to the tar
+    file ``out`` (see module doc).
 
     The archive is written to ``out.partial`` and renamed when complete, so a crash or a
     full disk never leaves a file that looks like a backup. Tables are streamed, so memory
@@ -174,14 +178,16 @@ async def backup(engine: AsyncEngine, evidence: EvidenceStore, out: Path) -> Bac
                         members[name] = _sha256_file(dumped)
                         tar.add(dumped, arcname=name)
                         dumped.unlink()
-            for path in sorted(evidence.root.glob("*/*/*.jpg")):
-                name = f"evidence/{path.relative_to(evidence.root).as_posix()}"
-                if not _EVIDENCE_RE.match(name):
-                    continue
-                members[name] = _sha256_file(path)
-                tar.add(path, arcname=name)
-                files += 1
-                size += path.stat().st_size
+            stores = [("evidence", evidence)] + ([("frames", frames)] if frames else [])
+            for prefix, store in stores:
+                for path in sorted(store.root.glob("*/*/*.jpg")):
+                    name = f"{prefix}/{path.relative_to(store.root).as_posix()}"
+                    if not _EVIDENCE_RE.match(name):
+                        continue
+                    members[name] = _sha256_file(path)
+                    tar.add(path, arcname=name)
+                    files += 1
+                    size += path.stat().st_size
             manifest = {
                 "format": FORMAT,
                 "created_at": datetime.now().astimezone().isoformat(),
@@ -233,7 +239,7 @@ def _check_archive(path: Path, tar: tarfile.TarFile) -> dict[str, Any]:
             raise BackupError(f"{path}: {name} is damaged (its SHA-256 is not the manifest's)")
         if found is None and not (name.startswith("db/") and name.endswith(".jsonl.gz")):
             raise BackupError(f"{path}: {name}: not a member a backup has")
-        if found is not None and found.group(3) != expected[name]:
+        if found is not None and found.group(4) != expected[name]:
             raise BackupError(f"{path}: {name} does not hold the image its name says")
     return manifest
 
@@ -273,8 +279,11 @@ async def _filled_tables(conn: AsyncConnection) -> list[str]:
     return filled
 
 
-async def restore(engine: AsyncEngine, evidence: EvidenceStore, archive: Path) -> BackupReport:
-    """Restore ``archive`` into an empty database and evidence store (see module doc)."""
+async def restore(
+    engine: AsyncEngine, evidence: EvidenceStore, archive: Path, frames: EvidenceStore | None = None
+) -> BackupReport:
+    """Restore ``archive`` into an empty database, evidence store and frames store (see
+    module doc); an archive's clean frames need ``frames``."""
     started = time.monotonic()
     with _open_archive(archive) as tar:
         try:
@@ -296,13 +305,18 @@ async def restore(engine: AsyncEngine, evidence: EvidenceStore, archive: Path) -
             raise BackupError(
                 f"the database already holds data ({', '.join(filled)}): restore into an empty one"
             )
+        has_frames = any(n.startswith("frames/") for n in manifest["members"])
+        if has_frames and frames is None:
+            raise BackupError(f"{archive} holds clean frames: give restore a frames store")
         images = 0
         size = 0
         for name in manifest["members"]:
             found = _EVIDENCE_RE.match(name)
             if found is not None:
                 blob = _read(tar, tar.getmember(name))
-                evidence.put_sync(blob)
+                store = evidence if found.group(1) == "evidence" else frames
+                assert store is not None  # checked above
+                store.put_sync(blob)
                 images += 1
                 size += len(blob)
         counts: dict[str, int] = {}

@@ -40,6 +40,8 @@ class EventView(BaseModel):
     model_version: str
     plate_text: str | None
     snapshot_sha256: str | None
+    #: The clean frame (admins only, at ``/api/v1/frames/{sha256}``).
+    frame_sha256: str | None = None
     objects: list[dict[str, Any]]
     case_id: int | None
 

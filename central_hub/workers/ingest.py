@@ -126,6 +126,17 @@ class IngestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class _Stored:
+    """Where a message's images went: the snapshot's and the clean frame's SHA-256."""
+
+    snapshot: str | None = None
+    frame: str | None = None
+
+
+_NONE = _Stored()
+
+
+@dataclass(frozen=True, slots=True)
 class _Decoded:
     raw: Inbound
     device_id: str | None = None
@@ -134,6 +145,7 @@ class _Decoded:
     error: str | None = None
     fields: tuple[str, ...] = ()
     evidence: bytes | None = None
+    frame: bytes | None = None
 
 
 def _clean(text: str, limit: int = 4000) -> str:
@@ -154,16 +166,24 @@ def _decode(msg: Inbound) -> _Decoded:
     except RecursionError:
         return _Decoded(raw=msg, error="payload nested too deeply to parse")
     snap = message.snapshot if isinstance(message, Event | SnapshotReply) else None
-    evidence = None
-    if snap is not None:
+    clean = message.frame if isinstance(message, Event) else None
+    images: dict[str, bytes | None] = {"snapshot": None, "frame": None}
+    for name, image in (("snapshot", snap), ("frame", clean)):
+        if image is None:
+            continue
         try:
-            evidence = snap.jpeg_bytes()
+            images[name] = image.jpeg_bytes()
         except (binascii.Error, ValueError) as exc:
             return _Decoded(
-                raw=msg, error=f"snapshot.jpeg_b64 is not valid base64: {exc}", fields=("snapshot",)
+                raw=msg, error=f"{name}.jpeg_b64 is not valid base64: {exc}", fields=(name,)
             )
     return _Decoded(
-        raw=msg, device_id=device_id, channel=channel, message=message, evidence=evidence
+        raw=msg,
+        device_id=device_id,
+        channel=channel,
+        message=message,
+        evidence=images["snapshot"],
+        frame=images["frame"],
     )
 
 
@@ -186,10 +206,12 @@ class IngestWorker:
         batch_size: int = 200,
         on_device_reachable: Callable[[str], None] | None = None,
         on_committed: Callable[[list[Inbound]], None] | None = None,
+        frames: EvidenceStore | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
         self.evidence = evidence
+        self.frames = frames
         self.filer = filer
         self.clock = clock
         self.batch_size = batch_size
@@ -239,17 +261,29 @@ class IngestWorker:
             for device_id in reachable:
                 self.on_device_reachable(device_id)
 
-    async def _store_evidence(self, decoded: list[_Decoded]) -> dict[int, str]:
-        blobs = [(i, d.evidence) for i, d in enumerate(decoded) if d.evidence is not None]
-        if not blobs:
+    async def _store_evidence(self, decoded: list[_Decoded]) -> dict[int, _Stored]:
+        """Store snapshots in the evidence store and clean frames in the frames store
+        (a worker given no frames store keeps none); their hashes by message index."""
+        frames = self.frames
+        wanted = [
+            (i, d.evidence, d.frame if frames is not None else None)
+            for i, d in enumerate(decoded)
+            if d.evidence is not None or (d.frame is not None and frames is not None)
+        ]
+        if not wanted:
             return {}
 
-        def _put_all() -> dict[int, str]:
-            return {i: self.evidence.put_sync(b) for i, b in blobs if b is not None}
+        def _put_all() -> dict[int, _Stored]:
+            out = {}
+            for i, snap, frame in wanted:
+                snap_sha = self.evidence.put_sync(snap) if snap is not None else None
+                frame_sha = frames.put_sync(frame) if frames and frame is not None else None
+                out[i] = _Stored(snap_sha, frame_sha)
+            return out
 
         return await asyncio.to_thread(_put_all)
 
-    async def _write(self, decoded: list[_Decoded], shas: dict[int, str]) -> set[str]:
+    async def _write(self, decoded: list[_Decoded], shas: dict[int, _Stored]) -> set[str]:
         now = self.clock()
         tally = _Tally()
         async with self.engine.begin() as conn:
@@ -261,7 +295,7 @@ class IngestWorker:
                 elif isinstance(item.message, Event):
                     events_in.append((i, item))
                 else:
-                    await self._one(conn, item, shas.get(i), now, tally)
+                    await self._one(conn, item, shas.get(i, _NONE).snapshot, now, tally)
             if events_in:
                 await self._events(conn, events_in, shas, now, tally)
         # Count only what was committed.
@@ -298,7 +332,7 @@ class IngestWorker:
         self,
         conn: AsyncConnection,
         items: list[tuple[int, _Decoded]],
-        shas: dict[int, str],
+        shas: dict[int, _Stored],
         now: datetime,
         tally: _Tally,
     ) -> None:
@@ -359,7 +393,7 @@ class IngestWorker:
         self,
         conn: AsyncConnection,
         items: list[tuple[int, _Decoded]],
-        shas: dict[int, str],
+        shas: dict[int, _Stored],
         now: datetime,
         tally: _Tally,
     ) -> None:
@@ -402,7 +436,7 @@ class IngestWorker:
                 await self._dead_letter(conn, item, _clean(f"refused: {outcome}"), (), now)
                 tally.dead += 1
                 continue
-            rows.append(_event_row(ev, shas.get(i), now, outcome))
+            rows.append(_event_row(ev, shas.get(i, _NONE), now, outcome))
         if not rows:
             return
         stmt = insert_ignore(events, conn.dialect, ["event_id"]).returning(events.c.event_id)
@@ -515,7 +549,7 @@ def _filed(ev: Event) -> bool:
     return ev.code != SELFTEST_CODE
 
 
-def _event_row(ev: Event, sha: str | None, now: datetime, case_id: int | None) -> dict[str, Any]:
+def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -> dict[str, Any]:
     return {
         "event_id": ev.event_id,
         "device_id": ev.device_id,
@@ -535,7 +569,8 @@ def _event_row(ev: Event, sha: str | None, now: datetime, case_id: int | None) -
         "model_name": ev.model.name,
         "model_version": ev.model.version,
         "plate_text": ev.plate.text if ev.plate else None,
-        "snapshot_sha256": sha,
+        "snapshot_sha256": stored.snapshot,
+        "frame_sha256": stored.frame,
         "objects": [o.model_dump(mode="json") for o in ev.objects],
         "case_id": case_id,
     }

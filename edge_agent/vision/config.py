@@ -544,6 +544,12 @@ class EvidenceConfig(_Strict):
     quality: int = Field(default=85, ge=20, le=100)
     max_width: int = Field(default=1280, ge=160, le=4096)
     draw_boxes: bool = True
+    keep_frame: bool = Field(
+        default=True,
+        description="also send the frame clean (no boxes, no blur, full size) for retraining "
+        "the detector; the hub keeps it apart from the snapshot, for admins only, every "
+        "access audited",
+    )
     read_plates: bool = Field(
         default=True, description="read plates of parking events (needs the plate model)"
     )

@@ -13,7 +13,15 @@ from edge_agent.vision.config import EvidenceConfig
 from edge_agent.vision.errors import VisionError
 from edge_agent.vision.frames import Box, Detection, Image, as_image
 
-__all__ = ["blur_regions", "draw_boxes", "encode_jpeg", "face_region", "plate_region", "snapshot"]
+__all__ = [
+    "blur_regions",
+    "clean_frame",
+    "draw_boxes",
+    "encode_jpeg",
+    "face_region",
+    "plate_region",
+    "snapshot",
+]
 
 _BOX_COLOUR = (0, 0, 255)
 _QUALITY_STEPS = (85, 75, 65, 55, 45, 35, 25)
@@ -130,4 +138,11 @@ def snapshot(
             cv2.resize(canvas, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         )
     jpeg, width, height = encode_jpeg(canvas, config.max_bytes, config.quality)
+    return Snapshot(jpeg_b64=base64.b64encode(jpeg).decode("ascii"), width=width, height=height)
+
+
+def clean_frame(image: Image, config: EvidenceConfig) -> Snapshot:
+    """The violation's frame as it was seen: no boxes, no blur, full size unless the byte
+    cap makes :func:`encode_jpeg` shrink it. For retraining; the hub keeps it apart."""
+    jpeg, width, height = encode_jpeg(image, config.max_bytes, config.quality)
     return Snapshot(jpeg_b64=base64.b64encode(jpeg).decode("ascii"), width=width, height=height)

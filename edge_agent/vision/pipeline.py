@@ -27,7 +27,7 @@ from edge_agent.vision.capture import CaptureLoop, FrameBoard
 from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.detector import Detector
 from edge_agent.vision.errors import ModelError, UnknownCamera, VisionError
-from edge_agent.vision.evidence import encode_jpeg, snapshot
+from edge_agent.vision.evidence import clean_frame, encode_jpeg, snapshot
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.memory import release_free_memory
 from edge_agent.vision.model_set import ModelSet, RatePlan
@@ -170,7 +170,7 @@ class EventFactory:
         rule = violation.rule
         evidence = violation.evidence
         plate = None
-        snap = None
+        snap = frame = None
         if isinstance(evidence, EvidenceFrame):
             image = evidence.frame.image
             if rule.read_plate and self._plates is not None and self._config.evidence.read_plates:
@@ -187,6 +187,8 @@ class EventFactory:
                 blur_faces=camera.blur_faces,
                 blur_plates=camera.blur_plates,
             )
+            if self._config.evidence.keep_frame:
+                frame = clean_frame(image, self._config.evidence)
         return protocol.Event(
             event_id=protocol.uuid7(),
             device_id=self._device_id,
@@ -210,6 +212,7 @@ class EventFactory:
             zone=rule.zone,
             location=location,
             snapshot=snap,
+            frame=frame,
             # The model that saw the main object; the box's first model for a single one.
             model=self._models.get(violation.objects[0].model, self._model),
             plate=plate,

@@ -40,7 +40,9 @@ async def working_hub(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Hub]:
     command and a dead letter."""
     settings = HubSettings(data_dir=tmp_path / "source")
     hub = await build_hub(settings, clock=clock, mqtt=False, publisher=RecordingPublisher())
-    worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    worker = IngestWorker(
+        hub.engine, ListSource(), hub.evidence, hub.filer, clock, frames=hub.frames
+    )
     messages: list[Inbound] = [
         inbound(
             make_event(
@@ -50,6 +52,7 @@ async def working_hub(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Hub]:
                 lat=28.640 + 0.001 * n,
                 lon=121.255,
                 snapshot=small_jpeg(seed=n),
+                frame=small_jpeg(seed=100 + n) if n < 3 else None,
             )
         )
         for n in range(12)
@@ -91,19 +94,26 @@ async def test_a_backup_restores_every_row_and_image(
     working_hub: Hub, db: AsyncEngine, tmp_path: Path, clock: FakeClock
 ) -> None:
     archive = tmp_path / "hub.tar"
-    made = await backup(working_hub.engine, working_hub.evidence, archive)
+    made = await backup(working_hub.engine, working_hub.evidence, archive, working_hub.frames)
     assert made.tables["events"] == 12
     assert made.tables["dead_letters"] == 1
-    assert made.evidence_files == 12
+    assert made.evidence_files == 12 + 3  # snapshots and clean frames
     assert not archive.with_name("hub.tar.partial").exists()
 
     target = EvidenceStore(tmp_path / "restored-evidence")
-    got = await restore(db, target, archive)
+    with pytest.raises(BackupError, match="holds clean frames"):
+        await restore(db, target, archive)  # no frames store: nothing written
+    assert _images(target) == {}
+    frames = EvidenceStore(tmp_path / "restored-frames")
+    got = await restore(db, target, archive, frames)
     assert got.tables == made.tables
     before, after = await _everything(working_hub.engine), await _everything(db)
     assert after == before
     assert sum(len(rows) for rows in after.values()) > 40
     assert _images(target) == _images(working_hub.evidence)
+    assert _images(frames) == _images(working_hub.frames)
+    assert len(_images(frames)) == 3
+    assert not set(_images(frames)) & set(_images(target))  # kept apart, as before
 
     # The restored hub goes on: a new problem gets the next case number.
     settings = HubSettings(data_dir=tmp_path / "restored")
@@ -117,7 +127,7 @@ async def test_a_backup_restores_every_row_and_image(
     assert numbers[-1] == max(c["id"] for c in before["cases"]) + 1
 
     with pytest.raises(BackupError, match="already holds data"):
-        await restore(db, target, archive)
+        await restore(db, target, archive, frames)
 
 
 async def test_a_damaged_archive_is_refused_before_anything_is_written(

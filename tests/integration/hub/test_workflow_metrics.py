@@ -13,9 +13,10 @@ import sqlalchemy as sa
 
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.api import API_PREFIX, create_app
-from central_hub.db.schema import audits, cases
+from central_hub.db.schema import audits, cases, frame_reads
 from central_hub.domain.metrics import AuditFact, CaseFacts, compute_metrics, daily_counts
 from central_hub.domain.workflow import Action, Role, Stage, allowed_actions, transition
+from central_hub.errors import NotFoundError
 from central_hub.hub import Hub
 from central_hub.testing import TINY_JPEG, FakeClock, ListSource, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
@@ -53,6 +54,55 @@ async def _file(hub: Hub, clock: FakeClock, tmp_path: Path, *events: object) -> 
     )
     await worker.process([inbound(e) for e in events])
     assert worker.stats.dead_lettered == 0
+
+
+async def test_clean_frames_are_kept_apart_for_admins_and_every_read_recorded(
+    hub: Hub, api: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The unit's clean frame goes to the frames store, not the public evidence; only an
+    admin may fetch it, and the hub records who did and when."""
+    t = await _tokens(hub)
+    clean = TINY_JPEG + b"clean"
+    clock.now = local(9)
+    worker = IngestWorker(
+        hub.engine, ListSource(), hub.evidence, hub.filer, clock, frames=hub.frames
+    )
+    event = make_event("pole-1", at=clock.now, snapshot=TINY_JPEG, frame=clean)
+    await worker.process([inbound(event)])
+    stored = (
+        await api.get(f"{API_PREFIX}/events/{event.event_id}", headers=t[Role.OPERATOR])
+    ).json()
+    sha = stored["frame_sha256"]
+    assert sha is not None
+    assert sha != stored["snapshot_sha256"]
+    assert hub.frames.get_sync(sha) == clean
+    with pytest.raises(NotFoundError):
+        hub.evidence.get_sync(sha)  # not among the public images
+    url = f"{API_PREFIX}/frames/{sha}"
+    for role in (Role.OPERATOR, Role.DISPATCHER, Role.HANDLER):
+        assert (await api.get(url, headers=t[role])).status_code == 403
+    async with hub.engine.connect() as conn:
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(frame_reads))
+        ).scalar() == 0
+    clock.now = local(10)
+    r = await api.get(url, headers=t[Role.ADMIN])
+    assert r.status_code == 200
+    assert r.content == clean
+    assert r.headers["content-type"] == "image/jpeg"
+    async with hub.engine.connect() as conn:
+        reads = (await conn.execute(frame_reads.select())).all()
+    assert [(x.sha256, x.user_name, x.at) for x in reads] == [(sha, "admin-1", local(10))]
+    assert (
+        await api.get(f"{API_PREFIX}/frames/{'0' * 64}", headers=t[Role.ADMIN])
+    ).status_code == 404
+    # A worker given no frames store keeps no frame, and loses nothing else.
+    bare = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    other = make_event("pole-2", at=clock.now, snapshot=TINY_JPEG, frame=clean)
+    await bare.process([inbound(other)])
+    row = (await api.get(f"{API_PREFIX}/events/{other.event_id}", headers=t[Role.OPERATOR])).json()
+    assert row["frame_sha256"] is None
+    assert row["snapshot_sha256"] is not None
 
 
 async def test_verdicts_become_labels_for_the_admin(

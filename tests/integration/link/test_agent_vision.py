@@ -84,6 +84,11 @@ async def test_camera_events_shout_and_snapshot(
         assert event["camera_id"] == "mast"
         assert event["location"] == {"lat": 28.6472, "lon": 121.2615, "source": "fixed"}
         assert event["seq"] == 1
+        # The public snapshot and the clean frame beside it, both of the 320x240 clip.
+        snap, frame = event["snapshot"], event["frame"]
+        assert (frame["width"], frame["height"]) == (320, 240)
+        assert base64.b64decode(frame["jpeg_b64"])[:2] == b"\xff\xd8"
+        assert frame["jpeg_b64"] != snap["jpeg_b64"]  # the snapshot has the boxes drawn
         assert await eventually(
             lambda: list((tmp_path / "spoken").glob("*shout-chime*.wav")), 20, every_s=0.05
         ), "the rule did not shout the chime"

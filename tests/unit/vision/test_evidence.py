@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_agent.vision.config import EvidenceConfig
-from edge_agent.vision.evidence import blur_regions, encode_jpeg, snapshot
+from edge_agent.vision.evidence import blur_regions, clean_frame, encode_jpeg, snapshot
 from edge_agent.vision.frames import Detection
 from edge_agent.vision.plates import normalise_plate
 
@@ -44,6 +44,22 @@ def test_boxes_are_drawn_in_red() -> None:
     assert r > 150
     assert b < 80
     assert g < 80
+
+
+def test_the_clean_frame_has_no_boxes_and_no_blur_and_keeps_its_size() -> None:
+    """What retraining needs: the frame as the camera saw it (the snapshot is marked)."""
+    image = np.zeros((200, 300, 3), np.uint8)
+    config = EvidenceConfig(quality=100)
+    person = Detection("person", 0.9, (0.1, 0.1, 0.3, 0.9))
+    frame = clean_frame(image, config)
+    assert (frame.width, frame.height) == (300, 200)
+    out = cv2.imdecode(np.frombuffer(base64.b64decode(frame.jpeg_b64), np.uint8), 1)
+    assert out.max() < 8  # black: no red box where the snapshot draws one
+    snap = snapshot(image, [((0.25, 0.25, 0.75, 0.75), "car")], config, others=[person])
+    marked = cv2.imdecode(np.frombuffer(base64.b64decode(snap.jpeg_b64), np.uint8), 1)
+    assert marked[100, 75, 2] > 150  # the snapshot's box edge, in red
+    big = clean_frame(noisy(1920, 1080), EvidenceConfig())
+    assert len(base64.b64decode(big.jpeg_b64)) <= 300 * 1024  # the same byte cap
 
 
 def test_blur_hides_detail_only_where_asked() -> None:
