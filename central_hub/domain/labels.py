@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Label", "Verdict", "VerdictStep", "label_of"]
+__all__ = ["DECISIONS", "Label", "Verdict", "VerdictStep", "label_of"]
 
-_DECISIONS = ("verify", "register", "cancel")
+#: The audit actions that decide a report at verification.
+DECISIONS = ("verify", "register", "cancel")
 
 
 class Verdict(enum.StrEnum):
@@ -66,7 +67,7 @@ def label_of(trail: Iterable[VerdictStep]) -> Label | None:
     The first ``verify``, ``register`` or ``cancel`` in time decides; a cancel recorded
     without a verdict (before verdicts were asked for) counts as :attr:`Verdict.OTHER`.
     """
-    decisions = sorted((s for s in trail if s.action in _DECISIONS), key=lambda s: s.at)
+    decisions = sorted((s for s in trail if s.action in DECISIONS), key=lambda s: s.at)
     if not decisions:
         return None
     first = decisions[0]

@@ -15,13 +15,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.db.schema import audits, cases, events
-from central_hub.domain.labels import Verdict, VerdictStep, label_of
+from central_hub.domain.labels import DECISIONS, Verdict, VerdictStep, label_of
 from central_hub.errors import InvalidInputError
 from central_hub.services.records import EventView, event_view
 
 __all__ = ["LabelledEvent", "labelled_events"]
-
-_DECISIONS = ("verify", "register", "cancel")
 
 
 class LabelledEvent(BaseModel):
@@ -48,7 +46,7 @@ async def labelled_events(
     decided = (
         sa.select(audits.c.case_id, sa.func.min(audits.c.at).label("first"))
         .join(cases, cases.c.id == audits.c.case_id)
-        .where(cases.c.source == "ai", audits.c.action.in_(_DECISIONS))
+        .where(cases.c.source == "ai", audits.c.action.in_(DECISIONS))
         .group_by(audits.c.case_id)
         .subquery()
     )
@@ -68,7 +66,7 @@ async def labelled_events(
         for r in await conn.execute(
             sa.select(
                 audits.c.case_id, audits.c.action, audits.c.at, audits.c.actor, audits.c.verdict
-            ).where(audits.c.case_id.in_(case_ids), audits.c.action.in_(_DECISIONS))
+            ).where(audits.c.case_id.in_(case_ids), audits.c.action.in_(DECISIONS))
         ):
             verdict = Verdict(r.verdict) if r.verdict else None
             trails.setdefault(int(r.case_id), []).append(
