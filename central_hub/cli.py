@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ from central_hub.errors import HubError
 from central_hub.hub import build_hub, load_or_create_key
 from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
+from central_hub.services.dataset import ExportOptions, export_dataset
 from central_hub.services.provision import provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
+from edge_agent.vision.errors import ModelError
+from edge_agent.vision.manifest import load_manifest
 from edge_agent.vision.package import PackageError, sign_package, verify_package
 
 __all__ = ["main"]
@@ -107,6 +111,19 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("directory", type=Path)
     q = msub.add_parser("verify", help="check DIR against the model-signing key")
     q.add_argument("directory", type=Path)
+
+    p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
+    dsub = p.add_subparsers(dest="dataset_cmd", required=True)
+    q = dsub.add_parser("export", help="YOLO images, labels and a data card (admins)")
+    q.add_argument("--since", required=True, type=_when, help="decisions from (ISO date/time)")
+    q.add_argument("--until", required=True, type=_when, help="decisions before (ISO date/time)")
+    q.add_argument("--out", required=True, type=Path, help="a new, empty folder")
+    q.add_argument("--by", required=True, help="the admin exporting (a hub user)")
+    q.add_argument("--model", type=Path, default=Path("models/street-detector"))
+    q.add_argument("--codes", type=_csv, default=None, help="only these codes (0501,0504)")
+    q.add_argument("--cameras", type=_csv, default=None, help="only DEVICE/CAMERA,...")
+    q.add_argument("--val-share", type=float, default=0.2)
+    q.add_argument("--unblurred", action="store_true", help="keep faces unblurred")
 
     p = sub.add_parser("provision", help="write a device's credentials, config and broker entries")
     p.add_argument("device_id")
@@ -217,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"password: {result.password_path}")
             print(f"broker:   {result.password_file} {result.acl_file}")
             print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+        elif args.cmd == "dataset":
+            sys.stdout.write(asyncio.run(_dataset(settings, args)))
         elif args.cmd == "model":
             sys.stdout.write(_model(settings, args))
         elif args.cmd == "drop-session":
@@ -249,12 +268,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PackageError as exc:
         print(f"central-hub: refused: {exc}", file=sys.stderr)
         return 1
+    except ModelError as exc:
+        print(f"central-hub: {exc}", file=sys.stderr)
+        return 1
     except (HubError, DomainError) as exc:
         print(f"central-hub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _when(text: str) -> datetime:
+    """An ISO date or date-time; a time without a zone is UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _csv(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+async def _dataset(settings: HubSettings, args: argparse.Namespace) -> str:
+    """``central-hub dataset export``: only an admin may, and the export is recorded."""
+    hub = await build_hub(settings, mqtt=False)
+    try:
+        user = next((u for u in await hub.users.all() if u.name == args.by), None)
+        if user is None or user.disabled or user.role is not Role.ADMIN:
+            raise HubError(f"{args.by!r} is not an enabled admin: only admins export datasets")
+        options = ExportOptions(
+            since=args.since,
+            until=args.until,
+            out=args.out,
+            classes=load_manifest(args.model).labels,
+            by=user.name,
+            codes=args.codes,
+            cameras=args.cameras,
+            val_share=args.val_share,
+            blur_faces=not args.unblurred,
+            zone=str(hub.calendar.zone),
+        )
+        report = await export_dataset(hub.engine, hub.frames, options, hub.clock())
+        return f"exported to {args.out}: {report.summary()}\n"
+    finally:
+        await hub.close()
 
 
 def _model(settings: HubSettings, args: argparse.Namespace) -> str:

@@ -327,11 +327,18 @@ class DetectedObject(_Model):
 
 
 class Snapshot(_Model):
-    """The evidence JPEG, base64-encoded, at most 300 KB decoded."""
+    """The evidence JPEG, base64-encoded, at most 300 KB decoded.
+
+    ``faces`` (a clean frame's): where the people the unit detected in it have their faces
+    (normalised x1, y1, x2, y2), so whoever uses the frame can blur them.
+    """
 
     jpeg_b64: str = Field(max_length=(MAX_SNAPSHOT_BYTES * 4) // 3 + 4)
     width: int = Field(gt=0, le=10_000)
     height: int = Field(gt=0, le=10_000)
+    faces: tuple[tuple[UnitFloat, UnitFloat, UnitFloat, UnitFloat], ...] = Field(
+        default=(), max_length=256
+    )
 
     @field_validator("jpeg_b64")
     @classmethod

@@ -175,6 +175,8 @@ events = sa.Table(
     sa.Column("snapshot_sha256", sa.String(64), nullable=True),
     # The clean frame (no boxes, no blur) for retraining, in the frames store: admins only.
     sa.Column("frame_sha256", sa.String(64), nullable=True),
+    # Where the frame shows faces (normalised boxes), for exports to blur.
+    sa.Column("frame_faces", _json(), nullable=True),
     sa.Column("objects", _json(), nullable=False),
     sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
 )

@@ -42,6 +42,7 @@ class EventView(BaseModel):
     snapshot_sha256: str | None
     #: The clean frame (admins only, at ``/api/v1/frames/{sha256}``).
     frame_sha256: str | None = None
+    frame_faces: list[list[float]] | None = None
     objects: list[dict[str, Any]]
     case_id: int | None
 

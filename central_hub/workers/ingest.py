@@ -571,6 +571,7 @@ def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -
         "plate_text": ev.plate.text if ev.plate else None,
         "snapshot_sha256": stored.snapshot,
         "frame_sha256": stored.frame,
+        "frame_faces": [list(f) for f in ev.frame.faces] if stored.frame and ev.frame else None,
         "objects": [o.model_dump(mode="json") for o in ev.objects],
         "case_id": case_id,
     }

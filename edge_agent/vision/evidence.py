@@ -141,8 +141,18 @@ def snapshot(
     return Snapshot(jpeg_b64=base64.b64encode(jpeg).decode("ascii"), width=width, height=height)
 
 
-def clean_frame(image: Image, config: EvidenceConfig) -> Snapshot:
+def clean_frame(image: Image, config: EvidenceConfig, others: Sequence[Detection] = ()) -> Snapshot:
     """The violation's frame as it was seen: no boxes, no blur, full size unless the byte
-    cap makes :func:`encode_jpeg` shrink it. For retraining; the hub keeps it apart."""
+    cap makes :func:`encode_jpeg` shrink it. For retraining; the hub keeps it apart. The
+    face regions of the people among ``others`` (the frame's detections) go with it, so
+    an export can blur them."""
     jpeg, width, height = encode_jpeg(image, config.max_bytes, config.quality)
-    return Snapshot(jpeg_b64=base64.b64encode(jpeg).decode("ascii"), width=width, height=height)
+    faces = tuple(_clip(face_region(d.box)) for d in others if d.label == "person")[:256]
+    return Snapshot(
+        jpeg_b64=base64.b64encode(jpeg).decode("ascii"), width=width, height=height, faces=faces
+    )
+
+
+def _clip(box: Box) -> Box:
+    x1, y1, x2, y2 = (min(1.0, max(0.0, v)) for v in box)
+    return (x1, y1, x2, y2)

@@ -188,7 +188,7 @@ class EventFactory:
                 blur_plates=camera.blur_plates,
             )
             if self._config.evidence.keep_frame:
-                frame = clean_frame(image, self._config.evidence)
+                frame = clean_frame(image, self._config.evidence, evidence.detections)
         return protocol.Event(
             event_id=protocol.uuid7(),
             device_id=self._device_id,

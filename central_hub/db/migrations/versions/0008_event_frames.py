@@ -22,6 +22,7 @@ depends_on = None
 def upgrade() -> None:
     """Add the column and the table."""
     op.add_column("events", sa.Column("frame_sha256", sa.String(64), nullable=True))
+    op.add_column("events", sa.Column("frame_faces", sa.JSON(), nullable=True))
     op.create_table(
         "frame_reads",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -37,4 +38,5 @@ def downgrade() -> None:
     """Drop them again."""
     op.drop_table("frame_reads")
     with op.batch_alter_table("events") as batch:
+        batch.drop_column("frame_faces")
         batch.drop_column("frame_sha256")
