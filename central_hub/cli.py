@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(public_key_b64(load_or_create_key(settings.hub_key_path)))
         elif args.cmd == "provision":
             key = load_or_create_key(settings.hub_key_path)
+            model_key = load_or_create_key(settings.model_key_path)
             result = provision_device(
                 args.device_id,
                 kind=args.kind,
@@ -227,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mqtt_host=args.broker_host,
                 mqtt_port=args.broker_port,
                 hub_user=args.hub_user,
+                model_public_key=public_key_b64(model_key),
             )
             if args.register:
                 asyncio.run(_register(settings, args.device_id, args.kind))
@@ -234,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"password: {result.password_path}")
             print(f"broker:   {result.password_file} {result.acl_file}")
             print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+            print("models:   the unit loads only packages signed by `central-hub model sign`")
         elif args.cmd == "dataset":
             sys.stdout.write(asyncio.run(_dataset(settings, args)))
         elif args.cmd == "model":

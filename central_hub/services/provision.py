@@ -181,8 +181,15 @@ def device_config(
     mqtt_port: int,
     password_file: Path,
     public_key: str,
+    model_public_key: str | None = None,
 ) -> dict[str, Any]:
-    """The agent config sections provisioning owns (the rest keeps the agent's defaults)."""
+    """The agent config sections provisioning owns (the rest keeps the agent's defaults).
+
+    With ``model_public_key`` the unit loads only model packages the hub signed.
+    """
+    hub: dict[str, Any] = {"public_key": public_key}
+    if model_public_key is not None:
+        hub["model_public_key"] = model_public_key
     return {
         "device": {"id": device_id, "kind": kind},
         "mqtt": {
@@ -191,7 +198,7 @@ def device_config(
             "username": device_id,
             "password_file": str(password_file),
         },
-        "hub": {"public_key": public_key},
+        "hub": hub,
     }
 
 
@@ -206,11 +213,13 @@ def provision_device(
     mqtt_port: int,
     hub_user: str = "hub",
     device_password_path: Path | None = None,
+    model_public_key: str | None = None,
 ) -> ProvisionResult:
     """Write a device's credentials and config and update the broker's password and ACL files.
 
     ``device_password_path`` is where the config says the password file will be on the
-    device (default: next to the config file as written here).
+    device (default: next to the config file as written here). ``model_public_key`` (the
+    hub's model-signing key) makes the unit refuse models the hub did not sign.
     """
     try:
         check_device_id(device_id)
@@ -235,6 +244,7 @@ def provision_device(
             mqtt_port=mqtt_port,
             password_file=device_password_path or password_path.resolve(),
             public_key=public_key,
+            model_public_key=model_public_key,
         )
         config_path = dev_dir / "agent.yaml"
         _write_private(

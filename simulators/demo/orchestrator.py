@@ -4,9 +4,11 @@
 
 1. a run folder ``runs/demo-<UTC time>/`` with ``logs/``, ``broker/``, ``hub/`` and
    ``devices/<id>/`` (each child process logs to ``logs/<name>.log``);
-2. the hub's signing key, then ``provision_device`` for each unit: its broker user and
-   password, the broker's password and ACL files, its config file with the hub's public
-   key (the demo then adds the site's sections: camera, rules, speaker, GPS);
+2. the hub's signing keys, the shipped models copied to ``models/`` and signed with the
+   model key, then ``provision_device`` for each unit: its broker user and password, the
+   broker's password and ACL files, its config file with the hub's public keys (so the
+   unit loads only signed models; the demo then adds the site's sections: camera,
+   rules, speaker, GPS);
 3. the hub's database (migrated), the units registered, and four API users (admin,
    operator, dispatcher, handler) whose tokens go to ``tokens.json`` (mode 0600);
 4. a broker on a free port with that password file and ACL, anonymous access off:
@@ -284,6 +286,12 @@ class Demo:
 
         assert self.layout is not None
         public_key = public_key_b64(load_or_create_key(settings.hub_key_path))
+        model_key = load_or_create_key(settings.model_key_path)
+        # The units load only what the hub signed, as real ones provisioned this way do:
+        # the shipped models are copied into the run folder and signed there.
+        model_dir, general_dir = (
+            self._signed_copy(source, model_key) for source in (model_dir, general_dir)
+        )
         speaker_backend = self._speaker_backend()
         for device in self.devices:
             result = provision_device(
@@ -294,6 +302,7 @@ class Demo:
                 public_key=public_key,
                 mqtt_host="127.0.0.1",
                 mqtt_port=broker_port,
+                model_public_key=public_key_b64(model_key),
             )
             provisioned = yaml.safe_load(result.config_path.read_text(encoding="utf-8"))
             cam = device.camera
@@ -335,6 +344,16 @@ class Demo:
                 config, sort_keys=False, allow_unicode=True
             )
             result.config_path.write_text(text, encoding="utf-8")
+
+    def _signed_copy(self, source: Path, key: Any) -> Path:
+        """``source`` copied into the run folder's ``models/`` and signed with ``key``."""
+        from edge_agent.vision.package import sign_package
+
+        assert self.layout is not None
+        copy = self.layout.run / "models" / source.name
+        shutil.copytree(source, copy)
+        sign_package(copy, key)
+        return copy
 
     def _speaker_backend(self) -> str:
         choice = self.options.sound

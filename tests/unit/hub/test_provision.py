@@ -102,3 +102,22 @@ def test_cli_provision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "hub user: hub" in capsys.readouterr().out
     assert main(["--data-dir", str(tmp_path / "hub"), "provision", "NOPE"]) == 1
     assert "invalid device id" in capsys.readouterr().err
+
+
+def test_a_provisioned_unit_carries_the_model_key_when_given(tmp_path: Path) -> None:
+    """Provisioned with the hub's model key, the unit's config makes it refuse unsigned
+    models; without one, the config has no such key."""
+    model_key = public_key_b64(generate_signing_key())
+    result = provision_device(
+        "pole-signed",
+        kind="pole",
+        broker_dir=tmp_path / "broker",
+        out_dir=tmp_path / "devices",
+        public_key=public_key_b64(generate_signing_key()),
+        mqtt_host="broker.local",
+        mqtt_port=8883,
+        model_public_key=model_key,
+    )
+    assert load_config(result.config_path).hub.model_public_key == model_key
+    plain = _provision(tmp_path, "pole-plain")
+    assert load_config(plain.config_path).hub.model_public_key is None  # type: ignore[attr-defined]
