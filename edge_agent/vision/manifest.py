@@ -52,6 +52,7 @@ __all__ = [
     "check_sha256",
     "label_indices",
     "load_manifest",
+    "read_manifest_file",
     "resolve_model",
 ]
 
@@ -332,17 +333,23 @@ def _keep_labels(
     return tuple(value)
 
 
+def read_manifest_file(path: Path, error: type[ModelError] = ModelError) -> dict[str, Any]:
+    """A manifest file's YAML mapping; ``error`` (a ModelError) names what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(f"cannot read model manifest {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"model manifest {path} is not a mapping")
+    return data
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read the manifest of the model at ``path`` (a model file or directory)."""
     model_path, manifest_path = resolve_model(path)
     if manifest_path is None:
         raise ModelError(f"model {model_path} has no {MANIFEST_NAME} beside it")
-    try:
-        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ModelError(f"cannot read model manifest {manifest_path}: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise ModelError(f"model manifest {manifest_path} is not a mapping")
+    data = read_manifest_file(manifest_path)
     labels = _get(data, "labels", "names", "classes")
     if isinstance(labels, Mapping):  # {0: person, 1: car} as some exporters write it
         labels = [labels[k] for k in sorted(labels, key=int)]

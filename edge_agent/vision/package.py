@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge_agent.protocol import canonical_json
 from edge_agent.vision.errors import ModelError
-from edge_agent.vision.manifest import MANIFEST_NAME, MODEL_NAME
+from edge_agent.vision.manifest import MANIFEST_NAME, MODEL_NAME, read_manifest_file
 
 __all__ = ["PACKAGE_KEY", "PackageError", "sign_package", "signed_bytes", "verify_package"]
 
@@ -66,16 +66,9 @@ def _contents(directory: Path) -> dict[str, Path]:
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST_NAME
     if not directory.is_dir():
         raise PackageError(f"a model package is a directory; {directory} is not one")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PackageError(f"cannot read the package's manifest {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PackageError(f"package manifest {path} is not a mapping")
-    return data
+    return read_manifest_file(directory / MANIFEST_NAME, PackageError)
 
 
 def signed_bytes(manifest: Mapping[str, Any]) -> bytes:
