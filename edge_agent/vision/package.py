@@ -15,7 +15,8 @@ A unit given the hub's model key (``hub.model_public_key``) checks a package wit
 unsigned, signed by another key, changed after signing (the manifest, a listed file), short
 of a listed file, or holding a file the signature does not cover; the
 :class:`PackageError` says which. Files are hashed whole, so a package is checked in the
-time it takes to read it (9.5 MB: a few tens of milliseconds).
+time it takes to read it: the 9.1 MB street model verifies in 10 ms here (from the page
+cache) and signs in 13 ms.
 """
 
 from __future__ import annotations
