@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=0, help="epochs between val (0: auto)")
     ap.add_argument("--threshold", type=float, default=0.35)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--init", type=Path, default=None, help="start from these weights (from_onnx.py's .pt)"
+    )
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -195,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         images, gt_cls, gt_box = images.to(dev), gt_cls.to(dev), gt_box.to(dev)
     val_images = torch.from_numpy(va_img)
 
-    model = StreetDetector(NC).to(dev).to(memory_format=torch.channels_last)
+    model = StreetDetector(NC)
+    if args.init is not None:  # fine-tuning: the shipped model's weights, not a fresh start
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+        log(f"starting from {args.init}")
+    model = model.to(dev).to(memory_format=torch.channels_last)
     ema = EMA(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
