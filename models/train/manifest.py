@@ -77,19 +77,19 @@ default_thresholds:
   nms_iou: {NMS_IOU}
 training:
   data: synthetic street scenes from simulators/scenes (pole and truck-rear cameras)
-  train_images: {train.get("train_images", "?")}
-  val_images: {train.get("val_images", "?")}
-  epochs: {train.get("epochs_run", "?")}
-  device: {train.get("device", "?")}
+  train_images: {train.get("train_images", "null")}
+  val_images: {train.get("val_images", "null")}
+  epochs: {train.get("epochs_run", "null")}
+  device: {train.get("device", "null")}
   torch: "{train.get("torch", "?")}"
-  wall_s: {train.get("wall_s", "?")}
+  wall_s: {train.get("wall_s", "null")}
   command: bash models/train/gpu_train.sh  # or: make model (CPU)
 metrics:
-  heldout_map50: {ev.get("map50", "?")}
-  fp_per_empty_image: {ev.get("fp_per_empty_image", "?")}
-  person_fp_per_empty_image: {ev.get("person_fp_per_empty_image", "?")}
-  latency_ms_cpu_2_threads: {ev.get("latency_ms_2t", "?")}
-  params: {ev.get("params", train.get("params", "?"))}
+  heldout_map50: {ev.get("map50", "null")}
+  fp_per_empty_image: {ev.get("fp_per_empty_image", "null")}
+  person_fp_per_empty_image: {ev.get("person_fp_per_empty_image", "null")}
+  latency_ms_cpu_2_threads: {ev.get("latency_ms_2t", "null")}
+  params: {ev.get("params", train.get("params", "null"))}
 """
 
 

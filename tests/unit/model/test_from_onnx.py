@@ -101,3 +101,24 @@ def test_fine_tuning_starts_from_the_shipped_model(tmp_path: Path) -> None:
         assert train.main([*common, "--device", "cpu", "--seed", "1", *extra]) == 0
         losses[name] = json.loads((out / "train_log.json").read_text())["history"][0]["loss"]
     assert losses["shipped"] < 0.5 * losses["fresh"], losses
+
+    # The candidate against the current model on the same split, in a signed package.
+    import candidate
+
+    from edge_agent.protocol import generate_signing_key
+    from edge_agent.vision.config import DetectorConfig
+    from edge_agent.vision.onnx_detector import OnnxDetector
+    from edge_agent.vision.package import sign_package
+
+    pkg = tmp_path / "pkg"
+    figures = candidate.package(tmp_path / "shipped" / "model.onnx", MODEL, data, "1.1.0", pkg)
+    assert figures["current"]["images"] == figures["candidate"]["images"] == 2
+    card = (pkg / "MODEL_CARD.md").read_text()
+    assert "| current |" in card
+    assert "| candidate |" in card
+    key = generate_signing_key()
+    sign_package(pkg, key)
+    detector = OnnxDetector(DetectorConfig(model=pkg), package_key=key.public_key())
+    assert detector.model_ref.version == "1.1.0"
+    with pytest.raises(ValueError, match="not empty"):
+        candidate.package(tmp_path / "shipped" / "model.onnx", MODEL, data, "1.1.0", pkg)
