@@ -371,7 +371,13 @@ class Plate(_Model):
 
 
 class Status(_Message):
-    """``status`` (retained): presence; the last will sets ``offline``."""
+    """``status`` (retained): presence; the last will sets ``offline``.
+
+    ``ts`` is when the unit's current broker connection began, the same on its birth, on
+    any status it sends again on that connection and on its last will (written as it
+    connects): the hub keeps the newest status, so a will outranks its own connection's
+    statuses and a later connection outranks the will.
+    """
 
     SCHEMA: ClassVar[str] = "xh.status/1"
     schema_: Literal["xh.status/1"] = Field("xh.status/1", alias="schema")

@@ -118,6 +118,8 @@ class Agent:
         self._metrics: MetricsServer | None = None
         #: Parts that could not start (the unit then reports ``degraded``).
         self.problems: list[str] = []
+        #: When the current broker connection began: the ``ts`` of every status it carries.
+        self._connection_started: datetime | None = None
         # The config file as written (relative paths kept): a pushed config that leaves
         # a section out keeps that section from here.
         raw: dict[str, Any] = {}
@@ -158,6 +160,16 @@ class Agent:
         fixed = self.config.device.location
         return protocol.Location(lat=fixed.lat, lon=fixed.lon, source="fixed") if fixed else None
 
+    def _will(self) -> tuple[str, bytes]:
+        """The last will of the connection about to be made; it starts the connection's time.
+
+        Every status of one connection carries the time it began (the birth, any status
+        sent again later, the will), so the hub, which keeps the newest status, takes the
+        will over its own connection's statuses, and a later connection's over the will.
+        """
+        self._connection_started = self.clock()
+        return self._status("offline")
+
     def _status(self, state: str) -> tuple[str, bytes]:
         vision_cfg = self.config.vision
         stages = self._stages
@@ -173,7 +185,7 @@ class Agent:
             if vision_cfg.cameras
             else None,
             config_version=self.config.config_version,
-            ts=self.clock(),
+            ts=self._connection_started or self.clock(),
         )
         return protocol.topic(self.device_id, protocol.Channel.STATUS), protocol.encode(status)
 
@@ -222,7 +234,7 @@ class Agent:
                 self._link_settings(),
                 subscriptions=self._subscriptions(),
                 birth=lambda: self._status("online"),
-                will=lambda: self._status("offline"),
+                will=self._will,
             )
             self._link = link
             uplink = Uplink(outbox, link, window=cfg.mqtt.inflight_window)

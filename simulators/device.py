@@ -59,6 +59,9 @@ class SimDevice:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._refused_connection: str | None = None
+        #: Every status of this connection, the will included, carries its start (as an
+        #: agent's do), so the hub takes the will over the birth.
+        self._since = datetime.now(UTC)
         self._client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"sim-{device_id}",
@@ -120,7 +123,7 @@ class SimDevice:
             fw="sim-device",
             model="street-detector",
             config_version=0,
-            ts=datetime.now(UTC),
+            ts=self._since,
         )
 
     def start(self, wait_s: float = 10.0) -> SimDevice:

@@ -227,8 +227,6 @@ devices = sa.Table(
     sa.Column("kind", sa.String(16), nullable=True),
     sa.Column("state", sa.String(16), nullable=False, server_default="unknown"),
     sa.Column("status_ts", UTCDateTime, nullable=True),
-    # The birth of the unit's current connection: its last will is judged against it.
-    sa.Column("connected_at", UTCDateTime, nullable=True),
     sa.Column("seen_at", UTCDateTime, nullable=True),
     sa.Column("boot_id", sa.String(64), nullable=True),
     sa.Column("fw", sa.String(64), nullable=True),

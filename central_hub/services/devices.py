@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "TELEMETRY_STALE_AFTER",
-    "WILL_LEAD",
     "DeviceService",
     "DeviceView",
     "apply_config_reported",
@@ -47,11 +46,6 @@ __all__ = [
 TELEMETRY_STALE_AFTER = timedelta(seconds=120)
 
 Health = Literal["ok", "degraded", "stale", "unknown"]
-
-#: How much older than its birth a unit's last will may be (it is written before the
-#: connection is made; a slow network makes the CONNACK, and so the birth, later).
-WILL_LEAD = timedelta(seconds=60)
-_UP = ("online", "degraded")
 
 
 class DeviceView(BaseModel):
@@ -134,43 +128,18 @@ async def ensure_device(
 async def apply_status(conn: AsyncConnection, status: Status, now: datetime) -> bool:
     """Record a ``status`` message; return True when the device is reachable now.
 
-    A status older than the one stored (a stale retained message) changes nothing, with
-    one exception: the unit's last will. The agent writes its will when it connects, so the
-    will is a little older than the birth that follows, and older still than any status
-    the unit sent later on that connection; yet the broker publishes it only when that
-    connection dies. So an ``offline`` of the stored boot, while the unit is up, applies
-    when it is no older than the current connection's start (``connected_at``, the birth's
-    time) less :data:`WILL_LEAD`: it is this connection's will. A will of an earlier
-    connection is older than that and changes nothing. One statement, so two hub workers
-    applying statuses of one unit cannot interleave.
+    A status older than the one stored (a stale retained message) changes nothing.
     """
     await ensure_device(conn, status.device_id, now)
-    up = devices.c.state.in_(_UP)
-    newer = sa.or_(devices.c.status_ts.is_(None), devices.c.status_ts <= status.ts)
-    own_will = sa.and_(
-        sa.literal(status.state == "offline"),
-        devices.c.boot_id == status.boot_id,
-        up,
-        devices.c.connected_at.is_not(None),
-        devices.c.connected_at <= status.ts + WILL_LEAD,
-    )
-    born = status.state in _UP
     result = await conn.execute(
         devices.update()
-        .where(devices.c.device_id == status.device_id, sa.or_(newer, own_will))
+        .where(
+            devices.c.device_id == status.device_id,
+            sa.or_(devices.c.status_ts.is_(None), devices.c.status_ts <= status.ts),
+        )
         .values(
             state=status.state,
-            status_ts=sa.case((newer, status.ts), else_=devices.c.status_ts),
-            connected_at=sa.case(
-                (
-                    sa.and_(
-                        sa.literal(born),
-                        sa.or_(sa.not_(up), devices.c.boot_id.is_distinct_from(status.boot_id)),
-                    ),
-                    status.ts,
-                ),
-                else_=devices.c.connected_at,
-            ),
+            status_ts=status.ts,
             seen_at=now,
             boot_id=status.boot_id,
             fw=status.fw,

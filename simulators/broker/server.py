@@ -138,6 +138,11 @@ class Broker:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # The broker is stopping. Python 3.11's StreamReaderProtocol asks a finished
+            # connection task for its exception, which for a cancelled task raises and
+            # gets logged as an error; ending the task normally keeps shutdown quiet.
+            return
         finally:
             self._tasks.discard(task)
             with contextlib.suppress(ConnectionError, RuntimeError):

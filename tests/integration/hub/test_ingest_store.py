@@ -100,38 +100,29 @@ async def test_status_telemetry_and_stale_retained_status(db: AsyncEngine, tmp_p
         assert (await conn.execute(sa.select(devices.c.state))).scalar_one() == "offline"
 
 
-async def test_a_units_last_will_marks_it_offline_though_written_before_its_birth(
+async def test_a_units_last_will_outranks_its_own_connection_but_not_a_later_one(
     db: AsyncEngine, tmp_path: Path
 ) -> None:
-    """The agent writes its will as it connects, so the will is older than its birth and
-    than any status after it; the broker publishes it only when the connection dies. The
-    will of the current connection applies; one of an earlier connection does not."""
+    """A unit stamps every status of a connection, its will included, with the
+    connection's start: the will (published when the connection dies) replaces that
+    connection's statuses; a late will of an earlier connection changes nothing."""
     worker, _ = _worker(db, tmp_path)
-    s = timedelta(seconds=1)
 
     async def state() -> str:
         async with db.connect() as conn:
             return str((await conn.execute(sa.select(devices.c.state))).scalar_one())
 
-    async def status(st: str, at: datetime, boot: str = "boot-1") -> str:
-        await worker.process([inbound(make_status("pole-1", st, at, boot_id=boot))])
+    async def status(st: str, connection: datetime) -> str:
+        await worker.process([inbound(make_status("pole-1", st, connection))])
         return await state()
 
-    # Connection 1: will written at NOW, birth at NOW+1 s, a later status at NOW+10 min.
-    assert await status("online", NOW + s) == "online"
-    assert await status("degraded", NOW + timedelta(minutes=10)) == "degraded"
-    assert await status("offline", NOW) == "offline"  # its will: the unit is gone
-    # Connection 2 an hour later, up for a day.
-    later = NOW + timedelta(hours=1)
-    assert await status("online", later + s) == "online"
-    assert await status("online", later + timedelta(days=1)) == "online"
-    assert await status("offline", NOW) == "online", "connection 1's will came again: stale"
-    assert await status("offline", later) == "offline"  # connection 2's own will
-    # A new boot's birth, then a will of the old boot: the old boot is gone already.
-    boot2 = later + timedelta(days=2)
-    assert await status("online", boot2, boot="boot-2") == "online"
-    assert await status("offline", boot2 - s, boot="boot-1") == "online"
-    assert await status("offline", boot2 - s, boot="boot-2") == "offline"
+    first, second = NOW, NOW + timedelta(hours=1)
+    assert await status("online", first) == "online"  # birth
+    assert await status("degraded", first) == "degraded"  # sent again on that connection
+    assert await status("offline", first) == "offline"  # its will: the unit is gone
+    assert await status("online", second) == "online"  # back, a new connection
+    assert await status("offline", first) == "online", "connection 1's will again: stale"
+    assert await status("offline", second) == "offline"  # connection 2's own will
 
 
 async def test_track_batches_are_idempotent(db: AsyncEngine, tmp_path: Path) -> None:

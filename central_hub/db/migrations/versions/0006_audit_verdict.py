@@ -3,8 +3,8 @@
 Verdicts make the operators' verification decisions labels for retraining the detector
 (``central_hub.domain.labels``). Older cancellations have none and count as ``other``.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-05
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

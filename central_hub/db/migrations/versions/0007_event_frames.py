@@ -3,8 +3,8 @@
 A unit sends the violation's frame clean (no boxes, no blur) beside the public snapshot;
 the hub keeps it in its own store, for admins only, and records every read.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-05
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
