@@ -51,6 +51,7 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
                 "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
             )
         tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
+        tasks.append(tg.create_task(hub.rollout_worker.run(), name="rollouts"))
         if api:
             token = settings.metrics_token
             app = create_app(hub, metrics_token=token.get_secret_value() if token else None)

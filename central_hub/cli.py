@@ -1,5 +1,5 @@
-"""The ``central-hub`` command: serve, migrate, keygen, model, provision, user, grid, backup,
-restore."""
+"""The ``central-hub`` command: serve, migrate, keygen, model, rollout, dataset, provision,
+user, grid, backup, restore."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from central_hub import cli_rollout
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("directory", type=Path)
     q = msub.add_parser("verify", help="check DIR against the model-signing key")
     q.add_argument("directory", type=Path)
+    cli_rollout.add_parsers(sub, msub)
 
     p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
@@ -239,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("models:   the unit loads only packages signed by `central-hub model sign`")
         elif args.cmd == "dataset":
             sys.stdout.write(asyncio.run(_dataset(settings, args)))
+        elif (args.cmd, getattr(args, "model_cmd", None)) == ("model", "publish") or (
+            args.cmd == "rollout"
+        ):
+            sys.stdout.write(asyncio.run(cli_rollout.run(settings, args)))
         elif args.cmd == "model":
             sys.stdout.write(_model(settings, args))
         elif args.cmd == "drop-session":

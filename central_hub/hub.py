@@ -26,12 +26,15 @@ from central_hub.services.city_data import load_city_data
 from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
 from central_hub.services.metrics import MetricsService
+from central_hub.services.packages import PackageStore
 from central_hub.services.publisher import Publisher
 from central_hub.services.records import RecordService
+from central_hub.services.rollouts import RolloutService
 from central_hub.services.users import UserService
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
+from central_hub.workers.rollout import RolloutWorker
 from edge_agent.protocol import (
     ProtocolError,
     generate_signing_key,
@@ -85,6 +88,9 @@ class Hub:
     records: RecordService
     metrics: MetricsService
     filer: CaseFiler
+    packages: PackageStore
+    rollouts: RolloutService
+    rollout_worker: RolloutWorker
     mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
 
@@ -129,6 +135,8 @@ async def build_hub(
     pub: Publisher | None = publisher or broker
     filer = CaseFiler(catalogue, grid, calendar)
     commands = CommandService(engine, key, pub, clock)
+    packages = PackageStore(engine, settings.packages_path, clock)
+    rollouts = RolloutService(engine, commands, packages, grid, clock, public_url=settings.api_url)
     hub = Hub(
         engine=engine,
         clock=clock,
@@ -146,6 +154,9 @@ async def build_hub(
         records=RecordService(engine),
         metrics=MetricsService(engine, grid, clock),
         filer=filer,
+        packages=packages,
+        rollouts=rollouts,
+        rollout_worker=RolloutWorker(rollouts, tick_s=settings.rollout_tick_s),
         mqtt=broker,
     )
     if broker is not None and ingest:

@@ -56,6 +56,12 @@ class HubSettings(BaseSettings):
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     command_tick_s: float = Field(default=1.0, gt=0)
+    rollout_tick_s: float = Field(default=2.0, gt=0, description="how often campaigns move on")
+    public_url: str | None = Field(
+        default=None,
+        description="the API's address as units reach it (model packages are fetched from "
+        "there); default http://api_host:api_port",
+    )
 
     @field_validator("share_group")
     @classmethod
@@ -87,6 +93,16 @@ class HubSettings(BaseSettings):
     def frames_path(self) -> Path:
         """Where clean frames (unblurred, for retraining) are kept, apart from the evidence."""
         return self.data_dir / "frames"
+
+    @property
+    def packages_path(self) -> Path:
+        """Where published model packages (tar archives) are kept."""
+        return self.data_dir / "packages"
+
+    @property
+    def api_url(self) -> str:
+        """The API's address as units reach it."""
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def hub_key_path(self) -> Path:

@@ -477,7 +477,15 @@ class Command(_Message):
 
     SCHEMA: ClassVar[str] = "xh.cmd/1"
     KINDS: ClassVar[frozenset[str]] = frozenset(
-        {"speaker.play", "speaker.say", "speaker.stop", "config.apply", "snapshot.request"}
+        {
+            "speaker.play",
+            "speaker.say",
+            "speaker.stop",
+            "config.apply",
+            "snapshot.request",
+            "model.install",
+            "model.rollback",
+        }
     )
     schema_: Literal["xh.cmd/1"] = Field("xh.cmd/1", alias="schema")
     cmd_id: Uuid7Str

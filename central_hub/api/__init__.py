@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request, Response, status
 
 from central_hub import __version__
 from central_hub.adapters.prometheus import CONTENT_TYPE, HubMetrics
-from central_hub.api import admin, cases, devices, events, grid, metrics
+from central_hub.api import admin, cases, devices, events, grid, metrics, rollouts
 from central_hub.api.errors import install_error_handlers
 from central_hub.hub import Hub
 
@@ -35,9 +35,10 @@ def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
     app.state.hub = hub
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (cases, events, devices, grid, metrics, admin):
+    for module in (cases, events, devices, grid, metrics, admin, rollouts):
         api.include_router(module.router)
     app.include_router(api)
+    rollouts.install_downloads(app)
     ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
     app.state.ops_metrics = ops
 

@@ -23,6 +23,9 @@ __all__ = [
     "events",
     "frame_reads",
     "metadata",
+    "model_packages",
+    "rollout_units",
+    "rollouts",
     "snapshots",
     "tracks",
     "users",
@@ -292,4 +295,56 @@ users = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+#: Model packages the hub serves to units (``central-hub model publish``): the archive
+#: lies in ``data_dir/packages/<sha256>.tar``.
+model_packages = sa.Table(
+    "model_packages",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("labels", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+)
+
+#: Rollout campaigns of a model package or a config (``central_hub.domain.rollout``).
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # model | config
+    sa.Column("package_sha256", sa.String(64), nullable=True),
+    sa.Column("slot", sa.String(64), nullable=True),
+    sa.Column("config", _json(), nullable=True),
+    sa.Column("target", _json(), nullable=False),
+    sa.Column("policy", _json(), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False, index=True),
+    sa.Column("phase_since", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: One unit of a campaign: its state, the command that carries it, its download token.
+rollout_units = sa.Table(
+    "rollout_units",
+    metadata,
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), primary_key=True),
+    sa.Column("device_id", sa.String(63), primary_key=True),
+    sa.Column("canary", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("cmd_id", sa.String(36), nullable=True),
+    sa.Column("rollback_cmd_id", sa.String(36), nullable=True),
+    # sha256 of the unit's download token; the token itself travels only in the command.
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("previous_config", _json(), nullable=True),
+    sa.Column("bytes_served", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
 )
