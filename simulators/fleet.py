@@ -31,7 +31,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ __all__ = [
     "CommandAnswer",
     "Fleet",
     "FleetError",
+    "FleetExecutor",
     "FleetPlan",
     "FleetReport",
     "answer_command",
@@ -197,6 +198,11 @@ def build_telemetry(device_id: str, now: datetime, uptime_s: float) -> protocol.
     )
 
 
+#: Carries out a command a virtual device verified that takes time (a model install):
+#: returns the final ack's ``(state, detail)``, e.g. ``("succeeded", "installed 1.1.0")``.
+FleetExecutor = Callable[[str, protocol.Command], Awaitable[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class CommandAnswer:
     """What a virtual device makes of a command: the command if it verified, and its acks."""
@@ -269,11 +275,18 @@ class Fleet:
         public_key: Any | None = None,
         client_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        executors: Mapping[str, FleetExecutor] | None = None,
     ) -> None:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.plan = plan
+        #: Command kinds carried out in their own task (see :data:`FleetExecutor`); the
+        #: rest are answered at once.
+        self.executors = dict(executors or {})
+        #: The model each device reports in its status (``name@version`` after an install).
+        self.models = dict.fromkeys(device_ids(plan), "street-detector")
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ids = device_ids(plan)
         self.report = FleetReport(devices=plan.devices)
         self._clock = clock
@@ -365,17 +378,51 @@ class Fleet:
             return
         self.report.commands += 1
         replay = self._replay.setdefault(device_id, protocol.MemoryReplayGuard())
-        acks = answer_command(
+        answer = answer_command(
             device_id, payload, now=self._clock(), public_key=self._public_key, replay=replay
-        ).acks
+        )
+        acks = answer.acks
+        executor = self.executors.get(answer.command.kind) if answer.command else None
+        if answer.command is not None and executor is not None:
+            self._send_acks(device_id, acks[:1])  # received; the outcome comes later
+            task = asyncio.get_running_loop().create_task(
+                self._execute(device_id, answer.command, executor)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         if acks and acks[-1].state != "succeeded":
             self.report.commands_refused += 1
         elif acks:
             self.report.command_seen_at[acks[-1].cmd_id] = time.time()
+        self._send_acks(device_id, acks)
+
+    def _send_acks(self, device_id: str, acks: Sequence[protocol.CommandAck]) -> None:
         ack_topic = protocol.topic(device_id, protocol.Channel.CMD_ACK)
         for ack in acks:
             self._publish(ack_topic, protocol.encode(ack), 1)
             self.report.acks += 1
+
+    async def _execute(
+        self, device_id: str, command: protocol.Command, executor: FleetExecutor
+    ) -> None:
+        try:
+            state, detail = await executor(device_id, command)
+        except Exception as exc:  # a simulated unit reports what broke, as an agent does
+            state, detail = "failed", f"{type(exc).__name__}: {exc}"
+        if state == "succeeded":
+            self.report.command_seen_at[command.cmd_id] = time.time()
+        else:
+            self.report.commands_refused += 1
+        ack = protocol.CommandAck(
+            cmd_id=command.cmd_id,
+            device_id=device_id,
+            state=state,
+            detail=detail[:2000],
+            ts=self._clock(),
+        )
+        self._send_acks(device_id, [ack])
+        self._status(device_id, "online")  # the model it now runs
 
     def _status(self, device_id: str, state: str) -> None:
         status = protocol.Status(
@@ -383,7 +430,7 @@ class Fleet:
             state=state,
             boot_id=f"sim{self.plan.seed}",
             fw="fleet-sim",
-            model="street-detector",
+            model=self.models.get(device_id, "street-detector")[:64],
             config_version=0,
             ts=self._clock(),
         )
@@ -472,6 +519,10 @@ class Fleet:
 
     async def close(self) -> None:
         """Say every device is offline, then disconnect."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
         if self._connected.is_set():
             for device_id in self.ids:
                 self._status(device_id, "offline")

@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from central_hub.console import auth_routes, case_routes, device_routes, map_routes, metrics_routes
+from central_hub.console import (
+    auth_routes,
+    case_routes,
+    device_routes,
+    map_routes,
+    metrics_routes,
+    rollout_routes,
+)
 from central_hub.console.i18n import Translator
 from central_hub.console.metrics_routes import default_view
 from central_hub.console.present import format_bytes
@@ -40,7 +47,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 #: The modules whose routers make up the console.
-ROUTE_MODULES = (auth_routes, map_routes, case_routes, device_routes, metrics_routes)
+ROUTE_MODULES = (
+    auth_routes,
+    map_routes,
+    case_routes,
+    device_routes,
+    metrics_routes,
+    rollout_routes,
+)
 
 
 def console_routes(prefix: str = "/console") -> list[tuple[str, str]]:

@@ -28,7 +28,7 @@ from edge_agent.link.outbox import Outbox, Priority
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CommandFailed", "CommandHandler", "Executor", "OutboxReplayGuard"]
+__all__ = ["CommandFailed", "CommandHandler", "CommandRefused", "Executor", "OutboxReplayGuard"]
 
 #: Runs one verified command and returns a short detail for the ``succeeded`` ack.
 Executor = Callable[[protocol.Command], Awaitable[str]]
@@ -38,6 +38,11 @@ AckState = Literal["received", "succeeded", "failed", "rejected", "expired"]
 
 class CommandFailed(EdgeLinkError):
     """Raised by an executor for a command it could not carry out; the text goes in the ack."""
+
+
+class CommandRefused(CommandFailed):
+    """Raised by an executor for a command it will not carry out as given (a model package
+    that is not signed by the hub): acked ``rejected``, not ``failed``."""
 
 
 class OutboxReplayGuard:
@@ -67,6 +72,7 @@ class CommandHandler:
         executors: Mapping[str, Executor],
         clock: Callable[[], datetime],
         timeout_s: float = 120.0,
+        timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self.device_id = device_id
         self.public_key = public_key
@@ -74,6 +80,8 @@ class CommandHandler:
         self.executors = dict(executors)
         self.clock = clock
         self.timeout_s = timeout_s
+        #: Kinds that may take longer than ``timeout_s`` (a model download).
+        self.timeouts = dict(timeouts or {})
         self.guard = OutboxReplayGuard(outbox)
         self._tasks: set[asyncio.Task[protocol.CommandAck | None]] = set()
         self._ack_topic = protocol.topic(device_id, protocol.Channel.CMD_ACK)
@@ -116,21 +124,28 @@ class CommandHandler:
             return await self._ack(
                 command.cmd_id, "failed", f"this unit does not support {command.kind!r}"
             )
+        limit = self.timeouts.get(command.kind, self.timeout_s)
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(limit):
                 detail = await executor(command)
+        except CommandRefused as exc:
+            log.warning("command %s (%s) refused: %s", command.cmd_id, command.kind, exc)
+            return await self._ack(command.cmd_id, "rejected", str(exc))
         except CommandFailed as exc:
             log.warning("command %s (%s) failed: %s", command.cmd_id, command.kind, exc)
             return await self._ack(command.cmd_id, "failed", str(exc))
         except TimeoutError:
-            return await self._ack(
-                command.cmd_id, "failed", f"did not finish within {self.timeout_s:.0f} s"
-            )
+            return await self._ack(command.cmd_id, "failed", f"did not finish within {limit:.0f} s")
         except Exception as exc:
             # The boundary of untrusted work: report it to the hub instead of dying.
             log.exception("command %s (%s) crashed", command.cmd_id, command.kind)
             return await self._ack(command.cmd_id, "failed", f"{type(exc).__name__}: {exc}")
         return await self._ack(command.cmd_id, "succeeded", detail)
+
+    async def finish(self, cmd_id: str, state: AckState, detail: str) -> protocol.CommandAck | None:
+        """Ack a command this unit accepted in an earlier run and finished in this one (a
+        model install resumed after a power cut)."""
+        return await self._ack(cmd_id, state, detail)
 
     async def _ack(self, cmd_id: str, state: AckState, detail: str) -> protocol.CommandAck | None:
         try:

@@ -20,6 +20,7 @@ def concrete(path: str) -> str:
         .replace("{device_id}", "pole-1")
         .replace("{cmd_id}", "x")
         .replace("{sha256}", "0" * 64)
+        .replace("{rollout_id}", "1")
     )
 
 
