@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,16 +37,20 @@ from edge_agent.config import AgentConfig, read_config_data
 from edge_agent.config_apply import APPLY_PROBE_S, CONFIG_STAGES, ConfigApplier, crashed_stages
 from edge_agent.gps.sources import open_fixes
 from edge_agent.gps.tracker import GpsTracker
-from edge_agent.link.commands import CommandFailed, CommandHandler, Executor
+from edge_agent.link.commands import CommandFailed, CommandHandler, CommandRefused, Executor
 from edge_agent.link.mqtt import BrokerLink, LinkSettings, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
 from edge_agent.link.uplink import Uplink
+from edge_agent.model_install import INSTALL_TIMEOUT_S, InstallParams, ModelInstaller
 from edge_agent.speaker.backends import NullBackend
 from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.factory import build_speaker
 from edge_agent.speaker.player import Speaker
+from edge_agent.update.overrides import with_installed
+from edge_agent.update.store import ModelStore
 
 if TYPE_CHECKING:  # the vision package (OpenCV) loads only on units with cameras
+    from edge_agent.vision.config import VisionConfig
     from edge_agent.vision.sources import SourceFactory
 
 log = logging.getLogger(__name__)
@@ -135,6 +139,19 @@ class Agent:
             status_changed=self._publish_status,
         )
         self._side_tasks: set[asyncio.Task[None]] = set()
+        #: Model packages the hub installed, beside the outbox (see ``model_install``).
+        self.models = ModelStore(config.outbox.path.parent / "models")
+        #: A package being tried: slot -> its directory, on top of the store's actives.
+        self._staged: dict[str, Path] = {}
+        #: What the status says runs: ``name@version`` of each model.
+        self._model_label: str | None = None
+        self._installer = ModelInstaller(
+            self.models,
+            current=lambda: self.config,
+            switch=self._switch_models,
+            probe=_probe_package,
+            status_changed=self._publish_status,
+        )
 
     # ------------------------------------------------------------------ wiring
 
@@ -181,7 +198,9 @@ class Agent:
             state=state,
             boot_id=self.boot_id,
             fw=self.config.device.fw,
-            model=", ".join(d.model.name for d in vision_cfg.models.values())[:200]
+            model=(
+                self._model_label or ", ".join(d.model.name for d in vision_cfg.models.values())
+            )[:64]
             if vision_cfg.cameras
             else None,
             config_version=self.config.config_version,
@@ -246,6 +265,7 @@ class Agent:
                 outbox=outbox,
                 executors=self._executors(),
                 clock=self.clock,
+                timeouts={"model.install": INSTALL_TIMEOUT_S},
             )
             self._commands = commands
             self._serve_metrics(cfg)  # before the link: a problem shows in the birth status
@@ -253,6 +273,7 @@ class Agent:
             self.supervisor.start("uplink", uplink.run)
             self.supervisor.start("telemetry", self._telemetry)
             self._start_stages(self._stages)
+            self._resume_install()
             log.info("agent %s running (boot %s)", self.device_id, self.boot_id)
             await self._stop.wait()
         finally:
@@ -355,13 +376,24 @@ class Agent:
         self.problems.append(text)
         log.error("cannot start %s; running without it (status degraded)", text)
 
+    def _vision_config(self, cfg: AgentConfig) -> VisionConfig:
+        """The config's vision section with the installed (and any staged) models in."""
+        vision, unknown = with_installed(cfg.vision, {**self.models.overrides(), **self._staged})
+        if unknown:
+            log.warning(
+                "installed model(s) for %s unused: the config has no such detector", unknown
+            )
+        return vision
+
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
         # Imported here: OpenCV and onnxruntime load only on units with cameras.
         from edge_agent.vision.pipeline import VisionService
         from edge_agent.vision.sources import make_source
 
+        vision = self._vision_config(cfg)
+        self._model_label = _model_label(vision)
         service: _Vision = VisionService(
-            cfg.vision,
+            vision,
             device_id=self.device_id,
             next_seq=self.next_seq,
             location=self.location,
@@ -436,7 +468,42 @@ class Agent:
             **SpeakerCommands(lambda: self.speaker).executors(),
             "config.apply": self._applier.apply_command,
             "snapshot.request": self._cmd_snapshot,
+            "model.install": self._installer.install_command,
+            "model.rollback": self._installer.rollback_command,
         }
+
+    async def _switch_models(self, cfg: AgentConfig, staged: Mapping[str, Path]) -> str | None:
+        """Restart the stages with ``staged`` models tried on top of the installed ones."""
+        self._staged = dict(staged)
+        try:
+            return await self._switch_stages(cfg)
+        finally:
+            self._staged = {}
+
+    def _resume_install(self) -> None:
+        """Finish an install a power cut interrupted, in its own task, and ack it."""
+        pending = self._installer.pending()
+        if pending is None:
+            return
+        cmd_id, params = pending
+        log.info("resuming the install of %s %s (command %s)", params.name, params.version, cmd_id)
+        task = asyncio.get_running_loop().create_task(
+            self._finish_install(cmd_id, params), name="model-install"
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _finish_install(self, cmd_id: str, params: InstallParams) -> None:
+        commands = self._commands
+        assert commands is not None  # started before this
+        try:
+            detail = await self._installer.install(params)
+        except CommandRefused as exc:
+            await commands.finish(cmd_id, "rejected", str(exc))
+        except CommandFailed as exc:
+            await commands.finish(cmd_id, "failed", str(exc))
+        else:
+            await commands.finish(cmd_id, "succeeded", detail)
 
     @property
     def speaker(self) -> Speaker:
@@ -515,6 +582,39 @@ class Agent:
             priority=Priority.CONFIG,
             retain=True,
         )
+
+
+def _probe_package(directory: Path, cfg: AgentConfig, slot: str) -> None:
+    """Load the package in ``directory`` once as ``slot``'s model: its signature is
+    checked against the hub's model key and onnxruntime must accept it."""
+    from edge_agent.vision.onnx_detector import OnnxDetector  # units with cameras only
+
+    key = cfg.hub.model_public_key
+    detector = OnnxDetector(
+        cfg.vision.models[slot].model_copy(update={"model": directory}),
+        spinning=False,
+        package_key=protocol.load_public_key(key) if key else None,
+    )
+    del detector
+
+
+def _model_label(vision: VisionConfig) -> str | None:
+    """What the status says runs: ``name@version`` of the model as its manifest says (the
+    directory's name without one); with several, ``slot=name@version`` each."""
+    from edge_agent.vision.errors import ModelError
+    from edge_agent.vision.manifest import load_manifest
+
+    labels = {}
+    for slot, config in vision.models.items():
+        try:
+            manifest = load_manifest(config.model)
+        except ModelError:
+            labels[slot] = config.model.name
+            continue
+        labels[slot] = f"{manifest.name}@{manifest.version}"
+    if len(labels) == 1:
+        return next(iter(labels.values()))
+    return ", ".join(f"{slot}={label}" for slot, label in labels.items()) or None
 
 
 class _Listener:

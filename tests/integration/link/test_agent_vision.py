@@ -180,7 +180,10 @@ async def test_a_corrupt_second_model_leaves_the_unit_degraded_but_seeing(
             lambda: [s for s in recorder.on("status") if s["state"] == "degraded"], 20, every_s=0.05
         )
         assert status, "the unit did not report itself degraded"
-        assert set(status[-1]["model"].split(", ")) == {"street", "general"}
+        assert set(status[-1]["model"].split(", ")) == {
+            "street=const-detector@1.0.0",
+            "general=const-detector@1.0.0",
+        }
     finally:
         agent.request_stop()
         await asyncio.wait_for(task, 20)
