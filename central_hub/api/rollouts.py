@@ -25,7 +25,9 @@ __all__ = ["install_downloads", "router"]
 
 router = APIRouter(tags=["rollouts"])
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 18
+#: Byte counts being written (kept referenced until done).
+_counting: set[asyncio.Task[None]] = set()
 
 
 class RolloutRequest(BaseModel):
@@ -117,7 +119,13 @@ def install_downloads(app: FastAPI) -> None:
                         sent += len(chunk)
                         yield chunk
             finally:
-                await hub.rollouts.served(rollout_id, device_id, sent)
+                # The unit may hang up mid-body (a power cut): this task is then being
+                # cancelled, so the count is written by a task of its own.
+                count = asyncio.get_running_loop().create_task(
+                    hub.rollouts.served(rollout_id, device_id, sent)
+                )
+                _counting.add(count)
+                count.add_done_callback(_counting.discard)
 
         code = status.HTTP_206_PARTIAL_CONTENT if span is not None else status.HTTP_200_OK
         return StreamingResponse(
