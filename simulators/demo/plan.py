@@ -233,7 +233,8 @@ def agent_config(
     config["telemetry"] = {"interval_s": 5.0}
     street = {"model": str(model_dir), "providers": ["cpu"], "intra_threads": 1}
     if general_model_dir is None or device.kind != "pole":
-        config["vision"] = {"detector": street, "cameras": [camera]}
+        # Named like the poles' street model, so one rollout reaches every unit's slot.
+        config["vision"] = {"detectors": {"street": street}, "cameras": [camera]}
         return config
     general = {"model": str(general_model_dir), "providers": ["cpu"], "intra_threads": 1}
     models = [
