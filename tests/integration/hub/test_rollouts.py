@@ -16,11 +16,12 @@ from central_hub.api import create_app
 from central_hub.db.schema import devices
 from central_hub.domain.rollout import Phase, Policy, UnitState
 from central_hub.errors import AuthError, ConflictError, InvalidInputError
-from central_hub.hub import Hub
+from central_hub.hub import Hub, build_hub
 from central_hub.services.commands import apply_ack
 from central_hub.services.packages import RangeError, pack_archive, parse_range
 from central_hub.services.rollouts import Target
-from central_hub.testing import FakeClock
+from central_hub.settings import HubSettings
+from central_hub.testing import FakeClock, RecordingPublisher
 from edge_agent.protocol import CommandAck
 from edge_agent.vision.package import sign_package
 
@@ -106,6 +107,15 @@ async def test_a_model_goes_to_the_canary_then_to_all(
     await hub.rollouts.tick()
     view = await hub.rollouts.get(view.id)
     assert view.phase is Phase.ROLLING, view.reason
+    # The hub restarts: a new process's services on the same database carry on.
+    hub = await build_hub(
+        HubSettings(data_dir=tmp_path / "hub"),
+        clock=clock,
+        mqtt=False,
+        engine=hub.engine,
+        run_migrations=False,
+        publisher=RecordingPublisher(),
+    )
     await hub.rollouts.tick()  # one a second: the first of the rest starts at once
     assert len(await install_commands(hub)) == 2
     for _ in range(6):
