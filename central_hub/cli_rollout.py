@@ -40,6 +40,15 @@ def add_parsers(sub: Any, model_sub: Any) -> None:
     what.add_argument("--package", help="sha256 of a published package")
     what.add_argument("--config", type=Path, help="a YAML file of config sections to push")
     q.add_argument("--slot", help="model campaigns: the units' detector name (e.g. street)")
+    q.add_argument(
+        "--shadow",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CAMERAS",
+        help="run the package beside the slot's model, only to compare, on these cameras "
+        "(a,b; none given: every camera running the slot)",
+    )
     q.add_argument("--devices", type=_csv, default=[], help="ids: a,b,c")
     q.add_argument("--kinds", type=_csv, default=[], help="pole,truck")
     q.add_argument("--areas", type=_csv, default=[], help="grid cell ids at any level")
@@ -70,6 +79,8 @@ async def _admin(hub: Hub, name: str) -> str:
 def summary(view: RolloutView, *, units: bool = False) -> str:
     """A campaign in a few lines (with ``units``, one line per unit)."""
     what = f"model {view.package_sha256 and view.package_sha256[:12]} -> slot {view.slot}"
+    if view.shadow is not None:
+        what += " (shadow)"
     if view.kind == "config":
         what = "config"
     counts: dict[str, int] = {}
@@ -134,6 +145,7 @@ async def run(settings: HubSettings, args: argparse.Namespace) -> str:
             package_sha256=args.package,
             slot=args.slot,
             config=config,
+            shadow_cameras=None if args.shadow is None else _csv(args.shadow),
         )
         return summary(view, units=True)
     finally:

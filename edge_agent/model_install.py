@@ -18,6 +18,10 @@ archive's URL, sha256 and size, and a one-time token. :class:`ModelInstaller` th
 
 ``model.rollback`` makes the previous model active again (or, with none, the config's
 own model), through the same switch. The status's ``model`` names what runs.
+
+With ``shadow: {cameras: [...]}`` in its params the checked package runs beside the slot's
+model instead, only to be compared (``vision.shadow``: its would-be events go to the hub
+marked ``shadow``); ``model.shadow_stop`` ends that.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class InstallParams:
     size: int
     name: str
     version: str
+    #: Run it as the slot's shadow on these cameras (empty: all running the slot) rather
+    #: than in the slot's place; None: install it in the slot's place.
+    shadow_cameras: tuple[str, ...] | None = None
 
 
 def install_params(params: Mapping[str, Any]) -> InstallParams:
@@ -75,6 +82,14 @@ def install_params(params: Mapping[str, Any]) -> InstallParams:
     url = params.get("url")
     if isinstance(url, str) and not url.startswith(("http://", "https://")):
         problems.append("url (http:// or https://)")
+    shadow = params.get("shadow")
+    cameras: tuple[str, ...] | None = None
+    if shadow is not None:
+        listed = shadow.get("cameras") if isinstance(shadow, dict) else None
+        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+            problems.append("shadow ({cameras: [camera ids]}, or absent)")
+        else:
+            cameras = tuple(listed)
     if problems:
         raise CommandFailed("model.install params need " + ", ".join(problems))
     return InstallParams(
@@ -85,6 +100,7 @@ def install_params(params: Mapping[str, Any]) -> InstallParams:
         size=int(str(size)),
         name=str(params["name"]),
         version=str(params["version"]),
+        shadow_cameras=cameras,
     )
 
 
@@ -177,6 +193,8 @@ class ModelInstaller:
         except Exception as exc:  # any reason a model cannot load: refuse it, keep ours
             await asyncio.to_thread(self.store.discard, params.slot, directory)
             raise CommandRefused(f"package refused, model kept: {exc}") from exc
+        if params.shadow_cameras is not None:
+            return await self._shadow(params, directory)
         problem = await self.switch(cfg, {params.slot: directory})
         if problem is not None:
             await asyncio.to_thread(self.store.discard, params.slot, directory)
@@ -185,6 +203,43 @@ class ModelInstaller:
         self.status_changed()
         log.info("installed %s %s in slot %s", params.name, params.version, params.slot)
         return f"installed {params.name} {params.version} in slot {params.slot}"
+
+    async def _shadow(self, params: InstallParams, directory: Path) -> str:
+        """Run a checked package beside its slot's model, only to compare."""
+        cfg = self.current()
+        cameras = params.shadow_cameras or ()
+        running = [
+            c.id for c in cfg.vision.cameras if params.slot in dict(cfg.vision.camera_models(c))
+        ]
+        unknown = sorted(set(cameras) - set(running))
+        if unknown:
+            await asyncio.to_thread(self.store.discard, params.slot, directory)
+            raise CommandFailed(
+                f"shadow cameras {unknown} do not run slot {params.slot!r} here; these do: "
+                f"{running}"
+            )
+        await asyncio.to_thread(self.store.set_shadow, params.slot, directory, cameras)
+        problem = await self.switch(cfg, {})
+        if problem is not None:
+            await asyncio.to_thread(self.store.clear_shadow, params.slot)
+            raise CommandFailed(f"the shadow model did not run ({problem}); it was stopped")
+        self.status_changed()
+        on = ", ".join(cameras) if cameras else "every camera running it"
+        log.info("shadowing slot %s with %s %s", params.slot, params.name, params.version)
+        return f"shadowing slot {params.slot} with {params.name} {params.version} on {on}"
+
+    async def stop_shadow_command(self, command: protocol.Command) -> str:
+        """The ``model.shadow_stop`` executor: the slot's shadow model stops."""
+        slot = command.params.get("slot")
+        if not isinstance(slot, str) or not slot:
+            raise CommandFailed("model.shadow_stop params need slot (a non-empty string)")
+        async with self._lock:
+            if not await asyncio.to_thread(self.store.clear_shadow, slot):
+                return f"slot {slot} had no shadow model"
+            problem = await self.switch(self.current(), {})
+            if problem is not None:
+                raise CommandFailed(f"the stages did not restart without the shadow: {problem}")
+            return f"slot {slot} shadow stopped"
 
     async def rollback_command(self, command: protocol.Command) -> str:
         """The ``model.rollback`` executor: the slot's previous model runs again."""

@@ -414,6 +414,10 @@ class Event(_Message):
     frame: Snapshot | None = None
     model: ModelRef
     plate: Plate | None = None
+    #: Raised by a shadow candidate (``vision.shadow``), only to compare it with the model
+    #: that runs: the hub stores it and never files it. Its ``seq`` is 0 (outside the
+    #: unit's event sequence) and it carries no clean frame.
+    shadow: bool = False
 
     @model_validator(mode="after")
     def _times_ordered(self) -> Event:
@@ -485,6 +489,7 @@ class Command(_Message):
             "snapshot.request",
             "model.install",
             "model.rollback",
+            "model.shadow_stop",
         }
     )
     schema_: Literal["xh.cmd/1"] = Field("xh.cmd/1", alias="schema")

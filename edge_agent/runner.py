@@ -383,6 +383,17 @@ class Agent:
             log.warning(
                 "installed model(s) for %s unused: the config has no such detector", unknown
             )
+        for slot, (path, cameras) in self.models.shadows().items():
+            # Imported here: units without cameras never load the vision package.
+            from edge_agent.vision.config import ShadowConfig
+
+            ids = {c.id for c in vision.cameras}
+            if slot not in vision.models or not set(cameras) <= ids:
+                log.warning("the shadow model of slot %s does not fit this config; unused", slot)
+                continue
+            shadow = ShadowConfig(slot=slot, model=path, cameras=cameras)
+            vision = vision.model_copy(update={"shadow": shadow})
+            break  # one shadow per box
         return vision
 
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
@@ -421,6 +432,9 @@ class Agent:
 
     async def _store_event(self, event: protocol.Event) -> None:
         topic = protocol.topic(self.device_id, protocol.Channel.EVENT)
+        if event.shadow:  # outside the event sequence, and below every real message
+            await self.outbox.append(topic, protocol.encode(event), priority=Priority.SHADOW)
+            return
         await self.outbox.append(
             topic, protocol.encode(event), priority=Priority.EVENT, counters={"seq": event.seq}
         )
@@ -470,6 +484,7 @@ class Agent:
             "snapshot.request": self._cmd_snapshot,
             "model.install": self._installer.install_command,
             "model.rollback": self._installer.rollback_command,
+            "model.shadow_stop": self._installer.stop_shadow_command,
         }
 
     async def _switch_models(self, cfg: AgentConfig, staged: Mapping[str, Path]) -> str | None:

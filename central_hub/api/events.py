@@ -54,9 +54,12 @@ async def list_events(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    shadow: bool = False,
 ) -> list[EventView]:
-    """Events, newest detection first."""
+    """Events, newest detection first; ``shadow=true``: a shadow candidate's would-be
+    events (never filed) instead."""
     return await hub.records.events(
+        shadow=shadow,
         device_id=device_id,
         code=code,
         case_id=case_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
@@ -20,6 +21,7 @@ from central_hub.domain.rollout import Policy
 from central_hub.domain.workflow import Role
 from central_hub.services.packages import PackageView, RangeError, parse_range
 from central_hub.services.rollouts import RolloutView, Target
+from central_hub.services.shadow import CameraShadow, shadow_report
 
 __all__ = ["install_downloads", "router"]
 
@@ -38,6 +40,8 @@ class RolloutRequest(BaseModel):
     package_sha256: str | None = None
     slot: str | None = None
     config: dict[str, Any] | None = None
+    #: Model campaigns: install as the slot's shadow on these cameras ([]: all running it).
+    shadow_cameras: list[str] | None = None
     target: Target
     policy: Policy = Policy()
 
@@ -66,6 +70,7 @@ async def create_rollout(hub: HubDep, user: CurrentUser, body: RolloutRequest) -
         package_sha256=body.package_sha256,
         slot=body.slot,
         config=body.config,
+        shadow_cameras=body.shadow_cameras,
     )
 
 
@@ -81,6 +86,17 @@ async def abort_rollout(
 ) -> RolloutView:
     """Stop starting units; with ``rollback`` also roll back the units that took it."""
     return await hub.rollouts.abort(rollout_id, by=user.name, rollback=rollback)
+
+
+@router.get("/shadow", **guard(Role.ADMIN))
+async def shadow_comparison(
+    hub: HubDep,
+    since: datetime,
+    until: datetime,
+    window_s: Annotated[float, Query(gt=0, le=3600)] = 60.0,
+) -> list[CameraShadow]:
+    """Per camera, shadow candidates' would-be events against the real ones' verdicts."""
+    return await shadow_report(hub.engine, since, until, window_s=window_s)
 
 
 def install_downloads(app: FastAPI) -> None:

@@ -174,6 +174,29 @@ _ZH: dict[str, str] = {
     "unit.rejected": "被拒绝",
     "unit.timed_out": "超时",
     "unit.rolled_back": "已回滚",
+    "rollouts.shadow": "只作影子运行（与现用模型对比，不立案）",
+    "rollouts.shadow_cameras": "影子运行的摄像头",
+    "rollouts.shadow_hint": "摄像头编号；留空为全部",
+    "rollouts.shadow_tag": "影子",
+    "shadow.title": "影子模型对比",
+    "shadow.explain": (
+        "候选模型与现用模型看同样的画面；它本会上报的事件不立案，"
+        "按坐席对现用模型事件的核实结果对比。"
+    ),
+    "shadow.days": "最近天数",
+    "shadow.show": "显示",
+    "shadow.camera": "摄像头",
+    "shadow.models": "现用 → 候选",
+    "shadow.real": "现用事件",
+    "shadow.tp": "核实属实",
+    "shadow.fa": "误报",
+    "shadow.shadow": "候选事件",
+    "shadow.kept": "同样发现",
+    "shadow.missed": "漏掉",
+    "shadow.repeated": "同样误报",
+    "shadow.spared": "避免误报",
+    "shadow.new": "新增（待看）",
+    "shadow.none": "这段时间没有影子模型的事件。",
 }
 
 _EN: dict[str, str] = {
@@ -337,6 +360,30 @@ _EN: dict[str, str] = {
     "unit.rejected": "rejected",
     "unit.timed_out": "timed out",
     "unit.rolled_back": "rolled back",
+    "rollouts.shadow": "shadow only (compared with the running model, never filed)",
+    "rollouts.shadow_cameras": "Shadow on cameras",
+    "rollouts.shadow_hint": "camera ids; empty: all",
+    "rollouts.shadow_tag": "shadow",
+    "shadow.title": "Shadow models",
+    "shadow.explain": (
+        "A candidate sees the same frames as the running model; what it would have "
+        "reported is never filed, and is held against the operators' verdicts on the "
+        "running model's events."
+    ),
+    "shadow.days": "last days",
+    "shadow.show": "Show",
+    "shadow.camera": "camera",
+    "shadow.models": "running → candidate",
+    "shadow.real": "real events",
+    "shadow.tp": "confirmed",
+    "shadow.fa": "false alarms",
+    "shadow.shadow": "candidate events",
+    "shadow.kept": "kept",
+    "shadow.missed": "missed",
+    "shadow.repeated": "false alarms repeated",
+    "shadow.spared": "false alarms spared",
+    "shadow.new": "new (unjudged)",
+    "shadow.none": "No shadow events in this period.",
 }
 
 # Workflow stages, actions, lines, sources, device states: "stage.<value>" etc.

@@ -9,6 +9,7 @@ and lets an admin abort it, with or without rolling the units back.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import yaml
@@ -23,6 +24,7 @@ from central_hub.domain.rollout import Policy, UnitState
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError, NotFoundError
 from central_hub.services.rollouts import Target
+from central_hub.services.shadow import shadow_report
 from edge_agent.protocol import error_lines
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ def parse_form(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
             problems.append("slot: the units' detector name, e.g. street")
         args["package_sha256"] = form.get("package") or None
         args["slot"] = form.get("slot", "").strip() or None
+        if form.get("shadow") == "1":
+            args["shadow_cameras"] = _csv(form.get("shadow_cameras"))
     return args, problems
 
 
@@ -144,6 +148,16 @@ async def create_rollout(request: Request, who: Viewer = AdminDep) -> Response:
     return await _list(
         request, who, problems=problems, form=form, code=status.HTTP_422_UNPROCESSABLE_CONTENT
     )
+
+
+@router.get("/shadow", response_model=None)
+async def shadow_page(request: Request, who: Viewer = AdminDep, days: int = 7) -> Response:
+    """Shadow candidates against the running models, per camera, over the last ``days``."""
+    hub = console_state(request).hub
+    days = max(1, min(days, 90))
+    until = hub.clock()
+    rows = await shadow_report(hub.engine, until - timedelta(days=days), until)
+    return page(request, who, "shadow.html", rows=rows, days=days)
 
 
 @router.get("/rollouts/{rollout_id}", response_model=None)

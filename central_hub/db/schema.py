@@ -182,6 +182,8 @@ events = sa.Table(
     sa.Column("frame_faces", _json(), nullable=True),
     sa.Column("objects", _json(), nullable=False),
     sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
+    # A shadow candidate's would-be event (Event.shadow): stored to compare, never filed.
+    sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 audits = sa.Table(
@@ -322,6 +324,8 @@ rollouts = sa.Table(
     sa.Column("config", _json(), nullable=True),
     sa.Column("target", _json(), nullable=False),
     sa.Column("policy", _json(), nullable=False),
+    # Model campaigns: {"cameras": [...]} installs the package as its slot's shadow.
+    sa.Column("shadow", _json(), nullable=True),
     sa.Column("phase", sa.String(16), nullable=False, index=True),
     sa.Column("phase_since", UTCDateTime, nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),

@@ -45,6 +45,8 @@ class EventView(BaseModel):
     frame_faces: list[list[float]] | None = None
     objects: list[dict[str, Any]]
     case_id: int | None
+    #: Raised by a shadow candidate: compared, never filed.
+    shadow: bool = False
 
 
 class DeadLetterView(BaseModel):
@@ -83,9 +85,11 @@ class RecordService:
         until: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        shadow: bool = False,
     ) -> list[EventView]:
-        """Events, newest detection first, filtered."""
-        q = events.select()
+        """Events, newest detection first, filtered; ``shadow``: a shadow candidate's
+        would-be events instead of the real ones."""
+        q = events.select().where(events.c.shadow.is_(shadow))
         if device_id is not None:
             q = q.where(events.c.device_id == device_id)
         if code is not None:

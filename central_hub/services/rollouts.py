@@ -4,11 +4,13 @@ outcomes read back, the decisions of :mod:`central_hub.domain.rollout` carried o
 A model campaign sends each unit ``model.install`` (params ``slot``, ``url``, ``token``,
 ``sha256``, ``size``, ``name``, ``version``); the unit downloads the archive from
 ``url`` with the token (one per unit and campaign, stored here only as its sha256, good
-only while the unit is ``in_progress``), checks it, swaps it in and acks. A config
+only while the unit is ``in_progress``), checks it, swaps it in and acks; with ``shadow``
+(``{"cameras": [...]}``) it runs it beside the slot's model instead. A config
 campaign sends ``config.apply`` with the device's next desired version. A unit's outcome
 is its command's: ``succeeded``; ``failed``; ``rejected`` (the unit refused the command or
-the package); ``expired`` -> ``timed_out``. Rolling back sends ``model.rollback`` (or the
-unit's previous desired config) and the unit becomes ``rolled_back`` when that succeeds.
+the package); ``expired`` -> ``timed_out``. Rolling back sends ``model.rollback`` (for a
+shadow campaign ``model.shadow_stop``; for a config campaign the unit's previous desired
+config) and the unit becomes ``rolled_back`` when that succeeds.
 
 Everything lives in the database, so a campaign survives hub restarts; the worker's
 :meth:`RolloutService.tick` claims each unit with a conditional update before its command
@@ -95,6 +97,8 @@ class RolloutView(BaseModel):
     kind: str
     package_sha256: str | None
     slot: str | None
+    #: ``{"cameras": [...]}``: the package goes in as its slot's shadow.
+    shadow: dict[str, Any] | None = None
     target: Target
     policy: Policy
     phase: Phase
@@ -188,8 +192,17 @@ class RolloutService:
         package_sha256: str | None = None,
         slot: str | None = None,
         config: dict[str, Any] | None = None,
+        shadow_cameras: list[str] | None = None,
     ) -> RolloutView:
-        """Start a campaign of a published package (into ``slot``) or of a config."""
+        """Start a campaign of a published package (into ``slot``, or beside it as its
+        shadow on ``shadow_cameras``, ``[]`` meaning all that run it) or of a config."""
+        if shadow_cameras is not None and config is not None:
+            raise InvalidInputError("a shadow runs a model package; a config has none")
+        if shadow_cameras is not None and policy.max_false_alarm_rate is not None:
+            raise InvalidInputError(
+                "a shadow's events are never filed, so no verdicts judge its canary: "
+                "leave max_false_alarm_rate out"
+            )
         if (package_sha256 is None) == (config is None):
             raise InvalidInputError("a campaign carries a package or a config, not both or neither")
         if package_sha256 is not None:
@@ -241,6 +254,7 @@ class RolloutService:
                         package_sha256=package_sha256,
                         slot=slot,
                         config=config,
+                        shadow=None if shadow_cameras is None else {"cameras": shadow_cameras},
                         target=target.model_dump(mode="json"),
                         policy=policy.model_dump(mode="json"),
                         phase=Phase.CANARY.value,
@@ -577,6 +591,8 @@ class RolloutService:
                 "name": package.name,
                 "version": package.version,
             }
+            if view.shadow is not None:
+                params["shadow"] = view.shadow
             cmd = await self.commands.enqueue(
                 device_id, "model.install", params, ttl=ttl, actor=actor
             )
@@ -627,8 +643,9 @@ class RolloutService:
         ttl = timedelta(seconds=view.policy.unit_timeout_s)
         for device_id in device_ids:
             if view.kind == "model":
+                kind = "model.rollback" if view.shadow is None else "model.shadow_stop"
                 cmd = await self.commands.enqueue(
-                    device_id, "model.rollback", {"slot": view.slot}, ttl=ttl, actor=by
+                    device_id, kind, {"slot": view.slot}, ttl=ttl, actor=by
                 )
             else:
                 async with self.engine.begin() as conn:
@@ -706,6 +723,7 @@ def _view(row: sa.Row[Any], units: Sequence[sa.Row[Any]]) -> RolloutView:
         kind=row.kind,
         package_sha256=row.package_sha256,
         slot=row.slot,
+        shadow=row.shadow,
         target=Target.model_validate(row.target),
         policy=Policy.model_validate(row.policy),
         phase=Phase(row.phase),

@@ -545,8 +545,9 @@ class _Tally:
 
 
 def _filed(ev: Event) -> bool:
-    """Whether an event becomes a case: a unit's selftest events are only stored."""
-    return ev.code != SELFTEST_CODE
+    """Whether an event becomes a case: a unit's selftest events and a shadow candidate's
+    would-be events are only stored."""
+    return ev.code != SELFTEST_CODE and not ev.shadow
 
 
 def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -> dict[str, Any]:
@@ -574,6 +575,7 @@ def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -
         "frame_faces": [list(f) for f in ev.frame.faces] if stored.frame and ev.frame else None,
         "objects": [o.model_dump(mode="json") for o in ev.objects],
         "case_id": case_id,
+        "shadow": ev.shadow,
     }
 
 

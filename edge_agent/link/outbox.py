@@ -44,6 +44,7 @@ __all__ = ["Outbox", "OutboxRow", "OutboxStats", "Priority"]
 class Priority(enum.IntEnum):
     """Send order of outbox rows: higher first; eviction takes the lowest first."""
 
+    SHADOW = 5  # a shadow candidate's would-be events: the first to go when space runs out
     TRACK = 10
     EVENT = 20
     SNAPSHOT = 30

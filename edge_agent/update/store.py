@@ -26,7 +26,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,6 +48,8 @@ INCOMING = "incoming"
 PENDING_NAME = "pending.json"
 #: Which package of a slot runs, and which ran before it.
 STATE_NAME = "state.json"
+#: A slot's shadow candidate: ``{"dir": name, "cameras": [...]}`` (see ``ShadowConfig``).
+SHADOW_NAME = "shadow.json"
 #: Most members an archive may hold: a package is a manifest, a model, a card, licences.
 MAX_ARCHIVE_MEMBERS = 64
 #: Most bytes an archive's files may add up to.
@@ -300,13 +302,76 @@ class ModelStore:
     def discard(self, slot: str, directory: Path) -> None:
         """Remove a package that was extracted but never activated (it failed its checks)."""
         name = self._child(slot, directory)
-        if name in self._state_or_empty(slot):
-            raise StoreError(f"slot {slot}: {name} is the active or previous model; kept")
+        shadow = self._shadow_or_none(slot)
+        if name in self._state_or_empty(slot) or (shadow is not None and shadow[0] == name):
+            raise StoreError(f"slot {slot}: {name} is the active, previous or shadow model; kept")
         shutil.rmtree(self.slot_dir(slot) / name)
 
+    # ------------------------------------------------------------------ shadow
+
+    def _shadow_path(self, slot: str) -> Path:
+        return self.slot_dir(slot) / SHADOW_NAME
+
+    def _shadow_or_none(self, slot: str) -> tuple[str, tuple[str, ...]] | None:
+        """``(dir name, cameras)`` of the slot's shadow; None (warned when damaged)."""
+        path = self._shadow_path(slot)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("cannot read %s (%s); the slot runs no shadow model", path, exc)
+            return None
+        name, cameras = (
+            (data.get("dir"), data.get("cameras")) if isinstance(data, dict) else (None, None)
+        )
+        if not (isinstance(name, str) and _DIRNAME.fullmatch(name)) or not (
+            isinstance(cameras, list) and all(isinstance(c, str) for c in cameras)
+        ):
+            log.warning("%s is not a shadow entry; the slot runs no shadow model", path)
+            return None
+        return name, tuple(cameras)
+
+    def set_shadow(self, slot: str, directory: Path, cameras: Sequence[str]) -> None:
+        """Run ``directory`` (from :meth:`extract`) beside the slot's model, only to compare
+        (on ``cameras``; none: every camera running the slot); replaces an earlier shadow."""
+        name = self._child(slot, directory)
+        old = self._shadow_or_none(slot)
+        _write_json_atomic(self._shadow_path(slot), {"dir": name, "cameras": list(cameras)})
+        if old is not None and old[0] != name and old[0] not in self._state_or_empty(slot):
+            shutil.rmtree(self.slot_dir(slot) / old[0], ignore_errors=True)
+
+    def clear_shadow(self, slot: str) -> bool:
+        """Stop the slot's shadow model (its folder goes unless the slot runs it); True if
+        there was one."""
+        old = self._shadow_or_none(slot)
+        self._shadow_path(slot).unlink(missing_ok=True)
+        if old is None:
+            return False
+        if old[0] not in self._state_or_empty(slot):
+            shutil.rmtree(self.slot_dir(slot) / old[0], ignore_errors=True)
+        return True
+
+    def shadows(self) -> dict[str, tuple[Path, tuple[str, ...]]]:
+        """Slot -> (shadow package, cameras), for every slot with a shadow whose folder is there."""
+        found: dict[str, tuple[Path, tuple[str, ...]]] = {}
+        if not self.root.is_dir():
+            return found
+        for path in sorted(self.root.iterdir()):
+            slot = path.name
+            if slot == INCOMING or not _SLOT.fullmatch(slot) or not path.is_dir():
+                continue
+            entry = self._shadow_or_none(slot)
+            if entry is not None and (path / entry[0]).is_dir():
+                found[slot] = (path / entry[0], entry[1])
+        return found
+
     def _prune(self, slot: str, *, keep: set[str | None]) -> None:
+        shadow = self._shadow_or_none(slot)
+        if shadow is not None:
+            keep = keep | {shadow[0]}
         for path in self.slot_dir(slot).iterdir():
-            if path.name == STATE_NAME or path.name in keep:
+            if path.name in (STATE_NAME, SHADOW_NAME) or path.name in keep:
                 continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

@@ -44,6 +44,7 @@ __all__ = [
     "RuleKind",
     "RuleLabel",
     "Schedule",
+    "ShadowConfig",
     "SourceSpec",
     "VisionConfig",
     "ZoneConfig",
@@ -608,6 +609,23 @@ class MemoryConfig(_Strict):
 # --------------------------------------------------------------------------- all
 
 
+class ShadowConfig(_Strict):
+    """A candidate model run beside one of the box's models, only to be compared.
+
+    On the cameras named (all that run ``slot`` when none are), the candidate sees the
+    same frames as ``slot``'s model and its detections stand in for that model's in a
+    second tracker and rule engine of the camera. What those raise goes to the hub as
+    events marked ``shadow``: never filed, never shouted, outside the unit's event
+    sequence; the hub compares them with the operators' verdicts on the real ones.
+    """
+
+    slot: Name = Field(description="the box's model the candidate would replace")
+    model: Path = Field(description="the candidate: a model.onnx, or a folder with its manifest")
+    cameras: tuple[str, ...] = Field(
+        default=(), description="camera ids to shadow; empty: every camera running the slot"
+    )
+
+
 class VisionConfig(_Strict):
     """The whole vision pipeline of one box."""
 
@@ -623,6 +641,9 @@ class VisionConfig(_Strict):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     timezone: str = Field(default="Asia/Shanghai", description="local time zone of schedules")
+    shadow: ShadowConfig | None = Field(
+        default=None, description="a candidate model compared beside one of the box's"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -659,7 +680,24 @@ class VisionConfig(_Strict):
                             f"camera {cam.id!r}: rule {rule.name!r} wants {label!r}, but the "
                             f"camera does not run a model {model_name!r} (it runs {sorted(runs)})"
                         )
+        if self.shadow is not None:
+            if self.shadow.slot not in self.models:
+                raise ValueError(
+                    f"shadow.slot {self.shadow.slot!r} is not one of the box's detectors {names}"
+                )
+            unknown = sorted(set(self.shadow.cameras) - set(ids))
+            if unknown:
+                raise ValueError(f"shadow.cameras names no camera here: {unknown}")
         return self
+
+    def shadow_cameras(self) -> tuple[str, ...]:
+        """The cameras the shadow model runs on (none without one)."""
+        if self.shadow is None:
+            return ()
+        slot = self.shadow.slot
+        running = [c.id for c in self.cameras if slot in dict(self.camera_models(c))]
+        wanted = set(self.shadow.cameras) or set(running)
+        return tuple(c for c in running if c in wanted)
 
     @property
     def models(self) -> dict[str, DetectorConfig]:

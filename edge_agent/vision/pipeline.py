@@ -104,6 +104,45 @@ def load_detector(
     return ModelSet(loaded, plans, label_maps)
 
 
+def load_shadow(
+    config: VisionConfig,
+    problems: list[str] | None = None,
+    package_key: Ed25519PublicKey | None = None,
+) -> ModelSet | None:
+    """The shadow candidate of ``config`` (see :class:`ShadowConfig`) as a one-model set on
+    the cameras it shadows, at its slot's rates, tiles and label map; None without one.
+    A candidate that cannot load is left out with its reason in ``problems``."""
+    from edge_agent.vision.onnx_detector import OnnxDetector  # heavy: import on use
+
+    shadow = config.shadow
+    cameras = set(config.shadow_cameras())
+    if shadow is None or not cameras:
+        return None
+    base = config.models[shadow.slot]
+    try:
+        candidate = OnnxDetector(
+            base.model_copy(update={"model": shadow.model}),
+            spinning=False,
+            package_key=package_key,
+        )
+    except ModelError as exc:
+        if problems is not None:
+            problems.append(f"shadow model for {shadow.slot!r}: {exc}")
+        logger.error("shadow model cannot be used; the box runs without it: %s", exc)
+        return None
+    plans = {
+        cam.id: RatePlan(
+            {shadow.slot: dict(config.camera_models(cam))[shadow.slot]},
+            1.0 / cam.detect_fps,
+            {k: v for k, v in config.camera_tiles(cam).items() if k == shadow.slot},
+        )
+        for cam in config.cameras
+        if cam.id in cameras
+    }
+    maps = {shadow.slot: base.label_map} if base.label_map else {}
+    return ModelSet({shadow.slot: candidate}, plans, maps)
+
+
 @dataclass(frozen=True)
 class EvidenceFrame:
     """What the rule engine keeps of a frame: the frame and all its detections."""
@@ -140,8 +179,10 @@ class EventFactory:
         model: protocol.ModelRef,
         plate_reader: PlateReader | None = None,
         models: Mapping[str, protocol.ModelRef] | None = None,
+        shadow_model: protocol.ModelRef | None = None,
     ) -> None:
         self._config = config
+        self._shadow_model = shadow_model
         self._device_id = device_id
         self._next_seq = next_seq
         self._location = location
@@ -162,8 +203,13 @@ class EventFactory:
             )
         return self._location()
 
-    def build(self, violation: Violation, camera: CameraConfig) -> protocol.Event | None:
-        """The event of ``violation``; None while a vehicle camera has no GPS fix yet."""
+    def build(
+        self, violation: Violation, camera: CameraConfig, *, shadow: bool = False
+    ) -> protocol.Event | None:
+        """The event of ``violation``; None while a vehicle camera has no GPS fix yet.
+
+        ``shadow``: raised by the shadow candidate: marked so, with its model, without the
+        clean frame and outside the event sequence (``seq`` 0)."""
         location = self.location_for(camera)
         if location is None:
             return None
@@ -187,8 +233,11 @@ class EventFactory:
                 blur_faces=camera.blur_faces,
                 blur_plates=camera.blur_plates,
             )
-            if self._config.evidence.keep_frame:
+            if self._config.evidence.keep_frame and not shadow:
                 frame = clean_frame(image, self._config.evidence, evidence.detections)
+        model = self._models.get(violation.objects[0].model, self._model)
+        if shadow and self._shadow_model is not None:
+            model = self._shadow_model
         return protocol.Event(
             event_id=protocol.uuid7(),
             device_id=self._device_id,
@@ -214,8 +263,9 @@ class EventFactory:
             snapshot=snap,
             frame=frame,
             # The model that saw the main object; the box's first model for a single one.
-            model=self._models.get(violation.objects[0].model, self._model),
+            model=model,
             plate=plate,
+            shadow=shadow,
         )
 
 
@@ -307,6 +357,7 @@ class VisionStats:
 class _Pending:
     camera: CameraConfig
     violation: Violation
+    shadow: bool = False
 
 
 class VisionService:
@@ -348,6 +399,14 @@ class VisionService:
         self._board = FrameBoard()
         self._loops: dict[str, CaptureLoop] = {}
         self._pipes = {c.id: CameraPipeline(c, timezone=config.timezone) for c in config.cameras}
+        #: The shadow candidate's own tracker and rules on each camera it shadows.
+        self._shadow_pipes = {
+            c.id: CameraPipeline(c, timezone=config.timezone)
+            for c in config.cameras
+            if c.id in config.shadow_cameras()
+        }
+        self._shadow: ModelSet | None = None
+        self.shadow_events = 0
         self._infer_ms: deque[float] = deque(maxlen=50)
         self._processed: deque[float] = deque(maxlen=512)
         self._frames = 0
@@ -415,6 +474,10 @@ class VisionService:
             self._detector = await asyncio.to_thread(
                 load_detector, self._config, self.problems, self._package_key
             )
+            if self._shadow_pipes:
+                self._shadow = await asyncio.to_thread(
+                    load_shadow, self._config, self.problems, self._package_key
+                )
             if self.problems and self._on_problem is not None:
                 self._on_problem()  # e.g. the unit's status turns degraded
         detector = self._detector
@@ -440,6 +503,7 @@ class VisionService:
             model=detector.model_ref,
             plate_reader=plate_reader,
             models=EventFactory.refs_of(detector),
+            shadow_model=self._shadow.model_ref if self._shadow is not None else None,
         )
         out: asyncio.Queue[tuple[str | None, protocol.Event | None]] = asyncio.Queue()
         stop = threading.Event()
@@ -552,6 +616,33 @@ class VisionService:
                 if violation.rule.shout:
                     emit(violation.rule.shout, None)
                 evidence_q.put(_Pending(camera, violation))
+        if self._shadow is not None:
+            self._process_shadow(self._shadow, frames, results, cameras, evidence_q)
+
+    def _process_shadow(
+        self,
+        shadow: ModelSet,
+        frames: list[Frame],
+        results: list[list[Detection]],
+        cameras: dict[str, CameraConfig],
+        evidence_q: queue.Queue[_Pending | None],
+    ) -> None:
+        """The candidate on the shadowed cameras' frames, in place of its slot's model."""
+        picked = [k for k, f in enumerate(frames) if f.camera_id in self._shadow_pipes]
+        if not picked or self._config.shadow is None:
+            return
+        slot = self._config.shadow.slot
+        try:
+            found = shadow.detect([frames[k] for k in picked])
+        except Exception:  # the candidate failing must not touch the real pipeline
+            self.errors += 1
+            logger.exception("shadow model failed on %d frame(s)", len(picked))
+            return
+        for k, candidate in zip(picked, found, strict=True):
+            frame = frames[k]
+            others = [d for d in results[k] if d.model not in ("", slot)]
+            for violation in self._shadow_pipes[frame.camera_id].step(frame, others + candidate):
+                evidence_q.put(_Pending(cameras[frame.camera_id], violation, shadow=True))
 
     def _evidence_loop(
         self,
@@ -575,13 +666,16 @@ class VisionService:
             still: list[_Pending] = []
             for pending in waiting:
                 try:
-                    event = factory.build(pending.violation, pending.camera)
+                    event = factory.build(pending.violation, pending.camera, shadow=pending.shadow)
                 except Exception:  # keep going: one bad snapshot must not stop the others
                     self.errors += 1
                     logger.exception("camera %s: could not build an event", pending.camera.id)
                     continue
                 if event is None:
                     still.append(pending)  # no GPS fix yet: keep it and try again
+                elif event.shadow:
+                    self.shadow_events += 1
+                    emit(None, event)
                 else:
                     self._events += 1
                     emit(None, event)
@@ -609,7 +703,9 @@ class VisionService:
                 continue
             if event is None:
                 return  # the evidence thread has finished: every source has ended
-            await self._send(sink, event.model_copy(update={"seq": self._next_seq()}))
+            if not event.shadow:  # shadow events stay outside the unit's sequence
+                event = event.model_copy(update={"seq": self._next_seq()})
+            await self._send(sink, event)
 
     async def _send(self, sink: EventSink, event: protocol.Event) -> None:
         delay = SINK_RETRY_S

@@ -106,6 +106,26 @@ async def test_an_admin_starts_watches_and_aborts_a_rollout(
     assert config.status_code == 422
     assert "config: not YAML" in config.text
     assert (await admin.get("/console/rollouts/999")).status_code == 404
+    shadow = await admin.post(
+        "/console/rollouts",
+        data={
+            "csrf_token": admin.csrf,
+            "what": "model",
+            "package": sha,
+            "slot": "street",
+            "devices": "pole-2",
+            "shadow": "1",
+            "shadow_cameras": "mast",
+        },
+    )
+    assert shadow.status_code == 303
+    newest = (await hub.rollouts.all())[0]
+    assert newest.shadow == {"cameras": ["mast"]}
+    listing = (await admin.get("/console/rollouts")).text
+    assert f"{sha[:12]} → street (影子)" in listing  # the console speaks Chinese by default
+    report = await admin.get("/console/shadow?days=3")
+    assert report.status_code == 200
+    assert 'id="shadow"' in report.text
 
 
 async def test_other_roles_may_not_see_or_start_rollouts(as_role: Any) -> None:
@@ -113,6 +133,7 @@ async def test_other_roles_may_not_see_or_start_rollouts(as_role: Any) -> None:
         client = await as_role(role)
         page = await client.get("/console/rollouts")
         assert page.status_code == 403, role
+        assert (await client.get("/console/shadow")).status_code == 403
         assert 'href="/console/rollouts"' not in (await client.get("/console/")).text
         refused = await client.post(
             "/console/rollouts", data={"csrf_token": client.csrf, "kinds": "pole"}

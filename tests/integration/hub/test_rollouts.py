@@ -332,3 +332,37 @@ def test_range_headers() -> None:
     for bad in ("bytes=100-", "items=1-2", "bytes=5-2", "bytes=1-2,4-5", "bytes=-"):
         with pytest.raises(RangeError):
             parse_range(bad, 100)
+
+
+async def test_a_shadow_campaign_installs_beside_the_slot_and_stops_it(
+    hub: Hub, tmp_path: Path
+) -> None:
+    await online(hub, "pole-00")
+    sha = await published(hub, tmp_path)
+    with pytest.raises(InvalidInputError, match="never filed"):
+        await hub.rollouts.create(
+            target=Target(devices=["pole-00"]),
+            policy=Policy(canary=1, max_false_alarm_rate=0.2),
+            by="admin",
+            package_sha256=sha,
+            slot="street",
+            shadow_cameras=["mast"],
+        )
+    view = await hub.rollouts.create(
+        target=Target(devices=["pole-00"]),
+        policy=Policy(canary=1),
+        by="admin",
+        package_sha256=sha,
+        slot="street",
+        shadow_cameras=["mast"],
+    )
+    assert view.shadow == {"cameras": ["mast"]}
+    await hub.rollouts.tick()
+    cmd_id, params = (await install_commands(hub))["pole-00"]
+    assert params["shadow"] == {"cameras": ["mast"]}
+    await ack(hub, "pole-00", cmd_id, "succeeded", "shadowing slot street")
+    await hub.rollouts.tick()
+    view = await hub.rollouts.abort(view.id, by="admin", rollback=True)
+    stops = [c for c in await hub.commands.list_for("pole-00") if c.kind == "model.shadow_stop"]
+    assert len(stops) == 1
+    assert stops[0].params == {"slot": "street"}

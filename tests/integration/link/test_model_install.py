@@ -228,3 +228,98 @@ async def test_install_resumes_after_a_power_cut_refuses_bad_packages_and_rolls_
     finally:
         unit.terminate()
         server.shutdown()
+
+
+async def test_a_shadow_candidate_reports_beside_the_model_and_stops(
+    mosquitto, agent_config, recorder_factory, agent_process, hub_key, tmp_path: Path
+) -> None:
+    model_key = protocol.generate_signing_key()
+    v1 = await asyncio.to_thread(package, tmp_path / "v1", "1.0.0", model_key)
+    v2 = await asyncio.to_thread(package, tmp_path / "v2", "2.0.0", model_key)
+    server = Archives()
+    server.files = {"v2": pack_archive(v2)}
+    clip = await asyncio.to_thread(gray_clip, tmp_path / "clip.avi", 3000)
+    camera = {
+        "id": "mast",
+        "source": str(clip),
+        "detect_fps": 5,
+        "location": {"lat": 28.6472, "lon": 121.2615},
+        "zones": [{"name": "pavement", "polygon": [[0, 0.4], [1, 0.4], [1, 1], [0, 1]]}],
+        "rules": [
+            {
+                "name": "vendor",
+                "kind": "vendor",
+                "zone": "pavement",
+                "dwell_s": 1.0,
+                "cooldown_s": 2,
+            }
+        ],
+    }
+    config = agent_config(
+        mosquitto,
+        DEVICE,
+        hub={"model_public_key": protocol.public_key_b64(model_key)},
+        vision={
+            "detectors": {"street": {"model": str(v1), "intra_threads": 1}},
+            "cameras": [camera],
+        },
+    )
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    cmd_topic = protocol.topic(DEVICE, protocol.Channel.CMD)
+
+    def final(cmd_id: str) -> list[dict[str, Any]]:
+        return [
+            a for a in recorder.on("cmd/ack") if a["cmd_id"] == cmd_id and a["state"] != "received"
+        ]
+
+    def shadows() -> list[dict[str, Any]]:
+        return [e for e in recorder.on("event") if e.get("shadow")]
+
+    unit = agent_process(config)
+    try:
+        assert await eventually(lambda: recorder.on("event"), 40), unit.log_text()[-2000:]
+        cmd = install(hub_key, server.url("v2"), server.files["v2"], "2.0.0")
+        cmd = protocol.sign_command(
+            hub_key,
+            device_id=DEVICE,
+            kind="model.install",
+            params={**cmd.params, "shadow": {"cameras": ["mast"]}},
+            issued_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(recorder.publish, cmd_topic, protocol.encode(cmd))
+        acks = await eventually(lambda: final(cmd.cmd_id), 30)
+        assert acks[0]["state"] == "succeeded", acks
+        assert "shadowing slot street with street-detector 2.0.0 on mast" in acks[0]["detail"]
+        found = await eventually(shadows, 40)
+        assert found, unit.log_text()[-2000:]
+        event = found[0]
+        assert event["model"]["version"] == "2.0.0"
+        assert event["seq"] == 0
+        assert event.get("frame") is None
+        assert event["snapshot"] is not None
+        real = [e for e in recorder.on("event") if not e.get("shadow")]
+        assert real[-1]["model"]["version"] == "1.0.0"  # the running model still reports
+        seqs = [e["seq"] for e in real]
+        assert seqs == list(range(1, len(seqs) + 1))  # shadows take no place in the sequence
+        stop = protocol.sign_command(
+            hub_key,
+            device_id=DEVICE,
+            kind="model.shadow_stop",
+            params={"slot": "street"},
+            issued_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(recorder.publish, cmd_topic, protocol.encode(stop))
+        done = await eventually(lambda: final(stop.cmd_id), 30)
+        assert done[0]["state"] == "succeeded", done
+        assert done[0]["detail"] == "slot street shadow stopped"
+        await asyncio.sleep(1.0)  # events already in flight arrive
+        count = len(shadows())
+        assert await eventually(
+            lambda: len([e for e in recorder.on("event") if not e.get("shadow")]) > len(real),
+            40,
+        ), unit.log_text()[-4000:]
+        assert len(shadows()) == count  # none after the stop
+        assert not (tmp_path / "state" / "models" / "street" / "shadow.json").exists()
+    finally:
+        unit.terminate()
+        server.shutdown()

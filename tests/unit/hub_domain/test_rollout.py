@@ -38,13 +38,15 @@ def test_the_canary_starts_alone() -> None:
     step = decide(
         Policy(canary=2, rate_per_min=600), Phase.CANARY, T0, units([Q] * 6, canary=2), T0
     )
-    assert step.start == ["u00", "u01"] and step.phase is None
+    assert step.start == ["u00", "u01"]
+    assert step.phase is None
 
 
 def test_the_canary_waits_for_all_its_units() -> None:
     us = units([OK, RUN, Q, Q], canary=2)
     step = decide(Policy(canary=2), Phase.CANARY, T0, us, T0 + timedelta(seconds=5))
-    assert step.start == [] and step.phase is None
+    assert step.start == []
+    assert step.phase is None
 
 
 def test_a_good_canary_moves_on_after_the_soak() -> None:
@@ -58,13 +60,15 @@ def test_a_good_canary_moves_on_after_the_soak() -> None:
         is None
     )
     step = decide(policy, Phase.CANARY, T0, us, done + timedelta(seconds=61), last_canary_done=done)
-    assert step.phase is Phase.ROLLING and "1 of 1 units succeeded" in step.reason
+    assert step.phase is Phase.ROLLING
+    assert "1 of 1 units succeeded" in step.reason
 
 
 def test_a_failed_canary_aborts_and_rolls_back_the_units_that_took_it() -> None:
     us = units([OK, FAIL, Q, Q], canary=2)
     step = decide(Policy(canary=2, max_failed_share=0.2), Phase.CANARY, T0, us, T0)
-    assert step.phase is Phase.ABORTED and step.roll_back == ["u00"]
+    assert step.phase is Phase.ABORTED
+    assert step.roll_back == ["u00"]
     assert "1 of 2 units failed (50% > 20%)" in step.reason
 
 
@@ -80,7 +84,8 @@ def test_false_alarms_of_the_canary_abort_once_enough_are_judged() -> None:
     few = decide(policy, Phase.CANARY, T0, us, T0, verdicts=Verdicts(judged=4, false_alarms=4))
     assert few.phase is None  # too few judged yet, and still soaking
     many = decide(policy, Phase.CANARY, T0, us, T0, verdicts=Verdicts(judged=10, false_alarms=4))
-    assert many.phase is Phase.ABORTED and many.roll_back == ["u00"]
+    assert many.phase is Phase.ABORTED
+    assert many.roll_back == ["u00"]
     assert "4 of 10 judged events were false alarms (40% > 30%)" in many.reason
     fine = decide(
         policy,
@@ -91,7 +96,8 @@ def test_false_alarms_of_the_canary_abort_once_enough_are_judged() -> None:
         verdicts=Verdicts(judged=10, false_alarms=2),
         last_canary_done=T0,
     )
-    assert fine.phase is Phase.ROLLING and "2 of 10 judged events false alarms" in fine.reason
+    assert fine.phase is Phase.ROLLING
+    assert "2 of 10 judged events false alarms" in fine.reason
 
 
 def test_the_rate_spreads_starts_over_the_phase() -> None:
@@ -111,19 +117,20 @@ def test_the_rate_spreads_starts_over_the_phase() -> None:
 def test_offline_units_wait_queued_and_keep_the_campaign_open() -> None:
     us = [Unit("a", OK, False, True, T0), Unit("b", Q, False, False)]
     step = decide(Policy(canary=0), Phase.ROLLING, T0, us, T0 + timedelta(hours=1))
-    assert step.start == [] and step.phase is None
+    assert step.start == []
+    assert step.phase is None
 
 
 def test_units_past_their_timeout_are_timed_out_and_count_as_failures() -> None:
     policy = Policy(canary=0, unit_timeout_s=60, max_failed_share=0.5)
     us = units([RUN, OK, OK, OK, OK, OK], started=T0)
     step = decide(policy, Phase.ROLLING, T0, us, T0 + timedelta(seconds=61))
-    assert step.time_out == ["u00"] and step.phase is Phase.COMPLETED
+    assert step.time_out == ["u00"]
+    assert step.phase is Phase.COMPLETED
     bad = units([RUN, RUN, RUN, OK, OK, OK], started=T0)
     step = decide(policy, Phase.ROLLING, T0, bad, T0 + timedelta(seconds=61))
-    assert (
-        step.time_out == ["u00", "u01", "u02"] and step.phase is Phase.COMPLETED
-    )  # 50% is not > 50%
+    assert step.time_out == ["u00", "u01", "u02"]
+    assert step.phase is Phase.COMPLETED
     worse = units([RUN, RUN, RUN, RUN, OK, OK], started=T0)
     assert (
         decide(policy, Phase.ROLLING, T0, worse, T0 + timedelta(seconds=61)).phase is Phase.ABORTED
@@ -136,13 +143,16 @@ def test_rolling_judges_its_share_only_after_a_few_units() -> None:
     assert decide(policy, Phase.ROLLING, T0, early, T0).phase is None
     later = units([FAIL, OK, OK, FAIL, OK, Q, Q, Q])
     step = decide(policy, Phase.ROLLING, T0, later, T0)
-    assert step.phase is Phase.ABORTED and step.start == [] and step.roll_back == []
+    assert step.phase is Phase.ABORTED
+    assert step.start == []
+    assert step.roll_back == []
 
 
 def test_finished_campaigns_do_nothing() -> None:
     for phase in (Phase.COMPLETED, Phase.ABORTED):
         step = decide(Policy(), phase, T0, units([Q, RUN]), T0 + timedelta(days=1))
-        assert step.start == step.time_out == step.roll_back == [] and step.phase is None
+        assert step.start == step.time_out == step.roll_back == []
+        assert step.phase is None
 
 
 def test_a_false_alarm_limit_needs_a_canary() -> None:

@@ -146,7 +146,7 @@ def test_discard_removes_a_staged_package_only(tmp_path: Path) -> None:
     b = installed(store, tmp_path, "street", SHA_B, "2.0")
     store.discard("street", b)
     assert not b.exists()
-    with pytest.raises(StoreError, match="active or previous"):
+    with pytest.raises(StoreError, match="active, previous or shadow"):
         store.discard("street", a)
     with pytest.raises(StoreError, match="not a package folder of slot street"):
         store.activate("street", tmp_path)
@@ -263,3 +263,31 @@ def test_a_signed_package_survives_the_round_trip(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "models")
     got = store.extract("default", archive, sha256=SHA_A, version="1.0")
     assert sorted(verify_package(got, key.public_key())) == ["MODEL_CARD.md", "model.onnx"]
+
+
+def test_a_shadow_lives_beside_the_slot_and_survives_pruning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ModelStore(tmp_path / "models")
+    one = installed(store, tmp_path, "street", "a" * 64, "1.0.0")
+    store.activate("street", one)
+    candidate = installed(store, tmp_path, "street", "b" * 64, "2.0.0")
+    store.set_shadow("street", candidate, ["mast"])
+    assert store.shadows() == {"street": (candidate, ("mast",))}
+    assert store.overrides() == {"street": one}  # the slot still runs its model
+    with pytest.raises(StoreError, match="shadow"):
+        store.discard("street", candidate)
+    three = installed(store, tmp_path, "street", "c" * 64, "3.0.0")
+    store.activate("street", three)  # prunes what is neither active, previous nor shadow
+    assert candidate.is_dir()
+    newer = installed(store, tmp_path, "street", "d" * 64, "4.0.0")
+    store.set_shadow("street", newer, [])
+    assert not candidate.exists()  # the shadow it replaced is gone
+    assert store.shadows() == {"street": (newer, ())}
+    assert store.clear_shadow("street") is True
+    assert not newer.exists()
+    assert store.shadows() == {}
+    assert store.clear_shadow("street") is False
+    (store.slot_dir("street") / "shadow.json").write_text("{not json", encoding="utf-8")
+    assert store.shadows() == {}
+    assert "runs no shadow model" in caplog.text

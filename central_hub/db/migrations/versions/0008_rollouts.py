@@ -1,4 +1,5 @@
-"""Model packages and rollout campaigns: ``model_packages``, ``rollouts``, ``rollout_units``.
+"""Model packages, rollout campaigns and shadow events: ``model_packages``, ``rollouts``,
+``rollout_units``, ``events.shadow``.
 
 Revision ID: 0008
 Revises: 0007
@@ -17,7 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the three tables."""
+    """Create the three tables; mark events raised by a shadow candidate."""
+    op.add_column(
+        "events", sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false())
+    )
     op.create_table(
         "model_packages",
         sa.Column("sha256", sa.String(64), primary_key=True),
@@ -37,6 +41,7 @@ def upgrade() -> None:
         sa.Column("config", sa.JSON(), nullable=True),
         sa.Column("target", sa.JSON(), nullable=False),
         sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("shadow", sa.JSON(), nullable=True),
         sa.Column("phase", sa.String(16), nullable=False),
         sa.Column("phase_since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text, nullable=False, server_default=""),
@@ -68,3 +73,5 @@ def downgrade() -> None:
     op.drop_index("ix_rollouts_phase", "rollouts")
     op.drop_table("rollouts")
     op.drop_table("model_packages")
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("shadow")
