@@ -53,6 +53,7 @@ from edge_agent.update.download import fetch_archive, part_path
 from edge_agent.vision.package import PackageError, verify_package
 from simulators.fleet import Fleet, FleetPlan
 from simulators.mosquitto import MosquittoBroker, free_port
+from simulators.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -249,19 +250,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}/api/v1", timeout=30.0
         ) as api:
-            for _ in range(300):
+
+            async def api_up() -> bool:
                 try:
-                    if (await api.get("/me", headers=auth)).status_code == 200:
-                        break
+                    return (await api.get("/me", headers=auth)).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            await fleet.connect()
-            for _ in range(300):
+                    return False
+
+            async def all_online() -> bool:
                 devices = (await api.get("/devices", headers=auth)).json()
-                if sum(d["state"] == "online" for d in devices) >= args.units:
-                    break
-                await asyncio.sleep(0.2)
+                return sum(d["state"] == "online" for d in devices) >= args.units
+
+            if not await eventually(api_up, 60.0, every_s=0.2):
+                raise SystemExit(f"the hub did not come up; see {work / 'hub.log'}")
+            await fleet.connect()
+            if not await eventually(all_online, 60.0, every_s=0.2):
+                raise SystemExit("not every unit came online at the hub")
             cpu0, t0 = cpu_s(hub.pid), time.monotonic()
             created = await api.post(
                 "/rollouts",

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from central_hub.console import (
     auth_routes,
+    box_routes,
     case_routes,
     device_routes,
     map_routes,
@@ -54,6 +55,7 @@ ROUTE_MODULES = (
     device_routes,
     metrics_routes,
     rollout_routes,
+    box_routes,
 )
 
 

@@ -174,6 +174,19 @@ _ZH: dict[str, str] = {
     "unit.rejected": "被拒绝",
     "unit.timed_out": "超时",
     "unit.rolled_back": "已回滚",
+    "boxes.title": "校正识别框",
+    "boxes.fix": "校正框",
+    "boxes.case": "案卷",
+    "boxes.corrected_by": "已由此人校正：",
+    "boxes.label": "类别",
+    "boxes.add": "添加框 (N)",
+    "boxes.delete": "删除所选 (Del)",
+    "boxes.save": "保存",
+    "boxes.keys": (
+        "在图上拖动画框，拖动框移动它。键盘：Tab 选框，方向键移动（Shift 加大步长），"
+        "Alt+方向键改变大小，N 添加，Delete 删除，L 改类别。保存后，这些框取代设备的识别结果，"
+        "用于重新训练。"
+    ),
     "rollouts.shadow": "只作影子运行（与现用模型对比，不立案）",
     "rollouts.shadow_cameras": "影子运行的摄像头",
     "rollouts.shadow_hint": "摄像头编号；留空为全部",
@@ -360,6 +373,20 @@ _EN: dict[str, str] = {
     "unit.rejected": "rejected",
     "unit.timed_out": "timed out",
     "unit.rolled_back": "rolled back",
+    "boxes.title": "Correct the boxes",
+    "boxes.fix": "boxes",
+    "boxes.case": "case",
+    "boxes.corrected_by": "corrected by",
+    "boxes.label": "Label",
+    "boxes.add": "Add box (N)",
+    "boxes.delete": "Delete selected (Del)",
+    "boxes.save": "Save",
+    "boxes.keys": (
+        "Drag on the picture to draw a box, drag a box to move it. Keyboard: Tab selects a "
+        "box, arrows move it (Shift: larger steps), Alt+arrows resize it, N adds one, Delete "
+        "removes it, L edits its label. Once saved, these boxes replace the unit's detections "
+        "for retraining."
+    ),
     "rollouts.shadow": "shadow only (compared with the running model, never filed)",
     "rollouts.shadow_cameras": "Shadow on cameras",
     "rollouts.shadow_hint": "camera ids; empty: all",

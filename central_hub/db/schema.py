@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UTCDateTime",
     "audits",
+    "box_corrections",
     "cases",
     "commands",
     "dead_letters",
@@ -351,4 +352,16 @@ rollout_units = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+)
+
+#: Boxes an operator drew, moved or relabelled on an event's frame; the newest row of an
+#: event is what a retraining set takes instead of the unit's detections.
+box_corrections = sa.Table(
+    "box_corrections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, index=True),
+    sa.Column("objects", _json(), nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )

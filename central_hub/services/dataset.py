@@ -105,7 +105,12 @@ def split_of(camera: str, day: date, val_share: float) -> Split:
 
 
 def use_of(event: LabelledEvent) -> Use | None:
-    """What the event's verdict makes of it (see the module docstring); None: left out."""
+    """What the event's verdict makes of it (see the module docstring); None: left out.
+
+    Boxes an operator corrected say what the frame shows whatever the verdict: their
+    boxes, or a hard negative when they removed every box."""
+    if event.corrected_by is not None:
+        return "boxes" if event.event.objects else "negative"
     if event.positive or event.verdict in (Verdict.NOT_A_VIOLATION, Verdict.DUPLICATE):
         return "boxes"
     if event.verdict is Verdict.WRONG_OBJECT:

@@ -269,3 +269,75 @@ def test_speak_command_reaches_succeeded(
         assert [c.params for c in device.commands] == [{"text": "请勿占道经营"}]
     finally:
         device.close()
+
+
+def test_an_operator_corrects_boxes_by_keyboard_and_mouse(
+    contexts: Callable[..., Any], hub_server: HubThread, broker: MosquittoBroker, shot: Shot
+) -> None:
+    base = hub_server.base_url
+    event = event_at("pole-boxes-1", 28.6430, 121.2660, code="0501", snapshot=jpeg(320, 240))
+    publish_event(broker.port, event)
+    case_id = hub_server.case_of(event.event_id)
+    op = contexts("operator").new_page()
+    try:
+        op.goto(f"{base}/console/cases/{case_id}")
+        op.click(f'#events tr[data-event-id="{event.event_id}"] a.fix-boxes')
+        op.wait_for_selector("#boxes rect.box")
+        first = op.locator('#boxes rect[data-index="0"]')
+        before = [float(v) for v in (first.get_attribute("data-box") or "").split(",")]
+        # Keyboard: Tab to the box, move it right by 3 % and down by 5 %, widen it by 2 %.
+        op.focus('#boxes rect[data-index="0"]')
+        for _ in range(3):
+            op.keyboard.press("ArrowRight")
+        op.keyboard.press("Shift+ArrowDown")
+        op.keyboard.press("Alt+ArrowRight")
+        op.keyboard.press("Alt+ArrowRight")
+        moved = [
+            float(v)
+            for v in (
+                op.locator('#boxes rect[data-index="0"]').get_attribute("data-box") or ""
+            ).split(",")
+        ]
+        assert moved[0] == pytest.approx(before[0] + 0.03, abs=1e-3)
+        assert moved[1] == pytest.approx(before[1] + 0.05, abs=1e-3)
+        assert moved[2] - moved[0] == pytest.approx(before[2] - before[0] + 0.02, abs=1e-3)
+        # L: relabel it.
+        op.keyboard.press("l")
+        assert op.evaluate("document.activeElement.id") == "box-label"
+        op.fill("#box-label", "goods")
+        op.keyboard.press("Enter")
+        assert op.locator('#boxes rect[data-index="0"]').get_attribute("data-label") == "goods"
+        # N adds a box, Delete removes it again.
+        op.keyboard.press("n")
+        assert op.get_attribute("#box-editor", "data-count") == "2"
+        op.keyboard.press("Delete")
+        assert op.get_attribute("#box-editor", "data-count") == "1"
+        # Mouse: draw a second box across the lower left of the picture, label it.
+        area = op.locator("#boxes").bounding_box()
+        assert area is not None
+        op.mouse.move(area["x"] + area["width"] * 0.05, area["y"] + area["height"] * 0.6)
+        op.mouse.down()
+        op.mouse.move(area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.95, steps=5)
+        op.mouse.up()
+        assert op.get_attribute("#box-editor", "data-count") == "2"
+        drawn = [
+            float(v)
+            for v in (
+                op.locator('#boxes rect[data-index="1"]').get_attribute("data-box") or ""
+            ).split(",")
+        ]
+        assert drawn == pytest.approx([0.05, 0.6, 0.25, 0.95], abs=0.02)
+        op.fill("#box-label", "person")
+        op.keyboard.press("Enter")
+        shot(op, "boxes-corrected")
+        op.click("#save-boxes")
+        op.wait_for_selector('#box-editor[data-saved="1"]')
+        # Read back: the page shows the saved boxes after a reload.
+        op.reload()
+        op.wait_for_selector('#boxes rect[data-index="1"]')
+        labels = [
+            op.locator(f'#boxes rect[data-index="{i}"]').get_attribute("data-label") for i in (0, 1)
+        ]
+        assert labels == ["goods", "person"]
+    finally:
+        op.close()

@@ -21,6 +21,7 @@ def concrete(path: str) -> str:
         .replace("{cmd_id}", "x")
         .replace("{sha256}", "0" * 64)
         .replace("{rollout_id}", "1")
+        .replace("{event_id}", "x")
     )
 
 
