@@ -5,6 +5,7 @@ PostgreSQL); the units are played by hand through the acks they would send."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central_hub.api import create_app
 from central_hub.db.schema import devices
 from central_hub.domain.rollout import Phase, Policy, UnitState
-from central_hub.errors import AuthError, ConflictError, InvalidInputError
+from central_hub.errors import AuthError, ConflictError, InvalidInputError, NotFoundError
 from central_hub.hub import Hub, build_hub
 from central_hub.services.commands import apply_ack
 from central_hub.services.packages import RangeError, pack_archive, parse_range
@@ -366,3 +367,28 @@ async def test_a_shadow_campaign_installs_beside_the_slot_and_stops_it(
     stops = [c for c in await hub.commands.list_for("pole-00") if c.kind == "model.shadow_stop"]
     assert len(stops) == 1
     assert stops[0].params == {"slot": "street"}
+
+
+async def test_a_grid_area_reaches_the_units_whose_latest_event_lies_in_it(
+    hub: Hub, clock: FakeClock, tmp_path: Path
+) -> None:
+    from central_hub.testing import ListSource, inbound, make_event
+    from central_hub.workers.ingest import IngestWorker
+
+    await online(hub, "pole-00", "pole-01", "pole-02")
+    worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    market = make_event("pole-00", at=clock())
+    cell = hub.grid.locate(market.location.lat, market.location.lon)
+    assert cell is not None
+    assert cell.parent_id is not None
+    elsewhere = make_event("pole-01", at=clock(), lat=30.0, lon=120.0)  # outside the district
+    # pole-02 moved: its latest event is outside, an older one inside.
+    old = make_event("pole-02", seq=1, at=clock() - timedelta(hours=1))
+    new = make_event("pole-02", seq=2, at=clock(), lat=30.0, lon=120.0)
+    await worker.process([inbound(e) for e in (market, elsewhere, old, new)])
+    assert await hub.rollouts.resolve(Target(areas=[cell.id])) == ["pole-00"]
+    assert await hub.rollouts.resolve(Target(areas=[cell.parent_id])) == ["pole-00"]
+    both = Target(areas=[cell.parent_id], devices=["pole-02"])
+    assert await hub.rollouts.resolve(both) == ["pole-00", "pole-02"]
+    with pytest.raises(NotFoundError, match="no grid cell 'nowhere'"):
+        await hub.rollouts.resolve(Target(areas=["nowhere"]))
