@@ -24,7 +24,7 @@ from central_hub.domain.errors import DomainError, GridError
 from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
-from central_hub.hub import build_hub, load_or_create_key
+from central_hub.hub import build_hub, hub_client_id, load_or_create_key
 from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.dataset import ExportOptions, export_dataset
@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "drop-session", help="discard a retired worker's persistent session at the broker"
     )
-    p.add_argument("client_id")
+    p.add_argument("client_id", help="the worker's name (its --client-id)")
     p.add_argument("--mqtt-host", dest="mqtt_host")
     p.add_argument("--mqtt-port", dest="mqtt_port", type=int)
 
@@ -248,14 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "model":
             sys.stdout.write(_model(settings, args))
         elif args.cmd == "drop-session":
+            client_id = hub_client_id(
+                args.client_id, load_or_create_key(settings.hub_key_path, create=False)
+            )
             drop_session(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
-                client_id=args.client_id,
+                client_id=client_id,
                 username=settings.mqtt_username,
                 password=settings.mqtt_secret(),
             )
-            print(f"session {args.client_id} dropped")
+            print(f"session {client_id} dropped")
         elif args.cmd == "user":
             sys.stdout.write(asyncio.run(_user(settings, args)))
         elif args.cmd == "grid":

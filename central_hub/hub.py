@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,7 +48,7 @@ from edge_agent.protocol import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hub", "build_hub", "load_or_create_key"]
+__all__ = ["Hub", "build_hub", "hub_client_id", "load_or_create_key", "share_group_of"]
 
 
 def load_or_create_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
@@ -65,6 +67,32 @@ def load_or_create_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
         fh.write(private_key_pem(key))
     log.info("created the hub signing key at %s", path)
     return key
+
+
+def _key_secret(key: Ed25519PrivateKey, purpose: bytes) -> str:
+    """20 hex digits only holders of the hub's signing key can compute."""
+    raw = key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return hashlib.sha256(b"xiuhua\0" + purpose + b"\0" + raw).hexdigest()[:20]
+
+
+def share_group_of(setting: str | None, key: Ed25519PrivateKey) -> str | None:
+    """The ``$share`` group the hub's workers subscribe in: ``auto`` derives one from the
+    signing key (a device that cannot name the group cannot join it and take a share of
+    the events, which its ACL would then drop), None subscribes plainly."""
+    if setting == "auto":
+        return "hub-" + _key_secret(key, b"share-group")
+    return setting
+
+
+def hub_client_id(name: str, key: Ed25519PrivateKey) -> str:
+    """This worker's MQTT client id: its name and a suffix derived from the signing key, so
+    no device can connect under it and knock the worker off (brokers that bind client ids
+    to users, as the shipped Mosquitto config does, enforce that regardless)."""
+    return f"{name}-{_key_secret(key, b'client-id')[:12]}"
 
 
 @dataclass
@@ -127,8 +155,10 @@ async def build_hub(
         broker = HubMqtt(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
-            client_id=settings.mqtt_client_id,
-            subscriptions=hub_subscriptions(settings.share_group) if ingest else [],
+            client_id=hub_client_id(settings.mqtt_client_id, key),
+            subscriptions=hub_subscriptions(share_group_of(settings.share_group, key))
+            if ingest
+            else [],
             username=settings.mqtt_username,
             password=settings.mqtt_secret(),
         )

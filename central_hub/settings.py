@@ -33,13 +33,18 @@ class HubSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
-    mqtt_client_id: str = Field(default="hub-1", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    mqtt_client_id: str = Field(
+        default="hub-1",
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description="this worker's name, stable across restarts; the MQTT client id is it "
+        "plus a suffix derived from the hub's signing key, so no device can guess it",
+    )
     share_group: str | None = Field(
-        default="hub",
+        default="auto",
         description=(
-            "$share group for ingest; empty = plain subscription. Mosquitto (2.0.11 measured)"
-            " does not restore $share subscriptions from persistence after a broker restart,"
-            " so a single worker on Mosquitto should run without a group"
+            "$share group for ingest. auto: a name derived from the hub's signing key (every "
+            "worker with the key joins it; no device can guess it, so none can join and take "
+            "a share of the events); empty: plain subscription (one worker); or a name"
         ),
     )
     grid_path: Path | None = Field(default=None, description="the city's grid GeoJSON")

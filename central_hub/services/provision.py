@@ -104,6 +104,13 @@ def _write_private(path: Path, text: str) -> None:
 #: What a hub user may read and write: the whole tree.
 HUB_TOPICS = "xh/v1/#"
 
+#: Settings a provisioned Mosquitto's listener must have (``firmware_config/broker/
+#: mosquitto.conf`` carries them; the demo and the tests' brokers use them too). With
+#: ``use_username_as_clientid`` the broker names every client after its user, so a device
+#: cannot connect under the hub's or another device's client id and knock it off (each
+#: hub worker therefore gets its own broker user: ``provision --hub-user hub-2``).
+BROKER_SETTINGS = ("use_username_as_clientid true",)
+
 
 def device_topics(device_id: str) -> tuple[list[str], list[str]]:
     """The topics a device may publish and those it may read (pure): its own, nothing else.

@@ -401,12 +401,15 @@ class Demo:
             broker = NatsBroker(self.layout.broker / "nats", port=port, users=self._nats_users())
             self.broker_kind = "nats"
         elif use_mosquitto:
+            from central_hub.services.provision import BROKER_SETTINGS
+
             broker = MosquittoBroker(
                 self.layout.broker / "mosquitto",
                 port=port,
                 password_file=passwd,
                 acl_file=acl,
                 allow_anonymous=False,
+                extra_config="\n".join(BROKER_SETTINGS),
             )
             self.broker_kind = "mosquitto"
         else:
