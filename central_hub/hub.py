@@ -177,7 +177,7 @@ async def build_hub(
         frames=frames,
         key=key,
         users=UserService(engine, clock),
-        devices=DeviceService(engine, pub, clock),
+        devices=DeviceService(engine, pub, clock, key),
         commands=commands,
         dispatcher=CommandDispatcher(commands, tick_s=settings.command_tick_s),
         cases=CaseService(engine, calendar, clock),

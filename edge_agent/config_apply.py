@@ -1,8 +1,9 @@
 """A config pushed by the hub: validate it, have the agent switch to it, keep or report it.
 
 A new config comes from a signed ``config.apply`` command (params ``{version, config}``)
-or from the retained ``config/desired`` topic. Sections it leaves out keep their current
-values (:func:`merge_pushed`); the sections that identify the unit
+or from the retained ``config/desired`` topic, whose message the hub signs too (bound to
+the unit and the version; an unsigned or forged one is refused). Sections it leaves out
+keep their current values (:func:`merge_pushed`); the sections that identify the unit
 (:data:`FIXED_SECTIONS`) cannot be changed that way: that is re-provisioning
 (:func:`check_pushed`). The agent then restarts its config-dependent stages on it and
 rolls back if they cannot start or crash within :data:`APPLY_PROBE_S`
@@ -20,6 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent import protocol
 from edge_agent.config import AgentConfig, ConfigError, parse_config, save_config_file
@@ -127,8 +130,12 @@ class ConfigApplier:
         switch: StageSwitch,
         report: Report,
         status_changed: Callable[[], None],
+        public_key: Callable[[], Ed25519PublicKey],
     ) -> None:
         self.device_id = device_id
+        self._public_key = public_key
+        #: Desired configs refused as not the hub's (unsigned, forged, another unit's).
+        self.refused = 0
         self.raw = dict(raw)
         self.config_path = config_path
         self._current = current
@@ -145,15 +152,17 @@ class ConfigApplier:
             return await self._apply(version, data)
 
     async def apply_desired(self, payload: bytes) -> None:
-        """A retained ``config/desired`` message: apply it unless malformed, for another
-        unit, or already running or tried; a failure is logged (and reported)."""
+        """A retained ``config/desired`` message: apply it unless it is not signed by the
+        hub for this unit, or already running or tried; a failure is logged (and
+        reported)."""
         try:
-            desired = protocol.decode(protocol.ConfigDesired, payload)
-        except protocol.MalformedPayload as exc:
-            log.warning("ignored a malformed config/desired message: %s", exc.reason)
-            return
-        if desired.device_id != self.device_id:
-            log.warning("ignored config/desired for %s", desired.device_id)
+            desired = protocol.verify_desired(
+                payload, public_key=self._public_key(), device_id=self.device_id
+            )
+        except protocol.CommandRejected as exc:
+            # Not the hub's (unsigned, forged, another unit's): nothing is applied.
+            log.warning("refused a config/desired message: %s", exc)
+            self.refused += 1
             return
         async with self._lock:
             version = desired.version

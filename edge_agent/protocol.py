@@ -86,11 +86,13 @@ __all__ = [
     "parse_topic",
     "public_key_b64",
     "sign_command",
+    "sign_desired",
     "topic",
     "utc_now",
     "uuid7",
     "uuid7_time",
     "verify_command",
+    "verify_desired",
 ]
 
 TOPIC_ROOT = "xh/v1"
@@ -515,13 +517,16 @@ class CommandAck(_Message):
 
 
 class ConfigDesired(_Message):
-    """``config/desired`` (retained): the config the hub wants a device to run."""
+    """``config/desired`` (retained): the config the hub wants a device to run, signed by
+    the hub like a command (``sig`` over the canonical JSON of every other field, so it is
+    bound to the device and the version); units apply only one that verifies."""
 
     SCHEMA: ClassVar[str] = "xh.config_desired/1"
     schema_: Literal["xh.config_desired/1"] = Field("xh.config_desired/1", alias="schema")
     device_id: DeviceId
     version: int = Field(ge=1)
     config: dict[str, Any]
+    sig: str | None = None
 
 
 class ConfigReported(_Message):
@@ -753,6 +758,45 @@ def sign_command(
     fields = unsigned.model_dump(mode="json", by_alias=True, exclude={"sig"})
     sig = base64.b64encode(key.sign(_signed_bytes(fields))).decode("ascii")
     return unsigned.model_copy(update={"sig": sig})
+
+
+def sign_desired(
+    key: Ed25519PrivateKey, *, device_id: str, version: int, config: Mapping[str, Any]
+) -> ConfigDesired:
+    """Build and sign the desired config ``version`` for ``device_id``."""
+    unsigned = ConfigDesired(
+        device_id=check_device_id(device_id), version=version, config=dict(config)
+    )
+    fields = unsigned.model_dump(mode="json", by_alias=True, exclude={"sig"})
+    sig = base64.b64encode(key.sign(_signed_bytes(fields))).decode("ascii")
+    return unsigned.model_copy(update={"sig": sig})
+
+
+def verify_desired(
+    payload: bytes | str, *, public_key: Ed25519PublicKey, device_id: str
+) -> ConfigDesired:
+    """Check a received desired config and return it, or raise :class:`CommandRejected`
+    (malformed, unsigned, bad signature, another device's). Versions only move forward on
+    the unit, so an old signed one replayed changes nothing."""
+    try:
+        data = _load_json(payload, ConfigDesired.SCHEMA)
+        desired = decode(ConfigDesired, data)
+    except MalformedPayload as exc:
+        raise CommandRejected(RejectReason.MALFORMED, exc.reason) from None
+    if not desired.sig:
+        raise CommandRejected(RejectReason.UNSIGNED, "desired config carries no signature")
+    try:
+        signature = base64.b64decode(desired.sig, validate=True)
+        public_key.verify(signature, _signed_bytes(data))
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise CommandRejected(
+            RejectReason.BAD_SIGNATURE, "the signature does not verify with the hub key"
+        ) from None
+    if desired.device_id != device_id:
+        raise CommandRejected(
+            RejectReason.WRONG_DEVICE, f"desired config is for {desired.device_id}, not {device_id}"
+        )
+    return desired
 
 
 class ReplayGuard(Protocol):

@@ -137,6 +137,7 @@ class Agent:
             switch=self._switch_stages,
             report=self._report,
             status_changed=self._publish_status,
+            public_key=lambda: protocol.load_public_key(self.config.hub.key_text()),
         )
         self._side_tasks: set[asyncio.Task[None]] = set()
         #: Model packages the hub installed, beside the outbox (see ``model_install``).

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,12 +22,12 @@ from central_hub.errors import BrokerError, NotFoundError
 from central_hub.services.publisher import Publisher
 from edge_agent.protocol import (
     Channel,
-    ConfigDesired,
     ConfigReported,
     Status,
     Telemetry,
     check_device_id,
     encode,
+    sign_desired,
     topic,
 )
 
@@ -182,11 +183,16 @@ class DeviceService:
     """Reads the registry and pushes desired configs (retained ``config/desired``)."""
 
     def __init__(
-        self, engine: AsyncEngine, publisher: Publisher | None, clock: Callable[[], datetime]
+        self,
+        engine: AsyncEngine,
+        publisher: Publisher | None,
+        clock: Callable[[], datetime],
+        key: Ed25519PrivateKey,
     ) -> None:
         self.engine = engine
         self.publisher = publisher
         self.clock = clock
+        self.key = key
 
     async def all(self) -> list[DeviceView]:
         """Every registered device, by id."""
@@ -232,7 +238,7 @@ class DeviceService:
                 .where(devices.c.device_id == device_id)
                 .values(desired_version=version, desired_config=config)
             )
-        message = ConfigDesired(device_id=device_id, version=version, config=config)
+        message = sign_desired(self.key, device_id=device_id, version=version, config=config)
         if self.publisher is not None:
             try:
                 await self.publisher.publish(

@@ -15,7 +15,7 @@ from central_hub.adapters.mqtt import Inbound
 from central_hub.db.schema import dead_letters, devices, events, tracks
 from central_hub.testing import TINY_JPEG, ListSource, inbound, make_event, make_status
 from central_hub.workers.ingest import IngestWorker
-from edge_agent.protocol import Channel, Telemetry, Track, topic, uuid7
+from edge_agent.protocol import Channel, Telemetry, Track, generate_signing_key, topic, uuid7
 
 pytestmark = pytest.mark.integration
 
@@ -157,10 +157,10 @@ async def test_acks_only_move_a_command_forward(db: AsyncEngine, tmp_path: Path)
     from central_hub.services.commands import CommandService, CommandState
     from central_hub.services.devices import DeviceService
     from central_hub.testing import RecordingPublisher
-    from edge_agent.protocol import CommandAck, generate_signing_key
+    from edge_agent.protocol import CommandAck
 
     clock = lambda: NOW  # noqa: E731
-    await DeviceService(db, None, clock).register("pole-1", "pole")
+    await DeviceService(db, None, clock, generate_signing_key()).register("pole-1", "pole")
     svc = CommandService(db, generate_signing_key(), RecordingPublisher(), clock)
     cmd = await svc.enqueue("pole-1", "speaker.stop", actor="op")
     worker, _ = _worker(db, tmp_path)
@@ -185,7 +185,6 @@ async def test_two_dispatchers_send_each_command_once(db: AsyncEngine, tmp_path:
     from central_hub.errors import BrokerError
     from central_hub.services.commands import CommandService, CommandState
     from central_hub.testing import RecordingPublisher
-    from edge_agent.protocol import generate_signing_key
 
     class SlowPublisher(RecordingPublisher):
         async def publish(

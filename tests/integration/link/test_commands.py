@@ -209,12 +209,15 @@ async def test_config_apply_applies_rejects_and_rolls_back(
 
 
 async def test_retained_config_desired_is_applied_once(
-    mosquitto, agent_config, recorder_factory, tmp_path
+    mosquitto, agent_config, recorder_factory, hub_key, tmp_path
 ):
     config = agent_config(mosquitto, DEVICE)
     recorder = await asyncio.to_thread(recorder_factory, mosquitto)
-    desired = protocol.ConfigDesired(
-        device_id=DEVICE, version=5, config={"speaker": {"backend": "null", "volume": 0.25}}
+    desired = protocol.sign_desired(
+        hub_key,
+        device_id=DEVICE,
+        version=5,
+        config={"speaker": {"backend": "null", "volume": 0.25}},
     )
     topic = protocol.topic(DEVICE, protocol.Channel.CONFIG_DESIRED)
     await asyncio.to_thread(
@@ -246,3 +249,46 @@ async def test_retained_config_desired_is_applied_once(
         await asyncio.sleep(0.5)
         assert agent.config.config_version == 5
     assert len(reports()) == 1
+
+
+async def test_a_desired_config_not_signed_by_the_hub_is_refused(
+    mosquitto, agent_config, recorder_factory, hub_key, tmp_path
+):
+    """Whoever can write config/desired (or sits on the link) cannot reconfigure a unit:
+    unsigned, signed by another key, or signed for another unit, nothing is applied."""
+    config = agent_config(mosquitto, DEVICE)
+    recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    evil = {"speaker": {"backend": "null", "volume": 1.0}}
+    forged = [
+        protocol.ConfigDesired(device_id=DEVICE, version=7, config=evil),
+        protocol.sign_desired(
+            protocol.generate_signing_key(), device_id=DEVICE, version=8, config=evil
+        ),
+        protocol.sign_desired(hub_key, device_id="pole-other-01", version=9, config=evil),
+    ]
+    tampered = protocol.sign_desired(
+        hub_key, device_id=DEVICE, version=10, config={"speaker": {"volume": 0.1}}
+    )
+    topic = protocol.topic(DEVICE, protocol.Channel.CONFIG_DESIRED)
+    async with running(config) as agent:
+        for message in [*forged, tampered.model_copy(update={"config": evil})]:
+            payload = protocol.encode(message)
+            await asyncio.to_thread(
+                lambda p=payload: recorder.client.publish(
+                    topic, p, qos=1, retain=True
+                ).wait_for_publish(5)
+            )
+        assert await eventually(lambda: agent._applier.refused == 4, 20, every_s=0.05)
+        assert agent.config.config_version == 0
+        assert agent.config.speaker.volume != 1.0
+        assert not recorder.on("config/reported")
+        # The hub's own, signed for this unit, still applies.
+        good = protocol.sign_desired(
+            hub_key, device_id=DEVICE, version=11, config={"speaker": {"volume": 0.4}}
+        )
+        payload = protocol.encode(good)
+        await asyncio.to_thread(
+            lambda: recorder.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+        )
+        assert await eventually(lambda: agent.config.config_version == 11, 20, every_s=0.05)
+        assert agent.config.speaker.volume == 0.4
