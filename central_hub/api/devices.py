@@ -10,12 +10,21 @@ from pydantic import BaseModel, Field
 
 from central_hub.api.deps import CurrentUser, HubDep, guard
 from central_hub.domain.workflow import Role
+from central_hub.errors import ForbiddenError, InvalidInputError
 from central_hub.services.commands import CommandView
 from central_hub.services.devices import DeviceView
 
 router = APIRouter(tags=["devices"])
 
 _READERS = (Role.OPERATOR, Role.DISPATCHER, Role.ADMIN)
+#: Command kinds with a route of their own, which keeps the device's record.
+_ROUTED = {
+    "config.apply": "an admin sets a device's config with PUT /api/v1/devices/{id}/config "
+    "(or a config rollout), so its desired version is recorded",
+    "model.install": "model packages reach units through rollouts (POST /api/v1/rollouts)",
+}
+#: Kinds that change what a unit runs: admins only.
+_ADMIN_KINDS = frozenset({"model.rollback", "model.shadow_stop"})
 
 
 class CommandRequest(BaseModel):
@@ -59,7 +68,16 @@ async def get_device(device_id: str, hub: HubDep) -> DeviceView:
 async def send_command(
     device_id: str, body: CommandRequest, hub: HubDep, user: CurrentUser
 ) -> CommandView:
-    """Sign and queue a command; it is sent when the device is online, or expires."""
+    """Sign and queue a command; it is sent when the device is online, or expires.
+
+    What a unit runs changes only through the admins' routes that keep its record: a
+    config through ``PUT /devices/{id}/config`` (the desired version) and a model through
+    a rollout (its package, token and outcome); rolling a model back is for admins too.
+    """
+    if body.kind in _ROUTED:
+        raise InvalidInputError(f"{body.kind} is not sent here: {_ROUTED[body.kind]}")
+    if body.kind in _ADMIN_KINDS and user.role is not Role.ADMIN:
+        raise ForbiddenError(f"role {user.role.value} may not send {body.kind}; needs admin")
     return await hub.commands.enqueue(
         device_id, body.kind, body.params, ttl=timedelta(seconds=body.ttl_s), actor=user.name
     )
