@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -55,6 +55,7 @@ from edge_agent.protocol import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_AHEAD",
     "MAX_DEAD_LETTER_BYTES",
     "EventFiler",
     "IngestStats",
@@ -154,6 +155,38 @@ def _clean(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+#: How far ahead of the hub's clock a unit's timestamps may run (drift, not years): a
+#: status dated 9999 would otherwise keep a stopped unit "online" for ever.
+MAX_AHEAD = timedelta(minutes=10)
+
+
+def _stamps(message: Any) -> list[tuple[str, datetime]]:
+    if isinstance(message, Event):
+        return [("started_at", message.started_at), ("detected_at", message.detected_at)]
+    if isinstance(message, Status | Telemetry | CommandAck | ConfigReported):
+        return [("ts", message.ts)]
+    if isinstance(message, Track):
+        return [(f"points.{i}.ts", p.ts) for i, p in enumerate(message.points)]
+    return []
+
+
+def _in_time(item: _Decoded, now: datetime) -> _Decoded:
+    """``item``, or a refusal when one of its timestamps is too far in the future."""
+    for name, ts in _stamps(item.message):
+        if ts > now + MAX_AHEAD:
+            return _Decoded(
+                raw=item.raw,
+                device_id=item.device_id,
+                channel=item.channel,
+                error=(
+                    f"{name} {ts.isoformat()} is more than {MAX_AHEAD} after the hub's clock "
+                    f"({now.isoformat(timespec='seconds')}): set the unit's clock (NTP)"
+                ),
+                fields=(name,),
+            )
+    return item
+
+
 def _decode(msg: Inbound) -> _Decoded:
     try:
         device_id, channel, message = decode_from_topic(msg.topic, msg.payload)
@@ -227,7 +260,8 @@ class IngestWorker:
 
     async def process(self, batch: list[Inbound]) -> None:
         """Store one batch (retrying while the database is unavailable), then ack it."""
-        decoded = [_decode(m) for m in batch]
+        now = self.clock()
+        decoded = [_in_time(_decode(m), now) for m in batch]
         attempt = 0
         while True:
             try:

@@ -106,7 +106,8 @@ async def test_a_units_last_will_outranks_its_own_connection_but_not_a_later_one
     """A unit stamps every status of a connection, its will included, with the
     connection's start: the will (published when the connection dies) replaces that
     connection's statuses; a late will of an earlier connection changes nothing."""
-    worker, _ = _worker(db, tmp_path)
+    later = NOW + timedelta(hours=2)  # the hub reads them after both connections began
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), None, lambda: later)
 
     async def state() -> str:
         async with db.connect() as conn:
@@ -341,3 +342,31 @@ async def test_selftest_events_are_stored_without_a_case(db: AsyncEngine, tmp_pa
     assert await _count(db, cases) == 1
     assert await _count(db, dead_letters) == 0
     assert worker.stats.dead_lettered == 0
+
+
+async def test_a_status_or_event_from_the_far_future_is_dead_lettered(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    """A status dated 9999 would keep a stopped unit online for ever (issue #17, finding 5);
+    an event a day ahead would be filed as if it happened then. Both are refused, named."""
+    worker, _ = _worker(db, tmp_path)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    await worker.process(
+        [
+            inbound(make_status("pole-1", "online", far)),
+            inbound(make_event(at=NOW + timedelta(days=1))),
+            inbound(make_event(seq=2, at=NOW + timedelta(minutes=5))),  # drift: accepted
+        ]
+    )
+    assert await _count(db, events) == 1
+    async with db.connect() as conn:
+        rows = (await conn.execute(dead_letters.select().order_by(dead_letters.c.id))).all()
+        device = (await conn.execute(devices.select())).first()
+    assert [r.fields for r in rows] == [["ts"], ["started_at"]]
+    assert "is more than 0:10:00 after the hub's clock" in rows[0].reason
+    assert "NTP" in rows[1].reason
+    assert device is None or device.state != "online"
+    # The unit's next real status counts.
+    await worker.process([inbound(make_status("pole-1", "offline", NOW))])
+    async with db.connect() as conn:
+        assert (await conn.execute(devices.select())).one().state == "offline"
