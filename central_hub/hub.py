@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -199,5 +199,6 @@ async def build_hub(
             batch_size=settings.ingest_batch,
             on_device_reachable=lambda _device: commands.wake(),
             frames=frames,
+            max_ahead=timedelta(seconds=settings.max_clock_ahead_s),
         )
     return hub

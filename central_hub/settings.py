@@ -61,6 +61,12 @@ class HubSettings(BaseSettings):
     api_port: int = Field(default=8080, ge=1, le=65535)
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     command_tick_s: float = Field(default=1.0, gt=0)
+    max_clock_ahead_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="a unit's timestamps more than this ahead of the hub's clock are "
+        "refused (dead letters); the demo, whose scenes run faster than real time, raises it",
+    )
     rollout_tick_s: float = Field(default=2.0, gt=0, description="how often campaigns move on")
     public_url: str | None = Field(
         default=None,

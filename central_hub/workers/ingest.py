@@ -155,8 +155,8 @@ def _clean(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-#: How far ahead of the hub's clock a unit's timestamps may run (drift, not years): a
-#: status dated 9999 would otherwise keep a stopped unit "online" for ever.
+#: How far ahead of the hub's clock a unit's timestamps may run by default (drift, not
+#: years): a status dated 9999 would otherwise keep a stopped unit "online" for ever.
 MAX_AHEAD = timedelta(minutes=10)
 
 
@@ -170,16 +170,16 @@ def _stamps(message: Any) -> list[tuple[str, datetime]]:
     return []
 
 
-def _in_time(item: _Decoded, now: datetime) -> _Decoded:
+def _in_time(item: _Decoded, now: datetime, max_ahead: timedelta) -> _Decoded:
     """``item``, or a refusal when one of its timestamps is too far in the future."""
     for name, ts in _stamps(item.message):
-        if ts > now + MAX_AHEAD:
+        if ts > now + max_ahead:
             return _Decoded(
                 raw=item.raw,
                 device_id=item.device_id,
                 channel=item.channel,
                 error=(
-                    f"{name} {ts.isoformat()} is more than {MAX_AHEAD} after the hub's clock "
+                    f"{name} {ts.isoformat()} is more than {max_ahead} after the hub's clock "
                     f"({now.isoformat(timespec='seconds')}): set the unit's clock (NTP)"
                 ),
                 fields=(name,),
@@ -240,8 +240,11 @@ class IngestWorker:
         on_device_reachable: Callable[[str], None] | None = None,
         on_committed: Callable[[list[Inbound]], None] | None = None,
         frames: EvidenceStore | None = None,
+        max_ahead: timedelta = MAX_AHEAD,
     ) -> None:
         self.engine = engine
+        #: How far ahead of the hub's clock a unit's timestamps may run.
+        self.max_ahead = max_ahead
         self.source = source
         self.evidence = evidence
         self.frames = frames
@@ -261,7 +264,7 @@ class IngestWorker:
     async def process(self, batch: list[Inbound]) -> None:
         """Store one batch (retrying while the database is unavailable), then ack it."""
         now = self.clock()
-        decoded = [_in_time(_decode(m), now) for m in batch]
+        decoded = [_in_time(_decode(m), now, self.max_ahead) for m in batch]
         attempt = 0
         while True:
             try:

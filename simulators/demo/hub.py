@@ -5,8 +5,9 @@ command line does not offer: the demo runs one hub worker, so it subscribes with
 ``$share/hub/`` group. Mosquitto (2.0.11 measured) does not restore shared subscriptions
 from its persistence file after a restart, so a shared-subscription hub misses every
 event published between the broker coming back and the hub re-subscribing; a plain
-persistent subscription is restored and queues them. Everything else comes from the
-usual ``XH_HUB_*`` environment variables.
+persistent subscription is restored and queues them. And its units' clocks run ahead
+(the scenes are faster than real time), which a real hub refuses past 10 minutes.
+Everything else comes from the usual ``XH_HUB_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         mqtt_port=args.mqtt_port,
         api_port=args.api_port,
         share_group=None,
+        # The demo's scenes run faster than real time and stamp frames with their own
+        # clock, so its units' times run ahead of the hub's (by days over a long run).
+        max_clock_ahead_s=366 * 86400.0,
     )
     asyncio.run(serve(settings))
     return 0
