@@ -20,35 +20,19 @@ from central_hub.console.render import page
 from central_hub.console.security import CommanderDep
 from central_hub.console.state import console_state
 from central_hub.errors import InvalidInputError, NotFoundError
-from central_hub.services.labels import BoxObject, corrections_of, save_correction
+from central_hub.services.labels import (
+    BoxObject,
+    corrections_of,
+    recent_labels,
+    save_correction,
+)
 from edge_agent.protocol import error_lines
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KNOWN_LABELS", "BoxesRequest", "router"]
+__all__ = ["BoxesRequest", "router"]
 
 router = APIRouter()
-
-#: Labels offered as you type (any label of the right form is accepted): the street
-#: model's classes and the general model's that raise detections.
-KNOWN_LABELS = (
-    "person",
-    "bicycle",
-    "car",
-    "motorcycle",
-    "bus",
-    "truck",
-    "umbrella",
-    "chair",
-    "dining_table",
-    "stall",
-    "goods",
-    "garbage",
-    "bin",
-    "bin_overflow",
-    "clothes",
-    "debris",
-)
 
 
 class BoxesRequest(BaseModel):
@@ -72,7 +56,8 @@ async def boxes_page(request: Request, event_id: str, who: CommanderDep) -> Resp
         objects = [o.model_dump(mode="json") for o in correction.objects]
     else:
         objects = [{"label": o["label"], "box": o["box"]} for o in event.objects]
-    labels = sorted({*KNOWN_LABELS, *(str(o["label"]) for o in objects)})
+    # Offered as you type (any label of the right form is accepted): what units reported.
+    labels = sorted({*await recent_labels(hub.engine), *(str(o["label"]) for o in objects)})
     return page(
         request,
         who,

@@ -27,6 +27,7 @@ __all__ = [
     "LabelledEvent",
     "corrections_of",
     "labelled_events",
+    "recent_labels",
     "save_correction",
 ]
 
@@ -105,6 +106,18 @@ async def _corrections(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[
                 at=r.at,
             )
     return found
+
+
+async def recent_labels(engine: AsyncEngine, events_read: int = 500) -> set[str]:
+    """The labels of the objects in the newest ``events_read`` real events."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(events.c.objects)
+            .where(events.c.shadow.is_(False))
+            .order_by(events.c.detected_at.desc())
+            .limit(events_read)
+        )
+        return {str(o.get("label")) for r in rows for o in r.objects if isinstance(o, dict)}
 
 
 async def corrections_of(engine: AsyncEngine, event_ids: Sequence[str]) -> dict[str, Correction]:

@@ -39,6 +39,8 @@ async def test_an_operator_corrects_the_boxes_and_the_label_follows(hub: Hub, as
     assert page.status_code == 200
     assert objects_on(page.text) == [{"label": o.label, "box": list(o.box)} for o in event.objects]
     assert 'id="box-label"' in page.text
+    for label in {o.label for o in event.objects}:  # offered: what units have reported
+        assert f'<option value="{label}">' in page.text
     assert "/static/boxes.js" in page.text
     case = await operator.get(f"/console/cases/{(await hub.records.event(event.event_id)).case_id}")
     assert url in case.text  # the case's events link to the editor
