@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_COMMAND_BYTES",
     "MAX_COMMAND_TTL",
     "MAX_SNAPSHOT_BYTES",
     "MESSAGE_TYPES",
@@ -100,6 +101,9 @@ DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 MAX_SNAPSHOT_BYTES = 300 * 1024
 #: A command may not live longer than this; it bounds how long a device must remember ids.
 MAX_COMMAND_TTL = timedelta(hours=24)
+#: Largest signed command: well below the broker's message size limit (1 MiB in the
+#: shipped Mosquitto config), so a command the hub accepts is one the broker carries.
+MAX_COMMAND_BYTES = 256 * 1024
 #: The event code of a unit's synthetic uplink check (``selftest`` in its config): the
 #: hub stores such events, so a technician sees them arrive, and files no case.
 SELFTEST_CODE = "0000"
@@ -756,7 +760,13 @@ def sign_command(
         expires_at=issued_at + ttl,
     )
     fields = unsigned.model_dump(mode="json", by_alias=True, exclude={"sig"})
-    sig = base64.b64encode(key.sign(_signed_bytes(fields))).decode("ascii")
+    signed_bytes = _signed_bytes(fields)
+    if len(signed_bytes) > MAX_COMMAND_BYTES:
+        raise ProtocolError(
+            f"the {kind} command is {len(signed_bytes)} bytes; at most {MAX_COMMAND_BYTES} "
+            "(the broker would drop it)"
+        )
+    sig = base64.b64encode(key.sign(signed_bytes)).decode("ascii")
     return unsigned.model_copy(update={"sig": sig})
 
 

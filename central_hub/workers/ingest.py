@@ -63,8 +63,9 @@ __all__ = [
     "MessageSource",
 ]
 
-#: Raw payloads larger than this are kept truncated in the dead-letter table.
-MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
+#: Raw payloads larger than this are kept truncated in the dead-letter table (enough to
+#: see what was wrong; a flood of large refusals must not fill the database).
+MAX_DEAD_LETTER_BYTES = 64 * 1024
 #: Seconds to wait before retrying a batch the database refused as a whole (doubling).
 RETRY_DELAY_S = 1.0
 RETRY_MAX_S = 30.0

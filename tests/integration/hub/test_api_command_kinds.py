@@ -41,5 +41,9 @@ async def test_config_and_models_go_through_their_own_routes(sqlite_hub: Hub) ->
         assert "needs admin" in r.json()["detail"]
         assert (await send(admin, "model.rollback", {"slot": "street"})).status_code == 202
         assert (await send(operator, "speaker.say", {"text": "请勿占道"})).status_code == 202
+        # A command the broker would drop (finding 6: 2,000,000 characters were "sent").
+        huge = await send(operator, "speaker.say", {"text": "请" * 2_000_000})
+        assert huge.status_code == 422
+        assert "at most 262144" in huge.json()["detail"]
     kinds = [c.kind for c in await sqlite_hub.commands.list_for("pole-1")]
     assert sorted(kinds) == ["model.rollback", "speaker.say"]

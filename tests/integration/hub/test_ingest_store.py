@@ -370,3 +370,13 @@ async def test_a_status_or_event_from_the_far_future_is_dead_lettered(
     await worker.process([inbound(make_status("pole-1", "offline", NOW))])
     async with db.connect() as conn:
         assert (await conn.execute(devices.select())).one().state == "offline"
+
+
+async def test_a_huge_refused_payload_is_kept_truncated(db: AsyncEngine, tmp_path: Path) -> None:
+    worker, _ = _worker(db, tmp_path)
+    junk = b"{" + b"x" * (1024 * 1024)
+    await worker.process([Inbound(topic("pole-1", Channel.EVENT), junk, 1, False, 1)])
+    async with db.connect() as conn:
+        row = (await conn.execute(dead_letters.select())).one()
+    assert len(row.raw) == 64 * 1024
+    assert f"raw payload of {len(junk)} bytes kept truncated" in row.reason
