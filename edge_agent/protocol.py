@@ -287,10 +287,17 @@ Uuid7Str = Annotated[
 ]
 
 
-class _Model(BaseModel):
-    """Base of all wire models: immutable, unknown fields ignored."""
+#: Largest integer on the wire: what a 64-bit signed database column holds.
+MAX_WIRE_INT = 2**63 - 1
 
-    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=200_000)
+
+class _Model(BaseModel):
+    """Base of all wire models: immutable, unknown fields ignored, floats finite (no
+    ``Infinity``/``NaN``); integers are bounded per field by :data:`MAX_WIRE_INT`."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", str_max_length=200_000, allow_inf_nan=False
+    )
 
 
 class _Message(_Model):
@@ -322,7 +329,7 @@ class DetectedObject(_Model):
     label: ShortText
     score: UnitFloat
     box: tuple[UnitFloat, UnitFloat, UnitFloat, UnitFloat]
-    track_id: int = Field(ge=0)
+    track_id: int = Field(ge=0, le=MAX_WIRE_INT)
 
     @field_validator("box")
     @classmethod
@@ -392,7 +399,7 @@ class Status(_Message):
     boot_id: ShortText
     fw: ShortText
     model: ShortText | None = None
-    config_version: int = Field(ge=0)
+    config_version: int = Field(ge=0, le=MAX_WIRE_INT)
     ts: AwareDatetime
 
 
@@ -404,7 +411,7 @@ class Event(_Message):
     event_id: Uuid7Str
     device_id: DeviceId
     camera_id: ShortText
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_WIRE_INT)
     kind: ShortText
     code: EventCode
     started_at: AwareDatetime
@@ -448,7 +455,7 @@ class CameraHealth(_Model):
 
     state: Literal["ok", "stalled", "reconnecting", "stopped"]
     fps: float = Field(ge=0)
-    dropped: int = Field(default=0, ge=0)
+    dropped: int = Field(default=0, ge=0, le=MAX_WIRE_INT)
 
 
 class Telemetry(_Message):
@@ -461,10 +468,10 @@ class Telemetry(_Message):
     uptime_s: float = Field(ge=0)
     fps: float = Field(ge=0)
     inference_ms: float = Field(ge=0)
-    outbox_depth: int = Field(ge=0)
-    outbox_bytes: int = Field(ge=0)
-    evicted: int = Field(ge=0)
-    dropped_frames: int = Field(default=0, ge=0)
+    outbox_depth: int = Field(ge=0, le=MAX_WIRE_INT)
+    outbox_bytes: int = Field(ge=0, le=MAX_WIRE_INT)
+    evicted: int = Field(ge=0, le=MAX_WIRE_INT)
+    dropped_frames: int = Field(default=0, ge=0, le=MAX_WIRE_INT)
     disk_free_mb: float | None = Field(default=None, ge=0)
     cpu_temp_c: float | None = None
     gps: GpsFix | None = None
@@ -528,7 +535,7 @@ class ConfigDesired(_Message):
     SCHEMA: ClassVar[str] = "xh.config_desired/1"
     schema_: Literal["xh.config_desired/1"] = Field("xh.config_desired/1", alias="schema")
     device_id: DeviceId
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_WIRE_INT)
     config: dict[str, Any]
     sig: str | None = None
 
@@ -539,7 +546,7 @@ class ConfigReported(_Message):
     SCHEMA: ClassVar[str] = "xh.config_reported/1"
     schema_: Literal["xh.config_reported/1"] = Field("xh.config_reported/1", alias="schema")
     device_id: DeviceId
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_WIRE_INT)
     state: Literal["applied", "rejected", "rolled_back"]
     errors: tuple[Annotated[str, StringConstraints(max_length=2000)], ...] = ()
     ts: AwareDatetime

@@ -391,3 +391,30 @@ def test_committed_schemas_match_the_models() -> None:
     for stem, schema in expected.items():
         on_disk = json.loads((folder / f"{stem}.schema.json").read_text())
         assert on_disk == schema, f"docs/protocol/{stem}.schema.json is stale; run make schemas"
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [("dwell_s", "Infinity"), ("dwell_s", "NaN"), ("seq", str(2**63)), ("seq", str(10**30))],
+)
+def test_non_finite_floats_and_oversized_integers_are_malformed(field: str, raw: str) -> None:
+    """Finding 7 of issue #17: these reached the database and came back as internal errors
+    with SQL in the reason; now the message is refused naming the field."""
+    text = p.encode(make_event()).decode("utf-8")
+    data = json.loads(text)
+    data[field] = 0
+    doctored = json.dumps(data).replace(f'"{field}": 0', f'"{field}": {raw}')
+    with pytest.raises(p.MalformedPayload) as err:
+        p.decode(p.Event, doctored.encode("utf-8"))
+    assert field in err.value.fields
+
+
+def test_a_command_the_broker_would_drop_is_not_signed() -> None:
+    with pytest.raises(p.ProtocolError, match="at most 262144"):
+        p.sign_command(
+            p.generate_signing_key(),
+            device_id="pole-01",
+            kind="speaker.say",
+            params={"text": "请" * 2_000_000},
+            issued_at=datetime.now(UTC),
+        )
