@@ -4,6 +4,7 @@ clean frames kept for retraining (admins only, every read recorded)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -11,6 +12,8 @@ from fastapi import APIRouter, Query, Response, UploadFile
 from pydantic import BaseModel
 
 from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.console.errors import UploadRefused
+from central_hub.console.uploads import normalise_photo
 from central_hub.db.schema import frame_reads
 from central_hub.domain.workflow import Role
 from central_hub.errors import InvalidInputError, TooLargeError
@@ -105,10 +108,16 @@ async def get_frame(sha256: str, hub: HubDep, user: CurrentUser) -> Response:
 
 @router.post("/evidence", **guard(Role.OPERATOR, Role.HANDLER, Role.ADMIN))
 async def upload_evidence(file: UploadFile, hub: HubDep) -> EvidenceRef:
-    """Store a JPEG (a handler's photo) and return its hash for a transition's attachments."""
+    """Store a photo (a handler's: JPEG, PNG or WebP) and return its hash for a
+    transition's attachments. It is decoded and re-encoded as a JPEG without metadata, as
+    the console does: bytes that only start like a JPEG are refused, and a phone's GPS
+    position (EXIF) never becomes evidence."""
     data = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise TooLargeError(f"evidence is limited to {MAX_UPLOAD_BYTES} bytes")
-    if not data.startswith(b"\xff\xd8"):
-        raise InvalidInputError("evidence must be a JPEG image")
-    return EvidenceRef(sha256=await hub.evidence.put(data), size=len(data))
+    try:
+        # The console's photo handling, shared: one way in for evidence images.
+        photo = await asyncio.to_thread(normalise_photo, data, limit=MAX_UPLOAD_BYTES)
+    except UploadRefused as exc:
+        if exc.status == 413:
+            raise TooLargeError(f"evidence is limited to {MAX_UPLOAD_BYTES} bytes") from exc
+        raise InvalidInputError(f"evidence must be a JPEG, PNG or WebP photo: {exc}") from exc
+    return EvidenceRef(sha256=await hub.evidence.put(photo), size=len(photo))

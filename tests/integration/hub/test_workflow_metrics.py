@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,6 +26,19 @@ pytestmark = pytest.mark.integration
 
 MARKET = (28.6472, 121.2615)
 PARKING = (28.6455, 121.2650)
+
+
+def phone_photo() -> bytes:
+    """A real JPEG carrying EXIF text, as a phone's photo carries its position."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010E] = "taken at 28.6472N 121.2615E"
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 120, 60)).save(out, format="JPEG", exif=exif)
+    data = out.getvalue()
+    assert b"28.6472N" in data
+    return data
 
 
 def local(hour: int, minute: int = 0, day: int = 23) -> datetime:
@@ -224,11 +238,22 @@ async def test_full_workflow_with_rework_and_metrics(
     assert (await act(a, "dispatch", disp, local(9, 20))).status_code == 200
     r = await act(a, "approve", op, local(9, 30))
     assert r.status_code == 409  # cannot close what nobody handled
-    photo = await api.post(
+    # Bytes that only start like a JPEG are refused; a real photo loses its metadata.
+    fake = await api.post(
         f"{API_PREFIX}/evidence", files={"file": ("p.jpg", TINY_JPEG, "image/jpeg")}, headers=hand
+    )
+    assert fake.status_code == 422
+    assert "JPEG, PNG or WebP" in fake.json()["detail"]
+    photo = await api.post(
+        f"{API_PREFIX}/evidence",
+        files={"file": ("p.jpg", phone_photo(), "image/jpeg")},
+        headers=hand,
     )
     assert photo.status_code == 200
     sha = photo.json()["sha256"]
+    stored = await hub.evidence.get(sha)
+    assert stored.startswith(b"\xff\xd8")
+    assert b"28.6472N" not in stored  # the phone's position (EXIF) is gone
     assert (await act(a, "handle", hand, local(9, 50), attachments=[sha])).status_code == 200
     assert (await act(a, "check", op, local(10))).status_code == 200
     r = await act(a, "return_for_rework", op, local(10, 5), reason="goods still out")
