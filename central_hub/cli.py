@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -202,6 +203,7 @@ def _grid(settings: HubSettings, args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``central-hub``; returns the exit status."""
     args = _parser().parse_args(argv)
+    os.umask(0o077)  # the database, its WAL, keys, evidence: the hub's user alone
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose

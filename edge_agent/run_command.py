@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -36,7 +37,12 @@ async def _run_until_signalled(agent: Agent) -> None:
     await agent.run()
 
 
+#: Files the agent creates (outbox, model store, a pushed config) are its own alone.
+PRIVATE_UMASK = 0o077
+
+
 def _run_command(args: argparse.Namespace, source_factory: SourceFactory | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

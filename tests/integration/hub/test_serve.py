@@ -90,3 +90,6 @@ def test_serve_runs_api_and_ingest_and_stops_cleanly(
     dropped = _cli(data, "drop-session", "hub-serve", "--mqtt-port", str(mosquitto.port))
     assert dropped.returncode == 0, dropped.stderr
     assert "dropped" in dropped.stdout
+    # What the hub wrote is its user's alone (issue #17, finding 9: hub.db was world-readable).
+    for path in (data, data / "hub.db", data / "hub_key.pem", *data.glob("hub.db-*")):
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"

@@ -225,6 +225,9 @@ async def test_install_resumes_after_a_power_cut_refuses_bad_packages_and_rolls_
         assert done[0]["state"] == "succeeded", done
         assert await eventually(lambda: models()[-1] == "street-detector@1.0.0", 30), models()
         assert "Traceback" not in unit.log_text()
+        state = tmp_path / "state"
+        for path in (state / "outbox.db", state / "models", state / "models" / "street"):
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
     finally:
         unit.terminate()
         server.shutdown()
