@@ -1,6 +1,6 @@
 """Live updates: one poller notices changes in the database and tells every open page.
 
-The poller reads a small fingerprint of each topic (cases, devices, commands) once per
+The poller reads a small fingerprint of each topic (cases, devices, commands, rollouts) once per
 ``poll_s`` while at least one browser listens, and puts the names of the topics that
 changed on each listener's queue; the SSE endpoint turns them into events and the page
 fetches what it shows again. Reading the database (instead of hooking the services)
@@ -18,14 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.db.schema import cases, commands, devices
+from central_hub.db.schema import cases, commands, devices, rollout_units, rollouts
 
 log = logging.getLogger(__name__)
 
 __all__ = ["TOPICS", "ChangeFeed"]
 
 #: What a page can ask to be told about.
-TOPICS = ("cases", "devices", "commands")
+TOPICS = ("cases", "devices", "commands", "rollouts")
 
 _QUERIES: dict[str, sa.Executable] = {
     "cases": sa.select(
@@ -43,6 +43,14 @@ _QUERIES: dict[str, sa.Executable] = {
         sa.func.sum(devices.c.desired_version),
     ),
     "commands": sa.select(sa.func.count(), sa.func.max(commands.c.updated_at)),
+    "rollouts": sa.select(
+        sa.select(sa.func.count()).select_from(rollouts).scalar_subquery(),
+        sa.select(sa.func.max(rollouts.c.updated_at)).scalar_subquery(),
+        sa.select(sa.func.max(rollout_units.c.started_at)).scalar_subquery(),
+        sa.select(sa.func.max(rollout_units.c.finished_at)).scalar_subquery(),
+        sa.select(sa.func.sum(rollout_units.c.bytes_served)).scalar_subquery(),
+        sa.select(sa.func.count(rollout_units.c.rollback_cmd_id)).scalar_subquery(),
+    ),
 }
 
 
@@ -67,7 +75,7 @@ class ChangeFeed:
         return out
 
     async def topic_fingerprint(self, name: str) -> tuple[Any, ...]:
-        """The current fingerprint of one topic (``cases``, ``devices`` or ``commands``)."""
+        """The current fingerprint of one topic (one of :data:`TOPICS`)."""
         async with self.engine.connect() as conn:
             return tuple((await conn.execute(_QUERIES[name])).one())
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Request, status
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from central_hub.console.render import page
+from central_hub.console.render import page, page_html
 from central_hub.console.security import Viewer, require
 from central_hub.console.state import console_state
 from central_hub.domain.rollout import Policy, UnitState
@@ -125,8 +125,21 @@ async def _list(
 
 
 @router.get("/rollouts", response_model=None)
-async def rollouts_page(request: Request, who: Viewer = AdminDep) -> Response:
-    """The campaigns, newest first, and the form that starts one."""
+async def rollouts_page(
+    request: Request, who: Viewer = AdminDep, partial: bool = False
+) -> Response:
+    """The campaigns, newest first, and the form that starts one; ``partial=1``: the rows
+    (the page refreshes them as units move)."""
+    if partial:
+        hub = console_state(request).hub
+        rows = page_html(
+            request,
+            who,
+            "_rollout_rows.html",
+            rollouts=await hub.rollouts.all(50),
+            states=list(UnitState),
+        )
+        return HTMLResponse(rows)
     return await _list(request, who)
 
 
@@ -161,12 +174,18 @@ async def shadow_page(request: Request, who: Viewer = AdminDep, days: int = 7) -
 
 
 @router.get("/rollouts/{rollout_id}", response_model=None)
-async def rollout_page(request: Request, rollout_id: int, who: Viewer = AdminDep) -> Response:
-    """One campaign: its policy, phase, reason and every unit."""
+async def rollout_page(
+    request: Request, rollout_id: int, who: Viewer = AdminDep, partial: bool = False
+) -> Response:
+    """One campaign: its policy, phase, reason and every unit; ``partial=1``: the body
+    (refreshed live)."""
     try:
         view = await console_state(request).hub.rollouts.get(rollout_id)
     except NotFoundError:
         return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    if partial:
+        body = page_html(request, who, "_rollout_body.html", rollout=view, states=list(UnitState))
+        return HTMLResponse(body)
     return page(request, who, "rollout.html", rollout=view, states=list(UnitState))
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from central_hub.console.live import ChangeFeed
+from central_hub.db.schema import devices
 from central_hub.hub import Hub
 from edge_agent.vision.package import sign_package
 
@@ -26,6 +28,13 @@ async def published(hub: Hub, tmp_path: Path) -> str:
     )
     sign_package(pkg, key)
     return (await hub.packages.publish(pkg, key.public_key(), by="admin")).sha256
+
+
+async def online(hub: Hub, *ids: str) -> None:
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            devices.update().where(devices.c.device_id.in_(ids)).values(state="online")
+        )
 
 
 async def test_an_admin_starts_watches_and_aborts_a_rollout(
@@ -86,6 +95,18 @@ async def test_an_admin_starts_watches_and_aborts_a_rollout(
     assert where == f"/console/rollouts/{view.id}"
     assert view.policy.rate_per_min == 30
     assert view.policy.max_failed_share == 0.25
+    feed = ChangeFeed(hub.engine)
+    before = await feed.topic_fingerprint("rollouts")
+    await online(hub, "pole-1", "pole-2")
+    await hub.rollouts.tick()  # the canary starts: open pages are told to refresh
+    assert await feed.topic_fingerprint("rollouts") != before
+    rows = await admin.get("/console/rollouts?partial=1")
+    assert rows.status_code == 200
+    assert "<html" not in rows.text
+    assert f'data-rollout-id="{view.id}"' in rows.text
+    body = await admin.get(f"{where}?partial=1")
+    assert 'data-state="in_progress"' in body.text
+    assert "<html" not in body.text
     detail = await admin.get(where)
     assert 'data-device-id="pole-1"' in detail.text
     assert 'data-device-id="pole-2"' in detail.text
