@@ -59,3 +59,13 @@ class AuthError(HubError):
 
 class ForbiddenError(AuthError):
     """A known user whose role may not do this."""
+
+
+class TooManyAttempts(HubError):
+    """A source refused for a while after too many failed logins or refused tokens."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(
+            f"too many failed attempts from this address; try again in {retry_after_s:.0f} s"
+        )
+        self.retry_after_s = retry_after_s

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from central_hub.services.packages import PackageStore
 from central_hub.services.publisher import Publisher
 from central_hub.services.records import RecordService
 from central_hub.services.rollouts import RolloutService
+from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
@@ -121,6 +122,8 @@ class Hub:
     rollout_worker: RolloutWorker
     mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
+    #: Failed logins and refused tokens per client address (this process's).
+    auth_throttle: FailureThrottle = field(default_factory=FailureThrottle)
 
     async def close(self) -> None:
         """Release the database pool."""

@@ -1,13 +1,16 @@
-"""``/api/v1/dead-letters``, ``/api/v1/ingest``, ``/api/v1/users``, ``/api/v1/me``."""
+"""``/api/v1/dead-letters``, ``/api/v1/ingest``, ``/api/v1/users``, ``/api/v1/me``,
+``/api/v1/auth-failures``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.db.schema import auth_failures
 from central_hub.domain.workflow import Role
 from central_hub.services.records import DeadLetterView
 from central_hub.services.users import User
@@ -51,3 +54,29 @@ async def list_users(hub: HubDep) -> list[User]:
 async def me(user: CurrentUser) -> User:
     """The caller."""
     return user
+
+
+class AuthFailureView(BaseModel):
+    """A failed login or refused token, or a refusal while its address was blocked."""
+
+    at: datetime
+    source: str
+    user_name: str
+    reason: str
+
+
+@router.get("/auth-failures", **guard(Role.ADMIN))
+async def list_auth_failures(
+    hub: HubDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[AuthFailureView]:
+    """Failed logins and refused tokens, newest first (the throttle's audit)."""
+    async with hub.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                auth_failures.select().order_by(auth_failures.c.id.desc()).limit(limit)
+            )
+        ).all()
+    return [
+        AuthFailureView(at=r.at, source=r.source, user_name=r.user_name, reason=r.reason)
+        for r in rows
+    ]

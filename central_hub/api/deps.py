@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from central_hub.domain.workflow import Role
-from central_hub.errors import ForbiddenError
+from central_hub.errors import AuthError, ForbiddenError, TooManyAttempts
 from central_hub.hub import Hub
+from central_hub.services.throttle import record_failure
 from central_hub.services.users import User
 
 __all__ = ["ALL_ROLES", "CurrentUser", "HubDep", "get_hub", "guard"]
@@ -33,9 +34,25 @@ async def current_user(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user whose bearer token came with the request; AuthError (401) otherwise."""
+    """The user whose bearer token came with the request; AuthError (401) otherwise, and
+    429 for a while after too many refused tokens from the same address (audited)."""
     hub = get_hub(request)
-    return await hub.users.authenticate(creds.credentials if creds else None)
+    source = request.client.host if request.client else "unknown"
+    wait = hub.auth_throttle.wait_s(source)
+    if wait:
+        await record_failure(hub.engine, at=hub.clock(), source=source, name="", reason="blocked")
+        raise TooManyAttempts(wait)
+    try:
+        user = await hub.users.authenticate(creds.credentials if creds else None)
+    except AuthError as exc:
+        if creds is not None:  # a wrong token, not a request that carried none
+            hub.auth_throttle.failed(source)
+            await record_failure(
+                hub.engine, at=hub.clock(), source=source, name="", reason=f"api: {exc}"
+            )
+        raise
+    hub.auth_throttle.succeeded(source)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -23,6 +23,7 @@ from central_hub.errors import (
     InvalidInputError,
     NotFoundError,
     TooLargeError,
+    TooManyAttempts,
 )
 
 __all__ = ["STATUS_OF", "install_error_handlers"]
@@ -59,6 +60,13 @@ async def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(status.HTTP_401_UNAUTHORIZED, str(exc), {"WWW-Authenticate": "Bearer"})
 
 
+async def _too_many(_request: Request, exc: Exception) -> JSONResponse:
+    wait = exc.retry_after_s if isinstance(exc, TooManyAttempts) else 60.0
+    return _detail(
+        status.HTTP_429_TOO_MANY_REQUESTS, str(exc), {"Retry-After": str(max(1, round(wait)))}
+    )
+
+
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, TransitionRefused):  # registered for that class only
         raise TypeError(f"not a refused transition: {exc!r}") from exc
@@ -71,4 +79,5 @@ def install_error_handlers(app: FastAPI) -> None:
     for cls, code in STATUS_OF.items():
         app.add_exception_handler(cls, _plain(code))
     app.add_exception_handler(AuthError, _unauthorized)
+    app.add_exception_handler(TooManyAttempts, _too_many)
     app.add_exception_handler(TransitionRefused, _refused)

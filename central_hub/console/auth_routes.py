@@ -18,6 +18,7 @@ from central_hub.console.sessions import new_secret
 from central_hub.console.settings import Lang
 from central_hub.console.state import ConsoleState, console_state
 from central_hub.errors import AuthError
+from central_hub.services.throttle import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +83,36 @@ async def login(
     """Check the user name and access token; start a session on success."""
     state = console_state(request)
     chosen = _lang(lang, state.settings.default_lang)
-    try:
-        user = await state.hub.users.authenticate(token.strip())
-        if user.name != name.strip():
-            raise AuthError("the token belongs to another user")
-    except AuthError as exc:
-        log.info("console login refused for %r: %s", name[:64], exc)
+    hub = state.hub
+    source = request.client.host if request.client else "unknown"
+
+    def refused(code: int, error: str) -> Response:
         return page(
             request,
             None,
             "login.html",
-            status.HTTP_401_UNAUTHORIZED,
+            code,
             lang=chosen,
             csrf=request.cookies.get(PRE_COOKIE, ""),
             next=safe_next(next, state),
-            error="login.failed",
+            error=error,
         )
+
+    if hub.auth_throttle.wait_s(source):
+        await record_failure(hub.engine, at=hub.clock(), source=source, name=name, reason="blocked")
+        return refused(status.HTTP_429_TOO_MANY_REQUESTS, "login.throttled")
+    try:
+        user = await hub.users.authenticate(token.strip())
+        if user.name != name.strip():
+            raise AuthError("the token belongs to another user")
+    except AuthError as exc:
+        log.warning("console login refused for %r from %s: %s", name[:64], source, exc)
+        hub.auth_throttle.failed(source)
+        await record_failure(
+            hub.engine, at=hub.clock(), source=source, name=name, reason=f"console: {exc}"
+        )
+        return refused(status.HTTP_401_UNAUTHORIZED, "login.failed")
+    hub.auth_throttle.succeeded(source)
     session = state.sessions.create(user.name, token.strip(), chosen)
     log.info("console login: %s (%s)", user.name, user.role.value)
     response = RedirectResponse(safe_next(next, state), status.HTTP_303_SEE_OTHER)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UTCDateTime",
     "audits",
+    "auth_failures",
     "box_corrections",
     "cases",
     "commands",
@@ -364,4 +365,15 @@ box_corrections = sa.Table(
     sa.Column("objects", _json(), nullable=False),
     sa.Column("user_name", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+)
+
+#: Failed logins and refused API tokens, and refusals while a source was blocked.
+auth_failures = sa.Table(
+    "auth_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
 )

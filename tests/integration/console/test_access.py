@@ -9,6 +9,7 @@ from console_http import Client, seed_case
 from fastapi import FastAPI
 
 from central_hub.console.app import console_routes
+from central_hub.db.schema import auth_failures
 from central_hub.hub import Hub
 
 pytestmark = pytest.mark.integration
@@ -171,3 +172,17 @@ async def test_a_console_session_is_not_an_api_token(as_role: Any) -> None:
     assert r.status_code == 401
     r = await op.http.get("/api/v1/devices", headers={"X-CSRF-Token": op.csrf})
     assert r.status_code == 401
+
+
+async def test_repeated_failed_logins_are_throttled_and_audited(
+    client: Client, tokens: dict[str, str], hub: Hub
+) -> None:
+    for _ in range(10):
+        assert (await client.login("operator", "xh_guess")).status_code == 401
+    blocked = await client.login("operator", tokens["operator"])  # even the right token
+    assert blocked.status_code == 429
+    assert "登录失败次数过多" in blocked.text
+    async with hub.engine.connect() as conn:
+        reasons = [r.reason for r in (await conn.execute(auth_failures.select())).all()]
+    assert reasons.count("blocked") == 1
+    assert sum(r.startswith("console: unknown token") for r in reasons) == 10
