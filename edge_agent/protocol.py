@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
+import pydantic_core
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -303,16 +304,10 @@ class _Model(BaseModel):
 class _Message(_Model):
     """A top-level payload; subclasses fix ``SCHEMA`` and the ``schema`` field."""
 
+    # The ``schema`` field is a Literal of ``SCHEMA``: a message of another kind fails
+    # there. (No "before" validator here: one would make pydantic validate parsed JSON
+    # as Python objects, and strict decoding would then refuse every timestamp.)
     SCHEMA: ClassVar[str]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _check_schema(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            found = data.get("schema", cls.SCHEMA)
-            if found != cls.SCHEMA:
-                raise ValueError(f"schema is {found!r}, expected {cls.SCHEMA!r}")
-        return data
 
 
 class Location(_Model):
@@ -655,21 +650,31 @@ def _load_json(payload: bytes | str, what: str) -> Any:
 
 
 def decode(kind: type[M], payload: bytes | str | Mapping[str, Any]) -> M:
-    """Parse and validate a payload as ``kind``; raise :class:`MalformedPayload` naming fields."""
+    """Parse and validate a payload as ``kind``; raise :class:`MalformedPayload` naming fields.
+
+    Validation is strict, as JSON reads: a number where a string belongs, a string
+    where a number belongs (``"28.6"``) or a boolean where an integer belongs is refused,
+    not coerced; integers may stand for floats. A mapping (already parsed JSON) is
+    validated by the same rules.
+    """
     what = kind.SCHEMA
     if isinstance(payload, bytes | str):
         # Fast path: pydantic parses and validates JSON in one pass (several times faster
-        # than json.loads + model_validate). Anything it refuses takes the path below,
-        # which words the error exactly as before and accepts what json.loads accepts.
+        # than json.loads + validation). Anything it refuses takes the path below, which
+        # words the error for a person and accepts what json.loads accepts.
         try:
-            return kind.model_validate_json(payload)
+            return kind.model_validate_json(payload, strict=True)
         except ValidationError:
             pass
     data = payload if isinstance(payload, Mapping) else _load_json(payload, what)
     if not isinstance(data, Mapping):
         raise MalformedPayload(f"{what}: payload is a JSON {type(data).__name__}, not an object")
     try:
-        return kind.model_validate(data)
+        text = pydantic_core.to_json(data, inf_nan_mode="constants")
+    except pydantic_core.PydanticSerializationError as exc:
+        raise MalformedPayload(f"{what}: not JSON-serialisable ({exc})") from None
+    try:
+        return kind.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise MalformedPayload(_describe(exc, what), _fields_of(exc)) from None
 

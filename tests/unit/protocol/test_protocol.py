@@ -409,6 +409,42 @@ def test_non_finite_floats_and_oversized_integers_are_malformed(field: str, raw:
     assert field in err.value.fields
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dwell_s", "28.6"),
+        ("seq", True),
+        ("seq", "12"),
+        ("seq", 12.5),
+        ("camera_id", 7),
+        ("started_at", 1_700_000_000),
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_values_of_the_wrong_json_type_are_refused_not_coerced(
+    field: str, value: object, as_bytes: bool
+) -> None:
+    """Finding 7 of issue #17: ``"28.6"`` for a number and ``true`` for an integer were
+    coerced; a device that sends them is broken and should hear so. Both decoding paths
+    (the raw bytes and an already parsed mapping) refuse alike."""
+    data = json.loads(p.encode(make_event()))
+    data[field] = value
+    with pytest.raises(p.MalformedPayload) as err:
+        p.decode(p.Event, json.dumps(data).encode() if as_bytes else data)
+    assert err.value.fields == (field,)
+
+
+def test_an_integer_stands_for_a_float_and_a_wrong_schema_is_named() -> None:
+    data = json.loads(p.encode(make_event()))
+    data["dwell_s"] = 30
+    assert p.decode(p.Event, json.dumps(data)).dwell_s == 30.0
+    data["schema"] = "xh.status/1"
+    with pytest.raises(p.MalformedPayload) as err:
+        p.decode(p.Event, json.dumps(data))
+    assert err.value.fields == ("schema",)
+    assert "xh.event/1" in str(err.value)
+
+
 def test_a_command_the_broker_would_drop_is_not_signed() -> None:
     with pytest.raises(p.ProtocolError, match="at most 262144"):
         p.sign_command(
