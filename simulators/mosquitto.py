@@ -1,8 +1,11 @@
 """A real Mosquitto broker on a free loopback port, for tests, benchmarks and the demo.
 
-The broker runs as a child process from a generated config file, either anonymous or
-with a password file and an ACL file. It can be stopped and started again on the same
-port, which is how outage tests simulate a network that goes away and comes back.
+The broker runs as a child process from a generated config file, either anonymous, with
+a password file and an ACL file, or with the listeners ``central-hub provision`` wrote
+(``listeners_file``: plain MQTT on loopback, MQTT over TLS with client certificates, the
+password and ACL files), included as a city's broker includes them. It can be stopped
+and started again on the same ports, which is how outage tests simulate a network that
+goes away and comes back.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import abc
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +33,7 @@ __all__ = [
     "find_mosquitto",
     "free_port",
     "port_open",
+    "provisioned_ports",
     "write_password_file",
 ]
 
@@ -160,11 +165,19 @@ class MosquittoBroker(ChildBroker):
     allow_anonymous: bool = True
     persistence: bool = True
     extra_config: str = ""
+    #: A provisioned ``conf.d/listeners.conf``: its folder is included and its listeners
+    #: replace this broker's own (``port`` becomes its loopback listener's, or its only
+    #: one's; ``tls_port`` its TLS listener's).
+    listeners_file: Path | None = None
+    #: The TLS listener's port (from ``listeners_file``); None without one.
+    tls_port: int | None = field(default=None, init=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.listeners_file is not None:
+            self.port, self.tls_port = provisioned_ports(self.listeners_file)
         if self.port is None:
             self.port = free_port(self.host)
 
@@ -180,9 +193,14 @@ class MosquittoBroker(ChildBroker):
 
     def render_config(self) -> str:
         """The config file text for the current settings."""
-        lines = [
-            f"listener {self.port} {self.host}",
-            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+        if self.listeners_file is not None:
+            lines = [f"include_dir {Path(self.listeners_file).resolve().parent}"]
+        else:
+            lines = [
+                f"listener {self.port} {self.host}",
+                f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            ]
+        lines += [
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
@@ -230,6 +248,25 @@ class MosquittoBroker(ChildBroker):
     def log_text(self) -> str:
         """Everything the broker has logged so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def provisioned_ports(listeners_file: Path) -> tuple[int, int | None]:
+    """The plain and TLS ports of a provisioned listeners file: the plain one is the
+    listener on 127.0.0.1 (or the only listener, without TLS); TLS is the one with a
+    ``certfile``."""
+    plain: int | None = None
+    tls: int | None = None
+    current: int | None = None
+    for line in Path(listeners_file).read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"\s*listener\s+(\d+)(?:\s+(\S+))?", line):
+            current = int(m.group(1))
+            plain = current if plain is None else plain
+        elif re.match(r"\s*certfile\s", line) and current is not None:
+            tls = current
+            plain = None if plain == current else plain
+    if plain is None:
+        raise BrokerError(f"{listeners_file}: no plain listener to watch")
+    return plain, tls
 
 
 def write_password_file(path: Path, users: dict[str, str]) -> Path:

@@ -9,9 +9,21 @@ Layout written (DESIGN.md §4):
   only its own ``cmd`` and ``config/desired``.
 * ``broker_dir/hub_users`` — the names that get the hub's rights.
 * ``broker_dir/<hub user>.password`` — the hub's own broker password (mode 0600).
-* ``out_dir/<device>/agent.yaml`` and ``out_dir/<device>/mqtt.password`` — what the
-  device needs: its id, the broker address, its username/password file and the hub's
-  public key.
+* ``broker_dir/tls/`` — the city's CA (``ca.crt``; ``ca.key`` when the CA was made
+  here rather than given), the broker's certificate (``broker.crt``/``broker.key``) and
+  the hub user's client certificate (``<hub user>.crt``/``.key``); keys mode 0600
+  (:mod:`central_hub.services.pki`).
+* ``broker_dir/conf.d/listeners.conf`` — regenerated on every run: the password and ACL
+  files, plain MQTT on 127.0.0.1 only (tools on the broker's host) and MQTT over TLS on
+  every interface, where a client needs a certificate from the city's CA *and* its
+  password. Mosquitto reads it through ``include_dir`` (``firmware_config/broker/``).
+* ``out_dir/<device>/agent.yaml``, ``mqtt.password``, ``ca.crt``, ``client.crt`` and
+  ``client.key`` — what the device needs: its id, the broker address (the TLS port), its
+  username/password file, the CA it trusts and its own certificate (common name = device
+  id, reissued on every run), and the hub's public keys.
+
+``tls=False`` (``provision --no-tls``) leaves certificates out and opens plain MQTT on
+every interface: for a lab broker that cannot do TLS, never for a city.
 """
 
 from __future__ import annotations
@@ -22,28 +34,35 @@ import hmac
 import logging
 import os
 import secrets
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from central_hub.errors import ProvisionError
+from central_hub.services import pki
 from edge_agent.protocol import Channel, TopicError, check_device_id
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BROKER_SETTINGS",
     "HUB_TOPICS",
+    "BrokerTls",
     "ProvisionResult",
     "device_config",
     "device_topics",
+    "ensure_broker_tls",
     "ensure_hub_user",
     "hash_password",
     "provision_device",
     "read_password_file",
     "render_acl",
+    "render_listeners",
     "verify_password",
 ]
 
@@ -104,12 +123,97 @@ def _write_private(path: Path, text: str) -> None:
 #: What a hub user may read and write: the whole tree.
 HUB_TOPICS = "xh/v1/#"
 
-#: Settings a provisioned Mosquitto's listener must have (``firmware_config/broker/
-#: mosquitto.conf`` carries them; the demo and the tests' brokers use them too). With
-#: ``use_username_as_clientid`` the broker names every client after its user, so a device
-#: cannot connect under the hub's or another device's client id and knock it off (each
-#: hub worker therefore gets its own broker user: ``provision --hub-user hub-2``).
+#: Settings every listener of a provisioned Mosquitto must have (:func:`render_listeners`
+#: puts them under each). With ``use_username_as_clientid`` the broker names every client
+#: after its user, so a device cannot connect under the hub's or another device's client
+#: id and knock it off (each hub worker therefore gets its own broker user:
+#: ``provision --hub-user hub-2``).
 BROKER_SETTINGS = ("use_username_as_clientid true",)
+
+#: Where the broker's part of the config is written, under ``broker_dir``.
+LISTENERS_CONF = Path("conf.d") / "listeners.conf"
+#: The port of the loopback-only plain listener, by default.
+PLAIN_PORT = 1883
+#: The port of the TLS listener that units and the hub use, by default.
+TLS_PORT = 8883
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker side's TLS files: the CA, the broker's certificate, the hub user's."""
+
+    ca: Path
+    server: pki.CertFiles
+    hub: pki.CertFiles
+
+
+def ensure_broker_tls(
+    broker_dir: Path,
+    ca: pki.Authority,
+    *,
+    hub_user: str = "hub",
+    hosts: Iterable[str] = (),
+    now: datetime,
+) -> BrokerTls:
+    """A broker certificate from ``ca`` valid for ``hosts`` (plus ``localhost`` and
+    ``127.0.0.1``) and the hub user's client certificate, each reused while good.
+    ``ca`` is :func:`pki.load_or_create_ca` of ``broker_dir/tls``."""
+    tls_dir = Path(broker_dir) / "tls"
+    server = pki.ensure_server_cert(
+        pki.CertFiles(tls_dir / "broker.crt", tls_dir / "broker.key"),
+        ca,
+        ["localhost", "127.0.0.1", *hosts],
+        now,
+    )
+    hub = pki.issue_client_cert(
+        pki.CertFiles(tls_dir / f"{hub_user}.crt", tls_dir / f"{hub_user}.key"),
+        ca,
+        hub_user,
+        now,
+        reuse=True,
+    )
+    return BrokerTls(ca=ca.cert_path, server=server, hub=hub)
+
+
+def render_listeners(
+    broker_dir: Path, *, port: int, plain_port: int = PLAIN_PORT, tls: bool = True
+) -> str:
+    """Mosquitto's listeners and access files for a provisioned ``broker_dir`` (pure).
+
+    With ``tls``: plain MQTT on 127.0.0.1:``plain_port`` only, and TLS on every interface
+    at ``port``, where a client must show a certificate from the city's CA and then log
+    in with its password (both: the certificate says "one of the city's", the password
+    which one). Without: plain MQTT on every interface at ``port``.
+    """
+    base = Path(broker_dir).resolve()
+    tls_dir = base / "tls"
+    lines = [
+        "# Managed by `central-hub provision`; regenerated on every run, edits are lost.",
+        f"password_file {base / 'passwd'}",
+        f"acl_file {base / 'acl'}",
+        "allow_anonymous false",
+        "",
+    ]
+    if not tls:
+        lines += ["# Plain MQTT on every interface (provision --no-tls): a lab only.", ""]
+        lines += [f"listener {port}", *BROKER_SETTINGS]
+        return "\n".join(lines) + "\n"
+    lines += [
+        "# Plain MQTT for tools on the broker's own host only.",
+        f"listener {plain_port} 127.0.0.1",
+        *BROKER_SETTINGS,
+        "",
+        "# MQTT over TLS for the units and the hub: a certificate signed by the city's CA,",
+        "# then the user's password.",
+        f"listener {port}",
+        *BROKER_SETTINGS,
+        f"cafile {tls_dir / 'ca.crt'}",
+        f"certfile {tls_dir / 'broker.crt'}",
+        f"keyfile {tls_dir / 'broker.key'}",
+        "require_certificate true",
+        "tls_version tlsv1.2",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def device_topics(device_id: str) -> tuple[list[str], list[str]]:
@@ -149,6 +253,11 @@ class ProvisionResult:
     password_file: Path
     acl_file: Path
     hub_password_path: Path
+    broker_config: Path
+    #: The device's client certificate and key (None with ``tls=False``).
+    device_tls: pki.CertFiles | None = None
+    #: The broker's and the hub's TLS files (None with ``tls=False``).
+    broker_tls: BrokerTls | None = None
 
 
 def _hub_users(broker_dir: Path) -> list[str]:
@@ -189,24 +298,25 @@ def device_config(
     password_file: Path,
     public_key: str,
     model_public_key: str | None = None,
+    tls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The agent config sections provisioning owns (the rest keeps the agent's defaults).
 
-    With ``model_public_key`` the unit loads only model packages the hub signed.
+    With ``model_public_key`` the unit loads only model packages the hub signed; ``tls``
+    is the ``mqtt.tls`` section (``ca``, ``cert``, ``key``).
     """
     hub: dict[str, Any] = {"public_key": public_key}
     if model_public_key is not None:
         hub["model_public_key"] = model_public_key
-    return {
-        "device": {"id": device_id, "kind": kind},
-        "mqtt": {
-            "host": mqtt_host,
-            "port": mqtt_port,
-            "username": device_id,
-            "password_file": str(password_file),
-        },
-        "hub": hub,
+    mqtt: dict[str, Any] = {
+        "host": mqtt_host,
+        "port": mqtt_port,
+        "username": device_id,
+        "password_file": str(password_file),
     }
+    if tls is not None:
+        mqtt["tls"] = dict(tls)
+    return {"device": {"id": device_id, "kind": kind}, "mqtt": mqtt, "hub": hub}
 
 
 def provision_device(
@@ -221,12 +331,22 @@ def provision_device(
     hub_user: str = "hub",
     device_password_path: Path | None = None,
     model_public_key: str | None = None,
+    tls: bool = True,
+    plain_port: int = PLAIN_PORT,
+    broker_hosts: Sequence[str] = (),
+    ca_cert: Path | None = None,
+    ca_key: Path | None = None,
+    now: datetime | None = None,
 ) -> ProvisionResult:
-    """Write a device's credentials and config and update the broker's password and ACL files.
+    """Write a device's credentials and config and update the broker's files.
 
     ``device_password_path`` is where the config says the password file will be on the
-    device (default: next to the config file as written here). ``model_public_key`` (the
-    hub's model-signing key) makes the unit refuse models the hub did not sign.
+    device (default: next to the config file as written here; the TLS files are named
+    next to it too). ``model_public_key`` (the hub's model-signing key) makes the unit
+    refuse models the hub did not sign. With ``tls`` (the default) ``mqtt_port`` is the
+    broker's TLS port, whose certificate names ``mqtt_host``, ``broker_hosts``,
+    ``localhost`` and ``127.0.0.1``; ``ca_cert``/``ca_key`` give the city's own CA
+    (default: one made in ``broker_dir/tls`` on the first run). ``now`` is the clock.
     """
     try:
         check_device_id(device_id)
@@ -238,12 +358,28 @@ def provision_device(
     hubs = _hub_users(broker_dir)
     if device_id in hubs or device_id == hub_user:
         raise ProvisionError(f"{device_id!r} is the hub's broker user, not a device")
+    now = now or datetime.now(UTC)
     try:
         hub_secret = ensure_hub_user(broker_dir, hub_user)
         password = secrets.token_urlsafe(24)
         dev_dir = out_dir / device_id
         password_path = dev_dir / "mqtt.password"
         _write_private(password_path, password + "\n")
+        on_device = (device_password_path or password_path.resolve()).parent
+        broker_tls = device_tls = tls_section = None
+        if tls:
+            ca = pki.load_or_create_ca(broker_dir / "tls", now, ca_cert=ca_cert, ca_key=ca_key)
+            broker_tls = ensure_broker_tls(
+                broker_dir, ca, hub_user=hub_user, hosts=[mqtt_host, *broker_hosts], now=now
+            )
+            shutil.copyfile(broker_tls.ca, dev_dir / "ca.crt")
+            device_tls = pki.issue_client_cert(
+                pki.CertFiles(dev_dir / "client.crt", dev_dir / "client.key"), ca, device_id, now
+            )
+            tls_section = {
+                name: str(on_device / file)
+                for name, file in (("ca", "ca.crt"), ("cert", "client.crt"), ("key", "client.key"))
+            }
         config = device_config(
             device_id,
             kind,
@@ -252,6 +388,7 @@ def provision_device(
             password_file=device_password_path or password_path.resolve(),
             public_key=public_key,
             model_public_key=model_public_key,
+            tls=tls_section,
         )
         config_path = dev_dir / "agent.yaml"
         _write_private(
@@ -262,6 +399,11 @@ def provision_device(
         users = read_password_file(broker_dir / "passwd")
         users[device_id] = hash_password(password)
         _save(broker_dir, users, _hub_users(broker_dir))
+        broker_config = broker_dir / LISTENERS_CONF
+        _write_private(
+            broker_config,
+            render_listeners(broker_dir, port=mqtt_port, plain_port=plain_port, tls=tls),
+        )
     except OSError as exc:
         raise ProvisionError(f"cannot write provisioning files for {device_id}: {exc}") from exc
     log.info("provisioned %s (%s) into %s", device_id, kind, out_dir)
@@ -272,4 +414,7 @@ def provision_device(
         password_file=broker_dir / "passwd",
         acl_file=broker_dir / "acl",
         hub_password_path=hub_secret,
+        broker_config=broker_config,
+        device_tls=device_tls,
+        broker_tls=broker_tls,
     )
