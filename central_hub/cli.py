@@ -29,7 +29,7 @@ from central_hub.hub import build_hub, hub_client_id, load_or_create_key
 from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.dataset import ExportOptions, export_dataset
-from central_hub.services.provision import provision_device
+from central_hub.services.provision import PLAIN_PORT, TLS_PORT, provision_device
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
 from edge_agent.vision.errors import ModelError
@@ -134,7 +134,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--broker-dir", type=Path, default=Path("firmware_config/broker/generated"))
     p.add_argument("--out", type=Path, default=Path("firmware_config/devices/generated"))
     p.add_argument("--broker-host", default="127.0.0.1", help="address devices connect to")
-    p.add_argument("--broker-port", type=int, default=1883)
+    p.add_argument(
+        "--broker-port",
+        type=int,
+        default=TLS_PORT,
+        help=f"the port devices connect to: the broker's TLS listener ({TLS_PORT})",
+    )
+    p.add_argument(
+        "--plain-port",
+        type=int,
+        default=PLAIN_PORT,
+        help=f"the broker's plain listener, on 127.0.0.1 only ({PLAIN_PORT})",
+    )
+    p.add_argument(
+        "--broker-name",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="another name or address the broker's certificate must carry (repeatable)",
+    )
+    p.add_argument("--ca-cert", type=Path, help="the city's CA certificate (default: make one)")
+    p.add_argument("--ca-key", type=Path, help="its key (used in place, never copied)")
+    p.add_argument(
+        "--no-tls",
+        dest="tls",
+        action="store_false",
+        help="no certificates, plain MQTT on every interface (a lab broker only)",
+    )
     p.add_argument("--hub-user", default="hub")
     p.add_argument("--register", action="store_true", help="also add it to the hub's registry")
 
@@ -233,13 +259,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mqtt_port=args.broker_port,
                 hub_user=args.hub_user,
                 model_public_key=public_key_b64(model_key),
+                tls=args.tls,
+                plain_port=args.plain_port,
+                broker_hosts=args.broker_name,
+                ca_cert=args.ca_cert,
+                ca_key=args.ca_key,
             )
             if args.register:
                 asyncio.run(_register(settings, args.device_id, args.kind))
             print(f"config:   {result.config_path}")
             print(f"password: {result.password_path}")
-            print(f"broker:   {result.password_file} {result.acl_file}")
+            if result.device_tls is not None:
+                print(f"tls:      {result.device_tls.cert} {result.device_tls.key} (and ca.crt)")
+            print(f"broker:   {result.password_file} {result.acl_file} {result.broker_config}")
             print(f"hub user: {args.hub_user} (password in {result.hub_password_path})")
+            if result.broker_tls is not None:
+                tls = result.broker_tls
+                print(f"broker certificate: {tls.server.cert}")
+                print(
+                    f"hub TLS:  XH_HUB_MQTT_PORT={args.broker_port} XH_HUB_MQTT_TLS_CA={tls.ca} "
+                    f"XH_HUB_MQTT_TLS_CERT={tls.hub.cert} XH_HUB_MQTT_TLS_KEY={tls.hub.key}"
+                )
             print("models:   the unit loads only packages signed by `central-hub model sign`")
         elif args.cmd == "dataset":
             sys.stdout.write(asyncio.run(_dataset(settings, args)))
@@ -253,12 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             client_id = hub_client_id(
                 args.client_id, load_or_create_key(settings.hub_key_path, create=False)
             )
+            settings.check_mqtt_tls()
             drop_session(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
                 client_id=client_id,
                 username=settings.mqtt_username,
                 password=settings.mqtt_secret(),
+                tls_ca=settings.mqtt_tls_ca,
+                tls_cert=settings.mqtt_tls_cert,
+                tls_key=settings.mqtt_tls_key,
             )
             print(f"session {client_id} dropped")
         elif args.cmd == "user":

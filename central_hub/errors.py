@@ -12,6 +12,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "ProvisionError",
+    "SettingsError",
     "StorageError",
     "TooLargeError",
 ]
@@ -47,6 +48,11 @@ class TooLargeError(HubError):
 
 class CommandError(HubError):
     """A command that cannot be queued (unknown device, bad kind or parameters)."""
+
+
+class SettingsError(HubError):
+    """A setting names a file the hub cannot use (missing, unreadable); the message names
+    the setting and its ``XH_HUB_`` variable."""
 
 
 class ProvisionError(HubError):

@@ -155,6 +155,7 @@ async def build_hub(
     frames = EvidenceStore(settings.frames_path)
     broker = None
     if mqtt:
+        settings.check_mqtt_tls()
         broker = HubMqtt(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
@@ -164,6 +165,9 @@ async def build_hub(
             else [],
             username=settings.mqtt_username,
             password=settings.mqtt_secret(),
+            tls_ca=settings.mqtt_tls_ca,
+            tls_cert=settings.mqtt_tls_cert,
+            tls_key=settings.mqtt_tls_key,
         )
     pub: Publisher | None = publisher or broker
     filer = CaseFiler(catalogue, grid, calendar)

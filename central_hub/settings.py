@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from central_hub.errors import SettingsError
+
 __all__ = ["HubSettings"]
 
 
@@ -15,7 +17,8 @@ class HubSettings(BaseSettings):
 
     ``db_url`` defaults to an SQLite file under ``data_dir``; a production hub sets it to
     ``postgresql+asyncpg://...``. The MQTT password comes from ``mqtt_password`` or, better,
-    from ``mqtt_password_file`` (what ``central-hub provision`` writes).
+    from ``mqtt_password_file`` (what ``central-hub provision`` writes); with ``mqtt_tls_ca``
+    (and the hub user's ``mqtt_tls_cert``/``mqtt_tls_key``) it connects over TLS.
 
     A city's own data: ``grid_path`` (GeoJSON; default the grid ``central-hub grid import``
     stored in ``data_dir``, else the sample district), ``catalogue_path`` and
@@ -33,6 +36,19 @@ class HubSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
+    mqtt_tls_ca: Path | None = Field(
+        default=None,
+        description="the CA that signed the broker's certificate; set, the hub connects over "
+        "TLS (then mqtt_port is the broker's TLS port, 8883 as provisioned); `central-hub "
+        "provision` writes BROKER_DIR/tls/ca.crt",
+    )
+    mqtt_tls_cert: Path | None = Field(
+        default=None,
+        description="the hub user's client certificate (BROKER_DIR/tls/<hub user>.crt)",
+    )
+    mqtt_tls_key: Path | None = Field(
+        default=None, description="its private key (BROKER_DIR/tls/<hub user>.key)"
+    )
     mqtt_client_id: str = Field(
         default="hub-1",
         pattern=r"^[A-Za-z0-9_-]{1,40}$",
@@ -83,7 +99,30 @@ class HubSettings(BaseSettings):
     def _one_password(self) -> HubSettings:
         if self.mqtt_password is not None and self.mqtt_password_file is not None:
             raise ValueError("set mqtt_password or mqtt_password_file, not both")
+        if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
+            raise ValueError("set both mqtt_tls_cert and mqtt_tls_key, or neither")
+        if self.mqtt_tls_cert is not None and self.mqtt_tls_ca is None:
+            raise ValueError("mqtt_tls_cert needs mqtt_tls_ca (the CA of the broker)")
         return self
+
+    def check_mqtt_tls(self) -> None:
+        """Raise :class:`SettingsError` naming the setting when a TLS file that is set
+        cannot be read (checked when the hub connects, not when settings load, so
+        commands that never touch the broker work without them)."""
+        for name in ("mqtt_tls_ca", "mqtt_tls_cert", "mqtt_tls_key"):
+            path: Path | None = getattr(self, name)
+            if path is None:
+                continue
+            variable = f"XH_HUB_{name.upper()}"
+            try:
+                with path.open("rb") as fh:
+                    fh.read(1)
+            except FileNotFoundError as exc:
+                raise SettingsError(f"{name} ({variable}): no such file {path}") from exc
+            except OSError as exc:
+                raise SettingsError(
+                    f"{name} ({variable}): cannot read {path}: {exc.strerror}"
+                ) from exc
 
     @property
     def database_url(self) -> str:

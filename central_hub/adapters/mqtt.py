@@ -6,7 +6,8 @@ hands received messages to the event loop in batches, and acknowledges QoS 1 mes
 only when the caller says so (``manual_ack``), i.e. after they are committed, so a hub
 killed mid-batch gets them again from the broker. The session is persistent
 (``clean_session=False``) with a stable client id, so messages published while the hub
-is down wait in the broker.
+is down wait in the broker. With a CA (and a client certificate) it speaks TLS, as a
+provisioned broker asks on its public listener.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -33,6 +36,25 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 5
 #: Seconds to wait for the broker's PUBACK when publishing.
 PUBLISH_TIMEOUT_S = 10.0
+
+
+def _use_tls(client: paho.Client, ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Make ``client`` speak TLS, trusting ``ca`` and showing ``cert``/``key``; the broker's
+    certificate must name the host connected to. BrokerError names the settings."""
+    if ca is None:
+        return
+    try:
+        client.tls_set(
+            ca_certs=str(ca),
+            certfile=str(cert) if cert else None,
+            keyfile=str(key) if key else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise BrokerError(
+            f"cannot load the MQTT TLS files (mqtt_tls_ca {ca}, mqtt_tls_cert {cert}, "
+            f"mqtt_tls_key {key}): {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +82,9 @@ class HubMqtt:
         password: str | None = None,
         clean_session: bool = False,
         keepalive: int = 30,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -74,6 +99,7 @@ class HubMqtt:
         )
         if username is not None:
             self._client.username_pw_set(username, password)
+        _use_tls(self._client, tls_ca, tls_cert, tls_key)
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.max_inflight_messages_set(1000)
         self._client.on_connect = self._on_connect
@@ -232,6 +258,9 @@ def drop_session(
     username: str | None = None,
     password: str | None = None,
     timeout_s: float = 10.0,
+    tls_ca: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     """Discard a retired worker's persistent session at the broker (blocking).
 
@@ -251,6 +280,7 @@ def drop_session(
     )
     if username is not None:
         client.username_pw_set(username, password)
+    _use_tls(client, tls_ca, tls_cert, tls_key)
 
     def on_connect(_c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -260,7 +290,7 @@ def drop_session(
     client.on_connect = on_connect
     try:
         client.connect(host, port)
-    except OSError as exc:
+    except OSError as exc:  # ssl.SSLError (a refused handshake) is one too
         raise BrokerError(f"cannot reach {host}:{port}: {exc}") from exc
     client.loop_start()
     try:

@@ -234,3 +234,30 @@ def test_listeners_plain_on_loopback_tls_everywhere_both_bound_to_users(tmp_path
         assert any(line.startswith(f"{item} {tmp_path.resolve()}/tls/") for line in tls)
     assert "allow_anonymous false" in text.splitlines()
     assert not any(line.startswith("listener") and "0.0.0.0" in line for line in text.splitlines())
+
+
+def test_cli_provision_defaults_to_tls_and_says_how_the_hub_connects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from central_hub.cli import main
+
+    args = ["--data-dir", str(tmp_path / "hub"), "provision", "pole-3"]
+    args += ["--broker-dir", str(tmp_path / "b"), "--out", str(tmp_path / "d")]
+    assert main([*args, "--broker-host", "mqtt.city.example", "--broker-name", "10.1.2.3"]) == 0
+    out = capsys.readouterr().out
+    config = load_config(tmp_path / "d" / "pole-3" / "agent.yaml")
+    assert config.mqtt.port == 8883
+    assert config.mqtt.tls is not None
+    assert config.mqtt.tls.cert == (tmp_path / "d" / "pole-3" / "client.crt").resolve()
+    tls = tmp_path / "b" / "tls"
+    assert f"XH_HUB_MQTT_TLS_CA={tls / 'ca.crt'}" in out
+    assert f"XH_HUB_MQTT_TLS_KEY={tls / 'hub.key'}" in out
+    assert "XH_HUB_MQTT_PORT=8883" in out
+    assert {"mqtt.city.example", "10.1.2.3"} <= pki.san_names(_cert(tls / "broker.crt"))
+    listeners = (tmp_path / "b" / "conf.d" / "listeners.conf").read_text()
+    assert "listener 1883 127.0.0.1\n" in listeners
+    assert "listener 8883\n" in listeners
+    assert main([*args, "--ca-cert", str(tls / "ca.crt")]) == 1
+    assert "--ca-key" in capsys.readouterr().err
+    assert main([*args.copy()[:3], "pole-4", *args[4:], "--no-tls"]) == 0
+    assert load_config(tmp_path / "d" / "pole-4" / "agent.yaml").mqtt.tls is None
