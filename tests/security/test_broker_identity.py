@@ -18,7 +18,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.db.schema import events
 from central_hub.hub import Hub, hub_client_id
-from central_hub.services.provision import BROKER_SETTINGS, ensure_hub_user, provision_device
+from central_hub.services.provision import (
+    BROKER_SETTINGS,
+    ensure_hub_user,
+    provision_device,
+    render_listeners,
+)
 from central_hub.settings import HubSettings
 from central_hub.testing import make_event, running_hub
 from edge_agent.protocol import Channel, encode, public_key_b64, topic
@@ -182,8 +187,17 @@ async def test_bound_client_ids_and_a_secret_group_lose_nothing(tmp_path: Path) 
     assert time.monotonic() - started < 60
 
 
-def test_the_shipped_broker_config_binds_client_ids() -> None:
+def test_the_shipped_broker_config_binds_client_ids(tmp_path: Path) -> None:
+    """The template takes its listeners from what provision writes, and every listener
+    provision writes binds client ids to users."""
     template = Path(__file__).resolve().parents[2] / "firmware_config" / "broker" / "mosquitto.conf"
-    lines = {line.strip() for line in template.read_text(encoding="utf-8").splitlines()}
-    assert set(BROKER_SETTINGS) <= lines
+    lines = [line.strip() for line in template.read_text(encoding="utf-8").splitlines()]
+    assert "include_dir /etc/mosquitto/xiuhua/conf.d" in lines
+    assert not [line for line in lines if line.startswith(("listener", "password_file"))]
+    for tls in (True, False):
+        text = render_listeners(tmp_path, port=8883, tls=tls)
+        blocks = text.split("\nlistener ")[1:]
+        assert blocks
+        for block in blocks:
+            assert set(BROKER_SETTINGS) <= set(block.splitlines())
     assert HubSettings().share_group == "auto"
