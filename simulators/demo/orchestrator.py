@@ -12,7 +12,11 @@
 3. the hub's database (migrated), the units registered, and four API users (admin,
    operator, dispatcher, handler) whose tokens go to ``tokens.json`` (mode 0600);
 4. a broker on a free port with that password file and ACL, anonymous access off:
-   Mosquitto from PATH, or the embedded Python broker when there is none;
+   Mosquitto from PATH, or the embedded Python broker when there is none. Mosquitto runs
+   the listeners provisioning wrote: MQTT over TLS, where the hub and each unit show the
+   client certificate provisioning issued them and then their password, and plain MQTT on
+   127.0.0.1 only (which nothing here uses). The embedded broker and NATS stay plain
+   (``docs/brokers.md``);
 5. the hub (``central-hub serve`` as :mod:`simulators.demo.hub` runs it: SQLite, the
    sample district, one worker) and one edge agent per unit.
 
@@ -171,6 +175,8 @@ class Demo:
         self.layout: _Layout | None = None
         self.broker: BrokerHandle | None = None
         self.broker_kind = ""
+        #: The port the hub and the units connect to (Mosquitto's TLS listener).
+        self.mqtt_port: int | None = None
         self.hub: Child | None = None
         self.agents: dict[str, Child] = {}
         self.tokens: dict[str, str] = {}
@@ -207,11 +213,15 @@ class Demo:
             self._log_handler = handler
         model_dir = find_model_dir()
         general_dir = find_model_dir("general-detector", "XH_DEMO_GENERAL_MODEL")
-        broker_port = free_port()
+        self.broker_kind = self._choose_broker()
+        broker_port = self.mqtt_port = free_port()
+        plain_port = free_port()
         api_port = self.options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         settings = self._hub_settings(broker_port, api_port)
-        await asyncio.to_thread(self._provision, settings, broker_port, model_dir, general_dir)
+        await asyncio.to_thread(
+            self._provision, settings, broker_port, plain_port, model_dir, general_dir
+        )
         await self._prepare_hub(settings)
         self.broker = await asyncio.to_thread(self._start_broker, broker_port)
         self.hub = Child(
@@ -233,6 +243,7 @@ class Demo:
                 **os.environ,
                 "XH_HUB_MQTT_USERNAME": "hub",
                 "XH_HUB_MQTT_PASSWORD_FILE": str(layout.broker / "hub.password"),
+                **self._hub_tls_env(),
                 "XH_HUB_COMMAND_TICK_S": "0.5",
                 # NATS grants $share groups but delivers nothing to them (docs/brokers.md).
                 **({"XH_HUB_SHARE_GROUP": ""} if self.broker_kind == "nats" else {}),
@@ -259,22 +270,48 @@ class Demo:
         self.started_at = time.monotonic()
         self._write_manifest()
 
+    @property
+    def tls(self) -> bool:
+        """Whether the broker, the hub and the units speak TLS (Mosquitto does)."""
+        return self.broker_kind == "mosquitto"
+
+    def _hub_tls_env(self) -> dict[str, str]:
+        """The hub's TLS settings as ``XH_HUB_`` variables (empty without TLS)."""
+        assert self.layout is not None
+        if not self.tls:
+            return {}
+        tls = self.layout.broker / "tls"
+        return {
+            "XH_HUB_MQTT_TLS_CA": str(tls / "ca.crt"),
+            "XH_HUB_MQTT_TLS_CERT": str(tls / "hub.crt"),
+            "XH_HUB_MQTT_TLS_KEY": str(tls / "hub.key"),
+        }
+
     def _hub_settings(self, broker_port: int, api_port: int) -> Any:
         from central_hub.settings import HubSettings
 
         assert self.layout is not None
+        tls = self.layout.broker / "tls"
         return HubSettings(
             data_dir=self.layout.hub,
             mqtt_host="127.0.0.1",
             mqtt_port=broker_port,
             mqtt_username="hub",
             mqtt_password_file=self.layout.broker / "hub.password",
+            mqtt_tls_ca=tls / "ca.crt" if self.tls else None,
+            mqtt_tls_cert=tls / "hub.crt" if self.tls else None,
+            mqtt_tls_key=tls / "hub.key" if self.tls else None,
             api_port=api_port,
             command_tick_s=0.5,
         )
 
     def _provision(
-        self, settings: Any, broker_port: int, model_dir: Path, general_dir: Path
+        self,
+        settings: Any,
+        broker_port: int,
+        plain_port: int,
+        model_dir: Path,
+        general_dir: Path,
     ) -> None:
         """Keys, broker users, ACL and each unit's config (blocking file work)."""
         from central_hub.hub import load_or_create_key
@@ -303,6 +340,8 @@ class Demo:
                 mqtt_host="127.0.0.1",
                 mqtt_port=broker_port,
                 model_public_key=public_key_b64(model_key),
+                tls=self.tls,
+                plain_port=plain_port,
             )
             provisioned = yaml.safe_load(result.config_path.read_text(encoding="utf-8"))
             cam = device.camera
@@ -381,37 +420,38 @@ class Demo:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(self.tokens, fh, indent=2)
 
+    def _choose_broker(self) -> str:
+        """``mosquitto``, ``nats`` or ``embedded``: the option, where ``auto`` is Mosquitto
+        when it is installed."""
+        from simulators.mosquitto import BrokerError, find_mosquitto
+
+        choice = self.options.broker
+        if choice != "auto":
+            return choice
+        try:
+            find_mosquitto()
+        except BrokerError:
+            return "embedded"
+        return "mosquitto"
+
     def _start_broker(self, port: int) -> BrokerHandle:
         from simulators.broker.process import EmbeddedBrokerProcess
-        from simulators.mosquitto import BrokerError, MosquittoBroker, find_mosquitto
+        from simulators.mosquitto import BrokerError, MosquittoBroker
         from simulators.nats import NatsBroker
 
         assert self.layout is not None
-        choice = self.options.broker
         broker: BrokerHandle
-        use_mosquitto = choice == "mosquitto"
-        if choice == "auto":
-            try:
-                find_mosquitto()
-                use_mosquitto = True
-            except BrokerError:
-                use_mosquitto = False
         passwd, acl = self.layout.broker / "passwd", self.layout.broker / "acl"
-        if choice == "nats":
+        if self.broker_kind == "nats":
             broker = NatsBroker(self.layout.broker / "nats", port=port, users=self._nats_users())
-            self.broker_kind = "nats"
-        elif use_mosquitto:
-            from central_hub.services.provision import BROKER_SETTINGS
+        elif self.broker_kind == "mosquitto":
+            from central_hub.services.provision import LISTENERS_CONF
 
+            # The listeners provisioning wrote: TLS on ``port``, plain on loopback.
             broker = MosquittoBroker(
                 self.layout.broker / "mosquitto",
-                port=port,
-                password_file=passwd,
-                acl_file=acl,
-                allow_anonymous=False,
-                extra_config="\n".join(BROKER_SETTINGS),
+                listeners_file=self.layout.broker / LISTENERS_CONF,
             )
-            self.broker_kind = "mosquitto"
         else:
             broker = EmbeddedBrokerProcess(
                 self.layout.broker / "embedded",
@@ -421,7 +461,6 @@ class Demo:
                 allow_anonymous=False,
                 log_path=self.layout.logs / "broker.log",
             )
-            self.broker_kind = "embedded"
         try:
             _start_shielded(broker)
         except (BrokerError, ChildError) as exc:
@@ -475,7 +514,12 @@ class Demo:
             "api_docs": f"{self.api_url}/api/v1/docs",
             "console": f"{self.api_url}/console/",
             "tokens_file": str(self.layout.run / "tokens.json"),
-            "broker": {"kind": self.broker_kind, "host": "127.0.0.1", "port": self.broker.port},
+            "broker": {
+                "kind": self.broker_kind,
+                "host": "127.0.0.1",
+                "port": self.mqtt_port,
+                "tls": self.tls,
+            },
             "speed": self.options.speed,
             "devices": {
                 d.device_id: {
@@ -496,7 +540,7 @@ class Demo:
         """The lines above the status table."""
         elapsed = 0.0 if self.started_at is None else time.monotonic() - self.started_at
         until = f" of {self.options.duration:.0f} s" if self.options.duration is not None else ""
-        broker = self.broker.port if self.broker is not None else "?"
+        broker = f"{self.mqtt_port}{' (TLS)' if self.tls else ''}" if self.broker else "?"
         lines = [
             f"xiuhua demo: {elapsed:5.0f} s{until}, speed x{self.options.speed:g}  (Ctrl-C stops)",
             f"console: {self.api_url}/console/   API: {self.api_url}/api/v1/docs",
