@@ -13,13 +13,18 @@ RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
-	bench-edge bench-outbox bench-hub bench-fleet bench-console
+	bench-edge bench-outbox bench-hub bench-fleet bench-console fuzz-api
 
 demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
 
 test: venv check
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# schemathesis against a running hub for ten minutes with a fresh seed (`make test`
+# runs the same test for a minute with a fixed one).
+fuzz-api: venv
+	XH_FUZZ_SECONDS=600 XH_FUZZ_SEED=random $(BIN)/pytest -q tests/security/test_api_fuzz.py
 
 check: venv
 	$(BIN)/ruff format --check .

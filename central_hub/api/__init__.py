@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from central_hub import __version__
 from central_hub.adapters.prometheus import CONTENT_TYPE, HubMetrics
 from central_hub.api import admin, cases, devices, events, grid, metrics, rollouts
+from central_hub.api.deps import CurrentUser
 from central_hub.api.errors import install_error_handlers
 from central_hub.hub import Hub
 
@@ -28,8 +30,10 @@ def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
     app = FastAPI(
         title="xiuhua central hub",
         version=__version__,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # Neither the document nor a docs page is public (issue #17, finding 9): the
+        # document wants a token, and the reference is a console page for signed-in users.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.hub = hub
@@ -39,6 +43,16 @@ def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     rollouts.install_downloads(app)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    async def openapi_document(_user: CurrentUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs_page() -> RedirectResponse:
+        # The reference lives in the console (which asks for a login when needed).
+        return RedirectResponse("/console/api-docs", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
     ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
     app.state.ops_metrics = ops
 

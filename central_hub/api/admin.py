@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, Offset, guard
 from central_hub.db.schema import auth_failures
 from central_hub.domain.workflow import Role
 from central_hub.services.records import DeadLetterView
@@ -29,7 +29,7 @@ class DeadLetterPage(BaseModel):
 async def list_dead_letters(
     hub: HubDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DeadLetterPage:
     """Messages ingest refused, newest first, with reasons and raw bytes."""
     return DeadLetterPage(

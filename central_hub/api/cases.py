@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, Offset, QueryTime, RowId, guard
 from central_hub.domain.labels import Verdict
 from central_hub.domain.workflow import Action, Stage
 from central_hub.services.cases import CaseDetail, CaseFilter, CaseView
@@ -43,9 +42,9 @@ async def list_cases(
     cell: Annotated[str | None, Query(description="a grid cell; its whole subtree")] = None,
     overdue: bool | None = None,
     open_only: bool = False,
-    at: Annotated[datetime | None, Query(description="evaluate overdue at this time")] = None,
+    at: Annotated[QueryTime | None, Query(description="evaluate overdue at this time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[CaseView]:
     """Cases, newest first, filtered by stage, code, line, squad, grid subtree, overdue."""
     cells = hub.grid.subtree(cell) if cell is not None else None
@@ -64,14 +63,14 @@ async def list_cases(
 
 
 @router.get("/{case_id}", **guard(*ALL_ROLES))
-async def get_case(case_id: int, hub: HubDep, user: CurrentUser) -> CaseDetail:
+async def get_case(case_id: RowId, hub: HubDep, user: CurrentUser) -> CaseDetail:
     """One case with its audit trail, events and the actions the caller may take."""
     return await hub.cases.get(case_id, user)
 
 
 @router.post("/{case_id}/transitions", **guard(*ALL_ROLES))
 async def transition_case(
-    case_id: int, body: TransitionRequest, hub: HubDep, user: CurrentUser
+    case_id: RowId, body: TransitionRequest, hub: HubDep, user: CurrentUser
 ) -> CaseDetail:
     """Take an action on a case: 403 if the role may not, 409 if the stage does not allow it."""
     return await hub.cases.transition(

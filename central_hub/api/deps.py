@@ -5,18 +5,63 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel
 
 from central_hub.domain.workflow import Role
 from central_hub.errors import AuthError, ForbiddenError, TooManyAttempts
 from central_hub.hub import Hub
 from central_hub.services.throttle import record_failure
 from central_hub.services.users import User
+from edge_agent.protocol import MAX_WIRE_INT
 
-__all__ = ["ALL_ROLES", "CurrentUser", "HubDep", "get_hub", "guard"]
+__all__ = [
+    "ALL_ROLES",
+    "ERROR_RESPONSES",
+    "CurrentUser",
+    "ErrorBody",
+    "HubDep",
+    "Offset",
+    "QueryTime",
+    "RowId",
+    "get_hub",
+    "guard",
+]
 
 ALL_ROLES = (Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.ADMIN)
+
+#: A row number in a path (a case, a rollout): what a 64-bit column holds, so a huge
+#: number is a 422 naming the parameter rather than an overflow inside the database.
+RowId = Annotated[int, Path(ge=1, le=MAX_WIRE_INT)]
+#: How many rows to skip.
+Offset = Annotated[int, Query(ge=0, le=MAX_WIRE_INT)]
+#: A time in a query: with a zone (``...Z`` or ``+08:00``); a naive one is a 422.
+QueryTime = AwareDatetime
+
+
+class ErrorBody(BaseModel):
+    """Every refused request's body: ``detail`` says what is wrong, as a sentence, or as
+    FastAPI's list of field errors when the request does not fit its schema."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: The refusals any API route may answer, documented once for all of them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "the body is not JSON or form data"),
+        (401, "missing or unknown token"),
+        (403, "role not allowed"),
+        (404, "no such resource"),
+        (409, "conflicts with the resource's state"),
+        (413, "upload too large"),
+        (422, "a parameter or the body is invalid"),
+        (429, "too many failed attempts from this address; see Retry-After"),
+        (503, "the broker is unreachable"),
+    )
+}
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `central-hub user add`")
 
@@ -80,9 +125,5 @@ def guard(*roles: Role, responses: dict[int | str, dict[str, Any]] | None = None
     return {
         "dependencies": [Depends(_require(allowed))],
         "openapi_extra": {"x-roles": sorted(r.value for r in allowed)},
-        "responses": {
-            401: {"description": "missing or unknown token"},
-            403: {"description": "role not allowed"},
-            **(responses or {}),
-        },
+        "responses": {**ERROR_RESPONSES, **(responses or {})},
     }

@@ -5,13 +5,12 @@ clean frames kept for retraining (admins only, every read recorded)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, UploadFile
 from pydantic import BaseModel
 
-from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, guard
+from central_hub.api.deps import ALL_ROLES, CurrentUser, HubDep, Offset, QueryTime, guard
 from central_hub.console.errors import UploadRefused
 from central_hub.console.uploads import normalise_photo
 from central_hub.db.schema import frame_reads
@@ -19,6 +18,7 @@ from central_hub.domain.workflow import Role
 from central_hub.errors import InvalidInputError, TooLargeError
 from central_hub.services.labels import LabelledEvent, labelled_events
 from central_hub.services.records import EventView
+from edge_agent.protocol import MAX_WIRE_INT
 
 router = APIRouter(tags=["events"])
 
@@ -36,8 +36,8 @@ class EvidenceRef(BaseModel):
 @router.get("/labels", **guard(Role.ADMIN))
 async def list_labels(
     hub: HubDep,
-    since: datetime,
-    until: datetime,
+    since: QueryTime,
+    until: QueryTime,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[LabelledEvent]:
     """AI events whose case was verified or cancelled in [since, until), each with the
@@ -52,11 +52,11 @@ async def list_events(
     hub: HubDep,
     device_id: str | None = None,
     code: str | None = None,
-    case_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    case_id: Annotated[int | None, Query(ge=1, le=MAX_WIRE_INT)] = None,
+    since: QueryTime | None = None,
+    until: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     shadow: bool = False,
 ) -> list[EventView]:
     """Events, newest detection first; ``shadow=true``: a shadow candidate's would-be

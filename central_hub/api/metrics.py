@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from central_hub.api.deps import HubDep, guard
+from central_hub.api.deps import HubDep, QueryTime, guard
 from central_hub.domain.metrics import DailyCounts, Metrics
 from central_hub.domain.workflow import Role
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
 _READERS = (Role.OPERATOR, Role.DISPATCHER, Role.ADMIN)
-Start = Annotated[datetime, Query(description="period start (inclusive), with a zone")]
-End = Annotated[datetime, Query(description="period end (exclusive), with a zone")]
+Start = Annotated[QueryTime, Query(description="period start (inclusive), with a zone")]
+End = Annotated[QueryTime, Query(description="period end (exclusive), with a zone")]
 Cell = Annotated[str | None, Query(description="a grid cell; its whole subtree")]
-At = Annotated[datetime | None, Query(description="evaluate as of this time (default now)")]
+At = Annotated[QueryTime | None, Query(description="evaluate as of this time (default now)")]
 
 
 @router.get("", **guard(*_READERS))

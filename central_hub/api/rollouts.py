@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from central_hub.api.deps import CurrentUser, HubDep, get_hub, guard
+from central_hub.api.deps import CurrentUser, HubDep, QueryTime, RowId, get_hub, guard
 from central_hub.domain.rollout import Policy
 from central_hub.domain.workflow import Role
 from central_hub.services.packages import PackageView, RangeError, parse_range
@@ -75,14 +74,14 @@ async def create_rollout(hub: HubDep, user: CurrentUser, body: RolloutRequest) -
 
 
 @router.get("/rollouts/{rollout_id}", **guard(Role.ADMIN))
-async def get_rollout(hub: HubDep, rollout_id: int) -> RolloutView:
+async def get_rollout(hub: HubDep, rollout_id: RowId) -> RolloutView:
     """One campaign and each unit's state."""
     return await hub.rollouts.get(rollout_id)
 
 
 @router.post("/rollouts/{rollout_id}/abort", **guard(Role.ADMIN))
 async def abort_rollout(
-    hub: HubDep, user: CurrentUser, rollout_id: int, rollback: bool = False
+    hub: HubDep, user: CurrentUser, rollout_id: RowId, rollback: bool = False
 ) -> RolloutView:
     """Stop starting units; with ``rollback`` also roll back the units that took it."""
     return await hub.rollouts.abort(rollout_id, by=user.name, rollback=rollback)
@@ -91,8 +90,8 @@ async def abort_rollout(
 @router.get("/shadow", **guard(Role.ADMIN))
 async def shadow_comparison(
     hub: HubDep,
-    since: datetime,
-    until: datetime,
+    since: QueryTime,
+    until: QueryTime,
     window_s: Annotated[float, Query(gt=0, le=3600)] = 60.0,
 ) -> list[CameraShadow]:
     """Per camera, shadow candidates' would-be events against the real ones' verdicts."""

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from central_hub.console import (
+    api_docs_routes,
     auth_routes,
     box_routes,
     case_routes,
@@ -56,6 +57,7 @@ ROUTE_MODULES = (
     metrics_routes,
     rollout_routes,
     box_routes,
+    api_docs_routes,
 )
 
 

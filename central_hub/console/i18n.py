@@ -192,6 +192,15 @@ _ZH: dict[str, str] = {
     "rollouts.shadow_cameras": "影子运行的摄像头",
     "rollouts.shadow_hint": "摄像头编号；留空为全部",
     "rollouts.shadow_tag": "影子",
+    "api.title": "接口说明",
+    "api.explain": "中心平台 REST 接口（/api/v1），调用时带令牌：Authorization: Bearer <令牌>。",
+    "api.roles": "可用角色",
+    "api.param": "参数",
+    "api.in": "位置",
+    "api.type": "类型",
+    "api.required": "必填",
+    "api.body": "请求体",
+    "api.answers": "应答状态码",
     "shadow.title": "影子模型对比",
     "shadow.explain": (
         "候选模型与现用模型看同样的画面；它本会上报的事件不立案，"
@@ -393,6 +402,15 @@ _EN: dict[str, str] = {
     "rollouts.shadow_cameras": "Shadow on cameras",
     "rollouts.shadow_hint": "camera ids; empty: all",
     "rollouts.shadow_tag": "shadow",
+    "api.title": "API reference",
+    "api.explain": "The hub's REST API (/api/v1); send a token: Authorization: Bearer <token>.",
+    "api.roles": "Roles",
+    "api.param": "Parameter",
+    "api.in": "In",
+    "api.type": "Type",
+    "api.required": "Required",
+    "api.body": "Body",
+    "api.answers": "Status codes",
     "shadow.title": "Shadow models",
     "shadow.explain": (
         "A candidate sees the same frames as the running model; what it would have "

@@ -31,7 +31,17 @@ async def test_every_route_checks_token_and_role(sqlite_hub: Hub) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://hub"
     ) as client:
-        doc = (await client.get(f"{API_PREFIX}/openapi.json")).json()
+        # The document is for signed-in users only; its docs page lives in the console.
+        assert (await client.get(f"{API_PREFIX}/openapi.json")).status_code == 401
+        docs = await client.get(f"{API_PREFIX}/docs")
+        assert docs.status_code == 307
+        assert docs.headers["location"] == "/console/api-docs"
+        doc = (
+            await client.get(
+                f"{API_PREFIX}/openapi.json",
+                headers={"Authorization": f"Bearer {tokens[Role.HANDLER]}"},
+            )
+        ).json()
         operations = [
             (method, path, op)
             for path, item in doc["paths"].items()

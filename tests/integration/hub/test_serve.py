@@ -53,7 +53,7 @@ def test_serve_runs_api_and_ingest_and_stops_cleanly(
 
     def api_up() -> bool:
         try:
-            return httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200
+            return httpx.get(f"{base}/openapi.json", headers=auth, timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 
