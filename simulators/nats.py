@@ -90,6 +90,9 @@ class NatsBroker(ChildBroker):
     nats_port: int | None = None
     #: Users with passwords and permissions; none: anyone may connect and use any topic.
     users: tuple[NatsUser, ...] = ()
+    #: ``(ca, cert, key)``: the MQTT port speaks TLS with this certificate and asks each
+    #: client for a certificate from ``ca`` (then for its user's password).
+    tls: tuple[Path, Path, Path] | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -106,12 +109,18 @@ class NatsBroker(ChildBroker):
             f"server_name: xh-{self.port}",
             f"listen: {self.host}:{self.nats_port}",
             f'jetstream {{ store_dir: "{self.workdir / "jetstream"}" }}',
-            f"mqtt {{ listen: {self.host}:{self.port} }}",
+            f"mqtt {{ listen: {self.host}:{self.port}{self._tls_block()} }}",
         ]
         if self.users:
             lines += ["authorization {", "  users = [", *(u.render() for u in self.users)]
             lines += ["  ]", "}"]
         return "\n".join([*lines, ""])
+
+    def _tls_block(self) -> str:
+        if self.tls is None:
+            return ""
+        ca, cert, key = self.tls
+        return f', tls {{ ca_file: "{ca}", cert_file: "{cert}", key_file: "{key}", verify: true }}'
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the server and wait until its MQTT port accepts connections."""

@@ -15,8 +15,8 @@
    Mosquitto from PATH, or the embedded Python broker when there is none. Mosquitto runs
    the listeners provisioning wrote: MQTT over TLS, where the hub and each unit show the
    client certificate provisioning issued them and then their password, and plain MQTT on
-   127.0.0.1 only (which nothing here uses). The embedded broker and NATS stay plain
-   (``docs/brokers.md``);
+   127.0.0.1 only (which nothing here uses). NATS gets the same certificates on its MQTT
+   port (a client certificate, then the password); the embedded broker stays plain;
 5. the hub (``central-hub serve`` as :mod:`simulators.demo.hub` runs it: SQLite, the
    sample district, one worker) and one edge agent per unit.
 
@@ -272,8 +272,8 @@ class Demo:
 
     @property
     def tls(self) -> bool:
-        """Whether the broker, the hub and the units speak TLS (Mosquitto does)."""
-        return self.broker_kind == "mosquitto"
+        """Whether the broker, the hub and the units speak TLS (Mosquitto and NATS do)."""
+        return self.broker_kind in ("mosquitto", "nats")
 
     def _hub_tls_env(self) -> dict[str, str]:
         """The hub's TLS settings as ``XH_HUB_`` variables (empty without TLS)."""
@@ -443,7 +443,13 @@ class Demo:
         broker: BrokerHandle
         passwd, acl = self.layout.broker / "passwd", self.layout.broker / "acl"
         if self.broker_kind == "nats":
-            broker = NatsBroker(self.layout.broker / "nats", port=port, users=self._nats_users())
+            tls = self.layout.broker / "tls"
+            broker = NatsBroker(
+                self.layout.broker / "nats",
+                port=port,
+                users=self._nats_users(),
+                tls=(tls / "ca.crt", tls / "broker.crt", tls / "broker.key"),
+            )
         elif self.broker_kind == "mosquitto":
             from central_hub.services.provision import LISTENERS_CONF
 

@@ -3,7 +3,8 @@
 One test drives the real demo (a broker with per-device credentials and permissions, the
 hub on SQLite, three edge agents running the shipped detector over scripted scenes)
 through the hub's API, the way an operator would, on each broker xiuhua supports:
-Mosquitto, and NATS server's MQTT gateway (JetStream; one hub worker, no ``$share``):
+Mosquitto, and NATS server's MQTT gateway (JetStream; one hub worker, no ``$share``),
+each over TLS with the certificates provisioning issued:
 
 1. cases appear for 0501 (vendor), 0504 (shop front), 0505 (parking, with the plate read)
    and 2101 (truck spillage, located on the truck's GPS route), and the poles shouted
@@ -172,6 +173,7 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(
             broker = demo.broker
             assert isinstance(broker, ChildBroker)
             assert demo.broker_kind == broker_kind
+            assert demo.tls, "the broker, hub and units of the demo speak TLS"
             outboxes = {
                 d.device_id: demo.device_dir(d.device_id) / "outbox.db" for d in demo.devices
             }

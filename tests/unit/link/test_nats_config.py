@@ -27,3 +27,13 @@ def test_users_are_written_with_their_grants_and_the_delivery_subjects(tmp_path:
     assert "authorization" not in NatsBroker(tmp_path, port=1, nats_port=2).render_config()
     with pytest.raises(BrokerError, match="cannot be written"):
         NatsUser("x", 'pass"word', (), ()).render()
+
+
+def test_the_mqtt_port_speaks_tls_and_asks_for_a_client_certificate(tmp_path: Path) -> None:
+    files = (tmp_path / "ca.crt", tmp_path / "broker.crt", tmp_path / "broker.key")
+    text = NatsBroker(tmp_path, port=1, nats_port=2, tls=files).render_config()
+    mqtt = next(line for line in text.splitlines() if line.startswith("mqtt {"))
+    assert f'ca_file: "{files[0]}"' in mqtt
+    assert f'cert_file: "{files[1]}", key_file: "{files[2]}"' in mqtt
+    assert "verify: true" in mqtt
+    assert "cert_file" not in NatsBroker(tmp_path, port=1, nats_port=2).render_config()
