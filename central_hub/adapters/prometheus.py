@@ -143,6 +143,11 @@ class HubMetrics:
                 stats.dead_lettered,
             )
             yield CounterMetricFamily(
+                "xh_hub_ingest_dead_letters_not_kept",
+                "Refused messages not kept: their device was over its dead-letter budget",
+                stats.dead_letters_not_kept,
+            )
+            yield CounterMetricFamily(
                 "xh_hub_ingest_batch_retries",
                 "Batches the database refused and ingest retried",
                 stats.batch_retries,

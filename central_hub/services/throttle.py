@@ -1,4 +1,5 @@
-"""Failed logins and refused tokens, counted per source, and the sources refused a while.
+"""Failed logins and refused tokens, counted per source, and the sources refused a while;
+and :class:`RateBudget`, a per-key allowance (dead letters per device).
 
 A source (the client's address) with ``limit`` failures within ``window_s`` seconds is
 refused for ``block_s`` seconds before its token is even looked at; a success clears its
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.db.schema import auth_failures
 
-__all__ = ["FailureThrottle", "record_failure"]
+__all__ = ["FailureThrottle", "RateBudget", "record_failure"]
 
 
 class FailureThrottle:
@@ -66,6 +67,45 @@ class FailureThrottle:
     def succeeded(self, source: str) -> None:
         """Forget ``source``'s failures."""
         self._failures.pop(source, None)
+
+
+class RateBudget:
+    """At most ``burst`` takes per key at once, refilled at ``per_minute``: a token bucket
+    per key, pure apart from the clock. Keys not seen for a while are forgotten (bounded
+    memory); what a key was refused is counted until :meth:`take` next allows it, so the
+    record that is kept can say how many were not.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_minute: float = 30.0,
+        burst: int = 30,
+        clock: Callable[[], float] = time.monotonic,
+        keys: int = 50_000,
+    ) -> None:
+        self.rate_s = per_minute / 60.0
+        self.burst = float(burst)
+        self.clock = clock
+        self.keys = keys
+        # key -> (tokens, at, refused since the last allowed take)
+        self._state: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+
+    def take(self, key: str) -> tuple[bool, int]:
+        """Whether ``key`` may have one more now, and how many it was refused before
+        this (reset to 0 by an allowed take)."""
+        now = self.clock()
+        tokens, at, refused = self._state.pop(key, (self.burst, now, 0))
+        tokens = min(self.burst, tokens + (now - at) * self.rate_s)
+        if tokens >= 1.0:
+            self._state[key] = (tokens - 1.0, now, 0)
+            allowed = (True, refused)
+        else:
+            self._state[key] = (tokens, now, refused + 1)
+            allowed = (False, refused + 1)
+        while len(self._state) > self.keys:
+            self._state.popitem(last=False)
+        return allowed
 
 
 async def record_failure(

@@ -38,6 +38,7 @@ from central_hub.domain.filing import EventFacts
 from central_hub.errors import HubError, StorageError
 from central_hub.services.commands import apply_ack
 from central_hub.services.devices import apply_config_reported, apply_status, apply_telemetry
+from central_hub.services.throttle import RateBudget
 from edge_agent.protocol import (
     SELFTEST_CODE,
     Channel,
@@ -66,6 +67,10 @@ __all__ = [
 #: Raw payloads larger than this are kept truncated in the dead-letter table (enough to
 #: see what was wrong; a flood of large refusals must not fill the database).
 MAX_DEAD_LETTER_BYTES = 64 * 1024
+#: Dead letters kept per device: a burst, then this many a minute; the rest are counted
+#: (``dead_letters_not_kept``) and the next one kept says how many were dropped.
+DEAD_LETTERS_PER_MIN = 30.0
+DEAD_LETTER_BURST = 60
 #: Seconds to wait before retrying a batch the database refused as a whole (doubling).
 RETRY_DELAY_S = 1.0
 RETRY_MAX_S = 30.0
@@ -112,6 +117,8 @@ class IngestStats:
     events_new: int = 0
     events_duplicate: int = 0
     dead_lettered: int = 0
+    #: Refused messages not kept: their device was over its dead-letter budget.
+    dead_letters_not_kept: int = 0
     batches: int = 0
     batch_retries: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
@@ -242,8 +249,13 @@ class IngestWorker:
         on_committed: Callable[[list[Inbound]], None] | None = None,
         frames: EvidenceStore | None = None,
         max_ahead: timedelta = MAX_AHEAD,
+        dead_letter_budget: RateBudget | None = None,
     ) -> None:
         self.engine = engine
+        #: Dead letters kept per device (a broken or hostile unit cannot fill the table).
+        self.dead_letter_budget = dead_letter_budget or RateBudget(
+            per_minute=DEAD_LETTERS_PER_MIN, burst=DEAD_LETTER_BURST
+        )
         #: How far ahead of the hub's clock a unit's timestamps may run.
         self.max_ahead = max_ahead
         self.source = source
@@ -500,6 +512,14 @@ class IngestWorker:
             reason = f"{reason} (raw payload of {len(raw)} bytes kept truncated)"
             raw = raw[:MAX_DEAD_LETTER_BYTES]
         device_id = item.device_id or _device_of(item.raw.topic)
+        kept, refused = self.dead_letter_budget.take(device_id or "?")
+        if not kept:
+            self.stats.dead_letters_not_kept += 1
+            if refused == 1:
+                log.warning("device %s is over its dead-letter budget: not keeping more", device_id)
+            return
+        if refused:
+            reason = f"{reason} ({refused} more from this device were refused and not kept)"
         await conn.execute(
             dead_letters.insert().values(
                 received_at=now,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import Inbound
 from central_hub.db.schema import dead_letters, devices, events, tracks
+from central_hub.services.throttle import RateBudget
 from central_hub.testing import TINY_JPEG, ListSource, inbound, make_event, make_status
 from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import Channel, Telemetry, Track, generate_signing_key, topic, uuid7
@@ -380,3 +381,28 @@ async def test_a_huge_refused_payload_is_kept_truncated(db: AsyncEngine, tmp_pat
         row = (await conn.execute(dead_letters.select())).one()
     assert len(row.raw) == 64 * 1024
     assert f"raw payload of {len(junk)} bytes kept truncated" in row.reason
+
+
+async def test_one_devices_flood_of_refusals_is_kept_only_up_to_its_budget(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    """Issue #17, finding 6: dead letters had no rate limit, so one unit could fill the
+    database with refusals. Each device now keeps a burst and a trickle; the rest are
+    counted, and the next one kept says how many were dropped; other devices are not
+    affected."""
+    seconds = [0.0]
+    worker, _ = _worker(db, tmp_path)
+    worker.dead_letter_budget = RateBudget(per_minute=6, burst=5, clock=lambda: seconds[0])
+    junk = [Inbound(topic("pole-1", Channel.EVENT), b"not json", 1, False, i) for i in range(40)]
+    await worker.process(junk)
+    await worker.process([Inbound(topic("pole-2", Channel.STATUS), b"[]", 1, False, 99)])
+    assert await _count(db, dead_letters) == 6
+    assert worker.stats.dead_lettered == 41
+    assert worker.stats.dead_letters_not_kept == 35
+    seconds[0] = 10.0  # one more allowed for pole-1 (6 a minute)
+    await worker.process([Inbound(topic("pole-1", Channel.EVENT), b"{", 1, False, 100)])
+    async with db.connect() as conn:
+        rows = (await conn.execute(dead_letters.select().order_by(dead_letters.c.id))).all()
+    assert [r.device_id for r in rows].count("pole-1") == 6
+    assert [r.device_id for r in rows].count("pole-2") == 1
+    assert "35 more from this device were refused and not kept" in rows[-1].reason
