@@ -106,7 +106,12 @@ def test_the_api_answers_a_fuzzer_within_its_document(
         if FUZZ_SEED != "random":
             command += ["--seed", FUZZ_SEED]
         run = subprocess.run(
-            command, capture_output=True, text=True, timeout=FUZZ_SECONDS + 240, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=FUZZ_SECONDS + 240,
+            check=False,
+            cwd=tmp_path,
         )
     finally:
         proc.send_signal(signal.SIGTERM)
