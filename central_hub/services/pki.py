@@ -326,6 +326,9 @@ def load_or_create_ca(
                 cert_path,
                 ca_cert,
             )
+        if key_path.exists() and not _same_key(cert, _read_key(key_path)):
+            # The CA made here before: kept aside, so later runs ask for the city's key.
+            key_path.replace(key_path.with_name("ca.key.replaced"))
         _write(cert_path, _cert_pem(cert), 0o644)
         return Authority(cert=cert, key=key, cert_path=cert_path)
     if cert_path.exists():

@@ -169,10 +169,15 @@ def test_a_given_ca_is_used_and_its_key_never_copied(tmp_path: Path) -> None:
     (city / "ca.crt").write_bytes(pki._cert_pem(pki.make_ca(key, "Linhai city CA", NOW)))
     (city / "ca.key").write_bytes(pki._key_pem(key))
     given: dict[str, Any] = {"ca_cert": city / "ca.crt", "ca_key": city / "ca.key"}
+    _provision(tmp_path, "pole-0")  # first with a CA made here, then the city's replaces it
     _provision(tmp_path, "pole-a", **given)
     tls = tmp_path / "broker" / "tls"
     assert (tls / "ca.crt").read_bytes() == (city / "ca.crt").read_bytes()
     assert not (tls / "ca.key").exists()
+    assert (tls / "ca.key.replaced").exists()
+    # The broker's certificate was reissued by the city's CA.
+    _cert(tls / "broker.crt").verify_directly_issued_by(_cert(city / "ca.crt"))
+    _cert(tls / "hub.crt").verify_directly_issued_by(_cert(city / "ca.crt"))
     _cert(tmp_path / "devices" / "pole-a" / "client.crt").verify_directly_issued_by(
         _cert(city / "ca.crt")
     )
