@@ -20,6 +20,7 @@ from central_hub.console.state import ConsoleState
 from central_hub.errors import BrokerError
 from central_hub.hub import Hub, build_hub
 from central_hub.settings import HubSettings
+from central_hub.workers.retention import RetentionWorker
 from edge_agent.protocol import TOPIC_ROOT, utc_now
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,15 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             )
         tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
         tasks.append(tg.create_task(hub.rollout_worker.run(), name="rollouts"))
+        retention = RetentionWorker(
+            hub.engine,
+            hub.evidence,
+            hub.frames,
+            settings.retention,
+            hub.clock,
+            every_s=settings.retention_every_s,
+        )
+        tasks.append(tg.create_task(retention.run(), name="retention"))
         if api:
             token = settings.metrics_token
             app = create_app(hub, metrics_token=token.get_secret_value() if token else None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -30,6 +32,7 @@ from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.dataset import ExportOptions, export_dataset
 from central_hub.services.provision import PLAIN_PORT, TLS_PORT, provision_device
+from central_hub.services.retention import apply_retention
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
 from edge_agent.vision.errors import ModelError
@@ -190,6 +193,11 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("file", type=Path)
     gsub.add_parser("show", help="say which grid the hub uses")
 
+    p = sub.add_parser(
+        "retention", help="drop photos, frames, tracks and dead letters past the city's policy"
+    )
+    p.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+
     p = sub.add_parser("backup", help="write the database and evidence to a tar file")
     p.add_argument("out", type=Path)
     p = sub.add_parser("restore", help="restore a backup into an empty database and store")
@@ -209,6 +217,22 @@ async def _backup(settings: HubSettings, args: argparse.Namespace) -> str:
         return f"restored {report.summary()}\n"
     finally:
         await engine.dispose()
+
+
+async def _retention(settings: HubSettings, dry_run: bool) -> str:
+    engine = create_engine(settings.database_url)
+    try:
+        report = await apply_retention(
+            engine,
+            EvidenceStore(settings.evidence_path),
+            EvidenceStore(settings.frames_path),
+            settings.retention,
+            datetime.now(UTC),
+            dry_run=dry_run,
+        )
+    finally:
+        await engine.dispose()
+    return json.dumps(dataclasses.asdict(report)) + "\n"
 
 
 def _grid(settings: HubSettings, args: argparse.Namespace) -> str:
@@ -309,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(asyncio.run(_user(settings, args)))
         elif args.cmd == "grid":
             sys.stdout.write(_grid(settings, args))
+        elif args.cmd == "retention":
+            sys.stdout.write(asyncio.run(_retention(settings, args.dry_run)))
         elif args.cmd in ("backup", "restore"):
             sys.stdout.write(asyncio.run(_backup(settings, args)))
     except ValidationError as exc:

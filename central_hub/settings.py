@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from central_hub.domain.retention import RetentionPolicy
 from central_hub.errors import SettingsError
 
 __all__ = ["HubSettings"]
@@ -84,6 +85,25 @@ class HubSettings(BaseSettings):
         "refused (dead letters); the demo, whose scenes run faster than real time, raises it",
     )
     rollout_tick_s: float = Field(default=2.0, gt=0, description="how often campaigns move on")
+    retention_evidence_days: int = Field(
+        default=730, ge=0, description="case photos, from closure (0: keep for ever)"
+    )
+    retention_frames_days: int = Field(
+        default=180, ge=0, description="clean unblurred frames for retraining, from detection"
+    )
+    retention_snapshots_days: int = Field(
+        default=90, ge=0, description="photos taken on an operator's request"
+    )
+    retention_tracks_days: int = Field(default=180, ge=0, description="trucks' GPS tracks")
+    retention_dead_letters_days: int = Field(
+        default=30, ge=0, description="refused messages with their raw bytes"
+    )
+    retention_shadow_days: int = Field(
+        default=60, ge=0, description="shadow candidates' would-be events"
+    )
+    retention_every_s: float = Field(
+        default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
+    )
     public_url: str | None = Field(
         default=None,
         description="the API's address as units reach it (model packages are fetched from "
@@ -138,6 +158,18 @@ class HubSettings(BaseSettings):
     def evidence_path(self) -> Path:
         """The effective evidence folder."""
         return self.evidence_dir or self.data_dir / "evidence"
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """The city's retention policy from the ``retention_*_days`` settings."""
+        return RetentionPolicy(
+            evidence_days=self.retention_evidence_days,
+            frames_days=self.retention_frames_days,
+            snapshots_days=self.retention_snapshots_days,
+            tracks_days=self.retention_tracks_days,
+            dead_letters_days=self.retention_dead_letters_days,
+            shadow_days=self.retention_shadow_days,
+        )
 
     @property
     def frames_path(self) -> Path:

@@ -40,7 +40,14 @@ class EvidenceStore:
         sha = hashlib.sha256(data).hexdigest()
         path = self.path_of(sha)
         if path.exists():
-            return sha
+            # Stored again: refresh its age, so a retention sweep that listed the kept
+            # rows a moment ago does not take a file a new row is about to point at.
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                pass  # swept just now: write it anew below
+            else:
+                return sha
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

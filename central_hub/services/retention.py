@@ -1,0 +1,144 @@
+"""Retention passes: drop what the city's policy no longer keeps (DB rows and image
+files), the same way from the serve loop and from ``central-hub retention``.
+
+Rows first, files after: a photo's file goes only when no row still points at it and the
+file is older than :data:`FILE_GRACE` (an upload not yet attached to a transition, or an
+image being ingested, has a fresh mtime; :meth:`EvidenceStore.put_sync` refreshes the
+mtime of bytes stored again). Case records and audit trails stay; a case's attachments
+keep their hashes, so the trail still says a photo was there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.db.schema import audits, cases, dead_letters, events, snapshots, tracks
+from central_hub.domain.retention import RetentionPolicy, RetentionReport
+from central_hub.domain.workflow import FINAL_STAGES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FILE_GRACE", "apply_retention"]
+
+#: Files younger than this are never deleted, referenced or not.
+FILE_GRACE = timedelta(days=1)
+
+
+async def apply_retention(
+    engine: AsyncEngine,
+    evidence: EvidenceStore,
+    frames: EvidenceStore,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> RetentionReport:
+    """One pass of ``policy`` at ``now``; with ``dry_run`` count and change nothing."""
+    cut = policy.cutoffs(now)
+    counts: dict[str, int] = {}
+    final = [s.value for s in FINAL_STAGES]
+    # A dry run makes the same changes in a transaction it rolls back: the counts, and
+    # the files no kept row points at, are exactly those of a real pass.
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+
+        async def step(name: str, stmt: sa.Executable) -> None:
+            counts[name] = int(getattr(await conn.execute(stmt), "rowcount", 0) or 0)
+
+        old: sa.ColumnElement[bool]
+        if cut.evidence is not None:
+            expired_cases = sa.select(cases.c.id).where(
+                cases.c.stage.in_(final), cases.c.closed_at < cut.evidence
+            )
+            stale = events.c.snapshot_sha256.is_not(None) & (
+                events.c.case_id.in_(expired_cases)
+                | (events.c.case_id.is_(None) & (events.c.detected_at < cut.evidence))
+            )
+            await step(
+                "events_evidence_dropped", events.update().where(stale).values(snapshot_sha256=None)
+            )
+        if cut.frames is not None:
+            old = events.c.frame_sha256.is_not(None) & (events.c.detected_at < cut.frames)
+            await step(
+                "frames_dropped",
+                events.update().where(old).values(frame_sha256=None, frame_faces=None),
+            )
+        if cut.snapshots is not None:
+            old = snapshots.c.received_at < cut.snapshots
+            await step("snapshots_deleted", snapshots.delete().where(old))
+        if cut.tracks is not None:
+            old = tracks.c.last_ts < cut.tracks
+            await step("tracks_deleted", tracks.delete().where(old))
+        if cut.dead_letters is not None:
+            old = dead_letters.c.received_at < cut.dead_letters
+            await step("dead_letters_deleted", dead_letters.delete().where(old))
+        if cut.shadow is not None:
+            old = events.c.shadow & (events.c.detected_at < cut.shadow)
+            await step("shadow_events_deleted", events.delete().where(old))
+        live_evidence = await _live_evidence(conn, cut.evidence, final)
+        live_frames = {
+            r[0]
+            for r in await conn.execute(
+                sa.select(events.c.frame_sha256).where(events.c.frame_sha256.is_not(None))
+            )
+        }
+        if dry_run:
+            await trans.rollback()
+        else:
+            await trans.commit()
+    grace = time.time() - FILE_GRACE.total_seconds()
+    counts["evidence_files_deleted"] = await asyncio.to_thread(
+        _sweep, evidence.root, live_evidence, grace, dry_run
+    )
+    counts["frame_files_deleted"] = await asyncio.to_thread(
+        _sweep, frames.root, live_frames, grace, dry_run
+    )
+    report = RetentionReport(dry_run=dry_run, **counts)
+    log.info("retention pass%s: %s", " (dry run)" if dry_run else "", report)
+    return report
+
+
+async def _live_evidence(
+    conn: AsyncConnection, cutoff: datetime | None, final: list[str]
+) -> set[str]:
+    """Every evidence hash a kept row points at (after this pass's updates)."""
+    live = {
+        r[0]
+        for r in await conn.execute(
+            sa.select(events.c.snapshot_sha256).where(events.c.snapshot_sha256.is_not(None))
+        )
+    }
+    live.update(r[0] for r in await conn.execute(sa.select(snapshots.c.sha256)))
+    q = sa.select(audits.c.attachments).join(cases, cases.c.id == audits.c.case_id)
+    if cutoff is not None:
+        q = q.where(~(cases.c.stage.in_(final) & (cases.c.closed_at < cutoff)))
+    for (attached,) in await conn.execute(q):
+        live.update(str(sha) for sha in attached or ())
+    return live
+
+
+def _sweep(root: Path, live: set[str], older_than: float, dry_run: bool) -> int:
+    """Delete (or count) the store's files no kept row points at, older than the grace."""
+    if not root.is_dir():
+        return 0
+    gone = 0
+    for path in root.glob("??/??/*.jpg"):
+        if path.stem in live:
+            continue
+        try:
+            if path.stat().st_mtime >= older_than:
+                continue
+            if not dry_run:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        gone += 1
+    return gone

@@ -1,0 +1,180 @@
+"""A retention pass on a real database (SQLite and PostgreSQL) and real image folders:
+what the city no longer keeps goes, rows and files; what is still in use stays (issue
+#17: no retention of evidence, snapshots, GPS tracks or dead letters)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from central_hub.db.schema import audits, cases, dead_letters, events, snapshots, tracks
+from central_hub.domain.retention import RetentionPolicy
+from central_hub.hub import Hub
+from central_hub.services.retention import apply_retention
+from central_hub.testing import FakeClock, ListSource, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
+from simulators.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+POLICY = RetentionPolicy(
+    evidence_days=30,
+    frames_days=10,
+    snapshots_days=5,
+    tracks_days=5,
+    dead_letters_days=2,
+    shadow_days=3,
+)
+
+
+def _jpeg(n: int) -> bytes:
+    return b"\xff\xd8\xff\xe0" + bytes([n]) * 12 + b"\xff\xd9"
+
+
+def _age_files(*roots: Path, days: float = 2.0) -> None:
+    """Make every stored file older than the sweep's grace (they were written just now)."""
+    then = time.time() - days * 86400
+    for root in roots:
+        for path in root.rglob("*.jpg"):
+            os.utime(path, (then, then))
+
+
+async def test_a_pass_drops_what_the_policy_no_longer_keeps(hub: Hub, clock: FakeClock) -> None:
+    now = clock.now
+    source = ListSource()
+    worker = IngestWorker(
+        hub.engine, source, hub.evidence, hub.filer, lambda: clock.now, frames=hub.frames
+    )
+    closed_ev = make_event("pole-1", at=now - timedelta(days=60), snapshot=_jpeg(1), seq=1)
+    open_ev = make_event(
+        "pole-2", code="0505", at=now - timedelta(days=60), snapshot=_jpeg(2), seq=1
+    )
+    old_frame = make_event("pole-3", at=now - timedelta(days=20), frame=_jpeg(3), seq=1)
+    new_frame = make_event("pole-4", at=now - timedelta(days=1), frame=_jpeg(4), seq=1)
+    for ev in (closed_ev, open_ev, old_frame, new_frame):
+        await worker.process([inbound(ev)])
+    assert worker.stats.events_new == 4
+    async with hub.engine.begin() as conn:
+        by_event = dict((await conn.execute(sa.select(events.c.event_id, events.c.case_id))).all())
+        closed_case, open_case = by_event[closed_ev.event_id], by_event[open_ev.event_id]
+        assert closed_case != open_case
+        await conn.execute(
+            cases.update()
+            .where(cases.c.id == closed_case)
+            .values(stage="closed", closed_at=now - timedelta(days=40))
+        )
+        # A handler's photo on each case's trail, a snapshot row old and new, tracks and
+        # dead letters old and new.
+        photo_closed = await hub.evidence.put(_jpeg(5))
+        photo_open = await hub.evidence.put(_jpeg(6))
+        for case_id, sha in ((closed_case, photo_closed), (open_case, photo_open)):
+            await conn.execute(
+                audits.insert().values(
+                    case_id=case_id,
+                    at=now - timedelta(days=50),
+                    from_stage="dispatched",
+                    to_stage="handled",
+                    action="handle",
+                    actor="h",
+                    role="handler",
+                    reason="",
+                    attachments=[sha],
+                )
+            )
+        snap_old, snap_new = await hub.evidence.put(_jpeg(7)), await hub.evidence.put(_jpeg(8))
+        for cmd, sha, age in (("c-old", snap_old, 9), ("c-new", snap_new, 1)):
+            await conn.execute(
+                snapshots.insert().values(
+                    cmd_id=cmd,
+                    device_id="pole-1",
+                    camera_id="cam-1",
+                    sha256=sha,
+                    width=64,
+                    height=48,
+                    received_at=now - timedelta(days=age),
+                )
+            )
+        for batch, age in (("t-old", 9), ("t-new", 1)):
+            at = now - timedelta(days=age)
+            await conn.execute(
+                tracks.insert().values(
+                    batch_id=batch, device_id="truck-1", received_at=at, first_ts=at,
+                    last_ts=at, points=[],
+                )
+            )  # fmt: skip
+        for age in (3, 1):
+            await conn.execute(
+                dead_letters.insert().values(
+                    received_at=now - timedelta(days=age), topic="t", device_id="pole-1",
+                    reason="r", fields=[], raw=b"x",
+                )
+            )  # fmt: skip
+    stray_old = await hub.evidence.put(_jpeg(9))  # an upload never attached
+    _age_files(hub.evidence.root, hub.frames.root)
+    stray_fresh = await hub.evidence.put(_jpeg(10))  # uploaded a moment ago
+
+    dry = await apply_retention(hub.engine, hub.evidence, hub.frames, POLICY, now, dry_run=True)
+    assert dry.events_evidence_dropped == 1
+    assert dry.evidence_files_deleted == 4  # closed case: snapshot + photo; old snap; stray
+    assert hub.evidence.path_of(stray_old).exists()  # a dry run changes nothing
+
+    report = await apply_retention(hub.engine, hub.evidence, hub.frames, POLICY, now)
+    assert report.events_evidence_dropped == 1
+    assert report.frames_dropped == 1
+    assert report.snapshots_deleted == 1
+    assert report.tracks_deleted == 1
+    assert report.dead_letters_deleted == 1
+    assert report.evidence_files_deleted == 4
+    assert report.frame_files_deleted == 1
+
+    def exists(store_sha: tuple[str, str]) -> bool:
+        store, sha = store_sha
+        return (hub.evidence if store == "e" else hub.frames).path_of(sha).exists()
+
+    closed_row, open_row, old_f, new_f = [
+        await _event(hub, e.event_id) for e in (closed_ev, open_ev, old_frame, new_frame)
+    ]
+    assert closed_row.snapshot_sha256 is None
+    assert open_row.snapshot_sha256 is not None  # its case is open: kept, however old
+    assert old_f.frame_sha256 is None
+    assert new_f.frame_sha256 is not None
+    gone = [("e", photo_closed), ("e", snap_old), ("e", stray_old)]
+    kept = [
+        ("e", open_row.snapshot_sha256), ("e", photo_open), ("e", snap_new),
+        ("e", stray_fresh), ("f", new_f.frame_sha256),
+    ]  # fmt: skip
+    assert not any(exists(x) for x in gone), [x for x in gone if exists(x)]
+    assert all(exists(x) for x in kept), [x for x in kept if not exists(x)]
+    # The case and its trail stay (statistics, accountability); the trail keeps the hash.
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(cases))).scalar() == 4
+        trail = (
+            (
+                await conn.execute(
+                    sa.select(audits.c.attachments).where(audits.c.case_id == closed_case)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [photo_closed] in trail
+    # A second pass finds nothing more.
+    again = await apply_retention(hub.engine, hub.evidence, hub.frames, POLICY, now)
+    assert again.evidence_files_deleted == again.events_evidence_dropped == 0
+    assert await eventually(lambda: True, 1)
+
+
+async def _event(hub: Hub, event_id: str) -> sa.Row[tuple[str | None, str | None]]:
+    async with hub.engine.connect() as conn:
+        return (
+            await conn.execute(
+                sa.select(events.c.snapshot_sha256, events.c.frame_sha256).where(
+                    events.c.event_id == event_id
+                )
+            )
+        ).one()
