@@ -220,13 +220,16 @@ async def _backup(settings: HubSettings, args: argparse.Namespace) -> str:
 
 
 async def _retention(settings: HubSettings, dry_run: bool) -> str:
+    policy = settings.retention
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     try:
+        await migrate(engine)
         report = await apply_retention(
             engine,
             EvidenceStore(settings.evidence_path),
             EvidenceStore(settings.frames_path),
-            settings.retention,
+            policy,
             datetime.now(UTC),
             dry_run=dry_run,
         )

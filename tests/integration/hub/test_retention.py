@@ -178,3 +178,29 @@ async def _event(hub: Hub, event_id: str) -> sa.Row[tuple[str | None, str | None
                 )
             )
         ).one()
+
+
+def test_the_cli_reports_a_pass_as_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(tmp_path / "hub"),
+         "retention", "--dry-run"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "XH_HUB_RETENTION_TRACKS_DAYS": "0"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["dry_run"] is True
+    assert report["tracks_deleted"] == 0
+    assert "tracks_deleted" in report
+    bad = subprocess.run(
+        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(tmp_path / "hub"),
+         "retention"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "XH_HUB_RETENTION_TRACKS_DAYS": "-3"},
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "retention_tracks_days" in bad.stderr
