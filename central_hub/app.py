@@ -19,6 +19,7 @@ from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
 from central_hub.errors import BrokerError
 from central_hub.hub import Hub, build_hub
+from central_hub.services.keys import resign_marker
 from central_hub.settings import HubSettings
 from central_hub.workers.retention import RetentionWorker
 from edge_agent.protocol import TOPIC_ROOT, utc_now
@@ -44,6 +45,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             tasks.append(tg.create_task(hub.ingest.run(), name="ingest"))
             if hub.mqtt is not None:
                 tasks.append(tg.create_task(_probe_delivery(hub.mqtt), name="probe"))
+        if hub.mqtt is not None and resign_marker(settings).exists():
+            tasks.append(tg.create_task(_resign_desired(hub, settings), name="resign"))
         if settings.metrics_port is not None:
             ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
             stop_metrics = ops.serve(settings.metrics_host, settings.metrics_port)
@@ -89,6 +92,18 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         await asyncio.to_thread(stop_metrics)
     if hub.mqtt is not None:
         await hub.mqtt.stop()
+
+
+async def _resign_desired(hub: Hub, settings: HubSettings) -> None:
+    """After a key rotation: publish the stored desired configs signed with the new key."""
+    assert hub.mqtt is not None
+    await hub.mqtt.wait_subscribed()
+    try:
+        await hub.devices.resign_desired()
+    except BrokerError as exc:
+        log.error("could not re-sign the desired configs (tried again at the next start): %s", exc)
+        return
+    resign_marker(settings).unlink(missing_ok=True)
 
 
 async def _probe_delivery(mqtt: HubMqtt) -> None:

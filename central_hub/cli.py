@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from central_hub import cli_rollout
+from central_hub import cli_keys, cli_rollout
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
@@ -31,6 +31,7 @@ from central_hub.hub import build_hub, hub_client_id, load_or_create_key
 from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.dataset import ExportOptions, export_dataset
+from central_hub.services.keys import identity_key
 from central_hub.services.provision import PLAIN_PORT, TLS_PORT, provision_device
 from central_hub.services.retention import apply_retention
 from central_hub.settings import HubSettings
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     q = msub.add_parser("verify", help="check DIR against the model-signing key")
     q.add_argument("directory", type=Path)
     cli_rollout.add_parsers(sub, msub)
+    cli_keys.add_parsers(sub)
 
     p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
@@ -317,9 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "model":
             sys.stdout.write(_model(settings, args))
         elif args.cmd == "drop-session":
-            client_id = hub_client_id(
-                args.client_id, load_or_create_key(settings.hub_key_path, create=False)
-            )
+            key = load_or_create_key(settings.hub_key_path, create=False)
+            client_id = hub_client_id(args.client_id, identity_key(settings, key))
             settings.check_mqtt_tls()
             drop_session(
                 host=settings.mqtt_host,
@@ -336,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(asyncio.run(_user(settings, args)))
         elif args.cmd == "grid":
             sys.stdout.write(_grid(settings, args))
+        elif args.cmd == "keys":
+            sys.stdout.write(asyncio.run(cli_keys.run(settings, args)))
         elif args.cmd == "retention":
             sys.stdout.write(asyncio.run(_retention(settings, args.dry_run)))
         elif args.cmd in ("backup", "restore"):

@@ -20,7 +20,7 @@ from central_hub.hub import Hub, build_hub, load_or_create_key
 from central_hub.services.rollouts import RolloutView, Target
 from central_hub.settings import HubSettings
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["add_parsers", "admin_name", "run"]
 
 
 def _csv(text: str) -> list[str]:
@@ -69,7 +69,7 @@ def add_parsers(sub: Any, model_sub: Any) -> None:
     q.add_argument("--by", required=True)
 
 
-async def _admin(hub: Hub, name: str) -> str:
+async def admin_name(hub: Hub, name: str) -> str:
     user = next((u for u in await hub.users.all() if u.name == name), None)
     if user is None or user.disabled or user.role is not Role.ADMIN:
         raise HubError(f"{name!r} is not an enabled admin: only admins publish and roll out")
@@ -106,7 +106,7 @@ async def run(settings: HubSettings, args: argparse.Namespace) -> str:
     hub = await build_hub(settings, mqtt=False)
     try:
         if args.cmd == "model":
-            by = await _admin(hub, args.by)
+            by = await admin_name(hub, args.by)
             path = settings.model_key_path
             if not path.exists():
                 raise HubError(f"no model-signing key at {path}: run `central-hub model key`")
@@ -117,7 +117,7 @@ async def run(settings: HubSettings, args: argparse.Namespace) -> str:
             return "".join(summary(v) for v in await hub.rollouts.all()) or "no campaigns\n"
         if args.rollout_cmd == "show":
             return summary(await hub.rollouts.get(args.id), units=True)
-        by = await _admin(hub, args.by)
+        by = await admin_name(hub, args.by)
         if args.rollout_cmd == "abort":
             return summary(await hub.rollouts.abort(args.id, by=by, rollback=args.rollback))
         config = None

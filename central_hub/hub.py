@@ -27,6 +27,7 @@ from central_hub.services.cases import CaseService
 from central_hub.services.city_data import load_city_data
 from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
+from central_hub.services.keys import identity_key
 from central_hub.services.metrics import MetricsService
 from central_hub.services.packages import PackageStore
 from central_hub.services.publisher import Publisher
@@ -151,6 +152,7 @@ async def build_hub(
     city = load_city_data(settings)
     catalogue, grid, calendar = city.catalogue, city.grid, city.calendar
     key = load_or_create_key(settings.hub_key_path)
+    identity = identity_key(settings, key)  # what the client id and share group come from
     evidence = EvidenceStore(settings.evidence_path)
     frames = EvidenceStore(settings.frames_path)
     broker = None
@@ -159,8 +161,8 @@ async def build_hub(
         broker = HubMqtt(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
-            client_id=hub_client_id(settings.mqtt_client_id, key),
-            subscriptions=hub_subscriptions(share_group_of(settings.share_group, key))
+            client_id=hub_client_id(settings.mqtt_client_id, identity),
+            subscriptions=hub_subscriptions(share_group_of(settings.share_group, identity))
             if ingest
             else [],
             username=settings.mqtt_username,

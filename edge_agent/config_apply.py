@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge_agent import protocol
 from edge_agent.config import AgentConfig, ConfigError, parse_config, save_config_file
 from edge_agent.link.commands import CommandFailed
@@ -130,7 +128,7 @@ class ConfigApplier:
         switch: StageSwitch,
         report: Report,
         status_changed: Callable[[], None],
-        public_key: Callable[[], Ed25519PublicKey],
+        public_key: Callable[[], protocol.HubKeys],
     ) -> None:
         self.device_id = device_id
         self._public_key = public_key

@@ -25,7 +25,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +49,7 @@ from pydantic import (
 __all__ = [
     "MAX_COMMAND_BYTES",
     "MAX_COMMAND_TTL",
+    "MAX_KEY_OVERLAP",
     "MAX_SNAPSHOT_BYTES",
     "MESSAGE_TYPES",
     "SELFTEST_CODE",
@@ -62,6 +63,7 @@ __all__ = [
     "DetectedObject",
     "Event",
     "GpsFix",
+    "HubKeys",
     "Location",
     "MalformedPayload",
     "MemoryReplayGuard",
@@ -86,10 +88,12 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "parse_topic",
+    "parse_trust_params",
     "public_key_b64",
     "sign_command",
     "sign_desired",
     "topic",
+    "trust_params",
     "utc_now",
     "uuid7",
     "uuid7_time",
@@ -498,6 +502,7 @@ class Command(_Message):
             "model.install",
             "model.rollback",
             "model.shadow_stop",
+            "keys.trust",
         }
     )
     schema_: Literal["xh.cmd/1"] = Field("xh.cmd/1", alias="schema")
@@ -748,6 +753,62 @@ def _signed_bytes(fields: Mapping[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in fields.items() if k != "sig"})
 
 
+#: The hub keys a unit trusts: one, or several while a key is being rotated.
+HubKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey]
+
+
+def _verifies(keys: HubKeys, sig: str, fields: Mapping[str, Any]) -> bool:
+    """Whether ``sig`` (base64) signs ``fields`` with any of ``keys``."""
+    try:
+        signature = base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    signed = _signed_bytes(fields)
+    for key in [keys] if isinstance(keys, Ed25519PublicKey) else keys:
+        try:
+            key.verify(signature, signed)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
+#: The longest overlap a key rotation may ask for (``keys.trust``'s ``previous_until``).
+MAX_KEY_OVERLAP = timedelta(days=90)
+
+
+def trust_params(
+    new_key: Ed25519PrivateKey | Ed25519PublicKey, previous_until: datetime
+) -> dict[str, Any]:
+    """``keys.trust`` parameters: trust ``new_key`` from now on, and the keys trusted now
+    (the one signing this command among them) only until ``previous_until``."""
+    return {
+        "public_key": public_key_b64(new_key),
+        "previous_until": previous_until.astimezone(UTC).isoformat(),
+    }
+
+
+def parse_trust_params(params: Mapping[str, Any], now: datetime) -> tuple[str, datetime]:
+    """The new key (base64) and the end of the overlap from ``keys.trust`` parameters;
+    :class:`ProtocolError` naming what is wrong."""
+    key = params.get("public_key")
+    if not isinstance(key, str):
+        raise ProtocolError("keys.trust: public_key must be the new key in base64")
+    load_public_key(key)  # raises ProtocolError for anything but an Ed25519 key
+    until_text = params.get("previous_until")
+    try:
+        until = datetime.fromisoformat(str(until_text))
+    except ValueError:
+        raise ProtocolError(f"keys.trust: previous_until {until_text!r} is not a time") from None
+    if until.tzinfo is None:
+        raise ProtocolError("keys.trust: previous_until needs a time zone")
+    if not now < until <= now + MAX_KEY_OVERLAP:
+        raise ProtocolError(
+            f"keys.trust: previous_until must be after now and within {MAX_KEY_OVERLAP.days} days"
+        )
+    return key, until
+
+
 def sign_command(
     key: Ed25519PrivateKey,
     *,
@@ -794,9 +855,7 @@ def sign_desired(
     return unsigned.model_copy(update={"sig": sig})
 
 
-def verify_desired(
-    payload: bytes | str, *, public_key: Ed25519PublicKey, device_id: str
-) -> ConfigDesired:
+def verify_desired(payload: bytes | str, *, public_key: HubKeys, device_id: str) -> ConfigDesired:
     """Check a received desired config and return it, or raise :class:`CommandRejected`
     (malformed, unsigned, bad signature, another device's). Versions only move forward on
     the unit, so an old signed one replayed changes nothing."""
@@ -807,13 +866,10 @@ def verify_desired(
         raise CommandRejected(RejectReason.MALFORMED, exc.reason) from None
     if not desired.sig:
         raise CommandRejected(RejectReason.UNSIGNED, "desired config carries no signature")
-    try:
-        signature = base64.b64decode(desired.sig, validate=True)
-        public_key.verify(signature, _signed_bytes(data))
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not _verifies(public_key, desired.sig, data):
         raise CommandRejected(
             RejectReason.BAD_SIGNATURE, "the signature does not verify with the hub key"
-        ) from None
+        )
     if desired.device_id != device_id:
         raise CommandRejected(
             RejectReason.WRONG_DEVICE, f"desired config is for {desired.device_id}, not {device_id}"
@@ -861,7 +917,7 @@ class MemoryReplayGuard:
 def verify_command(
     payload: bytes | str | Mapping[str, Any],
     *,
-    public_key: Ed25519PublicKey,
+    public_key: HubKeys,
     device_id: str,
     now: datetime,
     replay: ReplayGuard,
@@ -889,13 +945,10 @@ def verify_command(
         raise CommandRejected(RejectReason.MALFORMED, exc.reason, cmd_id) from None
     if not command.sig:
         raise CommandRejected(RejectReason.UNSIGNED, "command carries no signature", cmd_id)
-    try:
-        signature = base64.b64decode(command.sig, validate=True)
-        public_key.verify(signature, _signed_bytes(data))
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not _verifies(public_key, command.sig, data):
         raise CommandRejected(
             RejectReason.BAD_SIGNATURE, "signature does not verify with the hub key", cmd_id
-        ) from None
+        )
     if command.device_id != device_id:
         raise CommandRejected(
             RejectReason.WRONG_DEVICE,

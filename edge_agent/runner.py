@@ -40,6 +40,7 @@ from edge_agent.gps.tracker import GpsTracker
 from edge_agent.link.commands import CommandFailed, CommandHandler, CommandRefused, Executor
 from edge_agent.link.mqtt import BrokerLink, LinkSettings, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
+from edge_agent.link.trust import TrustStore
 from edge_agent.link.uplink import Uplink
 from edge_agent.model_install import INSTALL_TIMEOUT_S, InstallParams, ModelInstaller
 from edge_agent.speaker.backends import NullBackend
@@ -137,9 +138,15 @@ class Agent:
             switch=self._switch_stages,
             report=self._report,
             status_changed=self._publish_status,
-            public_key=lambda: protocol.load_public_key(self.config.hub.key_text()),
+            public_key=lambda: self.trust.keys(),  # noqa: PLW0108 (self.trust comes below)
         )
         self._side_tasks: set[asyncio.Task[None]] = set()
+        #: The hub keys trusted now (the config's; more while the hub rotates its key).
+        self.trust = TrustStore(
+            config.outbox.path.parent / "trusted_keys.json",
+            lambda: self.config.hub.key_text(),  # noqa: PLW0108 (a new config, a new object)
+            self.clock,
+        )
         #: Model packages the hub installed, beside the outbox (see ``model_install``).
         self.models = ModelStore(config.outbox.path.parent / "models")
         #: A package being tried: slot -> its directory, on top of the store's actives.
@@ -249,7 +256,6 @@ class Agent:
         self._outbox = outbox
         self._seq = outbox.counter("seq")
         try:
-            public_key = protocol.load_public_key(cfg.hub.key_text())
             link = BrokerLink(
                 self._link_settings(),
                 subscriptions=self._subscriptions(),
@@ -262,7 +268,7 @@ class Agent:
             self._stages = await self._build(cfg, strict=False)
             commands = CommandHandler(
                 device_id=self.device_id,
-                public_key=public_key,
+                public_key=self.trust.keys,
                 outbox=outbox,
                 executors=self._executors(),
                 clock=self.clock,
@@ -486,6 +492,7 @@ class Agent:
             "model.install": self._installer.install_command,
             "model.rollback": self._installer.rollback_command,
             "model.shadow_stop": self._installer.stop_shadow_command,
+            "keys.trust": self.trust.trust,
         }
 
     async def _switch_models(self, cfg: AgentConfig, staged: Mapping[str, Path]) -> str | None:

@@ -22,6 +22,7 @@ _ROUTED = {
     "config.apply": "an admin sets a device's config with PUT /api/v1/devices/{id}/config "
     "(or a config rollout), so its desired version is recorded",
     "model.install": "model packages reach units through rollouts (POST /api/v1/rollouts)",
+    "keys.trust": "the hub's key is rotated with `central-hub keys rotate`",
 }
 #: Kinds that change what a unit runs: admins only.
 _ADMIN_KINDS = frozenset({"model.rollback", "model.shadow_stop"})

@@ -248,3 +248,31 @@ class DeviceService:
                 raise BrokerError(f"stored but not published: {exc}") from exc
         log.info("desired config v%s for %s", version, device_id)
         return version
+
+    async def resign_desired(self) -> int:
+        """Publish every stored desired config again, signed with the current key (after a
+        key rotation, so a unit that reconnects once the old key has retired still
+        verifies its retained config). Versions do not change, so no unit re-applies.
+        Returns how many were published."""
+        if self.publisher is None:
+            raise BrokerError("no broker to publish the desired configs to")
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        devices.c.device_id, devices.c.desired_version, devices.c.desired_config
+                    ).where(devices.c.desired_version > 0, devices.c.desired_config.is_not(None))
+                )
+            ).all()
+        for row in rows:
+            message = sign_desired(
+                self.key,
+                device_id=row.device_id,
+                version=row.desired_version,
+                config=row.desired_config,
+            )
+            await self.publisher.publish(
+                topic(row.device_id, Channel.CONFIG_DESIRED), encode(message), qos=1, retain=True
+            )
+        log.info("re-signed %d desired configs with the current hub key", len(rows))
+        return len(rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -67,7 +67,7 @@ class CommandHandler:
         self,
         *,
         device_id: str,
-        public_key: Ed25519PublicKey,
+        public_key: Ed25519PublicKey | Callable[[], Sequence[Ed25519PublicKey]],
         outbox: Outbox,
         executors: Mapping[str, Executor],
         clock: Callable[[], datetime],
@@ -105,10 +105,14 @@ class CommandHandler:
     async def handle(self, payload: bytes) -> protocol.CommandAck | None:
         """Verify and run one command; return the final ack (None if none could be sent)."""
         now = self.clock()
+        # The keys trusted now: one, or several while the hub rotates its key.
+        keys = (
+            self.public_key if isinstance(self.public_key, Ed25519PublicKey) else self.public_key()
+        )
         try:
             command = protocol.verify_command(
                 payload,
-                public_key=self.public_key,
+                public_key=keys,
                 device_id=self.device_id,
                 now=now,
                 replay=self.guard,
