@@ -851,7 +851,13 @@ def sign_desired(
         device_id=check_device_id(device_id), version=version, config=dict(config)
     )
     fields = unsigned.model_dump(mode="json", by_alias=True, exclude={"sig"})
-    sig = base64.b64encode(key.sign(_signed_bytes(fields))).decode("ascii")
+    signed_bytes = _signed_bytes(fields)
+    if len(signed_bytes) > MAX_COMMAND_BYTES:
+        raise ProtocolError(
+            f"the desired config is {len(signed_bytes)} bytes; at most {MAX_COMMAND_BYTES} "
+            "(the broker would drop it and the unit would never converge)"
+        )
+    sig = base64.b64encode(key.sign(signed_bytes)).decode("ascii")
     return unsigned.model_copy(update={"sig": sig})
 
 

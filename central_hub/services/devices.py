@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import devices
-from central_hub.errors import BrokerError, NotFoundError
+from central_hub.errors import BrokerError, InvalidInputError, NotFoundError
 from central_hub.services.publisher import Publisher
 from edge_agent.protocol import (
     Channel,
     ConfigReported,
+    ProtocolError,
     Status,
     Telemetry,
     check_device_id,
@@ -152,23 +153,31 @@ async def apply_status(conn: AsyncConnection, status: Status, now: datetime) -> 
 
 
 async def apply_telemetry(conn: AsyncConnection, tel: Telemetry, now: datetime) -> None:
-    """Record a heartbeat as the device's current health (newer heartbeats win)."""
+    """Record a heartbeat as the device's current health; an older one than that stored
+    (redelivered late) only marks the device seen."""
     await ensure_device(conn, tel.device_id, now)
-    await conn.execute(
+    newer = devices.c.telemetry_at.is_(None) | (devices.c.telemetry_at <= tel.ts)
+    result = await conn.execute(
         devices.update()
-        .where(devices.c.device_id == tel.device_id)
+        .where(devices.c.device_id == tel.device_id, newer)
         .values(
             telemetry=tel.model_dump(mode="json", by_alias=True), telemetry_at=tel.ts, seen_at=now
         )
     )
+    if not result.rowcount:
+        await conn.execute(
+            devices.update().where(devices.c.device_id == tel.device_id).values(seen_at=now)
+        )
 
 
 async def apply_config_reported(conn: AsyncConnection, rep: ConfigReported, now: datetime) -> None:
-    """Record what the device did with a desired config."""
+    """Record what the device did with a desired config; an older report than that
+    stored (redelivered late) only marks the device seen."""
     await ensure_device(conn, rep.device_id, now)
-    await conn.execute(
+    newer = devices.c.reported_at.is_(None) | (devices.c.reported_at <= rep.ts)
+    result = await conn.execute(
         devices.update()
-        .where(devices.c.device_id == rep.device_id)
+        .where(devices.c.device_id == rep.device_id, newer)
         .values(
             reported_version=rep.version,
             reported_state=rep.state,
@@ -177,6 +186,10 @@ async def apply_config_reported(conn: AsyncConnection, rep: ConfigReported, now:
             seen_at=now,
         )
     )
+    if not result.rowcount:
+        await conn.execute(
+            devices.update().where(devices.c.device_id == rep.device_id).values(seen_at=now)
+        )
 
 
 class DeviceService:
@@ -233,12 +246,17 @@ class DeviceService:
             if row is None:
                 raise NotFoundError(f"no device {device_id!r}")
             version = int(row.desired_version) + 1
+            try:  # signed before it is stored: one the broker would drop is refused
+                message = sign_desired(
+                    self.key, device_id=device_id, version=version, config=config
+                )
+            except ProtocolError as exc:
+                raise InvalidInputError(str(exc)) from exc
             await conn.execute(
                 devices.update()
                 .where(devices.c.device_id == device_id)
                 .values(desired_version=version, desired_config=config)
             )
-        message = sign_desired(self.key, device_id=device_id, version=version, config=config)
         if self.publisher is not None:
             try:
                 await self.publisher.publish(

@@ -171,7 +171,9 @@ MAX_AHEAD = timedelta(minutes=10)
 def _stamps(message: Any) -> list[tuple[str, datetime]]:
     if isinstance(message, Event):
         return [("started_at", message.started_at), ("detected_at", message.detected_at)]
-    if isinstance(message, Status | Telemetry | CommandAck | ConfigReported):
+    if isinstance(message, Telemetry) and message.gps is not None:
+        return [("ts", message.ts), ("gps.ts", message.gps.ts)]
+    if isinstance(message, Status | Telemetry | CommandAck | ConfigReported | SnapshotReply):
         return [("ts", message.ts)]
     if isinstance(message, Track):
         return [(f"points.{i}.ts", p.ts) for i, p in enumerate(message.points)]

@@ -45,5 +45,18 @@ async def test_config_and_models_go_through_their_own_routes(sqlite_hub: Hub) ->
         huge = await send(operator, "speaker.say", {"text": "请" * 2_000_000})
         assert huge.status_code == 422
         assert "at most 262144" in huge.json()["detail"]
+        # Nor may a desired config the broker would drop be stored: the unit would never
+        # converge and the retained message would never arrive.
+        put = await http.put(
+            "/api/v1/devices/pole-1/config",
+            headers={"Authorization": f"Bearer {admin}"},
+            json={"config": {"speaker": {"clips": {"x": "请" * 300_000}}}},
+        )
+        assert put.status_code == 422
+        assert "at most 262144" in put.json()["detail"]
+        assert (await sqlite_hub.devices.get("pole-1")).desired_version == 0
+        r = await send(operator, "keys.trust", {})
+        assert r.status_code == 422
+        assert "keys rotate" in r.json()["detail"]
     kinds = [c.kind for c in await sqlite_hub.commands.list_for("pole-1")]
     assert sorted(kinds) == ["model.rollback", "speaker.say"]

@@ -99,6 +99,11 @@ async def test_status_telemetry_and_stale_retained_status(db: AsyncEngine, tmp_p
     await worker.process([inbound(make_status("pole-1", "offline", NOW + timedelta(seconds=1)))])
     async with db.connect() as conn:
         assert (await conn.execute(sa.select(devices.c.state))).scalar_one() == "offline"
+    # A heartbeat redelivered late does not replace a newer one (it only marks the unit seen).
+    late = tel.model_copy(update={"ts": NOW - timedelta(minutes=1), "outbox_depth": 99})
+    await worker.process([inbound(late)])
+    async with db.connect() as conn:
+        assert (await conn.execute(devices.select())).one().telemetry["outbox_depth"] == 3
 
 
 async def test_a_units_last_will_outranks_its_own_connection_but_not_a_later_one(
@@ -359,11 +364,19 @@ async def test_a_status_or_event_from_the_far_future_is_dead_lettered(
             inbound(make_event(seq=2, at=NOW + timedelta(minutes=5))),  # drift: accepted
         ]
     )
+    tel = Telemetry(
+        device_id="truck-1", ts=NOW, uptime_s=1, fps=1, inference_ms=1, outbox_depth=0,
+        outbox_bytes=0, evicted=0,
+        gps={"ts": far, "lat": 28.6, "lon": 121.2},
+    )  # fmt: skip
+    await worker.process([inbound(tel)])
     assert await _count(db, events) == 1
     async with db.connect() as conn:
         rows = (await conn.execute(dead_letters.select().order_by(dead_letters.c.id))).all()
-        device = (await conn.execute(devices.select())).first()
-    assert [r.fields for r in rows] == [["ts"], ["started_at"]]
+        device = (
+            await conn.execute(devices.select().where(devices.c.device_id == "pole-1"))
+        ).first()
+    assert [r.fields for r in rows] == [["ts"], ["started_at"], ["gps.ts"]]
     assert "is more than 0:10:00 after the hub's clock" in rows[0].reason
     assert "NTP" in rows[1].reason
     assert device is None or device.state != "online"
