@@ -206,9 +206,12 @@ def params_problem(command: protocol.Command, public_key: str) -> str:
         elif command.kind == "snapshot.request":
             if not isinstance(params.get("camera_id", ""), str):
                 raise CommandFailed("params.camera_id must be a string")
+        elif command.kind == "keys.trust":
+            # The unit checks previous_until against its clock; the example's is issued_at.
+            protocol.parse_trust_params(params, command.issued_at)
         else:
             return f"no parameter check for {command.kind!r}: add one to this test"
-    except (CommandFailed, ValidationError, KeyError) as exc:
+    except (CommandFailed, ValidationError, KeyError, protocol.ProtocolError) as exc:
         return str(exc)
     return ""
 
@@ -643,6 +646,10 @@ def test_the_checks_catch_a_broken_page(doc: str, breakage: str) -> None:
     assert any(expect in p for p in problems), problems
 
 
+#: A key for bad ``keys.trust`` params (the page's own next key is in its example).
+_NEXT_KEY = protocol.public_key_b64(protocol.generate_signing_key())
+
+
 def _command(kind: str, params: dict[str, Any]) -> protocol.Command:
     return protocol.Command(
         cmd_id=protocol.uuid7(),
@@ -668,9 +675,62 @@ def _command(kind: str, params: dict[str, Any]) -> protocol.Command:
         ("model.rollback", {}),
         ("model.shadow_stop", {"slot": ""}),
         ("snapshot.request", {"camera_id": 3}),
+        ("keys.trust", {"previous_until": "2999-01-01T00:00:00+00:00"}),
+        ("keys.trust", {"public_key": "bm90IGEga2V5", "previous_until": "2999-01-01T00:00:00Z"}),
+        ("keys.trust", {"public_key": _NEXT_KEY, "previous_until": "2020-01-01T00:00:00Z"}),
+        ("keys.trust", {"public_key": _NEXT_KEY, "previous_until": "2999-01-01T00:00:00Z"}),
+        ("keys.trust", {"public_key": _NEXT_KEY, "previous_until": "2999-01-01T00:00:00"}),
+        ("keys.trust", {"public_key": _NEXT_KEY, "previous_until": "soon"}),
         ("speaker.sing", {}),
     ],
 )
 def test_params_check_refuses_bad_params(doc: str, kind: str, params: dict[str, Any]) -> None:
     """The parameter check behind the command examples refuses what the unit refuses."""
     assert params_problem(_command(kind, params), _one(doc, "public-key"))
+
+
+def _trust_example(doc: str) -> protocol.Command:
+    found = [
+        protocol.decode(protocol.Command, b.body)
+        for b in blocks(doc)
+        if b.marker == "cmd" and '"kind": "keys.trust"' in b.body
+    ]
+    assert len(found) == 1, f"expected one keys.trust example, found {len(found)}"
+    return found[0]
+
+
+def test_keys_trust_example_is_what_the_unit_parses(doc: str) -> None:
+    """The example's params are ``protocol.trust_params``'s and pass the unit's parser at
+    the time it was issued; the ack shown answers it."""
+    command = _trust_example(doc)
+    key, until = protocol.parse_trust_params(command.params, command.issued_at)
+    assert command.params == protocol.trust_params(protocol.load_public_key(key), until)
+    assert key != _one(doc, "public-key"), "the example should trust a new key"
+    assert command.issued_at < until <= command.issued_at + protocol.MAX_KEY_OVERLAP
+    acks = [
+        json.loads(b.body)
+        for b in blocks(doc)
+        if b.marker == "cmd_ack" and command.cmd_id in b.body
+    ]
+    assert [a["state"] for a in acks] == ["succeeded"]
+    assert acks[0]["detail"].startswith(f"trusting {key[:12]}")
+
+
+@pytest.mark.parametrize(
+    ("previous_until", "expect"),
+    [
+        (timedelta(days=91), "within 90 days"),
+        (timedelta(0), "after now"),
+        (-timedelta(days=1), "after now"),
+    ],
+)
+def test_params_check_refuses_the_keys_trust_example_out_of_range(
+    doc: str, previous_until: timedelta, expect: str
+) -> None:
+    """The same example with its overlap out of the unit's limits (checked against
+    ``issued_at``) is refused by the parameter check (unsigned here: the signature check
+    would refuse the edited example first)."""
+    command = _trust_example(doc)
+    until = (command.issued_at + previous_until).isoformat()
+    changed = command.model_copy(update={"params": {**command.params, "previous_until": until}})
+    assert expect in params_problem(changed, _one(doc, "public-key"))
