@@ -134,8 +134,10 @@ async def start_rotation(
     by: str,
 ) -> tuple[KeyRotation, list[str]]:
     """Make the next key and queue ``keys.trust`` to every unit; the units queued."""
-    if not timedelta(days=1) <= overlap <= MAX_KEY_OVERLAP:
-        raise HubError(f"the overlap must be 1 to {MAX_KEY_OVERLAP.days} days")
+    # A day under the unit's limit, so a unit whose clock is behind the hub's accepts it.
+    longest = MAX_KEY_OVERLAP - timedelta(days=1)
+    if not timedelta(days=1) <= overlap <= longest:
+        raise HubError(f"the overlap must be 1 to {longest.days} days")
     existing = current_rotation(settings)
     if existing is not None:
         raise ConflictError(

@@ -59,10 +59,10 @@ class TrustStore:
             str(k): datetime.fromisoformat(v) for k, v in data.get("retire", {}).items()
         }
 
-    def _save(self) -> None:
+    def _save(self, added: list[str], retire: dict[str, datetime]) -> None:
         data: dict[str, Any] = {
-            "added": self._added,
-            "retire": {k: v.isoformat() for k, v in self._retire.items()},
+            "added": added,
+            "retire": {k: v.isoformat() for k, v in retire.items()},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")
@@ -98,16 +98,17 @@ class TrustStore:
             new, until = protocol.parse_trust_params(command.params, self.clock())
         except protocol.ProtocolError as exc:
             raise CommandRefused(str(exc)) from exc
+        retire = dict(self._retire)
         for key in self.trusted():
             if key != new:
                 # Keep the earliest end if an overlap was already set.
-                self._retire[key] = min(until, self._retire.get(key, until))
-        self._retire.pop(new, None)
-        if new not in self._added:
-            self._added.append(new)
+                retire[key] = min(until, retire.get(key, until))
+        retire.pop(new, None)
+        added = [*self._added, new] if new not in self._added else list(self._added)
         try:
-            self._save()
+            self._save(added, retire)  # kept on disk first: a failed save changes nothing
         except OSError as exc:
             raise CommandFailed(f"cannot keep the trusted keys in {self.path}: {exc}") from exc
+        self._added, self._retire = added, retire
         log.info("now trusting hub key %s; the others until %s", new[:12], until.isoformat())
         return f"trusting {new[:12]}…; previous keys until {until.isoformat()}"

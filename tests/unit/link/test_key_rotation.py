@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent import protocol
-from edge_agent.link.commands import CommandHandler
+from edge_agent.link.commands import CommandFailed, CommandHandler
 from edge_agent.link.outbox import Outbox
 from edge_agent.link.trust import TrustStore
 
@@ -128,3 +128,21 @@ def test_a_damaged_trust_file_falls_back_to_the_configured_key(tmp_path: Path) -
     path.write_text("{not json", encoding="utf-8")
     key = protocol.public_key_b64(protocol.generate_signing_key())
     assert TrustStore(path, lambda: key, Clock()).trusted() == [key]
+
+
+async def test_a_trust_file_that_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    old, new = protocol.generate_signing_key(), protocol.generate_signing_key()
+    clock = Clock()
+    # A folder where the file should be (root ignores permissions, so no chmod here).
+    (tmp_path / "trusted_keys.json" / "x").mkdir(parents=True)
+    trust = TrustStore(tmp_path / "trusted_keys.json", lambda: protocol.public_key_b64(old), clock)
+    cmd = protocol.sign_command(
+        old,
+        device_id=DEVICE,
+        kind="keys.trust",
+        params=protocol.trust_params(new, START + timedelta(days=3)),
+        issued_at=START,
+    )
+    with pytest.raises(CommandFailed, match="cannot keep the trusted keys"):
+        await trust.trust(cmd)
+    assert trust.trusted() == [protocol.public_key_b64(old)]  # the ack says failed: so it is
