@@ -75,6 +75,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
                 port=settings.api_port,
                 log_level="info",
                 lifespan="off",
+                ssl_certfile=settings.api_tls_cert,
+                ssl_keyfile=settings.api_tls_key,
             )
             server = uvicorn.Server(config)
             tasks.append(tg.create_task(server.serve(), name="api"))

@@ -28,11 +28,12 @@ from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import Role
 from central_hub.errors import HubError
 from central_hub.hub import build_hub, hub_client_id, load_or_create_key
+from central_hub.services import pki
 from central_hub.services.backup import backup, restore
 from central_hub.services.city_data import grid_source, import_grid
 from central_hub.services.dataset import ExportOptions, export_dataset
 from central_hub.services.keys import identity_key
-from central_hub.services.provision import PLAIN_PORT, TLS_PORT, provision_device
+from central_hub.services.provision import PLAIN_PORT, TLS_PORT, ensure_api_tls, provision_device
 from central_hub.services.retention import apply_retention
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
@@ -150,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=PLAIN_PORT,
         help=f"the broker's plain listener, on 127.0.0.1 only ({PLAIN_PORT})",
+    )
+    p.add_argument(
+        "--api-name",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also issue the hub API's HTTPS certificate for this name (repeatable)",
     )
     p.add_argument(
         "--broker-name",
@@ -310,6 +318,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"XH_HUB_MQTT_TLS_CERT={tls.hub.cert} XH_HUB_MQTT_TLS_KEY={tls.hub.key}"
                 )
             print("models:   the unit loads only packages signed by `central-hub model sign`")
+            if args.api_name:
+                ca = pki.load_or_create_ca(
+                    args.broker_dir / "tls",
+                    datetime.now(UTC),
+                    ca_cert=args.ca_cert,
+                    ca_key=args.ca_key,
+                )
+                api = ensure_api_tls(
+                    args.broker_dir, ca, hosts=args.api_name, now=datetime.now(UTC)
+                )
+                print(
+                    f"API TLS:  XH_HUB_API_TLS_CERT={api.cert} XH_HUB_API_TLS_KEY={api.key} "
+                    f"XH_HUB_PUBLIC_URL=https://{args.api_name[0]}:<api port>"
+                )
         elif args.cmd == "dataset":
             sys.stdout.write(asyncio.run(_dataset(settings, args)))
         elif (args.cmd, getattr(args, "model_cmd", None)) == ("model", "publish") or (

@@ -76,6 +76,12 @@ class HubSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
+    api_tls_cert: Path | None = Field(
+        default=None,
+        description="serve the API and console over HTTPS with this certificate "
+        "(`central-hub provision --api-name HOST` issues one from the city's CA)",
+    )
+    api_tls_key: Path | None = Field(default=None, description="its private key")
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     command_tick_s: float = Field(default=1.0, gt=0)
     max_clock_ahead_s: float = Field(
@@ -121,6 +127,8 @@ class HubSettings(BaseSettings):
             raise ValueError("set mqtt_password or mqtt_password_file, not both")
         if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
             raise ValueError("set both mqtt_tls_cert and mqtt_tls_key, or neither")
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            raise ValueError("set both api_tls_cert and api_tls_key, or neither")
         if self.mqtt_tls_cert is not None and self.mqtt_tls_ca is None:
             raise ValueError("mqtt_tls_cert needs mqtt_tls_ca (the CA of the broker)")
         return self
@@ -184,7 +192,8 @@ class HubSettings(BaseSettings):
     @property
     def api_url(self) -> str:
         """The API's address as units reach it."""
-        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+        scheme = "https" if self.api_tls_cert is not None else "http"
+        return self.public_url or f"{scheme}://{self.api_host}:{self.api_port}"
 
     @property
     def hub_key_path(self) -> Path:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_agent import protocol
@@ -44,7 +46,13 @@ from edge_agent.update.store import ModelStore, StoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INSTALL_TIMEOUT_S", "InstallParams", "ModelInstaller", "install_params"]
+__all__ = [
+    "INSTALL_TIMEOUT_S",
+    "InstallParams",
+    "ModelInstaller",
+    "download_client",
+    "install_params",
+]
 
 #: The longest a model install may take, download included (a slow cellular link).
 INSTALL_TIMEOUT_S = 3600.0
@@ -111,6 +119,18 @@ Switch = Callable[[AgentConfig, Mapping[str, Path]], Awaitable[str | None]]
 Probe = Callable[[Path, AgentConfig, str], None]
 
 
+def download_client(cfg: AgentConfig, url: str) -> httpx.AsyncClient | None:
+    """The HTTP client for a package at ``url``: for ``https`` it trusts the city's CA
+    (``mqtt.tls.ca``, which signs the hub's API certificate too) besides the system's;
+    None (a default client) otherwise."""
+    tls = cfg.mqtt.tls
+    if not url.startswith("https:") or tls is None:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(tls.ca))
+    return httpx.AsyncClient(verify=context)
+
+
 class ModelInstaller:
     """Runs ``model.install`` and ``model.rollback`` for one agent (see the module doc)."""
 
@@ -167,14 +187,23 @@ class ModelInstaller:
     async def _install(self, params: InstallParams) -> str:
         self._key()  # before a byte is fetched: this unit must be able to check it
         archive = self.store.archive_path(params.sha256)
+        client = download_client(self.current(), params.url)
         try:
             await fetch_with_retries(
-                params.url, params.token, archive, sha256=params.sha256, size=params.size
+                params.url,
+                params.token,
+                archive,
+                sha256=params.sha256,
+                size=params.size,
+                client=client,
             )
         except DownloadError as exc:
             if "sha256" in exc.problem:  # not the archive the signed command names
                 raise CommandRefused(f"package refused, model kept: {exc}") from exc
             raise CommandFailed(f"{exc}; the unit keeps its model") from exc
+        finally:
+            if client is not None:
+                await client.aclose()
         try:
             directory = await asyncio.to_thread(
                 self.store.extract,

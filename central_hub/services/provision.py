@@ -56,6 +56,7 @@ __all__ = [
     "ProvisionResult",
     "device_config",
     "device_topics",
+    "ensure_api_tls",
     "ensure_broker_tls",
     "ensure_hub_user",
     "hash_password",
@@ -145,6 +146,25 @@ class BrokerTls:
     ca: Path
     server: pki.CertFiles
     hub: pki.CertFiles
+
+
+def ensure_api_tls(
+    broker_dir: Path,
+    ca: pki.Authority,
+    *,
+    hosts: Iterable[str],
+    now: datetime,
+) -> pki.CertFiles:
+    """The hub API's HTTPS certificate from the city's ``ca`` (``broker_dir/tls/api.crt``),
+    valid for ``hosts`` plus ``localhost`` and ``127.0.0.1``; reused while good. Units
+    trust it through the same ``ca.crt`` they verify the broker with (model packages)."""
+    tls_dir = Path(broker_dir) / "tls"
+    return pki.ensure_server_cert(
+        pki.CertFiles(tls_dir / "api.crt", tls_dir / "api.key"),
+        ca,
+        ["localhost", "127.0.0.1", *hosts],
+        now,
+    )
 
 
 def ensure_broker_tls(

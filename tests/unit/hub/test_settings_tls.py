@@ -78,3 +78,15 @@ def test_the_adapter_loads_provisioned_files_and_refuses_bad_ones(tmp_path: Path
     hub(tls.hub.key)
     with pytest.raises(BrokerError, match="cannot load the MQTT TLS files"):
         hub(result.config_path.parent / "client.key")  # the device's key: not the hub's pair
+
+
+def test_the_api_certificate_and_key_come_together_and_make_the_url_https(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValidationError, match="api_tls_cert and api_tls_key"):
+        HubSettings(data_dir=tmp_path, api_tls_cert=tmp_path / "api.crt")
+    settings = HubSettings(
+        data_dir=tmp_path, api_tls_cert=tmp_path / "api.crt", api_tls_key=tmp_path / "api.key"
+    )
+    assert settings.api_url == "https://127.0.0.1:8080"
+    assert HubSettings(data_dir=tmp_path).api_url == "http://127.0.0.1:8080"
