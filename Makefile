@@ -13,7 +13,7 @@ RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
-	bench-edge bench-outbox bench-hub bench-fleet bench-console fuzz-api
+	bench-edge bench-outbox bench-hub bench-fleet bench-console fuzz-api audit
 
 demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
@@ -25,6 +25,13 @@ test: venv check
 # runs the same test for a minute with a fixed one).
 fuzz-api: venv
 	XH_FUZZ_SECONDS=600 XH_FUZZ_SEED=random $(BIN)/pytest -q tests/security/test_api_fuzz.py
+
+# Known vulnerabilities in the installed dependencies (pip-audit, Apache-2.0, installed
+# on demand). It asks PyPI's per-release JSON or OSV: it needs a machine that reaches
+# them (the project's build machines do not).
+audit: venv
+	$(BIN)/python -m pip install -q pip-audit
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 check: venv
 	$(BIN)/ruff format --check .
