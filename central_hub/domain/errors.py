@@ -14,6 +14,8 @@ __all__ = [
     "FilingError",
     "GridError",
     "MetricsError",
+    "PlateError",
+    "PlateRefused",
     "TransitionRefused",
     "UnknownCell",
     "UnknownCode",
@@ -87,3 +89,29 @@ class FilingError(DomainError):
 
 class MetricsError(DomainError):
     """Metrics asked for an empty or inverted period, or with naive datetimes."""
+
+
+class PlateError(DomainError):
+    """The QR plates' points file is invalid: a bad id, a missing street, a broken point.
+
+    ``problems`` lists every problem found, one ``where: what`` line each, the way
+    :class:`GridError` does (the message shows the first few).
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class PlateRefused(DomainError):
+    """A scanned plate link that is refused.
+
+    ``kind`` says why in one word: ``malformed`` (not ``<point id>.<signature>``),
+    ``forged`` (the signature is not the hub's for that id) or ``unknown`` (signed, but
+    the point is no longer in the city's list).
+    """
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
