@@ -33,6 +33,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from central_hub.domain.errors import PlateError, PlateRefused
 from central_hub.domain.grid import Grid
@@ -41,9 +42,11 @@ __all__ = [
     "PLATE_PATH_PREFIX",
     "SAMPLE_POINTS_PATH",
     "PlatePoint",
+    "check_base_url",
     "load_points",
     "plate_path",
     "plate_signature",
+    "plate_url",
     "points_from_geojson",
     "points_outside",
     "verify_plate",
@@ -108,18 +111,19 @@ def points_from_geojson(obj: object) -> tuple[PlatePoint, ...]:
     problems: list[str] = []
     first_at: dict[str, str] = {}
     for index, feature in enumerate(features):
-        where = f"features[{index}]"
-        point, found = _parse_point(feature, where)
+        point_id, point, found = _parse_point(feature, f"features[{index}]")
         problems += found
-        if point is None:
+        if point_id is None:
             continue
-        where = f"{where} ({point.id})"
-        earlier = first_at.get(point.id.casefold())
+        # an id is taken even by a feature with other problems: its duplicate is one more
+        where = f"features[{index}] ({point_id})"
+        earlier = first_at.get(point_id.casefold())
         if earlier is not None:
-            problems.append(f"{where}: properties.id: {point.id!r} is used twice (also {earlier})")
+            problems.append(f"{where}: properties.id: {point_id!r} is used twice (also {earlier})")
             continue
-        first_at[point.id.casefold()] = where
-        points.append(point)
+        first_at[point_id.casefold()] = where
+        if point is not None:
+            points.append(point)
     if problems:
         raise PlateError(_summary(problems), tuple(problems))
     return tuple(points)
@@ -138,13 +142,14 @@ def points_outside(points: Sequence[PlatePoint], grid: Grid) -> list[str]:
     ]
 
 
-def _parse_point(feature: object, where: str) -> tuple[PlatePoint | None, list[str]]:
-    """One feature's plate, or None, and every problem found in it."""
+def _parse_point(feature: object, where: str) -> tuple[str | None, PlatePoint | None, list[str]]:
+    """One feature's well-formed id (or None), its plate (None if any problem), and every
+    problem found in it."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        return None, [f"{where}: not a GeoJSON Feature"]
+        return None, None, [f"{where}: not a GeoJSON Feature"]
     props = feature.get("properties")
     if not isinstance(props, dict):
-        return None, [f"{where}: properties: an object is needed"]
+        return None, None, [f"{where}: properties: an object is needed"]
     problems: list[str] = []
     point_id = props.get("id")
     if not isinstance(point_id, str) or not _ID.fullmatch(point_id):
@@ -163,16 +168,19 @@ def _parse_point(feature: object, where: str) -> tuple[PlatePoint | None, list[s
     lat_lon, problem = _coordinates(feature.get("geometry"))
     if problem is not None:
         problems.append(f"{where}: geometry: {problem}")
-    if problems or point_id is None or lat_lon is None:
-        return None, problems
-    assert isinstance(street, str)  # checked above; mypy cannot follow the problem list
-    return PlatePoint(
-        id=point_id,
-        street=street.strip(),
-        lat=lat_lon[0],
-        lon=lat_lon[1],
-        name=name.strip() if isinstance(name, str) else None,
-    ), []
+    if problems or point_id is None or lat_lon is None or not isinstance(street, str):
+        return point_id, None, problems
+    return (
+        point_id,
+        PlatePoint(
+            id=point_id,
+            street=street.strip(),
+            lat=lat_lon[0],
+            lon=lat_lon[1],
+            name=name.strip() if isinstance(name, str) else None,
+        ),
+        [],
+    )
 
 
 def _coordinates(geometry: Any) -> tuple[tuple[float, float] | None, str | None]:
@@ -216,6 +224,29 @@ def plate_signature(point_id: str, secret: bytes) -> str:
 def plate_path(point_id: str, secret: bytes) -> str:
     """The path printed on a plate: ``/r/<point id>.<signature>``."""
     return f"{PLATE_PATH_PREFIX}{point_id}.{plate_signature(point_id, secret)}"
+
+
+def check_base_url(base_url: str) -> str:
+    """The hub's public ``http(s)://host[:port][/prefix]`` without a trailing slash.
+
+    Raises :class:`PlateError` for a base that is not an absolute http(s) URL, or that has
+    a query or fragment (the plate's path would land inside it).
+    """
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (reading it checks the port)
+    except ValueError as exc:
+        raise PlateError(f"base URL {base_url!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PlateError(f"base URL {base_url!r}: an absolute http:// or https:// URL is needed")
+    if parts.query or parts.fragment:
+        raise PlateError(f"base URL {base_url!r}: no query or fragment may follow the path")
+    return base_url.rstrip("/")
+
+
+def plate_url(base_url: str, point_id: str, secret: bytes) -> str:
+    """The whole link on a plate: the checked base URL followed by :func:`plate_path`."""
+    return check_base_url(base_url) + plate_path(point_id, secret)
 
 
 def verify_plate(token: str, secret: bytes, known_ids: Collection[str]) -> str:

@@ -22,6 +22,7 @@ from central_hub.domain.qr_plates import (
     load_points,
     plate_path,
     plate_signature,
+    plate_url,
     points_from_geojson,
     points_outside,
     verify_plate,
@@ -129,6 +130,9 @@ def test_every_problem_is_reported_at_once_with_its_index_and_id() -> None:
         "features[1] (XQJ-002): properties.street: a non-empty string is needed",
         "features[2] (XQJ-001): properties.id: 'XQJ-001' is used twice (also features[0]"
         " (XQJ-001))",
+        # XQJ-002 has a problem of its own, but its id is taken all the same
+        "features[3] (xqj-002): properties.id: 'xqj-002' is used twice (also features[1]"
+        " (XQJ-002))",
         "features[4]: properties.id: 'bad id' is not 1-32 letters, digits or hyphens",
         "features[4]: geometry: a Point is needed",
     )
@@ -231,6 +235,30 @@ def test_a_genuine_plate_whose_point_is_no_longer_listed_is_unknown() -> None:
 )
 def test_a_malformed_token_is_refused(token: str) -> None:
     assert _refusal(token) == "malformed"
+
+
+def test_the_url_joins_the_public_base_and_the_path() -> None:
+    path = plate_path("XQJ-001", SECRET)
+    assert plate_url("https://hub.example.cn", "XQJ-001", SECRET) == f"https://hub.example.cn{path}"
+    assert plate_url("http://10.0.0.5:8080/city/", "XQJ-001", SECRET) == (
+        f"http://10.0.0.5:8080/city{path}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("hub.example.cn", "an absolute http:// or https:// URL"),
+        ("ftp://hub.example.cn", "an absolute http:// or https:// URL"),
+        ("https://", "an absolute http:// or https:// URL"),
+        ("https://hub.example.cn/?a=1", "no query or fragment"),
+        ("https://hub.example.cn/#top", "no query or fragment"),
+        ("https://hub.example.cn:99999", "base URL"),
+    ],
+)
+def test_a_base_url_a_phone_cannot_open_is_refused(base: str, expected: str) -> None:
+    with pytest.raises(PlateError, match=expected):
+        plate_url(base, "XQJ-001", SECRET)
 
 
 def test_signing_refuses_an_id_no_plate_may_carry() -> None:
