@@ -51,7 +51,10 @@ def load_or_create_plate_secret(path: Path) -> bytes:
     try:
         secret = path.read_bytes()
     except FileNotFoundError:
-        secret = _create(path)
+        try:
+            secret = _create(path)
+        except OSError as exc:
+            raise HubError(f"{path}: cannot create the plate secret: {exc.strerror}") from exc
     except OSError as exc:
         raise HubError(f"{path}: cannot read the plate secret: {exc.strerror}") from exc
     if len(secret) != PLATE_SECRET_BYTES:

@@ -140,6 +140,17 @@ def test_a_damaged_secret_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert path.read_bytes() == b"short"
 
 
+def test_a_secret_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(HubError, match="cannot read the plate secret: Not a directory"):
+        load_or_create_plate_secret(tmp_path / "file" / "plate_secret")
+    dangling = tmp_path / "plate_secret"
+    dangling.symlink_to(tmp_path / "gone" / "secret")
+    with pytest.raises(HubError, match="cannot create the plate secret"):
+        load_or_create_plate_secret(dangling)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "plate_secret"]
+
+
 # ------------------------------------------------------------------ the sheet
 
 
