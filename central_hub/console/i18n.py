@@ -493,6 +493,9 @@ _ENUMS_ZH = {
     "metric.avg_handling_hours": "平均处置时长 (小时)",
     "metric.overdue_unhandled": "超期未处置",
     "metric.from_ai": "智能识别案卷",
+    "metric.from_citizens": "市民上报案卷",
+    "metric.citizen_registered": "市民上报立案数",
+    "metric.citizen_registration_share": "市民上报立案率",
 }
 
 _ENUMS_EN = {
@@ -554,6 +557,9 @@ _ENUMS_EN = {
     "metric.avg_handling_hours": "average handling time (h)",
     "metric.overdue_unhandled": "overdue, unhandled",
     "metric.from_ai": "cases from recognition",
+    "metric.from_citizens": "cases from citizens",
+    "metric.citizen_registered": "citizens' cases registered",
+    "metric.citizen_registration_share": "citizens' registration share",
 }
 
 #: Every message, by language.

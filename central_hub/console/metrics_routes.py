@@ -32,6 +32,8 @@ COUNTS = (
     "returned",
     "cancelled",
     "from_ai",
+    "from_citizens",
+    "citizen_registered",
     "overdue_unhandled",
 )
 RATES = (
@@ -42,6 +44,7 @@ RATES = (
     "rework_rate",
     "disposal_rate",
     "recognition_share",
+    "citizen_registration_share",
 )
 SERIES = ("reported", "closed")
 

@@ -25,6 +25,9 @@ cells, usually ``Grid.subtree(cell_id)``):
 * **closed within limit**: due cases closed at or before their deadline (or with none).
 * **returned** (返工数): due cases returned for rework at least once (cases, not returns).
 * **from AI**: reported cases whose source is ``ai``.
+* **from citizens**: reported cases a citizen's report opened (source ``citizen``; later
+  citizen reports merged into a case are not cases); **citizen registered**: those of
+  them registered as of the end.
 * **overdue unhandled**: reported cases that, as of the end, are still in an unhandled
   stage (reported, verifying, registered, dispatched, returned) past their deadline.
 * **average handling time**: over closed cases, hours from the first dispatch to the last
@@ -33,7 +36,8 @@ cells, usually ``Grid.subtree(cell_id)``):
 Rates: registration = registered / accepted; dispatch = dispatched / registered; closure
 = closed / due to close; on-time closure = closed within limit / due to close; rework =
 returned / due to close; disposal (处置率) = handled / reported; recognition share = from
-AI / reported. A rate whose denominator is 0 is None.
+AI / reported; citizen registration share = citizen registered / from citizens (the
+source's 950 registered of ~1,000 citizen reports). A rate whose denominator is 0 is None.
 """
 
 from __future__ import annotations
@@ -137,6 +141,8 @@ class Metrics:
     closed_on_time: int
     returned: int
     from_ai: int
+    from_citizens: int
+    citizen_registered: int
     overdue_unhandled: int
     avg_handling_hours: float | None
     registration_rate: float | None
@@ -146,6 +152,7 @@ class Metrics:
     rework_rate: float | None
     disposal_rate: float | None
     recognition_share: float | None
+    citizen_registration_share: float | None
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,7 @@ def compute_metrics(
 
     reported = from_ai = registered = cancelled = accepted = dispatched = handled = closed = 0
     due_to_close = closed_on_time = returned = overdue_unhandled = 0
+    from_citizens = citizen_registered = 0
     handling_hours: list[float] = []
     no_entries: list[Audit] = []
     handled_stages = (Stage.HANDLED, Stage.CHECKING, Stage.CLOSED)
@@ -336,6 +344,9 @@ def compute_metrics(
         is_cancelled = Stage.CANCELLED in reached
         registered += is_registered
         cancelled += is_cancelled
+        if case.source == "citizen":
+            from_citizens += 1
+            citizen_registered += is_registered
         accepted += is_registered or is_cancelled
         is_dispatched = Stage.DISPATCHED in reached
         dispatched += is_dispatched
@@ -373,6 +384,8 @@ def compute_metrics(
         closed_on_time=closed_on_time,
         returned=returned,
         from_ai=from_ai,
+        from_citizens=from_citizens,
+        citizen_registered=citizen_registered,
         overdue_unhandled=overdue_unhandled,
         avg_handling_hours=(sum(handling_hours) / len(handling_hours) if handling_hours else None),
         registration_rate=_rate(registered, accepted),
@@ -382,6 +395,7 @@ def compute_metrics(
         rework_rate=_rate(returned, due_to_close),
         disposal_rate=_rate(handled, reported),
         recognition_share=_rate(from_ai, reported),
+        citizen_registration_share=_rate(citizen_registered, from_citizens),
     )
 
 

@@ -131,6 +131,9 @@ def test_november_whole_district() -> None:
     # ai: C1 C2 C5 C6 C8 C10
     assert m.from_ai == 6
     assert m.recognition_share == pytest.approx(6 / 9)
+    # citizens: C3 (cancelled) and C7 (registered)
+    assert (m.from_citizens, m.citizen_registered) == (2, 1)
+    assert m.citizen_registration_share == pytest.approx(0.5)
     # registered: C1 C2 C4 C5 C7 C8; cancelled: C3; undecided: C6 C10
     assert m.registered == 6
     assert m.cancelled == 1
@@ -167,6 +170,7 @@ def test_november_west_subtree() -> None:
     assert m.reported == 5
     assert m.from_ai == 4
     assert m.recognition_share == pytest.approx(0.8)
+    assert (m.from_citizens, m.citizen_registered, m.citizen_registration_share) == (1, 0, 0.0)
     assert (m.registered, m.cancelled, m.accepted, m.awaiting_decision) == (3, 1, 4, 1)
     assert m.registration_rate == pytest.approx(0.75)
     assert m.dispatched == 3
@@ -337,6 +341,8 @@ ADDITIVE = (
     "closed_on_time",
     "returned",
     "from_ai",
+    "from_citizens",
+    "citizen_registered",
     "overdue_unhandled",
 )
 
@@ -364,6 +370,8 @@ def test_metric_invariants(
     assert m.closed_on_time <= m.closed
     assert m.returned <= m.due_to_close
     assert m.from_ai <= m.reported
+    assert m.citizen_registered <= m.from_citizens <= m.reported
+    assert m.from_ai + m.from_citizens <= m.reported
     assert m.overdue_unhandled <= m.reported
     for rate in (
         m.registration_rate,
@@ -373,6 +381,7 @@ def test_metric_invariants(
         m.rework_rate,
         m.disposal_rate,
         m.recognition_share,
+        m.citizen_registration_share,
     ):
         assert rate is None or 0 <= rate <= 1
     assert m.avg_handling_hours is None or m.avg_handling_hours >= 0

@@ -77,6 +77,8 @@ def reference_metrics(
         n["from_ai"] += case.source == "ai"
         n["registered"] += Stage.REGISTERED in reached
         n["cancelled"] += Stage.CANCELLED in reached
+        n["from_citizens"] += case.source == "citizen"
+        n["citizen_registered"] += case.source == "citizen" and Stage.REGISTERED in reached
         n["accepted"] += Stage.REGISTERED in reached or Stage.CANCELLED in reached
         dispatched = Stage.DISPATCHED in reached
         n["dispatched"] += dispatched
@@ -190,6 +192,11 @@ def test_compute_metrics_matches_the_reference(
         assert got[name] == value, name
     for name in ("reported", "accepted", "dispatched", "due_to_close", "closed"):
         assert got[name] == want.get(name, 0), name
+    for name in ("from_citizens", "citizen_registered"):
+        assert got[name] == want.get(name, 0), name
+    citizens = want.get("from_citizens", 0)
+    share = want.get("citizen_registered", 0) / citizens if citizens else None
+    assert got["citizen_registration_share"] == share
     if now > start:
         days = daily_counts(
             cases, audits, period_start=start, period_end=P_END, now=now, cell_ids=cells
