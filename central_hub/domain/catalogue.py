@@ -18,6 +18,15 @@ deployment points :meth:`Catalogue.load` at its own copy. The file has three sec
         line: sanitation
         limit: {kind: working_hours, amount: 4}
         sources: [camera]
+        attributes:        # optional: questions a citizen answers (Open311 service definition)
+          - code: BLOCKING
+            datatype: singlevaluelist   # string|number|datetime|text|singlevaluelist|multivaluelist
+            required: true
+            description_zh: 是否影响通行？
+            description_en: Is traffic blocked?
+            values:
+              - {key: "yes", name_zh: 是, name_en: "yes"}
+              - {key: "no", name_zh: 否, name_en: "no"}
 
 An entry's ``major`` is the first two digits of its code and must be a listed category.
 Every validation error names the file and the field (``entries[3] (0102).limit.kind``).
@@ -45,10 +54,13 @@ from central_hub.domain.errors import CatalogueError, UnknownCode
 __all__ = [
     "DEFAULT_CATALOGUE_PATH",
     "LINES",
+    "AttributeType",
+    "AttributeValue",
     "Catalogue",
     "CatalogueEntry",
     "LimitKind",
     "Line",
+    "ServiceAttribute",
     "Source",
     "TimeLimit",
 ]
@@ -91,6 +103,51 @@ class TimeLimit:
         return f"{self.amount:g} {unit}"
 
 
+#: How a citizen answers an attribute (Open311 GeoReport v2's datatypes).
+AttributeType = Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
+_LISTS = ("singlevaluelist", "multivaluelist")
+
+
+@dataclass(frozen=True, config=_STRICT)
+class AttributeValue:
+    """One choice of a list attribute: the ``key`` a client sends and its names."""
+
+    key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    name_zh: Name
+    name_en: Name
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ServiceAttribute:
+    """A question a citizen answers when reporting a code (an Open311 attribute).
+
+    ``variable`` false means the attribute only informs (no answer is taken); list
+    datatypes need ``values``, the others must have none.
+    """
+
+    code: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+    datatype: AttributeType
+    description_zh: Name
+    description_en: Name
+    required: bool = False
+    variable: bool = True
+    datatype_description: Annotated[str, Field(max_length=200)] = ""
+    values: tuple[AttributeValue, ...] = ()
+
+    @model_validator(mode="after")
+    def _values_fit(self) -> ServiceAttribute:
+        if self.datatype in _LISTS and not self.values:
+            raise ValueError(f"attribute {self.code}: a {self.datatype} needs values")
+        if self.datatype not in _LISTS and self.values:
+            raise ValueError(f"attribute {self.code}: a {self.datatype} takes no values")
+        keys = [v.key for v in self.values]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"attribute {self.code}: value keys repeat")
+        if self.required and not self.variable:
+            raise ValueError(f"attribute {self.code}: a required attribute must be variable")
+        return self
+
+
 @dataclass(frozen=True, config=_STRICT)
 class CatalogueEntry:
     """One event code of the catalogue with everything filing and dispatch need.
@@ -113,12 +170,24 @@ class CatalogueEntry:
     merge_window_h: Window = 24.0
     sources: tuple[Source, ...] = field(default_factory=tuple)
     category_name_en: str = ""
+    #: What a citizen answers when reporting this code (Open311 service definition), in
+    #: the order asked.
+    attributes: tuple[ServiceAttribute, ...] = ()
 
     @model_validator(mode="after")
     def _code_in_major(self) -> CatalogueEntry:
         if not self.code.startswith(self.major):
             raise ValueError(f"code {self.code} does not start with its major {self.major}")
+        codes = [a.code for a in self.attributes]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"code {self.code}: attribute codes repeat")
         return self
+
+    @property
+    def citizen_facing(self) -> bool:
+        """Whether citizens report this code (``citizen`` among its sources): the codes
+        Open311 offers as services."""
+        return "citizen" in self.sources
 
 
 @dataclass(frozen=True, config=_STRICT)

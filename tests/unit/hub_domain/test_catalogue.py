@@ -170,3 +170,28 @@ def test_every_code_the_edge_raises_is_catalogued() -> None:
     cat = Catalogue.load()
     for kind, defaults in KIND_DEFAULTS.items():
         assert defaults.code in cat, (kind, defaults.code)
+
+
+def test_attributes_are_checked_and_offered_to_citizens(tmp_path: Path) -> None:
+    cat = Catalogue.load()
+    assert [e.code for e in cat if e.citizen_facing] == ["0401", "0404", "0507", "0511", "2104"]
+    [blocking] = cat.get("0401").attributes
+    assert (blocking.code, blocking.datatype, blocking.required) == (
+        "BLOCKING", "singlevaluelist", True,
+    )  # fmt: skip
+    assert [v.key for v in blocking.values] == ["yes", "partly", "no"]
+    bad = MINIMAL + (
+        "    sources: [citizen]\n"
+        "    attributes:\n"
+        "      - {code: KIND, datatype: singlevaluelist,\n"
+        "         description_zh: 类, description_en: kind}\n"
+    )
+    with pytest.raises(CatalogueError, match=r"entries\[0\] \(0102\).*needs values"):
+        Catalogue.load(_write(tmp_path, bad))
+    twice = MINIMAL + (
+        "    attributes:\n"
+        "      - {code: N, datatype: number, description_zh: 数, description_en: n}\n"
+        "      - {code: N, datatype: text, description_zh: 文, description_en: t}\n"
+    )
+    with pytest.raises(CatalogueError, match="attribute codes repeat"):
+        Catalogue.load(_write(tmp_path, twice))
