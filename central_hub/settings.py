@@ -107,6 +107,11 @@ class HubSettings(BaseSettings):
     retention_shadow_days: int = Field(
         default=60, ge=0, description="shadow candidates' would-be events"
     )
+    retention_citizen_contact_days: int = Field(
+        default=180,
+        ge=0,
+        description="citizen reporters' contact details, from their case's closure",
+    )
     retention_every_s: float = Field(
         default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
     )
@@ -177,6 +182,7 @@ class HubSettings(BaseSettings):
             tracks_days=self.retention_tracks_days,
             dead_letters_days=self.retention_dead_letters_days,
             shadow_days=self.retention_shadow_days,
+            citizen_contact_days=self.retention_citizen_contact_days,
         )
 
     @property

@@ -377,3 +377,53 @@ auth_failures = sa.Table(
     sa.Column("user_name", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(200), nullable=False),
 )
+
+#: Keys of the trusted clients that may file citizen reports through Open311 (the city's
+#: app): ``central-hub open311 key add`` prints a key once; only its SHA-256 is kept.
+open311_keys = sa.Table(
+    "open311_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+#: Citizens' reports (Open311 service requests), each filed as a case through the same
+#: filing path as a unit's events (``cases.first_report_id`` holds ``report_id`` when the
+#: report opened its case). The reporter's contact is personal data: never published,
+#: cleared by retention a while after the case closed (``contact_cleared_at``).
+citizen_reports = sa.Table(
+    "citizen_reports",
+    metadata,
+    # The public service_request_id.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # The filing id and the report's token (a UUID).
+    sa.Column("report_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("api_key_id", sa.Integer, sa.ForeignKey("open311_keys.id"), nullable=False),
+    # A client's Idempotency-Key: a retried submission returns the first report.
+    sa.Column("idempotency_key", sa.String(64), nullable=True),
+    sa.Column("code", sa.String(8), nullable=False),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    # gps: the client sent lat/long; address: placed from address_string on the grid.
+    sa.Column("location_source", sa.String(8), nullable=False),
+    sa.Column("address", sa.String(400), nullable=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("attributes", _json(), nullable=False),
+    # A client's media_url, stored as given; an uploaded photo in the evidence store.
+    sa.Column("media_url", sa.String(2000), nullable=True),
+    sa.Column("photo_sha256", sa.String(64), nullable=True),
+    # Personal data (PIPL): never in public output, masked for operators.
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("first_name", sa.String(100), nullable=True),
+    sa.Column("last_name", sa.String(100), nullable=True),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("device_id", sa.String(128), nullable=True),
+    sa.Column("account_id", sa.String(128), nullable=True),
+    sa.Column("contact_cleared_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_citizen_reports_idempotency"),
+)

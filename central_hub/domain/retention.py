@@ -1,6 +1,7 @@
 """How long the hub keeps what is personal: photos, clean frames, GPS tracks, refused raw
-messages. A city sets the days (``XH_HUB_RETENTION_*``); this module turns them into the
-instants before which each kind goes. Pure: the clock is passed in.
+messages, citizen reporters' contact details. A city sets the days
+(``XH_HUB_RETENTION_*``); this module turns them into the instants before which each kind
+goes. Pure: the clock is passed in.
 
 Case records, their audit trails and the audits of who read what are kept: they are the
 bureau's statistics and its accountability, and hold no photo.
@@ -25,6 +26,9 @@ class RetentionPolicy:
     * ``tracks_days``: trucks' GPS tracks, from their last point.
     * ``dead_letters_days``: refused messages with their raw bytes, from receipt.
     * ``shadow_days``: a shadow candidate's would-be events, from detection.
+    * ``citizen_contact_days``: a citizen reporter's contact (email, names, phone, device
+      and account ids), from the closure (or cancellation) of the report's case; the
+      report itself stays. Their photos go with the case's (``evidence_days``).
     """
 
     evidence_days: int = 730
@@ -33,6 +37,7 @@ class RetentionPolicy:
     tracks_days: int = 180
     dead_letters_days: int = 30
     shadow_days: int = 60
+    citizen_contact_days: int = 180
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -52,6 +57,7 @@ class RetentionPolicy:
             tracks=before(self.tracks_days),
             dead_letters=before(self.dead_letters_days),
             shadow=before(self.shadow_days),
+            citizen_contact=before(self.citizen_contact_days),
         )
 
 
@@ -65,6 +71,7 @@ class RetentionCutoffs:
     tracks: datetime | None
     dead_letters: datetime | None
     shadow: datetime | None
+    citizen_contact: datetime | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class RetentionReport:
     tracks_deleted: int = 0
     dead_letters_deleted: int = 0
     shadow_events_deleted: int = 0
+    citizen_photos_dropped: int = 0
+    citizen_contacts_cleared: int = 0
     evidence_files_deleted: int = 0
     frame_files_deleted: int = 0
     dry_run: bool = False

@@ -20,7 +20,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.adapters.evidence import EvidenceStore
-from central_hub.db.schema import audits, cases, dead_letters, events, snapshots, tracks
+from central_hub.db.schema import (
+    audits,
+    cases,
+    citizen_reports,
+    dead_letters,
+    events,
+    snapshots,
+    tracks,
+)
 from central_hub.domain.retention import RetentionPolicy, RetentionReport
 from central_hub.domain.workflow import FINAL_STAGES
 
@@ -30,6 +38,8 @@ __all__ = ["FILE_GRACE", "apply_retention"]
 
 #: Files younger than this are never deleted, referenced or not.
 FILE_GRACE = timedelta(days=1)
+#: A citizen reporter's contact columns (personal data), cleared by retention.
+_CONTACT = ("email", "first_name", "last_name", "phone", "device_id", "account_id")
 
 
 async def apply_retention(
@@ -65,6 +75,13 @@ async def apply_retention(
             await step(
                 "events_evidence_dropped", events.update().where(stale).values(snapshot_sha256=None)
             )
+            photo = citizen_reports.c.photo_sha256.is_not(None)
+            await step(
+                "citizen_photos_dropped",
+                citizen_reports.update()
+                .where(photo, citizen_reports.c.case_id.in_(expired_cases))
+                .values(photo_sha256=None),
+            )
         if cut.frames is not None:
             old = events.c.frame_sha256.is_not(None) & (events.c.detected_at < cut.frames)
             await step(
@@ -83,6 +100,20 @@ async def apply_retention(
         if cut.shadow is not None:
             old = events.c.shadow & (events.c.detected_at < cut.shadow)
             await step("shadow_events_deleted", events.delete().where(old))
+        if cut.citizen_contact is not None:
+            closed_long_ago = sa.select(cases.c.id).where(
+                cases.c.stage.in_(final), cases.c.closed_at < cut.citizen_contact
+            )
+            contact = [citizen_reports.c[name] for name in _CONTACT]
+            await step(
+                "citizen_contacts_cleared",
+                citizen_reports.update()
+                .where(
+                    citizen_reports.c.case_id.in_(closed_long_ago),
+                    sa.or_(*(column.is_not(None) for column in contact)),
+                )
+                .values(dict.fromkeys(_CONTACT, None) | {"contact_cleared_at": now}),
+            )
         live_evidence = await _live_evidence(conn, cut.evidence, final)
         live_frames = {
             r[0]
@@ -117,6 +148,14 @@ async def _live_evidence(
         )
     }
     live.update(r[0] for r in await conn.execute(sa.select(snapshots.c.sha256)))
+    live.update(
+        r[0]
+        for r in await conn.execute(
+            sa.select(citizen_reports.c.photo_sha256).where(
+                citizen_reports.c.photo_sha256.is_not(None)
+            )
+        )
+    )
     q = sa.select(audits.c.attachments).join(cases, cases.c.id == audits.c.case_id)
     if cutoff is not None:
         q = q.where(~(cases.c.stage.in_(final) & (cases.c.closed_at < cutoff)))

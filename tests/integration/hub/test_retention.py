@@ -204,3 +204,70 @@ def test_the_cli_reports_a_pass_as_json(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 2
     assert "retention_tracks_days" in bad.stderr
+
+
+async def test_citizen_contacts_and_photos_go_after_their_case_closed(
+    hub: Hub, clock: FakeClock
+) -> None:
+    """A citizen reporter's contact is cleared CITIZEN_CONTACT_DAYS after the case closed
+    (the report stays, for statistics); its photo goes with the case's evidence and is
+    kept while the case is open or recent, however old the report."""
+    from central_hub.db.schema import citizen_reports
+    from central_hub.domain.open311 import ReportInput
+    from central_hub.services.citizen_reports import CitizenReports, Open311Keys
+
+    now = clock.now
+    key, _ = await Open311Keys(hub.engine, hub.clock).add("app")
+    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+
+    async def submit(lat: float, n: int, days_ago: float) -> tuple[int, int, str]:
+        sha = await hub.evidence.put(_jpeg(40 + n))
+        done = await reports.submit(
+            ReportInput(
+                service_code="0507", lat=lat, lon=121.2615, location_source="gps",
+                email=f"c{n}@example.com", phone="13812345678", first_name="三",
+                last_name="张", device_id="dev", account_id="acct",
+            ),
+            key=key, photo_sha256=sha, now=now - timedelta(days=days_ago),
+        )  # fmt: skip
+        return done.id, done.case_id, sha
+
+    long_closed = await submit(28.6472, 1, 400)
+    recently_closed = await submit(28.6452, 2, 100)
+    still_open = await submit(28.6432, 3, 400)
+    async with hub.engine.begin() as conn:
+        for (_, case_id, _), closed_days_ago in ((long_closed, 200), (recently_closed, 20)):
+            await conn.execute(
+                cases.update()
+                .where(cases.c.id == case_id)
+                .values(stage="closed", closed_at=now - timedelta(days=closed_days_ago))
+            )
+    _age_files(hub.evidence.root)
+    policy = RetentionPolicy(evidence_days=180, citizen_contact_days=90)
+
+    dry = await apply_retention(hub.engine, hub.evidence, hub.frames, policy, now, dry_run=True)
+    assert (dry.citizen_contacts_cleared, dry.citizen_photos_dropped) == (1, 1)
+    report = await apply_retention(hub.engine, hub.evidence, hub.frames, policy, now)
+    assert report.citizen_contacts_cleared == 1  # closed 200 days ago; not 20, not open
+    assert report.citizen_photos_dropped == 1
+    assert report.evidence_files_deleted == 1
+
+    async with hub.engine.connect() as conn:
+        rows = {r.id: r for r in (await conn.execute(citizen_reports.select())).all()}
+    gone, kept_closed, kept_open = (rows[x[0]] for x in (long_closed, recently_closed, still_open))
+    assert (gone.email, gone.phone, gone.first_name, gone.last_name) == (None,) * 4
+    assert (gone.device_id, gone.account_id) == (None, None)
+    assert gone.contact_cleared_at == now
+    assert gone.code == "0507"
+    assert gone.case_id == long_closed[1]
+    assert gone.photo_sha256 is None
+    assert not hub.evidence.path_of(long_closed[2]).exists()
+    assert kept_open.email == "c3@example.com"
+    assert kept_open.contact_cleared_at is None
+    assert kept_open.photo_sha256 is not None
+    assert hub.evidence.path_of(still_open[2]).exists()
+    assert kept_closed.email == "c2@example.com"  # closed 20 days ago: within 90
+    assert kept_closed.photo_sha256 is not None  # within the evidence days
+    assert hub.evidence.path_of(recently_closed[2]).exists()
+    again = await apply_retention(hub.engine, hub.evidence, hub.frames, policy, now)
+    assert again.citizen_contacts_cleared == again.citizen_photos_dropped == 0

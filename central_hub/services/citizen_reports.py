@@ -1,0 +1,399 @@
+"""Citizen reports (Open311 service requests): stored and filed as cases, read back.
+
+A report is filed by the one filing path every report takes,
+:meth:`central_hub.services.case_filing.CaseFiler.file_many`, as source ``citizen``: it
+opens a case in stage ``reported`` (citizen reports need a person's verification) or
+joins the open case of the same code nearby (the filer's code and radius rule), and the
+report's row is written in the same transaction, so a report is never stored unfiled nor
+filed unstored. Concurrent submissions are safe as ingest's are (SQLite files one
+transaction at a time; PostgreSQL takes the filer's place locks). A client's
+``Idempotency-Key`` is unique per api_key: a retry returns the first report, and two
+racing with the same key give one report (the loser's transaction rolls back, filing
+included, and finds the winner's).
+
+Trusted clients' api_keys (:class:`Open311Keys`) are random, shown once and stored as
+SHA-256 hashes, like users' tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central_hub.db.schema import audits, cases, citizen_reports, open311_keys
+from central_hub.domain.errors import DomainError
+from central_hub.domain.filing import EventFacts
+from central_hub.domain.open311 import (
+    MAX_RESULTS,
+    Open311Error,
+    ReportInput,
+    RequestQuery,
+    RequestView,
+)
+from central_hub.domain.workflow import FINAL_STAGES, Action, Stage
+from central_hub.errors import ConflictError, NotFoundError
+from central_hub.services.users import hash_token
+from central_hub.workers.ingest import EventFiler
+from edge_agent.protocol import uuid7
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "KEY_PREFIX",
+    "CitizenReports",
+    "Open311Key",
+    "Open311Keys",
+    "StoredReport",
+    "Submitted",
+]
+
+#: Open311 api_keys start with this, so a leaked one is recognisable.
+KEY_PREFIX = "xh311_"
+#: Tries of a submission whose Idempotency-Key another submission took meanwhile.
+_ATTEMPTS = 3
+_FINALS = sorted(s.value for s in FINAL_STAGES)
+
+
+@dataclass(frozen=True)
+class Open311Key:
+    """A trusted client's api_key (its hash aside)."""
+
+    id: int
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class Open311Keys:
+    """Adds, lists, revokes and checks trusted clients' api_keys."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def add(self, name: str) -> tuple[Open311Key, str]:
+        """A new key for client ``name`` and the key itself (shown once)."""
+        if not 1 <= len(name) <= 64 or not name.isprintable():
+            raise ConflictError("a client name has 1-64 printable characters")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        try:
+            async with self.engine.begin() as conn:
+                key_id = (
+                    await conn.execute(
+                        open311_keys.insert()
+                        .values(name=name, key_hash=hash_token(key), created_at=now)
+                        .returning(open311_keys.c.id)
+                    )
+                ).scalar_one()
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"an Open311 key named {name!r} exists") from exc
+        log.info("open311 key %s added", name)
+        return Open311Key(int(key_id), name, now, None), key
+
+    async def all(self) -> list[Open311Key]:
+        """Every key, by name."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(open311_keys.select().order_by(open311_keys.c.name))).all()
+        return [Open311Key(r.id, r.name, r.created_at, r.revoked_at) for r in rows]
+
+    async def revoke(self, name: str) -> None:
+        """Stop a key working at once (its reports stay)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                open311_keys.update()
+                .where(open311_keys.c.name == name, open311_keys.c.revoked_at.is_(None))
+                .values(revoked_at=self.clock())
+            )
+        if result.rowcount == 0:
+            raise NotFoundError(f"no Open311 key {name!r} that is not revoked")
+        log.info("open311 key %s revoked", name)
+
+    async def authenticate(self, key: str | None) -> Open311Key | None:
+        """The live key ``key`` is, or None (missing, unknown or revoked)."""
+        if not key:
+            return None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    open311_keys.select().where(open311_keys.c.key_hash == hash_token(key))
+                )
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Open311Key(row.id, row.name, row.created_at, row.revoked_at)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A stored report: its service_request_id and case; ``created`` is False when an
+    Idempotency-Key found an earlier one."""
+
+    id: int
+    token: str
+    case_id: int
+    account_id: str | None
+    created: bool
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A report as staff see it: everything, the contact included (mask it by role)."""
+
+    id: int
+    token: str
+    case_id: int
+    code: str
+    created_at: datetime
+    lat: float
+    lon: float
+    location_source: str
+    address: str | None
+    description: str
+    attributes: dict[str, Any]
+    media_url: str | None
+    photo_sha256: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    device_id: str | None
+    account_id: str | None
+    contact_cleared_at: datetime | None
+
+
+class CitizenReports:
+    """Files citizen reports and reads them back for Open311 and for staff."""
+
+    def __init__(
+        self, engine: AsyncEngine, filer: EventFiler, clock: Callable[[], datetime]
+    ) -> None:
+        self.engine = engine
+        self.filer = filer
+        self.clock = clock
+
+    async def submit(
+        self,
+        report: ReportInput,
+        *,
+        key: Open311Key,
+        idempotency_key: str | None = None,
+        photo_sha256: str | None = None,
+        now: datetime | None = None,
+    ) -> Submitted:
+        """Store and file ``report`` in one transaction (see the module doc).
+
+        Raises :class:`Open311Error` (400) when filing refuses the report.
+        """
+        now = now or self.clock()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return await self._submit_once(report, key, idempotency_key, photo_sha256, now)
+            except sa.exc.IntegrityError:
+                if idempotency_key is None or attempt == _ATTEMPTS:
+                    raise
+                log.info("an Open311 submission with the same Idempotency-Key won; reading it")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _submit_once(
+        self,
+        report: ReportInput,
+        key: Open311Key,
+        idempotency_key: str | None,
+        photo_sha256: str | None,
+        now: datetime,
+    ) -> Submitted:
+        report_id = uuid7()
+        async with self.engine.begin() as conn:
+            if idempotency_key is not None:
+                earlier = (
+                    await conn.execute(
+                        sa.select(
+                            citizen_reports.c.id,
+                            citizen_reports.c.report_id,
+                            citizen_reports.c.case_id,
+                            citizen_reports.c.account_id,
+                        ).where(
+                            citizen_reports.c.api_key_id == key.id,
+                            citizen_reports.c.idempotency_key == idempotency_key,
+                        )
+                    )
+                ).first()
+                if earlier is not None:
+                    return Submitted(
+                        earlier.id, earlier.report_id, earlier.case_id, earlier.account_id, False
+                    )
+            facts = EventFacts(
+                event_id=report_id,
+                code=report.service_code,
+                lat=report.lat,
+                lon=report.lon,
+                detected_at=now,
+                source="citizen",
+                kind="open311",
+            )
+            [outcome] = await self.filer.file_many(conn, [facts], now)
+            if isinstance(outcome, DomainError):
+                raise Open311Error(400, f"the report cannot be filed: {outcome}")
+            row_id = (
+                await conn.execute(
+                    citizen_reports.insert()
+                    .values(
+                        report_id=report_id,
+                        api_key_id=key.id,
+                        idempotency_key=idempotency_key,
+                        code=report.service_code,
+                        case_id=outcome,
+                        lat=report.lat,
+                        lon=report.lon,
+                        location_source=report.location_source,
+                        address=report.address,
+                        description=report.description,
+                        attributes=report.attributes,
+                        media_url=report.media_url,
+                        photo_sha256=photo_sha256,
+                        email=report.email,
+                        first_name=report.first_name,
+                        last_name=report.last_name,
+                        phone=report.phone,
+                        device_id=report.device_id,
+                        account_id=report.account_id,
+                        created_at=now,
+                    )
+                    .returning(citizen_reports.c.id)
+                )
+            ).scalar_one()
+        log.info("citizen report %s filed into case %s (client %s)", row_id, outcome, key.name)
+        return Submitted(int(row_id), report_id, int(outcome), report.account_id, True)
+
+    async def find(self, query: RequestQuery, *, limit: int = MAX_RESULTS) -> list[RequestView]:
+        """Reports matching a ``GET requests``, newest first (at most ``limit``)."""
+        q = _view_query()
+        if query.ids is not None:
+            q = q.where(citizen_reports.c.id.in_(sorted(set(query.ids))))
+        else:
+            q = q.where(
+                citizen_reports.c.created_at >= query.start,
+                citizen_reports.c.created_at <= query.end,
+            )
+            if query.codes is not None:
+                q = q.where(citizen_reports.c.code.in_(sorted(set(query.codes))))
+            if query.statuses is not None and len(query.statuses) == 1:
+                final = cases.c.stage.in_(_FINALS)
+                q = q.where(final if "closed" in query.statuses else sa.not_(final))
+        q = q.order_by(citizen_reports.c.created_at.desc(), citizen_reports.c.id.desc())
+        return await self._views(q.limit(limit))
+
+    async def get(self, request_id: int) -> RequestView | None:
+        """One report by its service_request_id."""
+        found = await self._views(_view_query().where(citizen_reports.c.id == request_id))
+        return found[0] if found else None
+
+    async def by_token(self, token: str) -> tuple[int, str] | None:
+        """(service_request_id, token) of the report whose token is ``token``."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(citizen_reports.c.id).where(citizen_reports.c.report_id == token)
+                )
+            ).first()
+        return (int(row.id), token) if row is not None else None
+
+    async def of_case(self, case_id: int) -> list[StoredReport]:
+        """The reports filed into a case, oldest first, with their contact (staff only)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    citizen_reports.select()
+                    .where(citizen_reports.c.case_id == case_id)
+                    .order_by(citizen_reports.c.id)
+                )
+            ).all()
+        return [
+            StoredReport(
+                id=r.id,
+                token=r.report_id,
+                case_id=r.case_id,
+                code=r.code,
+                created_at=r.created_at,
+                lat=r.lat,
+                lon=r.lon,
+                location_source=r.location_source,
+                address=r.address,
+                description=r.description,
+                attributes=dict(r.attributes or {}),
+                media_url=r.media_url,
+                photo_sha256=r.photo_sha256,
+                email=r.email,
+                first_name=r.first_name,
+                last_name=r.last_name,
+                phone=r.phone,
+                device_id=r.device_id,
+                account_id=r.account_id,
+                contact_cleared_at=r.contact_cleared_at,
+            )
+            for r in rows
+        ]
+
+    async def _views(self, q: sa.Select[Any]) -> list[RequestView]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+            cancelled = sorted({r.case_id for r in rows if r.stage == Stage.CANCELLED.value})
+            reasons: dict[int, str] = {}
+            if cancelled:
+                trail = await conn.execute(
+                    sa.select(audits.c.case_id, audits.c.reason)
+                    .where(audits.c.case_id.in_(cancelled), audits.c.action == Action.CANCEL.value)
+                    .order_by(audits.c.id)
+                )
+                reasons = {int(case_id): reason for case_id, reason in trail}  # the last wins
+        return [
+            RequestView(
+                id=r.id,
+                token=r.report_id,
+                code=r.code,
+                lat=r.lat,
+                lon=r.lon,
+                address=r.address,
+                description=r.description,
+                media_url=r.media_url,
+                requested_at=r.created_at,
+                stage=Stage(r.stage),
+                line=r.line,
+                squad_id=r.squad_id,
+                deadline=r.deadline,
+                case_updated_at=r.updated_at,
+                closed_at=r.closed_at,
+                cancel_reason=reasons.get(r.case_id),
+            )
+            for r in rows
+        ]
+
+
+def _view_query() -> sa.Select[Any]:
+    """Reports joined with their cases: the columns a :class:`RequestView` needs."""
+    return sa.select(
+        citizen_reports.c.id,
+        citizen_reports.c.report_id,
+        citizen_reports.c.case_id,
+        citizen_reports.c.code,
+        citizen_reports.c.lat,
+        citizen_reports.c.lon,
+        citizen_reports.c.address,
+        citizen_reports.c.description,
+        citizen_reports.c.media_url,
+        citizen_reports.c.created_at,
+        cases.c.stage,
+        cases.c.line,
+        cases.c.squad_id,
+        cases.c.deadline,
+        cases.c.updated_at,
+        cases.c.closed_at,
+    ).select_from(citizen_reports.join(cases, cases.c.id == citizen_reports.c.case_id))
