@@ -1,5 +1,5 @@
 """The ``central-hub`` command: serve, migrate, keygen, model, rollout, dataset, provision,
-user, grid, plates, backup, restore."""
+user, grid, plates, open311, backup, restore."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from central_hub import cli_keys, cli_plates, cli_rollout
+from central_hub import cli_keys, cli_open311, cli_plates, cli_rollout
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_rollout.add_parsers(sub, msub)
     cli_keys.add_parsers(sub)
     cli_plates.add_parsers(sub)
+    cli_open311.add_parsers(sub)
 
     p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
@@ -362,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(_grid(settings, args))
         elif args.cmd == "plates":
             return cli_plates.run(settings, args)
+        elif args.cmd == "open311":
+            sys.stdout.write(asyncio.run(cli_open311.run(settings, args)))
         elif args.cmd == "keys":
             sys.stdout.write(asyncio.run(cli_keys.run(settings, args)))
         elif args.cmd == "retention":

@@ -9,7 +9,17 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from central_hub import __version__
 from central_hub.adapters.prometheus import CONTENT_TYPE, HubMetrics
-from central_hub.api import admin, cases, devices, events, grid, metrics, rollouts
+from central_hub.api import (
+    admin,
+    cases,
+    citizen_reports,
+    devices,
+    events,
+    grid,
+    metrics,
+    open311,
+    rollouts,
+)
 from central_hub.api.deps import CurrentUser
 from central_hub.api.errors import install_error_handlers
 from central_hub.hub import Hub
@@ -39,10 +49,13 @@ def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
     app.state.hub = hub
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (cases, events, devices, grid, metrics, admin, rollouts):
+    for module in (cases, citizen_reports, events, devices, grid, metrics, admin, rollouts):
         api.include_router(module.router)
     app.include_router(api)
     rollouts.install_downloads(app)
+    # Citizens' reports: Open311 GeoReport v2 with its own api_keys and error format,
+    # outside the bearer-token API and its OpenAPI document.
+    open311.install(app, hub)
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     async def openapi_document(_user: CurrentUser) -> JSONResponse:
