@@ -15,10 +15,12 @@ import uvicorn
 from central_hub.adapters.mqtt import HubMqtt
 from central_hub.adapters.prometheus import HubMetrics
 from central_hub.api import create_app
+from central_hub.citizen_page import install_citizen_page
 from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
 from central_hub.errors import BrokerError
 from central_hub.hub import Hub, build_hub
+from central_hub.services.citizen_page import PlateBook
 from central_hub.services.keys import resign_marker
 from central_hub.settings import HubSettings
 from central_hub.workers.retention import RetentionWorker
@@ -37,6 +39,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
     server: uvicorn.Server | None = None
     console: ConsoleState | None = None
     tasks: list[asyncio.Task[None]] = []
+    # A bad plates file stops the start here, naming the file, before anything runs.
+    plates = await asyncio.to_thread(PlateBook.of_hub, settings, hub.grid) if api else None
     if hub.mqtt is not None:
         await hub.mqtt.start()
     stop_metrics: Callable[[], None] | None = None
@@ -69,6 +73,10 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             token = settings.metrics_token
             app = create_app(hub, metrics_token=token.get_secret_value() if token else None)
             console = install_console(app, hub)
+            assert plates is not None
+            install_citizen_page(
+                app, hub, plates, contact_days=settings.retention_citizen_contact_days
+            )
             config = uvicorn.Config(
                 app,
                 host=settings.api_host,

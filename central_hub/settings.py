@@ -115,6 +115,11 @@ class HubSettings(BaseSettings):
     retention_every_s: float = Field(
         default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
     )
+    plate_points: Path | None = Field(
+        default=None,
+        description="the city's QR plates (GeoJSON points) the report page accepts; "
+        "default: the sample's 200 plates",
+    )
     public_url: str | None = Field(
         default=None,
         description="the API's address as units reach it (model packages are fetched from "

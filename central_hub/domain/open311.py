@@ -59,6 +59,7 @@ __all__ = [
     "request_status",
     "service_definition_document",
     "services_document",
+    "stage_note",
     "status_notes",
     "submitted_document",
     "token_document",
@@ -338,7 +339,9 @@ class ReportInput:
     service_code: str
     lat: float
     lon: float
-    location_source: Literal["gps", "address"]
+    #: gps: lat/long as sent; address: placed from address_string on the grid; plate and
+    #: pin: the report page's QR plate or a point typed in (see domain.citizen_page).
+    location_source: Literal["gps", "address", "plate", "pin"]
     address: str | None = None
     description: str = ""
     attributes: dict[str, str | list[str]] = field(default_factory=dict)
@@ -658,9 +661,15 @@ def verified(stage: Stage) -> bool:
 
 def status_notes(view: RequestView, locale: str | None) -> str:
     """The workflow stage in words; a report not registered says why."""
-    zh, en = _STAGE_NOTES[view.stage]
-    if view.stage is Stage.CANCELLED:
-        reason = (view.cancel_reason or "").strip()
+    return stage_note(view.stage, locale, view.cancel_reason)
+
+
+def stage_note(stage: Stage, locale: str | None, cancel_reason: str | None = None) -> str:
+    """What ``stage`` means to the reporter, in their language; a cancelled case says
+    why (``cancel_reason``, when there is one)."""
+    zh, en = _STAGE_NOTES[stage]
+    if stage is Stage.CANCELLED:
+        reason = (cancel_reason or "").strip()
         if reason:
             return f"{_pick(zh, en, locale)}: {reason[:500]}"
     return _pick(zh, en, locale)
