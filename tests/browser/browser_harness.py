@@ -8,6 +8,7 @@ runs its own asyncio loop in a background thread, exactly as ``central-hub serve
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from PIL import Image
 
 from central_hub.app import run_hub
 from central_hub.hub import build_hub
@@ -183,3 +185,32 @@ def heartbeat(device_id: str) -> Telemetry:
             "evicted": 0,
         }
     )
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def jpeg(width: int = 64, height: int = 48, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A small real JPEG."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def no_horizontal_scroll(page: Any, width: int) -> bool:
+    """Whether the page fits the viewport's width."""
+    return bool(page.evaluate(f"document.documentElement.scrollWidth <= {width + 1}"))
+
+
+def stage_of(page: Any) -> str:
+    """The stage of the case a console case page shows."""
+    return str(page.get_attribute("article.case", "data-stage"))
+
+
+def take_action(page: Any, action: str, reason: str = "") -> None:
+    """Take a workflow action on a console case page (with a reason) and wait for it."""
+    form = page.locator(f'form[data-action="{action}"]')
+    if reason:
+        form.locator("textarea").fill(reason)
+    form.locator("button").click()
+    page.wait_for_selector("p.ok, #case-error")

@@ -3,14 +3,22 @@ a speak command reaching ``succeeded``, statistics. Each test saves screenshots.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import HubThread, event_at, heartbeat, publish_event, publish_status
-from PIL import Image
+from browser_harness import (
+    HubThread,
+    event_at,
+    heartbeat,
+    jpeg,
+    no_horizontal_scroll,
+    publish_event,
+    publish_status,
+    stage_of,
+    take_action,
+)
 
 from simulators.device import SimDevice
 from simulators.mosquitto import MosquittoBroker
@@ -19,30 +27,6 @@ from simulators.polling import eventually_sync
 pytestmark = pytest.mark.browser
 
 Shot = Callable[[Any, str], Path]
-
-
-def jpeg(width: int = 64, height: int = 48, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    """A small real JPEG."""
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(out, format="JPEG")
-    return out.getvalue()
-
-
-def no_horizontal_scroll(page: Any, width: int) -> bool:
-    """Whether the page fits the viewport's width."""
-    return bool(page.evaluate(f"document.documentElement.scrollWidth <= {width + 1}"))
-
-
-def stage_of(page: Any) -> str:
-    return str(page.get_attribute("article.case", "data-stage"))
-
-
-def take_action(page: Any, action: str, reason: str = "") -> None:
-    form = page.locator(f'form[data-action="{action}"]')
-    if reason:
-        form.locator("textarea").fill(reason)
-    form.locator("button").click()
-    page.wait_for_selector("p.ok, #case-error")
 
 
 def test_login_refused_then_admitted_language_and_logout(
