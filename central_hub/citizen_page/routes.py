@@ -20,6 +20,7 @@ from starlette.formparsers import MultiPartException
 
 from central_hub.citizen_page.words import Lang, Words, pick_lang
 from central_hub.console.errors import UploadRefused
+from central_hub.console.mapdraw import MapProjection, grid_shapes
 from central_hub.console.present import format_bytes
 from central_hub.console.sessions import same_secret
 from central_hub.console.uploads import normalise_photo
@@ -46,6 +47,8 @@ __all__ = ["PageLimits", "PageState", "router"]
 
 router = APIRouter(include_in_schema=False)
 
+#: The pin map's width in SVG units.
+MAP_WIDTH = 1000.0
 #: The cookie holding the form's CSRF secret (double submit: no session here).
 CSRF_COOKIE = "xh_report"
 #: Headers on every page: no framing, no sniffing, scripts and forms only from here.
@@ -98,6 +101,14 @@ class PageState:
         self.per_plate = RateBudget(
             per_minute=limits.per_plate_per_min, burst=limits.per_plate_burst
         )
+        # The pin map: the district's streets and roads drawn once, as the console does.
+        self.projection = MapProjection.for_bounds(hub.grid.bounds(), width=MAP_WIDTH)
+        features = hub.grid.to_geojson()["features"]
+        self.shapes = [
+            s
+            for s in grid_shapes(self.projection, features)
+            if s.level in ("area", "zone", "street", "road")
+        ]
 
     def services(self) -> list[CatalogueEntry]:
         """The codes a citizen may report, by code."""
@@ -199,6 +210,7 @@ def _form_page(
         csrf=csrf,
         idem=secrets.token_urlsafe(18),
         photo_limit=format_bytes(state.limits.photo_bytes),
+        map=_map_context(state) if plate is None else None,
         contact_days=state.contact_days,
     )
     secure = request.url.scheme == "https"
@@ -206,6 +218,25 @@ def _form_page(
         CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=secure, path="/report"
     )
     return response
+
+
+def _map_context(state: PageState) -> dict[str, Any]:
+    """What the pin map draws and what its script needs to turn a tap into lat/lon."""
+    proj = state.projection
+    return {
+        "width": proj.width,
+        "height": round(proj.height, 1),
+        "shapes": state.shapes,
+        # to_latlon undone in the browser: lon = min_lon + (x - margin) / (kx * scale),
+        # lat = max_lat - (y - margin) / scale.
+        "params": {
+            "minLon": proj.min_lon,
+            "maxLat": proj.max_lat,
+            "kx": proj.kx,
+            "scale": proj.scale,
+            "margin": proj.margin,
+        },
+    }
 
 
 @router.get("/r/{token:path}")

@@ -40,28 +40,30 @@ class MapProjection:
         return cls(min_lat, min_lon, max_lat, max_lon, width)
 
     @property
-    def _kx(self) -> float:
+    def kx(self) -> float:
+        """Degrees of longitude shrink by this at the map's middle latitude."""
         return math.cos(math.radians((self.min_lat + self.max_lat) / 2))
 
     @property
-    def _scale(self) -> float:
-        return (self.width - 2 * self.margin) / ((self.max_lon - self.min_lon) * self._kx)
+    def scale(self) -> float:
+        """SVG units per degree of latitude."""
+        return (self.width - 2 * self.margin) / ((self.max_lon - self.min_lon) * self.kx)
 
     @property
     def height(self) -> float:
         """The canvas height for this width."""
-        return (self.max_lat - self.min_lat) * self._scale + 2 * self.margin
+        return (self.max_lat - self.min_lat) * self.scale + 2 * self.margin
 
     def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
         """SVG coordinates of a point (rounded to 0.1 unit: plenty at this scale)."""
-        x = self.margin + (lon - self.min_lon) * self._kx * self._scale
-        y = self.margin + (self.max_lat - lat) * self._scale
+        x = self.margin + (lon - self.min_lon) * self.kx * self.scale
+        y = self.margin + (self.max_lat - lat) * self.scale
         return round(x, 1), round(y, 1)
 
     def to_latlon(self, x: float, y: float) -> tuple[float, float]:
         """The (lat, lon) at SVG coordinates: :meth:`to_xy` undone (not rounded)."""
-        lon = self.min_lon + (x - self.margin) / (self._kx * self._scale)
-        lat = self.max_lat - (y - self.margin) / self._scale
+        lon = self.min_lon + (x - self.margin) / (self.kx * self.scale)
+        lat = self.max_lat - (y - self.margin) / self.scale
         return lat, lon
 
     def view_bounds(

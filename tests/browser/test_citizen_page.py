@@ -15,12 +15,17 @@ import pytest
 from browser_harness import HubThread, no_horizontal_scroll, stage_of, take_action
 from PIL import Image
 
-from central_hub.domain.qr_plates import plate_path
+from central_hub.console.mapdraw import MapProjection
+from central_hub.domain.filing import haversine_m
+from central_hub.domain.grid import Grid
+from central_hub.domain.qr_plates import SAMPLE_POINTS_PATH, plate_path
+from central_hub.services.citizen_page import PlateBook
 
 pytestmark = pytest.mark.browser
 
 Shot = Callable[[Any, str], Path]
 PHONE = {"width": 390, "height": 844}
+GRID = Grid.load_sample()
 
 
 def photo_with_gps(path: Path) -> Path:
@@ -112,6 +117,34 @@ def test_a_citizen_reports_from_a_plate_and_follows_the_case(
         assert phone.input_value("#code") == "0401"
         assert phone.locator("#same-note").is_visible()
         shot(phone, "nearby-one-of-these")
+
+        # Without a plate: zoom the pin map in and tap where the plate stands; the
+        # position is filled in and the open report there is offered.
+        phone.goto(base + "/report")
+        plate = PlateBook.load(SAMPLE_POINTS_PATH, hub_server.data_dir / "plate_secret", GRID)
+        point = plate.points["HJL-040"]
+        x, y = MapProjection.for_bounds(GRID.bounds(), width=1000.0).to_xy(point.lat, point.lon)
+
+        def tap_the_plate() -> None:
+            phone.locator("#pin-map").scroll_into_view_if_needed()
+            screen = phone.evaluate(
+                "([x, y]) => { const m = document.getElementById('pin-map').getScreenCTM();"
+                " return [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]; }",
+                [x, y],
+            )
+            phone.mouse.click(screen[0], screen[1])
+
+        tap_the_plate()  # the whole district: a rough pin
+        phone.click('.pin-tools button[data-zoom="in"]')  # zooms around the pin
+        phone.click('.pin-tools button[data-zoom="in"]')
+        tap_the_plate()  # closer
+        phone.wait_for_selector("#nearby-list li")
+        tapped = (float(phone.input_value("#lat")), float(phone.input_value("#lon")))
+        assert haversine_m(*tapped, point.lat, point.lon) < 15
+        assert phone.input_value("#located") == "pin"
+        assert phone.locator("#nearby-list li").count() == 1
+        assert no_horizontal_scroll(phone, PHONE["width"])
+        shot(phone, "pin-map-tapped")
 
         # A forged plate is refused in words, not a stack trace.
         phone.goto(base + "/r/HJL-040.aaaaaaaaaaaaaaaa")

@@ -78,7 +78,10 @@
   function typed() {
     located.value = "pin";
     const a = parseFloat(lat.value), b = parseFloat(lon.value);
-    if (Number.isFinite(a) && Number.isFinite(b)) loadNearby(a, b);
+    if (Number.isFinite(a) && Number.isFinite(b)) {
+      placePin(a, b);
+      loadNearby(a, b);
+    }
   }
   if (lat && lon) {
     lat.addEventListener("change", typed);
@@ -97,6 +100,7 @@
           state.textContent = locate.dataset.wordsDone
             .replace("{lat}", a).replace("{lon}", b)
             .replace("{acc}", Math.round(pos.coords.accuracy));
+          placePin(a, b);
           loadNearby(a, b);
         },
         (err) => {
@@ -105,6 +109,64 @@
         { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
       );
     });
+  }
+
+  // The pin map: a tap sets the position; + and - zoom around the pin.
+  const map = document.getElementById("pin-map");
+  const pin = document.getElementById("pin");
+  let placePin = () => {};
+  if (map && lat && lon) {
+    const proj = JSON.parse(map.dataset.projection);
+    const full = { w: parseFloat(map.dataset.width), h: parseFloat(map.dataset.height) };
+    let view = { x: 0, y: 0, w: full.w, h: full.h };
+    const toXY = (a, b) => ({
+      x: proj.margin + (b - proj.minLon) * proj.kx * proj.scale,
+      y: proj.margin + (proj.maxLat - a) * proj.scale,
+    });
+    const toLatLon = (x, y) => ({
+      lat: proj.maxLat - (y - proj.margin) / proj.scale,
+      lon: proj.minLon + (x - proj.margin) / (proj.kx * proj.scale),
+    });
+    function show() {
+      map.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
+      pin.setAttribute("r", (8 * view.w) / (map.clientWidth || 360));  // about 8 px on screen
+    }
+    placePin = (a, b) => {
+      const p = toXY(a, b);
+      pin.setAttribute("cx", p.x);
+      pin.setAttribute("cy", p.y);
+    };
+    map.addEventListener("click", (event) => {
+      const point = map.createSVGPoint();
+      point.x = event.clientX;
+      point.y = event.clientY;
+      const at = point.matrixTransform(map.getScreenCTM().inverse());
+      const where = toLatLon(at.x, at.y);
+      lat.value = where.lat.toFixed(6);
+      lon.value = where.lon.toFixed(6);
+      located.value = "pin";
+      placePin(where.lat, where.lon);
+      loadNearby(lat.value, lon.value);
+    });
+    for (const button of document.querySelectorAll(".pin-tools button")) {
+      button.addEventListener("click", () => {
+        const factor = button.dataset.zoom === "in" ? 0.5 : 2;
+        const cx = pin.getAttribute("cx") > 0 ? parseFloat(pin.getAttribute("cx")) : view.x + view.w / 2;
+        const cy = pin.getAttribute("cy") > 0 ? parseFloat(pin.getAttribute("cy")) : view.y + view.h / 2;
+        const w = Math.min(full.w, Math.max(full.w / 32, view.w * factor));
+        const h = (w * full.h) / full.w;
+        view = {
+          x: Math.min(Math.max(cx - w / 2, 0), full.w - w),
+          y: Math.min(Math.max(cy - h / 2, 0), full.h - h),
+          w,
+          h,
+        };
+        show();
+      });
+    }
+    show();
+    const a = parseFloat(lat.value), b = parseFloat(lon.value);
+    if (Number.isFinite(a) && Number.isFinite(b)) placePin(a, b);
   }
 
   // A preview of the chosen photo (never uploaded until the form is sent).
