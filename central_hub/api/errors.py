@@ -13,7 +13,12 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from central_hub.domain.errors import MetricsError, TransitionRefused, UnknownCell
+from central_hub.domain.errors import (
+    MetricsError,
+    ModerationRefused,
+    TransitionRefused,
+    UnknownCell,
+)
 from central_hub.errors import (
     AuthError,
     BrokerError,
@@ -74,6 +79,13 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(code, exc.reason)
 
 
+async def _moderation_refused(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, ModerationRefused):  # registered for that class only
+        raise TypeError(f"not a refused moderation: {exc!r}") from exc
+    codes = {"forbidden": status.HTTP_403_FORBIDDEN, "conflict": status.HTTP_409_CONFLICT}
+    return _detail(codes.get(exc.kind, status.HTTP_422_UNPROCESSABLE_CONTENT), exc.reason)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register one exception handler per hub and domain error class on ``app``."""
     for cls, code in STATUS_OF.items():
@@ -81,3 +93,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _unauthorized)
     app.add_exception_handler(TooManyAttempts, _too_many)
     app.add_exception_handler(TransitionRefused, _refused)
+    app.add_exception_handler(ModerationRefused, _moderation_refused)

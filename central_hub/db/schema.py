@@ -19,13 +19,16 @@ __all__ = [
     "auth_failures",
     "box_corrections",
     "cases",
+    "citizen_reports",
     "commands",
+    "contact_reads",
     "dead_letters",
     "devices",
     "events",
     "frame_reads",
     "metadata",
     "model_packages",
+    "open311_keys",
     "rollout_units",
     "rollouts",
     "snapshots",
@@ -425,5 +428,25 @@ citizen_reports = sa.Table(
     sa.Column("account_id", sa.String(128), nullable=True),
     sa.Column("contact_cleared_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    # Moderation (services.citizen_moderation): a hidden report is left out of Open311's
+    # public output; a redacted one lost its description and photo for good. Who and when
+    # are here, why is in the case's audit trail.
+    sa.Column("hidden_at", UTCDateTime, nullable=True),
+    sa.Column("hidden_by", sa.String(64), nullable=True),
+    sa.Column("redacted_at", UTCDateTime, nullable=True),
+    sa.Column("redacted_by", sa.String(64), nullable=True),
     sa.UniqueConstraint("api_key_id", "idempotency_key", name="uq_citizen_reports_idempotency"),
+)
+
+#: Who read which citizen reporter's contact in full, when (admins only see it unmasked;
+#: each read is recorded before the contact is sent, as ``frame_reads`` does for frames).
+contact_reads = sa.Table(
+    "contact_reads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "report_id", sa.Integer, sa.ForeignKey("citizen_reports.id"), nullable=False, index=True
+    ),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
 )

@@ -14,6 +14,7 @@ __all__ = [
     "FilingError",
     "GridError",
     "MetricsError",
+    "ModerationRefused",
     "PlateError",
     "PlateRefused",
     "TransitionRefused",
@@ -85,6 +86,21 @@ class TransitionRefused(DomainError):
 
 class FilingError(DomainError):
     """An event that cannot be planned into a case (bad facts, not a catalogue problem)."""
+
+
+class ModerationRefused(DomainError):
+    """A moderation of a citizen report that is refused.
+
+    ``reason`` is a sentence for the moderator; ``kind`` says why in one word: ``invalid``
+    (a bad value: ``field`` names it, e.g. ``reason``), ``forbidden`` (the role may not
+    moderate) or ``conflict`` (the report's or the target case's state does not allow it).
+    """
+
+    def __init__(self, reason: str, *, kind: str = "invalid", field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.field = field
 
 
 class MetricsError(DomainError):

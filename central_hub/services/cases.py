@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.db.schema import audits, cases, events
 from central_hub.domain.calendar import WorkCalendar, deadline
@@ -267,46 +267,73 @@ class CaseService:
         """
         now = now or self.clock()
         async with self.engine.begin() as conn:
-            row = (await conn.execute(cases.select().where(cases.c.id == case_id))).first()
-            if row is None:
-                raise NotFoundError(f"no case {case_id}")
-            stage = Stage(row.stage)
-            verify = needs_verification(row.source, row.verification_required)
-            new = transition(stage, action, user.role, verification_needed=verify)
-            _check_verdict(action, verdict, row.source, stage)
-            values: dict[str, Any] = {"stage": new.value, "updated_at": now}
-            if action is Action.DISPATCH and stage is Stage.REGISTERED:
-                limit = TimeLimit(kind=row.limit_kind, amount=row.limit_amount)
-                values["deadline"] = deadline(now, limit, self.calendar)
-            if new in FINAL_STAGES:
-                values["closed_at"] = now
-            if squad_id is not None:
-                if action is not Action.DISPATCH:
-                    raise ConflictError("a squad can only be chosen when dispatching")
-                if squad_id != row.squad_id:
-                    values["squad_id"] = squad_id
-                    note = f"squad {row.squad_id or 'none'} -> {squad_id}"
-                    reason = f"{reason} ({note})" if reason else note
-            result = await conn.execute(
-                cases.update()
-                .where(cases.c.id == case_id, cases.c.stage == stage.value)
-                .values(values)
+            await self.transition_in(
+                conn,
+                case_id,
+                action,
+                user,
+                reason=reason,
+                attachments=attachments,
+                squad_id=squad_id,
+                verdict=verdict,
+                now=now,
             )
-            if result.rowcount != 1:
-                raise ConflictError(f"case {case_id} changed meanwhile; reload and retry")
-            await conn.execute(
-                audits.insert().values(
-                    case_id=case_id,
-                    at=now,
-                    from_stage=stage.value,
-                    to_stage=new.value,
-                    action=action.value,
-                    actor=user.name,
-                    role=user.role.value,
-                    reason=reason,
-                    attachments=list(attachments or []),
-                    verdict=verdict.value if verdict is not None else None,
-                )
-            )
-        log.info("case %s: %s -> %s by %s (%s)", case_id, stage, new, user.name, action)
         return await self.get(case_id, user)
+
+    async def transition_in(
+        self,
+        conn: AsyncConnection,
+        case_id: int,
+        action: Action,
+        user: User,
+        *,
+        reason: str = "",
+        attachments: list[str] | None = None,
+        squad_id: str | None = None,
+        verdict: Verdict | None = None,
+        now: datetime,
+    ) -> Stage:
+        """:meth:`transition` inside the caller's transaction ``conn`` (a service that
+        moves a case as part of a larger change, e.g. a merged citizen report cancelling
+        the case it left); the new stage. Same checks, same audit row, same errors."""
+        row = (await conn.execute(cases.select().where(cases.c.id == case_id))).first()
+        if row is None:
+            raise NotFoundError(f"no case {case_id}")
+        stage = Stage(row.stage)
+        verify = needs_verification(row.source, row.verification_required)
+        new = transition(stage, action, user.role, verification_needed=verify)
+        _check_verdict(action, verdict, row.source, stage)
+        values: dict[str, Any] = {"stage": new.value, "updated_at": now}
+        if action is Action.DISPATCH and stage is Stage.REGISTERED:
+            limit = TimeLimit(kind=row.limit_kind, amount=row.limit_amount)
+            values["deadline"] = deadline(now, limit, self.calendar)
+        if new in FINAL_STAGES:
+            values["closed_at"] = now
+        if squad_id is not None:
+            if action is not Action.DISPATCH:
+                raise ConflictError("a squad can only be chosen when dispatching")
+            if squad_id != row.squad_id:
+                values["squad_id"] = squad_id
+                note = f"squad {row.squad_id or 'none'} -> {squad_id}"
+                reason = f"{reason} ({note})" if reason else note
+        result = await conn.execute(
+            cases.update().where(cases.c.id == case_id, cases.c.stage == stage.value).values(values)
+        )
+        if result.rowcount != 1:
+            raise ConflictError(f"case {case_id} changed meanwhile; reload and retry")
+        await conn.execute(
+            audits.insert().values(
+                case_id=case_id,
+                at=now,
+                from_stage=stage.value,
+                to_stage=new.value,
+                action=action.value,
+                actor=user.name,
+                role=user.role.value,
+                reason=reason,
+                attachments=list(attachments or []),
+                verdict=verdict.value if verdict is not None else None,
+            )
+        )
+        log.info("case %s: %s -> %s by %s (%s)", case_id, stage, new, user.name, action)
+        return new

@@ -13,6 +13,12 @@ included, and finds the winner's).
 
 Trusted clients' api_keys (:class:`Open311Keys`) are random, shown once and stored as
 SHA-256 hashes, like users' tokens.
+
+A report an operator hid (:mod:`central_hub.services.citizen_moderation`) is left out of
+:meth:`CitizenReports.find` and :meth:`CitizenReports.get`, so Open311's ``GET requests``
+and ``requests/{id}`` do not show it (404, as if unknown); its token still finds it
+(:meth:`CitizenReports.by_token`). A redacted report needs nothing here: its description
+and photo are gone from the row.
 """
 
 from __future__ import annotations
@@ -167,6 +173,11 @@ class StoredReport:
     device_id: str | None
     account_id: str | None
     contact_cleared_at: datetime | None
+    #: Moderation (:mod:`central_hub.services.citizen_moderation`): who hid or redacted it.
+    hidden_at: datetime | None = None
+    hidden_by: str | None = None
+    redacted_at: datetime | None = None
+    redacted_by: str | None = None
 
 
 class CitizenReports:
@@ -274,8 +285,9 @@ class CitizenReports:
         return Submitted(int(row_id), report_id, int(outcome), report.account_id, True)
 
     async def find(self, query: RequestQuery, *, limit: int = MAX_RESULTS) -> list[RequestView]:
-        """Reports matching a ``GET requests``, newest first (at most ``limit``)."""
-        q = _view_query()
+        """Reports matching a ``GET requests``, newest first (at most ``limit``); hidden
+        reports are left out."""
+        q = _view_query().where(citizen_reports.c.hidden_at.is_(None))
         if query.ids is not None:
             q = q.where(citizen_reports.c.id.in_(sorted(set(query.ids))))
         else:
@@ -291,13 +303,18 @@ class CitizenReports:
         q = q.order_by(citizen_reports.c.created_at.desc(), citizen_reports.c.id.desc())
         return await self._views(q.limit(limit))
 
-    async def get(self, request_id: int) -> RequestView | None:
-        """One report by its service_request_id."""
-        found = await self._views(_view_query().where(citizen_reports.c.id == request_id))
+    async def get(self, request_id: int, *, include_hidden: bool = False) -> RequestView | None:
+        """One report by its service_request_id; None for a hidden one unless
+        ``include_hidden`` (the reporter's own view, reached by the report's token)."""
+        q = _view_query().where(citizen_reports.c.id == request_id)
+        if not include_hidden:
+            q = q.where(citizen_reports.c.hidden_at.is_(None))
+        found = await self._views(q)
         return found[0] if found else None
 
     async def by_token(self, token: str) -> tuple[int, str] | None:
-        """(service_request_id, token) of the report whose token is ``token``."""
+        """(service_request_id, token) of the report whose token is ``token``; hidden
+        reports too: the token is the reporter's, and their status page keeps working."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -338,6 +355,10 @@ class CitizenReports:
                 device_id=r.device_id,
                 account_id=r.account_id,
                 contact_cleared_at=r.contact_cleared_at,
+                hidden_at=r.hidden_at,
+                hidden_by=r.hidden_by,
+                redacted_at=r.redacted_at,
+                redacted_by=r.redacted_by,
             )
             for r in rows
         ]
