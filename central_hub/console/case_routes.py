@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,11 +15,18 @@ from starlette.datastructures import UploadFile
 from central_hub.console.errors import UploadRefused
 from central_hub.console.present import countdown
 from central_hub.console.render import page, page_html
-from central_hub.console.security import Viewer, ViewerDep
+from central_hub.console.security import Viewer, ViewerDep, require
 from central_hub.console.state import ConsoleState, console_state
 from central_hub.console.uploads import check_size, normalise_photo
 from central_hub.domain.catalogue import LINES
-from central_hub.domain.errors import TransitionRefused, UnknownCell
+from central_hub.domain.citizen_moderation import (
+    AUDIT_ACTIONS,
+    MERGED_IN,
+    MODERATORS,
+    REASON_MAX,
+    Moderation,
+)
+from central_hub.domain.errors import ModerationRefused, TransitionRefused, UnknownCell
 from central_hub.domain.filing import CaseSource
 from central_hub.domain.labels import Verdict
 from central_hub.domain.workflow import (
@@ -31,7 +38,10 @@ from central_hub.domain.workflow import (
 )
 from central_hub.errors import ConflictError, InvalidInputError, NotFoundError
 from central_hub.services.cases import CaseDetail, CaseFilter
+from central_hub.services.citizen_moderation import CitizenModeration
+from central_hub.services.citizen_reports import CitizenReports
 from central_hub.services.records import EventView
+from edge_agent.protocol import MAX_WIRE_INT
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,8 @@ __all__ = ["QueueQuery", "parse_queue_query", "router"]
 router = APIRouter()
 
 SOURCES: tuple[str, ...] = CaseSource.__args__  # type: ignore[attr-defined]  # Literal's members
+#: A viewer who may moderate citizens' reports (operators and admins).
+ModeratorDep = Annotated[Viewer, require(*MODERATORS)]
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,17 @@ async def queue(request: Request, who: ViewerDep, partial: bool = False) -> Resp
     )
 
 
+def _moderation(state: ConsoleState) -> CitizenModeration:
+    hub = state.hub
+    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    return CitizenModeration(hub.engine, hub.cases, reports, hub.clock)
+
+
 async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) -> dict[str, Any]:
     case = detail.case
+    # The citizens' reports with the contact this viewer may see (an admin's read of a
+    # contact in full is recorded here, before the page is sent).
+    citizen = await _moderation(state).of_case(case.id, who.user)
     evs: list[EventView] = await state.hub.records.events(case_id=case.id, limit=50)
     snapshot = next((e.snapshot_sha256 for e in evs if e.snapshot_sha256), None)
     verify = needs_verification(case.source, case.verification_required)
@@ -159,6 +180,9 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "entry": state.hub.catalogue.get(case.code) if case.code in state.hub.catalogue else None,
         "max_upload": state.settings.upload_max_bytes,
         "verdicts": [v.value for v in Verdict],
+        "citizen": citizen,
+        "may_moderate": who.role in MODERATORS,
+        "reason_max": REASON_MAX,
         "squads": sorted(
             {o for c in state.hub.grid.cells() if (o := state.hub.grid.owner(c.id, case.line))}
         ),
@@ -258,4 +282,55 @@ async def case_action(request: Request, who: ViewerDep, case_id: int) -> Respons
         return await _render_detail(request, who, case_id, code=422, error=str(exc))
     return RedirectResponse(
         state.url(f"/cases/{case_id}?done={action.value}"), status.HTTP_303_SEE_OTHER
+    )
+
+
+def _row_number(text: str, field: str) -> int:
+    """A row id typed into a form; InvalidInputError naming ``field`` when it is not one."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WIRE_INT:
+        raise InvalidInputError(f"{field}: {text[:20]!r} is not a number from 1 to {MAX_WIRE_INT}")
+    return int(text)
+
+
+@router.post("/cases/{case_id}/citizen-reports", response_model=None)
+async def moderate_report(request: Request, who: ModeratorDep, case_id: int) -> Response:
+    """Hide, unhide, redact or merge one of the case's citizen reports, with a reason
+    (operators and admins); errors re-render the case with why, naming the field."""
+    state = console_state(request)
+    form = await request.form(max_part_size=64 * 1024)
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    reason = form.get("reason")
+    try:
+        report_id = _row_number(field("report"), "report")
+        try:
+            action = Moderation(field("action"))
+        except ValueError:
+            choices = ", ".join(m.value for m in Moderation)
+            raise InvalidInputError(
+                f"action: {field('action')[:20]!r} is not one of {choices}"
+            ) from None
+        into = _row_number(field("case_id"), "case_id") if action is Moderation.MERGE else None
+        done = await _moderation(state).moderate(
+            action,
+            report_id,
+            who.user,
+            reason if isinstance(reason, str) else "",
+            into=into,
+            in_case=case_id,
+        )
+    except InvalidInputError as exc:
+        return await _render_detail(request, who, case_id, code=422, error=str(exc))
+    except ModerationRefused as exc:
+        code = {"forbidden": 403, "conflict": 409}.get(exc.kind, 422)
+        return await _render_detail(request, who, case_id, code=code, error=exc.reason)
+    except NotFoundError as exc:
+        return await _render_detail(request, who, case_id, code=404, error=str(exc))
+    # A merged report is shown where it went; the case it left is linked from the trail.
+    word = MERGED_IN if action is Moderation.MERGE else AUDIT_ACTIONS[action]
+    return RedirectResponse(
+        state.url(f"/cases/{done.case_id}?done={word}"), status.HTTP_303_SEE_OTHER
     )
