@@ -150,6 +150,7 @@ class CitizenPageData:
                 citizen_reports.c.lat.between(lat_min, lat_max),
                 citizen_reports.c.lon.between(lon_min, lon_max),
                 cases.c.stage.not_in(_FINALS),
+                citizen_reports.c.hidden_at.is_(None),  # hidden by a moderator: not public
             )
             .order_by(citizen_reports.c.created_at.desc())
             .limit(_NEARBY_ROWS)
@@ -166,7 +167,7 @@ class CitizenPageData:
         found = await self.reports.by_token(token)
         if found is None:
             return None
-        view = await self.reports.get(found[0])
+        view = await self.reports.get(found[0], include_hidden=True)  # the reporter's own
         if view is None:
             return None
         async with self.engine.connect() as conn:

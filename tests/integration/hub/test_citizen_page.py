@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from PIL import Image
 
 from central_hub.api import create_app
+from central_hub.api.citizen_reports import moderation_service
 from central_hub.citizen_page import PageLimits, install_citizen_page
 from central_hub.db.schema import citizen_reports
+from central_hub.domain.citizen_moderation import Moderation
 from central_hub.domain.errors import PlateError
 from central_hub.domain.qr_plates import SAMPLE_POINTS_PATH, plate_path, plate_signature
 from central_hub.domain.workflow import Action, Role, Stage
@@ -346,3 +348,20 @@ async def test_a_bad_plates_file_is_refused_naming_the_file(hub: Hub, tmp_path: 
     )
     with pytest.raises(PlateError, match=r"FAR-1.*no street cell"):
         PlateBook.load(far, tmp_path / "secret", hub.grid)
+
+
+async def test_a_hidden_report_keeps_its_status_page_but_leaves_the_nearby_list(
+    page: Page, hub: Hub
+) -> None:
+    sent = await page.send(page.plate_url(), {"code": "0507"})
+    [row] = await stored(hub)
+    listed = await page.client.get(page.plate_url("XQJ-018"))
+    assert f'data-token="{row.report_id}"' in listed.text
+    op, _ = await hub.users.add("op-moderator", Role.OPERATOR)
+    await moderation_service(hub).moderate(Moderation.HIDE, row.id, op, "abusive text")
+    listed = await page.client.get(page.plate_url("XQJ-018"))
+    assert row.report_id not in listed.text
+    assert 'id="nearby-none"' in listed.text
+    status = await page.client.get(sent.headers["location"])
+    assert status.status_code == 200  # the reporter's receipt still works
+    assert 'data-stage="reported"' in status.text
