@@ -92,6 +92,17 @@ def test_a_citizen_reports_from_a_plate_and_follows_the_case(
         op = contexts("operator").new_page()
         try:
             op.goto(f"{base}/console/cases/{case['id']}")
+            # The operator sees what the citizen sent: the plate, the photo, the
+            # phone number masked.
+            sent = op.locator(
+                f'#citizen-reports article[data-report-id="{report["service_request_id"]}"]'
+            )
+            assert "HJL-040" in sent.inner_text()
+            assert op.evaluate("document.querySelector('img.citizen-photo').naturalWidth") == 640
+            contact = sent.locator("dd.contact")
+            assert contact.get_attribute("data-masked") == "yes"
+            assert "13800000000" not in contact.inner_text()
+            shot(op, "console-citizen-report")
             take_action(op, "start_verify")
             take_action(op, "verify", "市民上报，视频确认塌陷")
             assert stage_of(op) == "registered"
