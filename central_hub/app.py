@@ -15,7 +15,8 @@ import uvicorn
 from central_hub.adapters.mqtt import HubMqtt
 from central_hub.adapters.prometheus import HubMetrics
 from central_hub.api import create_app
-from central_hub.citizen_page import install_citizen_page
+from central_hub.api.open311 import Open311Limits
+from central_hub.citizen_page import PageLimits, install_citizen_page
 from central_hub.console import install_console
 from central_hub.console.state import ConsoleState
 from central_hub.errors import BrokerError
@@ -71,11 +72,29 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         tasks.append(tg.create_task(retention.run(), name="retention"))
         if api:
             token = settings.metrics_token
-            app = create_app(hub, metrics_token=token.get_secret_value() if token else None)
+            app = create_app(
+                hub,
+                metrics_token=token.get_secret_value() if token else None,
+                open311_limits=Open311Limits(
+                    per_address_per_min=settings.open311_address_per_min,
+                    per_address_burst=settings.open311_address_burst,
+                    per_key_per_min=settings.open311_key_per_min,
+                    per_key_burst=settings.open311_key_burst,
+                ),
+            )
             console = install_console(app, hub)
             assert plates is not None
             install_citizen_page(
-                app, hub, plates, contact_days=settings.retention_citizen_contact_days
+                app,
+                hub,
+                plates,
+                limits=PageLimits(
+                    per_client_per_min=settings.report_page_client_per_min,
+                    per_client_burst=settings.report_page_client_burst,
+                    per_plate_per_min=settings.report_page_plate_per_min,
+                    per_plate_burst=settings.report_page_plate_burst,
+                ),
+                contact_days=settings.retention_citizen_contact_days,
             )
             config = uvicorn.Config(
                 app,

@@ -115,6 +115,30 @@ class HubSettings(BaseSettings):
     retention_every_s: float = Field(
         default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
     )
+    open311_address_per_min: float = Field(
+        default=10.0, gt=0, description="Open311 reports a client address may post a minute"
+    )
+    open311_address_burst: int = Field(
+        default=20, ge=1, description="Open311 reports a client address may post at once"
+    )
+    open311_key_per_min: float = Field(
+        default=120.0, gt=0, description="Open311 reports one api_key may post a minute"
+    )
+    open311_key_burst: int = Field(
+        default=240, ge=1, description="Open311 reports one api_key may post at once"
+    )
+    report_page_client_per_min: float = Field(
+        default=10.0, gt=0, description="reports the report page takes a minute per client"
+    )
+    report_page_client_burst: int = Field(
+        default=20, ge=1, description="reports the report page takes at once per client"
+    )
+    report_page_plate_per_min: float = Field(
+        default=1.0, gt=0, description="reports the report page takes a minute per QR plate"
+    )
+    report_page_plate_burst: int = Field(
+        default=10, ge=1, description="reports the report page takes at once per QR plate"
+    )
     plate_points: Path | None = Field(
         default=None,
         description="the city's QR plates (GeoJSON points) the report page accepts; "

@@ -22,6 +22,7 @@ from central_hub.api import (
 )
 from central_hub.api.deps import CurrentUser
 from central_hub.api.errors import install_error_handlers
+from central_hub.api.open311 import Open311Limits
 from central_hub.hub import Hub
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -29,7 +30,9 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
+def create_app(
+    hub: Hub, *, metrics_token: str | None = None, open311_limits: Open311Limits | None = None
+) -> FastAPI:
     """The FastAPI app serving ``hub``; every API route needs a user's bearer token.
 
     Hub and domain errors that routes raise become HTTP responses in
@@ -55,7 +58,7 @@ def create_app(hub: Hub, *, metrics_token: str | None = None) -> FastAPI:
     rollouts.install_downloads(app)
     # Citizens' reports: Open311 GeoReport v2 with its own api_keys and error format,
     # outside the bearer-token API and its OpenAPI document.
-    open311.install(app, hub)
+    open311.install(app, hub, open311_limits)
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     async def openapi_document(_user: CurrentUser) -> JSONResponse:

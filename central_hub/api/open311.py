@@ -29,6 +29,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,15 +62,9 @@ from central_hub.services.throttle import RateBudget
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PREFIX", "Open311State", "install", "router"]
+__all__ = ["PREFIX", "Open311Limits", "Open311State", "install", "router"]
 
 PREFIX = "/open311"
-#: Reports a client address may send: a burst, then this many a minute.
-PER_ADDRESS_PER_MIN = 10.0
-PER_ADDRESS_BURST = 20
-#: Reports one api_key (the city's app: many citizens) may send.
-PER_KEY_PER_MIN = 120.0
-PER_KEY_BURST = 240
 #: Largest photo taken (before re-encoding) and largest request body.
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_BODY_BYTES = MAX_PHOTO_BYTES + 256 * 1024
@@ -84,20 +79,34 @@ KEY_SERVICE = (
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
+@dataclass(frozen=True)
+class Open311Limits:
+    """Reports posted a minute and at once, per client address and per api_key (the
+    city's app: many citizens behind one key). Settings ``XH_HUB_OPEN311_*``."""
+
+    per_address_per_min: float = 10.0
+    per_address_burst: int = 20
+    per_key_per_min: float = 120.0
+    per_key_burst: int = 240
+
+
 class Open311State:
     """What the routes share: the services and the POST budgets (this process's)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, limits: Open311Limits) -> None:
         self.hub = hub
+        self.limits = limits
         self.reports = CitizenReports(hub.engine, hub.filer, hub.clock)
         self.keys = Open311Keys(hub.engine, hub.clock)
-        self.per_address = RateBudget(per_minute=PER_ADDRESS_PER_MIN, burst=PER_ADDRESS_BURST)
-        self.per_key = RateBudget(per_minute=PER_KEY_PER_MIN, burst=PER_KEY_BURST)
+        self.per_address = RateBudget(
+            per_minute=limits.per_address_per_min, burst=limits.per_address_burst
+        )
+        self.per_key = RateBudget(per_minute=limits.per_key_per_min, burst=limits.per_key_burst)
 
 
-def install(app: Any, hub: Hub) -> None:
+def install(app: Any, hub: Hub, limits: Open311Limits | None = None) -> None:
     """Mount the routes on ``app`` with their state."""
-    app.state.open311 = Open311State(hub)
+    app.state.open311 = Open311State(hub, limits or Open311Limits())
     app.include_router(router)
 
 

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from central_hub.api import API_PREFIX, create_app
-from central_hub.api.open311 import Open311State
+from central_hub.api.open311 import Open311Limits, Open311State
 from central_hub.db.schema import cases, citizen_reports
 from central_hub.domain.workflow import Action, Role, Stage
 from central_hub.hub import Hub
@@ -649,6 +649,16 @@ async def test_posts_are_throttled_per_address_and_per_key(
     await post(api, report(other))  # another client has its own budget
     # GETs are not throttled.
     assert (await api.get(f"{V2}/requests.json")).status_code == 200
+
+
+async def test_the_budgets_are_the_apps(hub: Hub, key: str) -> None:
+    limits = Open311Limits(per_address_per_min=1, per_address_burst=1)
+    app = create_app(hub, open311_limits=limits)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        await post(client, report(key))
+        errors_xml(await client.post(f"{V2}/requests.xml", data=report(key)), 429)
 
 
 # --- keys from the CLI --------------------------------------------------------------------------

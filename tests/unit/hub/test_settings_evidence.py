@@ -44,3 +44,16 @@ def test_evidence_is_stored_once_by_hash(tmp_path: Path) -> None:
         store.get_sync("0" * 64)
     with pytest.raises(NotFoundError, match="not a SHA-256"):
         store.get_sync("../../etc/passwd")
+
+
+def test_citizen_report_budgets_come_from_the_environment_and_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XH_HUB_OPEN311_KEY_BURST", "5000")
+    monkeypatch.setenv("XH_HUB_REPORT_PAGE_PLATE_PER_MIN", "0.5")
+    s = HubSettings()
+    assert (s.open311_key_burst, s.open311_key_per_min) == (5000, 120.0)
+    assert s.report_page_plate_per_min == 0.5
+    monkeypatch.setenv("XH_HUB_OPEN311_ADDRESS_BURST", "0")
+    with pytest.raises(ValidationError, match="open311_address_burst"):
+        HubSettings()
