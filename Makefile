@@ -13,7 +13,7 @@ RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
-	bench-edge bench-outbox bench-hub bench-fleet bench-console fuzz-api audit
+	bench-edge bench-outbox bench-hub bench-fleet bench-console bench-citizens fuzz-api audit
 
 demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
@@ -105,6 +105,13 @@ bench-fleet: venv
 
 bench-console: venv
 	$(BIN)/python bench/console.py
+
+# 1,000 Open311 reports to a served hub: all at once, then 25 in flight; SQLite and PostgreSQL.
+bench-citizens: venv
+	$(BIN)/python bench/citizens.py
+	$(BIN)/python bench/citizens.py --concurrency 25
+	$(BIN)/python bench/citizens.py --db postgresql
+	$(BIN)/python bench/citizens.py --db postgresql --concurrency 25
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

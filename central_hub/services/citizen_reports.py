@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from central_hub.db.engine import writer_turn
 from central_hub.db.schema import audits, cases, citizen_reports, open311_keys
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts
@@ -206,7 +207,8 @@ class CitizenReports:
         now = now or self.clock()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._submit_once(report, key, idempotency_key, photo_sha256, now)
+                async with writer_turn(self.engine):  # SQLite: in turn, not in its busy loop
+                    return await self._submit_once(report, key, idempotency_key, photo_sha256, now)
             except sa.exc.IntegrityError:
                 if idempotency_key is None or attempt == _ATTEMPTS:
                     raise

@@ -1,0 +1,315 @@
+"""Citizens' reports through Open311: N reports posted concurrently to a served hub.
+
+    python bench/citizens.py [--reports 1000] [--concurrency 1000] [--addresses 100]
+                             [--photo-share 0.1] [--db sqlite|postgresql]
+
+Starts an anonymous Mosquitto on a free port and ``central-hub serve`` (uvicorn, SQLite in
+a temp folder, or a fresh PostgreSQL database made with ``--pg-admin``'s role and dropped
+after), makes an api_key with the CLI, and posts ``--reports`` Open311 service requests
+(``POST /open311/v2/requests.json``), at most ``--concurrency`` in flight at once (the
+default: all of them), each with its own ``Idempotency-Key``, a citizen-facing code, a
+point inside the sample district and, for ``--photo-share`` of them, a 640x480 JPEG. The
+clients are spread over ``--addresses`` loopback addresses (127.0.0.2, ...) so each stays
+within the per-address budget, and the api_key's budget is raised through the settings
+(``XH_HUB_OPEN311_KEY_BURST``, reported as ``key_budget``): the city's app is one key.
+Nothing is retried.
+
+Then the database is read: ``stored`` (citizen_reports rows), ``duplicated`` (rows beyond
+one per Idempotency-Key), ``cases`` (the cases they were filed into).
+
+Baseline, in the same run and against the same server: as many ``GET services.json`` at
+the same concurrency from the same addresses (routing, a catalogue read and rendering:
+everything but the filing transaction); ``ratio_p95_vs_baseline`` is the reports' p95
+over the baseline's.
+
+Throttle check: a fresh address posts its burst and one more; the last answer's status
+(``throttled_status``, 429 expected) and ``Retry-After`` (``retry_after_s``).
+
+Figures (one JSON line): reports, stored, duplicated, errors ({status: count}), cases,
+p50_ms, p95_ms, max_ms, wall_s, reports_per_s, baseline_p50_ms, baseline_p95_ms,
+ratio_p95_vs_baseline, throttled_status, retry_after_s, goal_met (p95 <= 300 ms, every
+report stored once), db, concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from PIL import Image
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from central_hub.testing import PG_ADMIN_URL, fresh_pg_database
+from simulators.mosquitto import MosquittoBroker, free_port
+from simulators.polling import eventually_sync
+
+#: The acceptance goal: p95 of a report's round trip.
+GOAL_P95_MS = 300.0
+#: Codes the sample catalogue offers citizens, with an answer for a required question.
+CODES: list[tuple[str, dict[str, str]]] = [
+    ("0401", {"attribute[BLOCKING]": "partly"}),
+    ("0404", {"attribute[ON_ROAD]": "no"}),
+    ("0507", {}),
+    ("0511", {}),
+    ("2104", {}),
+]
+#: Inside the sample district (a box of its streets).
+LAT_RANGE = (28.640, 28.652)
+LON_RANGE = (121.252, 121.268)
+
+
+def _cli(data: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    return done.stdout.strip()
+
+
+def _photo(rng: random.Random) -> bytes:
+    img = Image.new("RGB", (640, 480), (rng.randrange(256), rng.randrange(256), 90))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+@contextlib.contextmanager
+def _database(kind: str, data: Path, pg_admin: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{data / 'hub.db'}"
+    else:
+        with fresh_pg_database(pg_admin, "citizens") as url:
+            yield url
+
+
+@contextlib.contextmanager
+def _served(data: Path, env: dict[str, str], mqtt_port: int) -> Iterator[str]:
+    port = free_port()
+    log = (data.parent / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), "serve",
+            "--port", str(port), "--mqtt-port", str(mqtt_port), "--client-id", "hub-bench",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/open311/v2/services.json", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        if not eventually_sync(up, 60, every_s=0.2):
+            raise RuntimeError((data.parent / "serve.log").read_text()[-3000:])
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _clients(base: str, addresses: int, concurrency: int) -> list[httpx.AsyncClient]:
+    per = max(1, concurrency // addresses + 1)
+    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+    return [
+        httpx.AsyncClient(
+            base_url=base,
+            transport=httpx.AsyncHTTPTransport(local_address=f"127.0.0.{2 + i}", limits=limits),
+            timeout=120,
+        )
+        for i in range(addresses)
+    ]
+
+
+async def _timed(sem: asyncio.Semaphore, send: Any, out: list[tuple[float, int]]) -> None:
+    async with sem:
+        start = time.perf_counter()
+        try:
+            resp = await send()
+            status = resp.status_code
+        except httpx.HTTPError:
+            status = 0
+        out.append(((time.perf_counter() - start) * 1000.0, status))
+
+
+def _summary(results: list[tuple[float, int]]) -> tuple[float, float, float]:
+    times = sorted(ms for ms, _ in results)
+    p95 = times[max(0, round(0.95 * len(times)) - 1)]
+    return statistics.median(times), p95, times[-1]
+
+
+async def _run(args: argparse.Namespace, base: str, key: str, db_url: str) -> dict[str, Any]:
+    rng = random.Random(20261205)
+    photos = [_photo(rng) for _ in range(8)]
+    clients = _clients(base, args.addresses, args.concurrency)
+    sem = asyncio.Semaphore(args.concurrency)
+    try:
+        # Baseline: the same number of requests that do everything but file.
+        baseline: list[tuple[float, int]] = []
+
+        def getter(client: httpx.AsyncClient) -> Any:
+            return lambda: client.get("/open311/v2/services.json")
+
+        await asyncio.gather(
+            *(_timed(sem, getter(clients[i % len(clients)]), baseline) for i in range(args.reports))
+        )
+        results: list[tuple[float, int]] = []
+
+        def sender(i: int) -> Any:
+            code, answers = CODES[i % len(CODES)]
+            fields = {
+                "api_key": key,
+                "service_code": code,
+                "lat": f"{rng.uniform(*LAT_RANGE):.6f}",
+                "long": f"{rng.uniform(*LON_RANGE):.6f}",
+                "description": f"bench report {i}",
+                **answers,
+            }
+            files = None
+            if rng.random() < args.photo_share:
+                files = {"media": ("p.jpg", photos[i % len(photos)], "image/jpeg")}
+            client = clients[i % len(clients)]
+            headers = {"Idempotency-Key": f"bench-{i}"}
+
+            async def send() -> httpx.Response:
+                return await client.post(
+                    "/open311/v2/requests.json", data=fields, files=files, headers=headers
+                )
+
+            return send
+
+        senders = [sender(i) for i in range(args.reports)]
+        started = time.perf_counter()
+        await asyncio.gather(*(_timed(sem, s, results) for s in senders))
+        wall = time.perf_counter() - started
+        # Throttle: a fresh address over its burst.
+        fresh = httpx.AsyncClient(
+            base_url=base,
+            transport=httpx.AsyncHTTPTransport(local_address="127.0.0.254"),
+            timeout=30,
+        )
+        async with fresh:
+            last = None
+            for i in range(args.address_burst + 1):
+                code, answers = CODES[2]
+                last = await fresh.post(
+                    "/open311/v2/requests.json",
+                    data={
+                        "api_key": key,
+                        "service_code": code,
+                        "lat": "28.6472",
+                        "long": "121.2615",
+                        **answers,
+                    },
+                    headers={"Idempotency-Key": f"throttle-{i}"},
+                )
+    finally:
+        for c in clients:
+            await c.aclose()
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            stored, distinct, cases = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*), count(DISTINCT idempotency_key), "
+                        "count(DISTINCT case_id) FROM citizen_reports "
+                        "WHERE idempotency_key LIKE 'bench-%'"
+                    )
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    p50, p95, worst = _summary(results)
+    b50, b95, _ = _summary(baseline)
+    errors = Counter(str(s) for _, s in results if s != 200)
+    assert last is not None
+    return {
+        "reports": args.reports,
+        "stored": int(stored),
+        "duplicated": int(stored) - int(distinct),
+        "errors": dict(errors),
+        "cases": int(cases),
+        "p50_ms": round(p50, 1),
+        "p95_ms": round(p95, 1),
+        "max_ms": round(worst, 1),
+        "wall_s": round(wall, 2),
+        "reports_per_s": round(args.reports / wall, 1),
+        "baseline_p50_ms": round(b50, 1),
+        "baseline_p95_ms": round(b95, 1),
+        "ratio_p95_vs_baseline": round(p95 / b95, 2) if b95 else None,
+        "throttled_status": last.status_code,
+        "retry_after_s": int(last.headers.get("retry-after", "0") or 0),
+        "goal_met": p95 <= GOAL_P95_MS and int(stored) == args.reports and stored == distinct,
+        "concurrency": args.concurrency,
+        "addresses": args.addresses,
+        "photo_share": args.photo_share,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--reports", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--addresses", type=int, default=100, help="loopback client addresses")
+    parser.add_argument("--photo-share", type=float, default=0.1)
+    parser.add_argument("--address-burst", type=int, default=20, help="the hub's setting")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pg-admin", default=PG_ADMIN_URL)
+    args = parser.parse_args()
+    if args.reports > args.addresses * args.address_burst:
+        parser.error("more reports than the addresses' bursts allow: raise --addresses")
+    with tempfile.TemporaryDirectory(prefix="xh-citizens-") as tmp:
+        root = Path(tmp)
+        data = root / "hub"
+        with (
+            MosquittoBroker(root / "broker") as broker,
+            _database(args.db, data, args.pg_admin) as url,
+        ):
+            env = {
+                **os.environ,
+                "XH_HUB_DB_URL": url,
+                "XH_HUB_OPEN311_KEY_BURST": str(args.reports * 2),
+                "XH_HUB_OPEN311_KEY_PER_MIN": str(args.reports * 60),
+                "XH_HUB_OPEN311_ADDRESS_BURST": str(args.address_burst),
+            }
+            key = _cli(data, env, "open311", "key", "add", "bench-app").splitlines()[-1]
+            assert broker.port is not None
+            with _served(data, env, broker.port) as base:
+                figures = asyncio.run(_run(args, base, key, url))
+        figures["db"] = args.db
+        figures["key_budget"] = args.reports * 2
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
