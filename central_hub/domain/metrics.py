@@ -431,7 +431,6 @@ def daily_counts(
     if period_end <= period_start:
         raise MetricsError(f"period_end {period_end} is not after period_start {period_start}")
     zone = ZoneInfo(tz)
-    end = min(now, period_end)
     # UTC bounds for the comparisons, as in compute_metrics.
     start_utc, end_utc, now_utc = (v.astimezone(UTC) for v in (period_start, period_end, now))
 
@@ -440,7 +439,10 @@ def daily_counts(
 
     table: dict[date, dict[str, int]] = {}
     day = period_start.astimezone(zone).date()
-    last_day = max(day, (end - timedelta(microseconds=1)).astimezone(zone).date())
+    # The last day holds ``now`` itself when the period runs past it (what happens at
+    # ``now`` counts), else the period's last instant.
+    last = now if now < period_end else period_end - timedelta(microseconds=1)
+    last_day = max(day, last.astimezone(zone).date())
     while day <= last_day:
         table[day] = defaultdict(int)
         day += timedelta(days=1)

@@ -272,6 +272,15 @@ def test_daily_counts_stop_at_now() -> None:
     assert days[-1].dispatched == 1  # C2's first dispatch at 09:30, not the one at 11:50
 
 
+def test_daily_counts_at_midnight_count_what_happens_at_now() -> None:
+    # A case reported at the very instant "now" is, on a day boundary: counted, on its day
+    # (hypothesis found the day missing from the table).
+    case = CaseFacts(1, "ai", "0102", "W1", d(6), None)
+    days = daily_counts([case], [], period_start=P_START, period_end=P_END, now=d(6))
+    assert [r.day.day for r in days] == [1, 2, 3, 4, 5, 6]
+    assert days[-1].reported == 1
+
+
 def test_overdue_on_a_given_clock() -> None:
     current = {1: C, 2: C, 3: X, 4: C, 5: D, 6: R, 7: K, 8: H, 9: C, 10: V}
     pairs = [(case, Stage(current[int(case.case_id)])) for case in CASES]
