@@ -450,3 +450,9 @@ contact_reads = sa.Table(
     sa.Column("user_name", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False, index=True),
 )
+
+# --- the service-object registry and the vehicle registry (issue #14 items 1 and 3) ---
+
+# --- the vendor file (issue #14 item 4) ---
+
+# --- notices (issue #14 item 2) ---
