@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from central_hub.domain.retention import RetentionPolicy
+from central_hub.domain.workflow import Role
 from central_hub.errors import SettingsError
 
 __all__ = ["HubSettings"]
@@ -144,6 +145,17 @@ class HubSettings(BaseSettings):
         description="the city's QR plates (GeoJSON points) the report page accepts; "
         "default: the sample's 200 plates",
     )
+    vendor_file_key_file: Path | None = Field(
+        default=None,
+        description="the vendor file's key (64 hex digits, `central-hub vendor-file keygen`): "
+        "identity numbers are encrypted with it; serve refuses to start without it, or with "
+        "another key, once people are stored",
+    )
+    vendor_file_roles: str = Field(
+        default="handler,admin",
+        description="the roles that may see and edit the vendor file, comma-separated "
+        "(operator, dispatcher, handler, admin); every other role gets 403 and no trace of it",
+    )
     public_url: str | None = Field(
         default=None,
         description="the API's address as units reach it (model packages are fetched from "
@@ -154,6 +166,24 @@ class HubSettings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("vendor_file_roles")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        known = {r.value for r in Role}
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise ValueError(
+                f"{unknown[0] if unknown else value!r} is not a role; "
+                f"give some of {', '.join(r.value for r in Role)}, comma-separated"
+            )
+        return ",".join(names)
+
+    @property
+    def vendor_file_role_set(self) -> frozenset[Role]:
+        """The roles that may see the vendor file."""
+        return frozenset(Role(n) for n in self.vendor_file_roles.split(","))
 
     @model_validator(mode="after")
     def _one_password(self) -> HubSettings:

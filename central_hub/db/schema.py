@@ -35,6 +35,10 @@ __all__ = [
     "tracks",
     "users",
     "utc_from_driver",
+    "vendor_counsellings",
+    "vendor_file_lookups",
+    "vendor_person_cases",
+    "vendor_persons",
 ]
 
 
@@ -454,5 +458,71 @@ contact_reads = sa.Table(
 # --- the service-object registry and the vehicle registry (issue #14 items 1 and 3) ---
 
 # --- the vendor file (issue #14 item 4) ---
+
+#: People in the vendor file (文明执法查询平台). The identity number is personal data: only
+#: its AES-GCM ciphertext (``id_cipher``) and a keyed hash (``id_hmac``, to find a person
+#: by number) are kept, with the id of the key that wrote the row (``key_id``), so a hub
+#: started with another key refuses to run. The file is permanent: no row is deleted.
+vendor_persons = sa.Table(
+    "vendor_persons",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("phone", sa.String(40), nullable=True),
+    # A photo in the vendor file's own store (not the case evidence, not swept).
+    sa.Column("photo_sha256", sa.String(64), nullable=True),
+    sa.Column("id_cipher", sa.LargeBinary, nullable=True),
+    sa.Column("id_hmac", sa.String(64), nullable=True, unique=True),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Which person a 0501 case (a violation) belongs to: the case id is the key, so a case
+#: links to one person at most.
+vendor_person_cases = sa.Table(
+    "vendor_person_cases",
+    metadata,
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column(
+        "person_id", sa.Integer, sa.ForeignKey("vendor_persons.id"), nullable=False, index=True
+    ),
+    sa.Column("linked_by", sa.String(64), nullable=False),
+    sa.Column("linked_at", UTCDateTime, nullable=False),
+)
+
+#: Counsellings (劝导): when, by which officer, with what outcome (complied, refused,
+#: ineffective), for which case if the officer named one.
+vendor_counsellings = sa.Table(
+    "vendor_counsellings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "person_id", sa.Integer, sa.ForeignKey("vendor_persons.id"), nullable=False, index=True
+    ),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("officer", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("note", sa.String(500), nullable=False, server_default=""),
+    sa.Column("recorded_by", sa.String(64), nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+#: Every look into the vendor file, written before the result is sent: who (and their
+#: role), when, why, what they searched (a name, or a masked identity number) and the
+#: people shown (``kind``: search, id_number or file).
+vendor_file_lookups = sa.Table(
+    "vendor_file_lookups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("query", sa.String(64), nullable=False, server_default=""),
+    sa.Column("shown", _json(), nullable=False),
+)
 
 # --- notices (issue #14 item 2) ---
