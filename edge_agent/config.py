@@ -44,6 +44,11 @@ Sections (what the hub's provisioning writes is marked *):
     a camera. Zero (the default) sends none.
 ``vision``
     the camera pipeline (:class:`edge_agent.vision.config.VisionConfig`).
+``service_days``
+    what the hub pushes of the city's convenience service days (便民服务日): ``calendar``
+    (which calendar) and ``exemptions``, each a ``camera`` (and optional ``zone``), the rule
+    ``kinds`` and event ``codes`` suspended there, and a ``start``/``end`` window with its
+    UTC offset (:class:`edge_agent.vision.exemptions.ServiceDaysSection`).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent import __version__, protocol
 from edge_agent.vision.config import FixedLocation, VisionConfig
+from edge_agent.vision.exemptions import ServiceDaysSection
 
 __all__ = [
     "AgentConfig",
@@ -308,6 +314,7 @@ class AgentConfig(BaseSettings):
     selftest: SelftestSection = Field(default_factory=SelftestSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     vision: VisionConfig = Field(default_factory=VisionConfig)
+    service_days: ServiceDaysSection = Field(default_factory=ServiceDaysSection)
 
     @classmethod
     def settings_customise_sources(

@@ -405,11 +405,21 @@ class Agent:
 
     def _make_vision(self, cfg: AgentConfig) -> _Vision:
         # Imported here: OpenCV and onnxruntime load only on units with cameras.
+        from edge_agent.vision.exemptions import unused_exemptions
         from edge_agent.vision.pipeline import VisionService
         from edge_agent.vision.sources import make_source
 
         vision = self._vision_config(cfg)
         self._model_label = _model_label(vision)
+        exemptions = cfg.service_days.exemptions
+        for line in unused_exemptions(exemptions, vision):
+            log.warning("unused service-day exemption: %s", line)
+        if exemptions:
+            log.info(
+                "%d service-day exemption(s) from calendar %s",
+                len(exemptions),
+                cfg.service_days.calendar or "(unnamed)",
+            )
         service: _Vision = VisionService(
             vision,
             device_id=self.device_id,
@@ -423,6 +433,7 @@ class Agent:
                 if cfg.hub.model_public_key
                 else None
             ),
+            exemptions=exemptions,
         )
         return service
 

@@ -107,6 +107,15 @@ def families(figures: AgentFigures) -> Iterator[Any]:
     yield fps
     yield dropped
     yield up
+    exempted = GaugeMetricFamily(
+        "xh_edge_rule_exempted",
+        "1 while a service day (an exemption the hub pushed) keeps a rule silent",
+        labels=["camera", "rule", "service_day"],
+    )
+    for key, name in sorted(vision.exempted.items()):
+        camera, _, rule = key.partition("/")
+        exempted.add_metric([camera, rule, name], 1)
+    yield exempted
     if vision.models:
         seconds = SummaryMetricFamily(
             "xh_edge_model_inference_seconds",

@@ -28,6 +28,7 @@ from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.detector import Detector
 from edge_agent.vision.errors import ModelError, UnknownCamera, VisionError
 from edge_agent.vision.evidence import clean_frame, encode_jpeg, snapshot
+from edge_agent.vision.exemptions import Exemption
 from edge_agent.vision.frames import Detection, Frame
 from edge_agent.vision.memory import release_free_memory
 from edge_agent.vision.model_set import ModelSet, RatePlan
@@ -152,18 +153,47 @@ class EvidenceFrame:
 
 
 class CameraPipeline:
-    """One camera's tracker and rule engine; pure apart from holding its latest frame."""
+    """One camera's tracker and rule engine; pure apart from holding its latest frame.
 
-    def __init__(self, camera: CameraConfig, *, timezone: str) -> None:
+    ``exempted`` holds the rules an exemption (a service day) keeps silent at the latest
+    frame, with the exemption's name; each change is logged, so a technician reading the
+    unit's log (or its metrics) sees why a stall there is not reported.
+    """
+
+    def __init__(
+        self, camera: CameraConfig, *, timezone: str, exemptions: Sequence[Exemption] = ()
+    ) -> None:
         self.camera = camera
         self.tracker = Tracker(grace_s=camera.track_grace_s)
-        self.rules = RuleEngine(camera, tz=zoneinfo.ZoneInfo(timezone))
+        self.rules = RuleEngine(camera, tz=zoneinfo.ZoneInfo(timezone), exemptions=exemptions)
         self.tracks: list[TrackedObject] = []
+        self.exempted: dict[str, str] = {}
 
     def step(self, frame: Frame, detections: Sequence[Detection]) -> list[Violation]:
         """Track the frame's detections and return the violations they complete."""
         self.tracks = self.tracker.update(detections, frame.ts)
+        if self.rules.exemptions:
+            self._note_exemptions(frame.ts)
         return self.rules.evaluate(self.tracks, frame.ts, EvidenceFrame(frame, tuple(detections)))
+
+    def _note_exemptions(self, ts: datetime) -> None:
+        active = self.rules.exempted(ts)
+        now = {rule: e.name for rule, e in active.items()}
+        for rule, name in now.items():
+            if self.exempted.get(rule) != name:
+                logger.info(
+                    "camera %s: rule %s exempted until %s by %s: it reports nothing meanwhile",
+                    self.camera.id,
+                    rule,
+                    active[rule].end.isoformat(),
+                    name,
+                )
+        for rule, name in self.exempted.items():
+            if rule not in now:
+                logger.info(
+                    "camera %s: rule %s reports again (%s is over)", self.camera.id, rule, name
+                )
+        self.exempted = now
 
 
 class EventFactory:
@@ -351,6 +381,8 @@ class VisionStats:
     frames: int = 0
     events: int = 0
     models: dict[str, ModelFigures] = field(default_factory=dict)
+    #: Rules an exemption keeps silent now: ``camera/rule`` -> the service day's name.
+    exempted: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -384,6 +416,7 @@ class VisionService:
         on_problem: Callable[[], None] | None = None,
         source_factory: SourceFactory = make_source,
         package_key: Ed25519PublicKey | None = None,
+        exemptions: Sequence[Exemption] = (),
     ) -> None:
         self._config = config
         self._package_key = package_key
@@ -398,7 +431,10 @@ class VisionService:
         self._make_source = source_factory
         self._board = FrameBoard()
         self._loops: dict[str, CaptureLoop] = {}
-        self._pipes = {c.id: CameraPipeline(c, timezone=config.timezone) for c in config.cameras}
+        self._pipes = {
+            c.id: CameraPipeline(c, timezone=config.timezone, exemptions=exemptions)
+            for c in config.cameras
+        }
         #: The shadow candidate's own tracker and rules on each camera it shadows.
         self._shadow_pipes = {
             c.id: CameraPipeline(c, timezone=config.timezone)
@@ -451,6 +487,11 @@ class VisionService:
             frames=self._frames,
             events=self._events,
             models=models,
+            exempted={
+                f"{camera_id}/{rule}": name
+                for camera_id, pipe in self._pipes.items()
+                for rule, name in dict(pipe.exempted).items()
+            },
         )
 
     async def snapshot(self, camera_id: str) -> bytes:

@@ -10,15 +10,20 @@ rule's ``dwell_s`` inside its schedule, a :class:`Violation` is raised:
   violation raised within the cooldown is taken for the same object and stays silent;
 * the other kinds raise one per zone for everything that qualifies there, then stay
   silent for ``cooldown_s``; objects that qualify meanwhile are folded into that event.
+
+During an exemption (a convenience service day, :mod:`edge_agent.vision.exemptions`) a
+rule raises nothing, as outside its schedule: dwell still counts, so a stall still there
+when the window ends is reported at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from edge_agent.vision.config import CameraConfig, RuleConfig, Schedule
+from edge_agent.vision.exemptions import Exemption, active_exemption
 from edge_agent.vision.frames import Box
 from edge_agent.vision.geometry import Polygon, box_iou
 from edge_agent.vision.tracker import TrackedObject
@@ -132,9 +137,18 @@ class _RuleState:
 class RuleEngine:
     """Evaluates one camera's rules over its tracks, frame after frame."""
 
-    def __init__(self, camera: CameraConfig, *, tz: tzinfo, grace_s: float | None = None) -> None:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        *,
+        tz: tzinfo,
+        grace_s: float | None = None,
+        exemptions: Iterable[Exemption] = (),
+    ) -> None:
         self.camera_id = camera.id
         self._tz = tz
+        #: This camera's exemptions (service days); other cameras' are dropped here.
+        self.exemptions = tuple(e for e in exemptions if e.camera == camera.id)
         self._grace_s = camera.track_grace_s if grace_s is None else grace_s
         self._rules = [
             _RuleState(
@@ -158,8 +172,27 @@ class RuleEngine:
         out: list[Violation] = []
         for state in self._rules:
             self._observe(state, tracks, ts, evidence)
-            if state.presence and self._in_schedule(state, ts):
+            if (
+                state.presence
+                and self._in_schedule(state, ts)
+                and self.exemption(state.rule, ts) is None
+            ):
                 out.extend(self._fire(state, ts))
+        return out
+
+    def exemption(self, rule: RuleConfig, ts: datetime) -> Exemption | None:
+        """The exemption that keeps ``rule`` silent at ``ts``, or None."""
+        if not self.exemptions:
+            return None
+        return active_exemption(self.exemptions, self.camera_id, rule, ts)
+
+    def exempted(self, ts: datetime) -> dict[str, Exemption]:
+        """The rules exempted at ``ts`` (by rule name), with the exemption of each."""
+        out = {}
+        for state in self._rules:
+            found = self.exemption(state.rule, ts)
+            if found is not None:
+                out[state.rule.name] = found
         return out
 
     def _observe(
