@@ -15,6 +15,7 @@ __all__ = [
     "GridError",
     "MetricsError",
     "ModerationRefused",
+    "NoticeError",
     "PlateError",
     "PlateRefused",
     "TransitionRefused",
@@ -131,3 +132,8 @@ class PlateRefused(DomainError):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+class NoticeError(DomainError):
+    """A notice template, its variables, an audience or a notice setting that is invalid;
+    the message names every problem (the field, the variable)."""
