@@ -42,6 +42,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
     tasks: list[asyncio.Task[None]] = []
     # A bad plates file stops the start here, naming the file, before anything runs.
     plates = await asyncio.to_thread(PlateBook.of_hub, settings, hub.grid) if api else None
+    # People stored in the vendor file and no key, or another key: stop here, naming it.
+    await hub.vendor_file.check_key()
     if hub.mqtt is not None:
         await hub.mqtt.start()
     stop_metrics: Callable[[], None] | None = None

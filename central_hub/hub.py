@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.evidence import EvidenceStore
+from central_hub.adapters.id_cipher import load_key_file
 from central_hub.adapters.mqtt import HubMqtt
 from central_hub.db.engine import create_engine
 from central_hub.db.migrate import migrate
@@ -35,6 +36,7 @@ from central_hub.services.records import RecordService
 from central_hub.services.rollouts import RolloutService
 from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
+from central_hub.services.vendor_file import VendorFile
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
@@ -121,6 +123,8 @@ class Hub:
     packages: PackageStore
     rollouts: RolloutService
     rollout_worker: RolloutWorker
+    #: The vendor file (people, their 0501 cases, counsellings), for the city's roles.
+    vendor_file: VendorFile
     mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
     #: Failed logins and refused tokens per client address (this process's).
@@ -196,6 +200,13 @@ async def build_hub(
         packages=packages,
         rollouts=rollouts,
         rollout_worker=RolloutWorker(rollouts, tick_s=settings.rollout_tick_s),
+        vendor_file=VendorFile(
+            engine,
+            EvidenceStore(settings.data_dir / "vendor_photos"),
+            clock,
+            roles=settings.vendor_file_role_set,
+            cipher=load_key_file(key_file) if (key_file := settings.vendor_file_key_file) else None,
+        ),
         mqtt=broker,
     )
     if broker is not None and ingest:
