@@ -526,3 +526,79 @@ vendor_file_lookups = sa.Table(
 )
 
 # --- notices (issue #14 item 2) ---
+
+#: Notice templates (:mod:`central_hub.domain.notices`): ``{variable}`` texts, checked
+#: when made; ``variables`` lists the declared names.
+notice_templates = sa.Table(
+    "notice_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("variables", _json(), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: A notice: a template filled in once (``subject``/``body``), on one channel, for an
+#: audience (as asked, JSON); ``case_id`` when it is about a case (a move-your-car
+#: reminder). The id is a UUID made by the hub, so a batch inserts without round trips.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("notice_templates.id"), nullable=False),
+    sa.Column("variables", _json(), nullable=False),
+    sa.Column("audience", _json(), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+#: The durable queue: one row per recipient and channel of a notice. ``id`` is the
+#: idempotency key the channel carries (the webhook's ``Idempotency-Key``) on every
+#: attempt; ``claim``/``lease_until`` mark a worker's claim while ``sending``.
+notice_deliveries = sa.Table(
+    "notice_deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("notice_id", sa.String(36), sa.ForeignKey("notices.id"), nullable=False, index=True),
+    sa.Column("contact_id", sa.String(64), nullable=False),
+    # Personal data (PIPL): the name and the phone or e-mail address the notice went to.
+    sa.Column("name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("address", sa.String(254), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("claim", sa.String(36), nullable=True),
+    sa.Column("provider_message_id", sa.String(128), nullable=True, index=True),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("receipt_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint(
+        "notice_id", "contact_id", "channel", name="uq_notice_deliveries_recipient"
+    ),
+    sa.Index("ix_notice_deliveries_due", "state", "channel", "next_attempt_at"),
+)
+
+#: Addresses (a phone, an e-mail) that asked for no more notices on a channel.
+notice_opt_outs = sa.Table(
+    "notice_opt_outs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("address", sa.String(254), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("channel", "address", name="uq_notice_opt_outs_address"),
+)
