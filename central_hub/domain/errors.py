@@ -18,6 +18,7 @@ __all__ = [
     "NoticeError",
     "PlateError",
     "PlateRefused",
+    "ServiceDayError",
     "TransitionRefused",
     "UnknownCell",
     "UnknownCode",
@@ -46,6 +47,17 @@ class UnknownCode(CatalogueError, KeyError):
 
 class CalendarError(DomainError):
     """The working-time calendar file is invalid, or a time given to it is not tz-aware."""
+
+
+class ServiceDayError(DomainError):
+    """The service-day calendar file is invalid, or a time given to it is not tz-aware.
+
+    ``problems`` lists every problem of a file, one ``line N: field: what`` each.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class GridError(DomainError):

@@ -98,9 +98,11 @@ def test_overlapping_exemptions_give_the_one_ending_last() -> None:
     short = exemption(name="morning")
     long = exemption(name="all day", end=(CLOSES + timedelta(hours=5)).isoformat())
     found = active_exemption([short, long], "mast-east", vendors, OPENS + timedelta(hours=1))
-    assert found is not None and found.name == "all day"
+    assert found is not None
+    assert found.name == "all day"
     found = active_exemption([short, long], "mast-east", vendors, CLOSES + timedelta(hours=1))
-    assert found is not None and found.name == "all day"
+    assert found is not None
+    assert found.name == "all day"
     assert active_exemption([short], "mast-east", vendors, CLOSES) is None
 
 
@@ -166,7 +168,9 @@ def test_the_pipeline_logs_when_an_exemption_starts_and_ends(
     pipe.step(frame(OPENS), det)
     assert pipe.exempted == {"vendors": "便民服务日 Q1"}
     started = [r.getMessage() for r in caplog.records if "exempted until" in r.getMessage()]
-    assert len(started) == 1 and "便民服务日 Q1" in started[0] and "vendors" in started[0]
+    assert len(started) == 1
+    assert "便民服务日 Q1" in started[0]
+    assert "vendors" in started[0]
     pipe.step(frame(OPENS + timedelta(seconds=10)), det)
     assert sum("exempted until" in r.getMessage() for r in caplog.records) == 1  # once
     pipe.step(frame(CLOSES), det)
@@ -186,9 +190,11 @@ def test_unused_exemptions_name_the_camera_zone_or_rule_missing() -> None:
         vision,
     )
     assert len(lines) == 3
-    assert "exemptions.1" in lines[0] and "no camera 'mast-west'" in lines[0]
+    assert "exemptions.1" in lines[0]
+    assert "no camera 'mast-west'" in lines[0]
     assert "no zone 'door'" in lines[1]
-    assert "exemptions.3" in lines[2] and "no rule" in lines[2]
+    assert "exemptions.3" in lines[2]
+    assert "no rule" in lines[2]
 
 
 BASE: dict[str, Any] = {
