@@ -18,6 +18,7 @@ __all__ = [
     "audits",
     "auth_failures",
     "box_corrections",
+    "case_objects",
     "cases",
     "citizen_reports",
     "commands",
@@ -31,10 +32,15 @@ __all__ = [
     "open311_keys",
     "rollout_units",
     "rollouts",
+    "service_object_audits",
+    "service_object_contacts",
+    "service_object_photos",
+    "service_objects",
     "snapshots",
     "tracks",
     "users",
     "utc_from_driver",
+    "vehicles",
     "vendor_counsellings",
     "vendor_file_lookups",
     "vendor_person_cases",
@@ -456,6 +462,111 @@ contact_reads = sa.Table(
 )
 
 # --- the service-object registry and the vehicle registry (issue #14 items 1 and 3) ---
+
+#: The service-object registry (``central_hub.services.service_objects``): shops,
+#: companies, communities, villages and key facilities. One object per (name, address),
+#: so a re-import updates it; ``search_text`` is name and address case-folded, what a
+#: name search reads; ``grid_cell_id`` is the street cell its location lies in (of the
+#: grid ``grid_version``), as a case's is.
+service_objects = sa.Table(
+    "service_objects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(400), nullable=False),
+    sa.Column("industry", sa.String(8), nullable=True),
+    sa.Column("subcategory", sa.String(8), nullable=True),
+    sa.Column("legal_representative", sa.String(100), nullable=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("grid_cell_id", sa.String(64), nullable=True, index=True),
+    sa.Column("grid_version", sa.String(16), nullable=True),
+    sa.Column("notes", sa.Text, nullable=False, server_default=""),
+    sa.Column("search_text", sa.String(610), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+    sa.UniqueConstraint("name", "address", name="uq_service_objects_name_address"),
+    sa.Index("ix_service_objects_industry_subcategory", "industry", "subcategory"),
+    # The nearest street shop to a case: a kind's objects in a band of latitude.
+    sa.Index("ix_service_objects_kind_lat", "kind", "lat"),
+)
+
+#: An object's contacts: where notices to the object, its industry or its grid area go.
+service_object_contacts = sa.Table(
+    "service_object_contacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "object_id", sa.Integer, sa.ForeignKey("service_objects.id"), nullable=False, index=True
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False, server_default=""),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("object_id", "name", name="uq_service_object_contacts_object_name"),
+)
+
+#: Photos of an object (JPEG without EXIF in the evidence store, by SHA-256).
+service_object_photos = sa.Table(
+    "service_object_photos",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "object_id", sa.Integer, sa.ForeignKey("service_objects.id"), nullable=False, index=True
+    ),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("added_by", sa.String(64), nullable=False),
+)
+
+#: Who created or changed an object, when, and what (``changes``: field -> [old, new]).
+service_object_audits = sa.Table(
+    "service_object_audits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "object_id", sa.Integer, sa.ForeignKey("service_objects.id"), nullable=False, index=True
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("changes", _json(), nullable=False),
+)
+
+#: Which object a case concerns (a 0504 at a shop front: the shop). ``how``: auto (the
+#: nearest street shop) or manual (an operator); an unlinked row stays, with who and when,
+#: so the automatic link is not made again.
+case_objects = sa.Table(
+    "case_objects",
+    metadata,
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column(
+        "object_id", sa.Integer, sa.ForeignKey("service_objects.id"), primary_key=True, index=True
+    ),
+    sa.Column("how", sa.String(8), nullable=False),
+    sa.Column("linked_at", UTCDateTime, nullable=False),
+    sa.Column("linked_by", sa.String(64), nullable=False),
+    sa.Column("unlinked_at", UTCDateTime, nullable=True),
+    sa.Column("unlinked_by", sa.String(64), nullable=True),
+)
+
+#: The vehicle registry: a plate (as the plate reader writes it) to its owner's contact,
+#: for move-your-car reminders. Personal data: phones masked for roles that send none.
+vehicles = sa.Table(
+    "vehicles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plate", sa.String(16), nullable=False, unique=True),
+    sa.Column("owner_name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(40), nullable=False),
+    sa.Column("notes", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+)
 
 # --- the vendor file (issue #14 item 4) ---
 
