@@ -199,6 +199,8 @@ events = sa.Table(
     sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True, index=True),
     # A shadow candidate's would-be event (Event.shadow): stored to compare, never filed.
     sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Why the event was stored but not filed: the service day it fell in (0016). Null else.
+    sa.Column("not_filed_reason", sa.Text, nullable=True),
 )
 
 audits = sa.Table(
