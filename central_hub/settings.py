@@ -162,6 +162,43 @@ class HubSettings(BaseSettings):
         "there); default http://api_host:api_port",
     )
 
+    notice_sms_url: str | None = Field(
+        default=None,
+        description="the SMS gateway's webhook, a URL template with {phone} and {id} "
+        "(http or https); unset: no texts",
+    )
+    notice_sms_secret_file: Path | None = Field(
+        default=None,
+        description="the file holding the secret shared with the SMS gateway: requests are "
+        "signed and its receipts checked with HMAC-SHA256 of it (needed with notice_sms_url)",
+    )
+    notice_sms_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notice_sms_per_s: float = Field(default=50.0, gt=0, description="texts a second, per hub")
+    notice_sms_burst: int = Field(default=100, ge=1, le=100_000)
+    notice_sms_concurrency: int = Field(default=32, ge=1, le=1_000)
+    notice_smtp_host: str | None = Field(default=None, description="unset: no e-mail")
+    notice_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notice_smtp_from: str | None = Field(default=None, description="the notices' From address")
+    notice_smtp_starttls: bool = False
+    notice_smtp_username: str | None = None
+    notice_smtp_password_file: Path | None = None
+    notice_email_per_s: float = Field(default=5.0, gt=0, description="e-mails a second")
+    notice_email_burst: int = Field(default=20, ge=1, le=100_000)
+    notice_speaker_per_s: float = Field(default=1.0, gt=0, description="announcements a second")
+    notice_speaker_burst: int = Field(default=20, ge=1, le=100_000)
+    notice_quiet_hours: str | None = Field(
+        default="22:00-07:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$|^$",
+        description="HH:MM-HH:MM local (the calendar's zone) when notices wait; empty: none",
+    )
+    notice_retry_initial_s: float = Field(default=10.0, gt=0)
+    notice_retry_cap_s: float = Field(default=900.0, gt=0)
+    notice_max_attempts: int = Field(default=8, ge=1, le=100)
+    notice_lease_s: float = Field(
+        default=60.0, gt=0, description="a claimed delivery is sent again after this"
+    )
+    notice_tick_s: float = Field(default=1.0, gt=0)
+
     @field_validator("share_group")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
@@ -196,6 +233,40 @@ class HubSettings(BaseSettings):
         if self.mqtt_tls_cert is not None and self.mqtt_tls_ca is None:
             raise ValueError("mqtt_tls_cert needs mqtt_tls_ca (the CA of the broker)")
         return self
+
+    @model_validator(mode="after")
+    def _notice_channels(self) -> HubSettings:
+        url = self.notice_sms_url
+        if url is not None:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("notice_sms_url: not an http:// or https:// URL")
+            rest = url.replace("{phone}", "").replace("{id}", "")
+            if "{" in rest or "}" in rest:
+                raise ValueError("notice_sms_url: only {phone} and {id} may be filled in")
+            if self.notice_sms_secret_file is None:
+                raise ValueError("notice_sms_url needs notice_sms_secret_file")
+        if (self.notice_smtp_host is None) != (self.notice_smtp_from is None):
+            raise ValueError("set both notice_smtp_host and notice_smtp_from, or neither")
+        if self.notice_retry_initial_s > self.notice_retry_cap_s:
+            raise ValueError("notice_retry_initial_s is above notice_retry_cap_s")
+        return self
+
+    def notice_secret(self, name: str) -> bytes:
+        """The contents of the notice secret file setting ``name`` (stripped);
+        :class:`SettingsError` naming the setting when it cannot be read or is empty."""
+        path: Path | None = getattr(self, name)
+        variable = f"XH_HUB_{name.upper()}"
+        if path is None:
+            raise SettingsError(f"{name} ({variable}): not set")
+        try:
+            secret = path.read_bytes().strip()
+        except FileNotFoundError as exc:
+            raise SettingsError(f"{name} ({variable}): no such file {path}") from exc
+        except OSError as exc:
+            raise SettingsError(f"{name} ({variable}): cannot read {path}: {exc.strerror}") from exc
+        if not secret:
+            raise SettingsError(f"{name} ({variable}): {path} is empty")
+        return secret
 
     def check_mqtt_tls(self) -> None:
         """Raise :class:`SettingsError` naming the setting when a TLS file that is set
