@@ -19,6 +19,7 @@ from central_hub.api import (
     metrics,
     open311,
     rollouts,
+    vendor_file,
 )
 from central_hub.api.deps import CurrentUser
 from central_hub.api.errors import install_error_handlers
@@ -54,6 +55,9 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     for module in (cases, citizen_reports, events, devices, grid, metrics, admin, rollouts):
         api.include_router(module.router)
+    # The vendor file's routes take the roles the city allows (a setting), so they are
+    # built for this hub.
+    api.include_router(vendor_file.router_for(hub.vendor_file.roles))
     app.include_router(api)
     rollouts.install_downloads(app)
     # Citizens' reports: Open311 GeoReport v2 with its own api_keys and error format,

@@ -661,6 +661,8 @@ class VendorFile:
         at = at or now
         if at.tzinfo is None:
             raise InvalidInputError("at: needs a time zone")
+        if not 2000 <= at.year <= 2100:
+            raise InvalidInputError(f"at: year {at.year} is not a year of this file")
         if at > now + _AHEAD:
             raise InvalidInputError("at: in the future")
         officer = _text(officer or user.name, "officer", 64)

@@ -7,7 +7,8 @@ does not start."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.id_cipher import IdCipher, write_key_file
 from central_hub.app import run_hub
-from central_hub.db.schema import cases, vendor_file_lookups, vendor_persons
+from central_hub.db.schema import vendor_file_lookups, vendor_persons
 from central_hub.domain.vendor_file import Colour, Outcome
 from central_hub.domain.workflow import Role
 from central_hub.errors import (
@@ -33,43 +34,14 @@ from central_hub.services.vendor_file import VendorFile
 from central_hub.settings import HubSettings
 from central_hub.testing import FakeClock, RecordingPublisher
 
+sys.path.insert(0, str(Path(__file__).parent))
+from vendor_seed import NUMBER, seed_case
+
 pytestmark = pytest.mark.integration
 
-NUMBER = "11010519491231002X"
 HANDLER = User(id=1, name="li.handler", role=Role.HANDLER)
 OPERATOR = User(id=2, name="zhao.operator", role=Role.OPERATOR)
 ROLES = frozenset({Role.HANDLER, Role.ADMIN})
-
-
-async def seed_case(engine: AsyncEngine, at: datetime, code: str = "0501") -> int:
-    """A case of ``code`` reported at ``at``; its id."""
-    async with engine.begin() as conn:
-        return int(
-            (
-                await conn.execute(
-                    cases.insert()
-                    .values(
-                        source="ai",
-                        code=code,
-                        major=code[:2],
-                        category="test",
-                        title=f"test {code}",
-                        line="enforcement",
-                        stage="registered",
-                        lat=28.6472,
-                        lon=121.2615,
-                        reported_at=at,
-                        limit_kind="working_hours",
-                        limit_amount=4.0,
-                        verification_required=False,
-                        event_count=1,
-                        last_event_at=at,
-                        updated_at=at,
-                    )
-                    .returning(cases.c.id)
-                )
-            ).scalar_one()
-        )
 
 
 def service(db: AsyncEngine, tmp_path: Path, clock: FakeClock, key: bytes | None) -> VendorFile:
