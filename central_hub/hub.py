@@ -30,16 +30,19 @@ from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
 from central_hub.services.keys import identity_key
 from central_hub.services.metrics import MetricsService
+from central_hub.services.notices import NoticeService
 from central_hub.services.packages import PackageStore
 from central_hub.services.publisher import Publisher
 from central_hub.services.records import RecordService
 from central_hub.services.rollouts import RolloutService
+from central_hub.services.service_days import ServiceDayGate, ServiceDayService
 from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
 from central_hub.services.vendor_file import VendorFile
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
+from central_hub.workers.notices import NoticeWorker, notices_from_settings
 from central_hub.workers.rollout import RolloutWorker
 from edge_agent.protocol import (
     ProtocolError,
@@ -108,6 +111,8 @@ class Hub:
     catalogue: Catalogue
     grid: Grid
     calendar: WorkCalendar
+    #: The convenience service days: pushed to units, listed in the console.
+    service_days: ServiceDayService
     evidence: EvidenceStore
     #: Clean frames for retraining: unblurred, so apart from the evidence, admins only.
     frames: EvidenceStore
@@ -123,6 +128,9 @@ class Hub:
     packages: PackageStore
     rollouts: RolloutService
     rollout_worker: RolloutWorker
+    #: Notices (texts, e-mails, announcements) and the worker that sends them.
+    notices: NoticeService
+    notice_worker: NoticeWorker
     #: The vendor file (people, their 0501 cases, counsellings), for the city's roles.
     vendor_file: VendorFile
     mqtt: HubMqtt | None = None
@@ -180,17 +188,22 @@ async def build_hub(
     commands = CommandService(engine, key, pub, clock)
     packages = PackageStore(engine, settings.packages_path, clock)
     rollouts = RolloutService(engine, commands, packages, grid, clock, public_url=settings.api_url)
+    devices = DeviceService(engine, pub, clock, key)
+    notices, notice_worker = notices_from_settings(
+        settings, engine, clock, grid, calendar, commands
+    )
     hub = Hub(
         engine=engine,
         clock=clock,
         catalogue=catalogue,
         grid=grid,
         calendar=calendar,
+        service_days=ServiceDayService(engine, devices, city.service_days, grid, clock),
         evidence=evidence,
         frames=frames,
         key=key,
         users=UserService(engine, clock),
-        devices=DeviceService(engine, pub, clock, key),
+        devices=devices,
         commands=commands,
         dispatcher=CommandDispatcher(commands, tick_s=settings.command_tick_s),
         cases=CaseService(engine, calendar, clock),
@@ -200,6 +213,8 @@ async def build_hub(
         packages=packages,
         rollouts=rollouts,
         rollout_worker=RolloutWorker(rollouts, tick_s=settings.rollout_tick_s),
+        notices=notices,
+        notice_worker=notice_worker,
         vendor_file=VendorFile(
             engine,
             EvidenceStore(settings.data_dir / "vendor_photos"),
@@ -220,5 +235,6 @@ async def build_hub(
             on_device_reachable=lambda _device: commands.wake(),
             frames=frames,
             max_ahead=timedelta(seconds=settings.max_clock_ahead_s),
+            held_back=ServiceDayGate(city.service_days, grid) if city.service_days.days else None,
         )
     return hub

@@ -24,7 +24,8 @@ class HubSettings(BaseSettings):
 
     A city's own data: ``grid_path`` (GeoJSON; default the grid ``central-hub grid import``
     stored in ``data_dir``, else the sample district), ``catalogue_path`` and
-    ``calendar_path`` (YAML; default the packaged ones).
+    ``calendar_path`` (YAML; default the packaged ones), ``service_days_path`` (YAML;
+    default none).
     """
 
     model_config = SettingsConfigDict(env_prefix="XH_HUB_", extra="forbid")
@@ -68,6 +69,11 @@ class HubSettings(BaseSettings):
     grid_path: Path | None = Field(default=None, description="the city's grid GeoJSON")
     catalogue_path: Path | None = Field(default=None, description="the event catalogue YAML")
     calendar_path: Path | None = Field(default=None, description="the working calendar YAML")
+    service_days_path: Path | None = Field(
+        default=None,
+        description="the city's convenience service days YAML (default: none; the packaged "
+        "central_hub/domain/data/service_days.yaml is the sample district's example)",
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token GET /metrics asks for; unset: open"
     )
