@@ -1,4 +1,4 @@
-"""A city's own data: its grid, event catalogue and working calendar.
+"""A city's own data: its grid, event catalogue, working calendar and service days.
 
 The hub files cases against three data files. A city names its own in the settings
 (``grid_path``, ``catalogue_path``, ``calendar_path``) or imports its grid once with
@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.grid import SAMPLE_DISTRICT_PATH, Grid
+from central_hub.domain.service_days import ServiceDays
 from central_hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CityData", "grid_source", "import_grid", "load_city_data"]
+__all__ = ["CityData", "grid_source", "import_grid", "load_city_data", "load_service_days"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class CityData:
     catalogue: Catalogue
     calendar: WorkCalendar
     grid_source: Path
+    #: The convenience service days (``service_days_path``; none without one).
+    service_days: ServiceDays = field(default_factory=ServiceDays)
 
     def describe(self) -> str:
         """One line for the log at start-up."""
@@ -52,13 +55,16 @@ def grid_source(settings: HubSettings) -> Path:
 
 
 def load_city_data(settings: HubSettings, *, today: date | None = None) -> CityData:
-    """Load the three data files the settings name; raise the domain error naming the file."""
+    """Load the data files the settings name; raise the domain error naming the file."""
     source = grid_source(settings)
+    grid = Grid.load(source)
+    catalogue = Catalogue.load(settings.catalogue_path)
     data = CityData(
-        grid=Grid.load(source),
-        catalogue=Catalogue.load(settings.catalogue_path),
+        grid=grid,
+        catalogue=catalogue,
         calendar=WorkCalendar.load(settings.calendar_path),
         grid_source=source,
+        service_days=load_service_days(settings.service_days_path, catalogue, grid),
     )
     log.info("%s", data.describe())
     year = (today or date.today()).year
@@ -70,6 +76,16 @@ def load_city_data(settings: HubSettings, *, today: date | None = None) -> CityD
             year,
         )
     return data
+
+
+def load_service_days(path: Path | None, catalogue: Catalogue, grid: Grid) -> ServiceDays:
+    """The service days of ``path`` checked against the catalogue's codes and the grid's
+    cells (a code or cell the city does not have is an error); none without a path."""
+    if path is None:
+        return ServiceDays()
+    return ServiceDays.load(
+        path, codes=[e.code for e in catalogue.entries()], cells=[c.id for c in grid.cells()]
+    )
 
 
 def import_grid(source: Path, settings: HubSettings) -> Grid:

@@ -47,6 +47,8 @@ class EventView(BaseModel):
     case_id: int | None
     #: Raised by a shadow candidate: compared, never filed.
     shadow: bool = False
+    #: Why it was stored but not filed: the service day it fell in (null when filed).
+    not_filed_reason: str | None = None
 
 
 class DeadLetterView(BaseModel):

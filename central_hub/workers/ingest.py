@@ -9,9 +9,12 @@ catalogue code), goes to the ``dead_letters`` table with the reason and the raw 
 nothing stops the worker.
 
 Events are stored and filed by one path, :meth:`IngestWorker._events`, which files with
-:meth:`EventFiler.file_many`. When the database refuses a batch, the same path runs on
-each event alone, so only the event at fault is dead-lettered; when another worker stored
-some of the events meanwhile (a lost race), it runs again and finds them stored.
+:meth:`EventFiler.file_many`. An event that falls in a convenience service day
+(``held_back``, :class:`central_hub.services.service_days.ServiceDayGate`) is stored with
+the reason in ``events.not_filed_reason`` and not filed. When the database refuses a
+batch, the same path runs on each event alone, so only the event at fault is
+dead-lettered; when another worker stored some of the events meanwhile (a lost race), it
+runs again and finds them stored.
 """
 
 from __future__ import annotations
@@ -252,8 +255,11 @@ class IngestWorker:
         frames: EvidenceStore | None = None,
         max_ahead: timedelta = MAX_AHEAD,
         dead_letter_budget: RateBudget | None = None,
+        held_back: Callable[[Event], str | None] | None = None,
     ) -> None:
         self.engine = engine
+        #: Why an event is stored but not filed (a service day), or None to file it.
+        self.held_back = held_back
         #: Dead letters kept per device (a broken or hostile unit cannot fill the table).
         self.dead_letter_budget = dead_letter_budget or RateBudget(
             per_minute=DEAD_LETTERS_PER_MIN, burst=DEAD_LETTER_BURST
@@ -477,18 +483,25 @@ class IngestWorker:
             return
         outcomes: list[int | DomainError | None] = [None] * len(fresh)
         to_file = [n for n, (_, _, ev) in enumerate(fresh) if _filed(ev)]
+        held: dict[int, str] = {}
+        if self.held_back is not None and self.filer is not None:
+            for n in to_file:
+                reason = self.held_back(fresh[n][2])
+                if reason is not None:
+                    held[n] = _clean(reason, 2000)
+            to_file = [n for n in to_file if n not in held]
         if self.filer is not None and to_file:
             facts = [EventFacts.from_event(fresh[n][2]) for n in to_file]
             filed = await self.filer.file_many(conn, facts, now)
             for n, case_or_refusal in zip(to_file, filed, strict=True):
                 outcomes[n] = case_or_refusal
         rows = []
-        for (i, item, ev), outcome in zip(fresh, outcomes, strict=True):
+        for n, ((i, item, ev), outcome) in enumerate(zip(fresh, outcomes, strict=True)):
             if isinstance(outcome, DomainError):
                 await self._dead_letter(conn, item, _clean(f"refused: {outcome}"), (), now)
                 tally.dead += 1
                 continue
-            rows.append(_event_row(ev, shas.get(i, _NONE), now, outcome))
+            rows.append(_event_row(ev, shas.get(i, _NONE), now, outcome, held.get(n)))
         if not rows:
             return
         stmt = insert_ignore(events, conn.dialect, ["event_id"]).returning(events.c.event_id)
@@ -610,7 +623,9 @@ def _filed(ev: Event) -> bool:
     return ev.code != SELFTEST_CODE and not ev.shadow
 
 
-def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -> dict[str, Any]:
+def _event_row(
+    ev: Event, stored: _Stored, now: datetime, case_id: int | None, not_filed: str | None = None
+) -> dict[str, Any]:
     return {
         "event_id": ev.event_id,
         "device_id": ev.device_id,
@@ -636,6 +651,7 @@ def _event_row(ev: Event, stored: _Stored, now: datetime, case_id: int | None) -
         "objects": [o.model_dump(mode="json") for o in ev.objects],
         "case_id": case_id,
         "shadow": ev.shadow,
+        "not_filed_reason": not_filed,
     }
 
 
