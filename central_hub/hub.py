@@ -22,6 +22,7 @@ from central_hub.db.migrate import migrate
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.grid import Grid
+from central_hub.domain.industries import Taxonomy
 from central_hub.errors import HubError
 from central_hub.services.case_filing import CaseFiler
 from central_hub.services.cases import CaseService
@@ -137,6 +138,10 @@ class Hub:
     ingest: IngestWorker | None = None
     #: Failed logins and refused tokens per client address (this process's).
     auth_throttle: FailureThrottle = field(default_factory=FailureThrottle)
+    #: The service objects' industry taxonomy (a data file a city edits).
+    industries: Taxonomy = field(default_factory=Taxonomy.load)
+    #: A 0504 case is linked to the nearest street shop within this many metres.
+    object_link_radius_m: float = 15.0
 
     async def close(self) -> None:
         """Release the database pool."""
@@ -224,6 +229,8 @@ async def build_hub(
         ),
         mqtt=broker,
     )
+    hub.industries = Taxonomy.load(settings.industries_path)
+    hub.object_link_radius_m = settings.object_link_radius_m
     if broker is not None and ingest:
         hub.ingest = IngestWorker(
             engine,

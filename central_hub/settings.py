@@ -151,6 +151,18 @@ class HubSettings(BaseSettings):
         description="the city's QR plates (GeoJSON points) the report page accepts; "
         "default: the sample's 200 plates",
     )
+    industries_path: Path | None = Field(
+        default=None,
+        description="the service objects' industry taxonomy YAML (default: the packaged 20 "
+        "industries and 131 subcategories)",
+    )
+    object_link_radius_m: float = Field(
+        default=15.0,
+        ge=0,
+        le=500,
+        description="a 0504 case is linked to the nearest street shop within this many metres "
+        "(0: never)",
+    )
     vendor_file_key_file: Path | None = Field(
         default=None,
         description="the vendor file's key (64 hex digits, `central-hub vendor-file keygen`): "
