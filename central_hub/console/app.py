@@ -21,6 +21,7 @@ from central_hub.console import (
     map_routes,
     metrics_routes,
     rollout_routes,
+    vendor_routes,
 )
 from central_hub.console.i18n import Translator
 from central_hub.console.metrics_routes import default_view
@@ -58,6 +59,7 @@ ROUTE_MODULES = (
     rollout_routes,
     box_routes,
     api_docs_routes,
+    vendor_routes,
 )
 
 

@@ -18,6 +18,7 @@ from central_hub.console.render import page, page_html
 from central_hub.console.security import Viewer, ViewerDep, require
 from central_hub.console.state import ConsoleState, console_state
 from central_hub.console.uploads import check_size, normalise_photo
+from central_hub.console.vendor_routes import vendor_case_context
 from central_hub.domain.catalogue import LINES
 from central_hub.domain.citizen_moderation import (
     AUDIT_ACTIONS,
@@ -181,6 +182,8 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "max_upload": state.settings.upload_max_bytes,
         "verdicts": [v.value for v in Verdict],
         "citizen": citizen,
+        # The vendor file's section on a 0501 case, for the roles that may see it.
+        "vendor": await vendor_case_context(state, who, case),
         "may_moderate": who.role in MODERATORS,
         "reason_max": REASON_MAX,
         "squads": sorted(

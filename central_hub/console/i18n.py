@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from central_hub.console.settings import Lang
+from central_hub.console.vendor_words import VENDOR_EN, VENDOR_ZH
 
 __all__ = ["MESSAGES", "Translator", "translator"]
 
@@ -632,8 +633,8 @@ _ENUMS_EN = {
 
 #: Every message, by language.
 MESSAGES: Mapping[Lang, Mapping[str, str]] = {
-    "zh": {**_ZH, **_ENUMS_ZH},
-    "en": {**_EN, **_ENUMS_EN},
+    "zh": {**_ZH, **_ENUMS_ZH, **VENDOR_ZH},
+    "en": {**_EN, **_ENUMS_EN, **VENDOR_EN},
 }
 
 

@@ -58,6 +58,8 @@ def context(
         "overdue_colour": OVERDUE_COLOUR,
         "may_read": bool(who and who.may(*READERS)),
         "may_command": bool(who and who.may(*COMMANDERS)),
+        # The vendor file's nav link, for the roles the city allows only.
+        "may_vendor": bool(who and state.hub.vendor_file.may(who.user)),
         "tojs": lambda v: json.dumps(v, ensure_ascii=False),
         **extra,
     }

@@ -473,6 +473,20 @@ class VendorFile:
         )
         return found[0]
 
+    async def photo(self, user: User, person_id: int) -> bytes:
+        """A person's photo (JPEG); NotFoundError when they have none. Served with the
+        file it belongs to, whose look is recorded."""
+        self.require(user)
+        async with self.engine.connect() as conn:
+            sha = (
+                await conn.execute(
+                    sa.select(vendor_persons.c.photo_sha256).where(vendor_persons.c.id == person_id)
+                )
+            ).scalar_one_or_none()
+        if sha is None:
+            raise NotFoundError(f"no photo of person {person_id}")
+        return await self.photos.get(str(sha))
+
     async def lookups(self, user: User, *, limit: int = 100, offset: int = 0) -> list[LookupRecord]:
         """The recorded lookups, newest first."""
         self.require(user)
