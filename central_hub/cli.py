@@ -17,7 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from central_hub import cli_keys, cli_open311, cli_plates, cli_rollout, cli_vendor_file
+from central_hub import (
+    cli_keys,
+    cli_objects,
+    cli_open311,
+    cli_plates,
+    cli_rollout,
+    cli_vendor_file,
+)
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import drop_session
 from central_hub.app import serve
@@ -122,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_keys.add_parsers(sub)
     cli_plates.add_parsers(sub)
     cli_open311.add_parsers(sub)
+    cli_objects.add_parsers(sub)
     cli_vendor_file.add_parsers(sub)
 
     p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
@@ -366,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_plates.run(settings, args)
         elif args.cmd == "open311":
             sys.stdout.write(asyncio.run(cli_open311.run(settings, args)))
+        elif args.cmd in ("objects", "vehicles"):
+            return asyncio.run(cli_objects.run(settings, args))
         elif args.cmd == "vendor-file":
             sys.stdout.write(cli_vendor_file.run(args))
         elif args.cmd == "keys":

@@ -80,6 +80,7 @@ __all__ = [
     "ObjectView",
     "ProblemView",
     "ServiceObjects",
+    "import_report",
     "sheet_rows",
 ]
 
@@ -339,7 +340,7 @@ class ServiceObjects:
         sheet = await asyncio.to_thread(read_sheet, data, name)
         rows, header_problems = sheet_rows(sheet)
         if header_problems:
-            return _report(name, len(sheet.rows), 0, 0, 0, header_problems)
+            return import_report(name, len(sheet.rows), 0, 0, 0, header_problems)
         return await self.import_rows(rows, name, actor)
 
     async def import_rows(
@@ -354,7 +355,7 @@ class ServiceObjects:
             async with self.engine.begin() as conn:
                 c, u, s = await self._store(conn, chunk, actor, f"import {name}")
             created, updated, unchanged = created + c, updated + u, unchanged + s
-        return _report(name, len(rows), created, updated, unchanged, problems)
+        return import_report(name, len(rows), created, updated, unchanged, problems)
 
     def _values(self, record: ObjectRecord, now: datetime, actor: str) -> dict[str, Any]:
         return {
@@ -975,9 +976,10 @@ def _changes(old: Mapping[Any, Any], values: Mapping[str, Any]) -> dict[str, Any
     return {f: [old[f], values[f]] for f in _FIELDS if not _same(old[f], values[f])}
 
 
-def _report(
+def import_report(
     name: str, rows: int, created: int, updated: int, unchanged: int, problems: Iterable[Problem]
 ) -> ImportReport:
+    """An import's report: its counts and every problem, by row then column."""
     found = sorted(problems)
     return ImportReport(
         file=name,
