@@ -25,6 +25,7 @@ from central_hub.services.citizen_page import PlateBook
 from central_hub.services.keys import resign_marker
 from central_hub.settings import HubSettings
 from central_hub.workers.retention import RetentionWorker
+from central_hub.workers.service_days import ServiceDayWorker
 from edge_agent.protocol import TOPIC_ROOT, utc_now
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
                 tasks.append(tg.create_task(_probe_delivery(hub.mqtt), name="probe"))
         if hub.mqtt is not None and resign_marker(settings).exists():
             tasks.append(tg.create_task(_resign_desired(hub, settings), name="resign"))
+        if hub.mqtt is not None:  # the city's service days to the units they concern
+            pusher = ServiceDayWorker(hub.service_days, ready=hub.mqtt.wait_subscribed)
+            tasks.append(tg.create_task(pusher.run(), name="service-days"))
         if settings.metrics_port is not None:
             ops = HubMetrics(hub.engine, hub.ingest.stats if hub.ingest is not None else None)
             stop_metrics = ops.serve(settings.metrics_host, settings.metrics_port)

@@ -23,6 +23,7 @@ from central_hub import (
     cli_open311,
     cli_plates,
     cli_rollout,
+    cli_service_days,
     cli_vendor_file,
 )
 from central_hub.adapters.evidence import EvidenceStore
@@ -131,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_open311.add_parsers(sub)
     cli_objects.add_parsers(sub)
     cli_vendor_file.add_parsers(sub)
+    cli_service_days.add_parsers(sub)
 
     p = sub.add_parser("dataset", help="export a retraining set from operators' verdicts")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
@@ -376,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(asyncio.run(cli_open311.run(settings, args)))
         elif args.cmd in ("objects", "vehicles"):
             return asyncio.run(cli_objects.run(settings, args))
+        elif args.cmd == "service-days":
+            return cli_service_days.run(settings, args)
         elif args.cmd == "vendor-file":
             sys.stdout.write(cli_vendor_file.run(args))
         elif args.cmd == "keys":

@@ -3,20 +3,25 @@ reason and not filed; the calendar pushed to the units it concerns as signed con
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.evidence import EvidenceStore
+from central_hub.cli import main
 from central_hub.db.schema import cases, dead_letters, events
 from central_hub.domain.service_days import ServiceDays
 from central_hub.hub import Hub
 from central_hub.services.service_days import ServiceDayGate, ServiceDayService
 from central_hub.testing import FakeClock, ListSource, RecordingPublisher, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
+from central_hub.workers.service_days import ServiceDayWorker
 from edge_agent.config import parse_config
 from edge_agent.config_apply import check_pushed, merge_pushed
 from edge_agent.protocol import Channel, topic, verify_desired
@@ -198,3 +203,48 @@ async def test_push_keeps_the_units_other_desired_sections(
     assert view.desired_config is not None
     assert view.desired_config["telemetry"] == {"interval_s": 15}
     assert len(view.desired_config["service_days"]["exemptions"]) == 1
+
+
+async def test_the_worker_pushes_at_start_and_again_each_period(
+    hub: Hub, db: AsyncEngine, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+    await hub.devices.register("pole-1", "pole")
+    service = ServiceDayService(db, hub.devices, calendar(), hub.grid, clock)
+    worker = ServiceDayWorker(service, every_s=0.01)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await worker.run()
+    assert worker.passes >= 2
+    view = await hub.devices.get("pole-1")
+    assert view.desired_version == 1  # pushed once; the later passes found it unchanged
+    assert view.desired_config is not None
+    assert view.desired_config["service_days"]["exemptions"][0]["name"] == "县前街便民服务日"
+
+
+def test_cli_check_lists_the_windows_or_every_problem_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    good = tmp_path / "days.yaml"
+    good.write_text(DOC.replace("2026-11-28", soon), encoding="utf-8")
+    data = ["--data-dir", str(tmp_path / "hub")]
+    assert main([*data, "service-days", "check", str(good), "--days", "30"]) == 0
+    out = capsys.readouterr().out
+    assert f"{good}: valid; 2 service days, 2 windows (Asia/Shanghai)" in out
+    assert f"{soon} 08:00-17:00 县前街便民服务日: shop_front at pole-1/cam-1/door-line" in out
+    assert "square by cell" not in out  # long past
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        DOC.replace("[shop_front]", "[shop_front, juggling]").replace("hy-st-11", "hy-st-99"),
+        encoding="utf-8",
+    )
+    assert main([*data, "service-days", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: 2 problem(s)" in err
+    assert "line 6: service_days.0.suspends: " in err
+    assert "'juggling' is neither an event code" in err
+    assert "line 10: service_days.1.cells: " in err
+    assert "not a cell of the grid: hy-st-99" in err
+    # the packaged sample passes against the sample district
+    assert main([*data, "service-days", "check"]) == 0
