@@ -67,6 +67,7 @@ class SmsGateway:
     _attempts: dict[str, int] = field(default_factory=dict)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen; the port."""
@@ -81,6 +82,10 @@ class SmsGateway:
             self._server.close()
             for writer in list(self._writers):
                 writer.close()
+            # Let each connection's handler see its end and return (3.11's wait_closed
+            # does not wait for them, and a handler cancelled at loop close is logged).
+            if self._handlers:
+                await asyncio.wait(list(self._handlers), timeout=5)
             await self._server.wait_closed()
 
     def stats(self) -> dict[str, int]:
@@ -127,6 +132,9 @@ class SmsGateway:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -155,6 +163,8 @@ class SmsGateway:
             pass
         finally:
             self._writers.discard(writer)
+            if task is not None:
+                self._handlers.discard(task)
             writer.close()
 
 

@@ -17,6 +17,7 @@ from central_hub.api import (
     events,
     grid,
     metrics,
+    notices,
     open311,
     rollouts,
     vendor_file,
@@ -53,13 +54,24 @@ def create_app(
     app.state.hub = hub
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (cases, citizen_reports, events, devices, grid, metrics, admin, rollouts):
+    for module in (
+        cases,
+        citizen_reports,
+        events,
+        devices,
+        grid,
+        metrics,
+        admin,
+        rollouts,
+        notices,
+    ):
         api.include_router(module.router)
     # The vendor file's routes take the roles the city allows (a setting), so they are
     # built for this hub.
     api.include_router(vendor_file.router_for(hub.vendor_file.roles))
     app.include_router(api)
     rollouts.install_downloads(app)
+    notices.install_receipts(app)
     # Citizens' reports: Open311 GeoReport v2 with its own api_keys and error format,
     # outside the bearer-token API and its OpenAPI document.
     open311.install(app, hub, open311_limits)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from central_hub.adapters.notice_channels import Outgoing
 from central_hub.db.engine import insert_ignore, is_sqlite, writer_turn
 from central_hub.db.schema import (
+    cases,
     commands,
     events,
     notice_deliveries,
@@ -255,8 +256,11 @@ class NoticeService:
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=60),
         uniform: Callable[[float, float], float] = random.uniform,
+        receipt_secret: bytes | None = None,
     ) -> None:
         self.engine = engine
+        #: The secret a gateway's receipts are signed with (None: no receipts taken).
+        self.receipt_secret = receipt_secret
         self.clock = clock
         self.resolver = resolver
         self.quiet = quiet
@@ -408,6 +412,15 @@ class NoticeService:
                             "updated_at": now,
                         }
                     )
+        case_ids = {r.case_id for r in requests if r.case_id is not None}
+        if case_ids:
+            async with self.engine.connect() as conn:
+                known = set(
+                    (await conn.execute(sa.select(cases.c.id).where(cases.c.id.in_(case_ids))))
+                    .scalars()
+                    .all()
+                )
+            problems.extend(f"case_id: no case {i}" for i in sorted(case_ids - known))
         if problems:
             raise NoticeError("; ".join(problems))
         async with writer_turn(self.engine), self.engine.begin() as conn:

@@ -154,6 +154,11 @@ def notices_from_settings(
     """The notice service and its worker with the channels ``settings`` configure (the
     speaker channel always; texts with ``notice_sms_url``; e-mail with
     ``notice_smtp_host``); a secret file that cannot be read is a SettingsError."""
+    secret = (
+        settings.notice_secret("notice_sms_secret_file")
+        if settings.notice_sms_secret_file is not None
+        else None
+    )
     service = NoticeService(
         engine,
         clock,
@@ -165,6 +170,7 @@ def notices_from_settings(
             settings.notice_max_attempts,
         ),
         lease=timedelta(seconds=settings.notice_lease_s),
+        receipt_secret=secret,
     )
     senders: dict[NoticeChannel, NoticeSender] = {NoticeChannel.SPEAKER: SpeakerSender(commands)}
     limits = {
@@ -172,10 +178,10 @@ def notices_from_settings(
             settings.notice_speaker_per_s, settings.notice_speaker_burst, 8
         )
     }
-    if settings.notice_sms_url is not None:
+    if settings.notice_sms_url is not None and secret is not None:
         senders[NoticeChannel.SMS] = WebhookSender(
             settings.notice_sms_url,
-            settings.notice_secret("notice_sms_secret_file"),
+            secret,
             timeout_s=settings.notice_sms_timeout_s,
             connections=settings.notice_sms_concurrency,
         )
