@@ -43,6 +43,7 @@ from central_hub.services.dataset import ExportOptions, export_dataset
 from central_hub.services.keys import identity_key
 from central_hub.services.provision import PLAIN_PORT, TLS_PORT, ensure_api_tls, provision_device
 from central_hub.services.retention import apply_retention
+from central_hub.services.vendor_file import vendor_photos_path
 from central_hub.settings import HubSettings
 from edge_agent.protocol import public_key_b64
 from edge_agent.vision.errors import ModelError
@@ -232,11 +233,12 @@ async def _backup(settings: HubSettings, args: argparse.Namespace) -> str:
     engine = create_engine(settings.database_url)
     evidence = EvidenceStore(settings.evidence_path)
     frames = EvidenceStore(settings.frames_path)
+    vendor_photos = EvidenceStore(vendor_photos_path(settings))
     try:
         if args.cmd == "backup":
-            report = await backup(engine, evidence, args.out, frames)
+            report = await backup(engine, evidence, args.out, frames, vendor_photos)
             return f"backed up {report.summary()}\n"
-        report = await restore(engine, evidence, args.archive, frames)
+        report = await restore(engine, evidence, args.archive, frames, vendor_photos)
         return f"restored {report.summary()}\n"
     finally:
         await engine.dispose()

@@ -39,7 +39,7 @@ from central_hub.services.rollouts import RolloutService
 from central_hub.services.service_days import ServiceDayGate, ServiceDayService
 from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
-from central_hub.services.vendor_file import VendorFile
+from central_hub.services.vendor_file import VendorFile, vendor_photos_path
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
@@ -222,7 +222,7 @@ async def build_hub(
         notice_worker=notice_worker,
         vendor_file=VendorFile(
             engine,
-            EvidenceStore(settings.data_dir / "vendor_photos"),
+            EvidenceStore(vendor_photos_path(settings)),
             clock,
             roles=settings.vendor_file_role_set,
             cipher=load_key_file(key_file) if (key_file := settings.vendor_file_key_file) else None,

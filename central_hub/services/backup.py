@@ -1,4 +1,5 @@
-"""Backup and restore of a hub: every table, the evidence and the frames in one tar file.
+"""Backup and restore of a hub: every table, the evidence, the frames and the vendor file's
+photos in one tar file.
 
 The archive is portable across databases (an SQLite hub restores into PostgreSQL, which
 is also how a district moves up): each table is a gzipped JSON-lines member written from
@@ -18,6 +19,7 @@ Layout of the archive::
     db/<table>.jsonl.gz      first line the column names, then one JSON list per row
     evidence/ab/cd/<sha>.jpg the images, as the store keeps them
     frames/ab/cd/<sha>.jpg   the clean frames kept for retraining (admins only)
+    vendor_photos/ab/cd/<sha>.jpg  the vendor file's photos of people
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ __all__ = ["FORMAT", "BackupError", "BackupReport", "backup", "restore"]
 FORMAT = "xiuhua-hub-backup/1"
 #: Rows read or inserted per statement.
 CHUNK = 2_000
-_EVIDENCE_RE = re.compile(r"^(evidence|frames)/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.jpg$")
+_EVIDENCE_RE = re.compile(
+    r"^(evidence|frames|vendor_photos)/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.jpg$"
+)
 
 
 class BackupError(HubError):
@@ -143,10 +147,14 @@ async def _dump_table(conn: AsyncConnection, table: sa.Table, into: Path) -> int
 
 
 async def backup(
-    engine: AsyncEngine, evidence: EvidenceStore, out: Path, frames: EvidenceStore | None = None
+    engine: AsyncEngine,
+    evidence: EvidenceStore,
+    out: Path,
+    frames: EvidenceStore | None = None,
+    vendor_photos: EvidenceStore | None = None,
 ) -> BackupReport:
-    """Write the database, the evidence store and the clean frames (``frames``) to the tar
-    file ``out`` (see module doc).
+    """Write the database, the evidence store, the clean frames (``frames``) and the
+    vendor file's photos (``vendor_photos``) to the tar file ``out`` (see module doc).
 
     The archive is written to ``out.partial`` and renamed when complete, so a crash or a
     full disk never leaves a file that looks like a backup. Tables are streamed, so memory
@@ -179,6 +187,7 @@ async def backup(
                         tar.add(dumped, arcname=name)
                         dumped.unlink()
             stores = [("evidence", evidence)] + ([("frames", frames)] if frames else [])
+            stores += [("vendor_photos", vendor_photos)] if vendor_photos else []
             for prefix, store in stores:
                 for path in sorted(store.root.glob("*/*/*.jpg")):
                     name = f"{prefix}/{path.relative_to(store.root).as_posix()}"
@@ -280,10 +289,15 @@ async def _filled_tables(conn: AsyncConnection) -> list[str]:
 
 
 async def restore(
-    engine: AsyncEngine, evidence: EvidenceStore, archive: Path, frames: EvidenceStore | None = None
+    engine: AsyncEngine,
+    evidence: EvidenceStore,
+    archive: Path,
+    frames: EvidenceStore | None = None,
+    vendor_photos: EvidenceStore | None = None,
 ) -> BackupReport:
     """Restore ``archive`` into an empty database, evidence store and frames store (see
-    module doc); an archive's clean frames need ``frames``."""
+    module doc); an archive's clean frames need ``frames``, its people's photos
+    ``vendor_photos``."""
     started = time.monotonic()
     with _open_archive(archive) as tar:
         try:
@@ -308,13 +322,18 @@ async def restore(
         has_frames = any(n.startswith("frames/") for n in manifest["members"])
         if has_frames and frames is None:
             raise BackupError(f"{archive} holds clean frames: give restore a frames store")
+        if vendor_photos is None and any(
+            n.startswith("vendor_photos/") for n in manifest["members"]
+        ):
+            raise BackupError(f"{archive} holds vendor file photos: give restore their store")
+        stores = {"evidence": evidence, "frames": frames, "vendor_photos": vendor_photos}
         images = 0
         size = 0
         for name in manifest["members"]:
             found = _EVIDENCE_RE.match(name)
             if found is not None:
                 blob = _read(tar, tar.getmember(name))
-                store = evidence if found.group(1) == "evidence" else frames
+                store = stores[found.group(1)]
                 assert store is not None  # checked above
                 store.put_sync(blob)
                 images += 1

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -65,6 +66,7 @@ from central_hub.errors import (
     SettingsError,
 )
 from central_hub.services.users import User
+from central_hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ __all__ = [
     "PersonSummary",
     "VendorFile",
     "ViolationView",
+    "vendor_photos_path",
 ]
 
 #: Most people a search shows.
@@ -182,6 +185,12 @@ def _text(value: str, field: str, limit: int, *, required: bool = True) -> str:
 
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def vendor_photos_path(settings: HubSettings) -> Path:
+    """Where the vendor file's photos of people are kept (apart from the case evidence,
+    which retention sweeps; backups carry them)."""
+    return settings.data_dir / "vendor_photos"
 
 
 class VendorFile:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.id_cipher import IdCipher, write_key_file
 from central_hub.app import run_hub
+from central_hub.db.engine import create_engine
 from central_hub.db.schema import vendor_file_lookups, vendor_persons
 from central_hub.domain.vendor_file import Colour, Outcome
 from central_hub.domain.workflow import Role
@@ -29,6 +30,7 @@ from central_hub.errors import (
     SettingsError,
 )
 from central_hub.hub import Hub, build_hub
+from central_hub.services.backup import BackupError, backup, restore
 from central_hub.services.users import User
 from central_hub.services.vendor_file import VendorFile
 from central_hub.settings import HubSettings
@@ -256,3 +258,29 @@ async def test_the_hub_does_not_start_without_the_key_its_people_were_stored_wit
         await conn.execute(vendor_persons.update().values(id_cipher=b"\0" * 40))
     with pytest.raises(SettingsError, match="does not decrypt"):
         await hub.vendor_file.check_key()
+
+
+async def test_a_backup_carries_people_encrypted_and_their_photos(
+    vf: VendorFile, db: AsyncEngine, tmp_path: Path, clock: FakeClock
+) -> None:
+    sha = await vf.photos.put(b"\xff\xd8 a person's photo \xff\xd9")
+    who = await vf.create_person(HANDLER, name="张三", id_number=NUMBER, photo_sha256=sha)
+    archive = tmp_path / "hub.tar"
+    await backup(db, EvidenceStore(tmp_path / "evidence"), archive, None, vf.photos)
+    bare = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bare.db'}")
+    try:
+        with pytest.raises(BackupError, match="vendor file photos"):
+            await restore(bare, EvidenceStore(tmp_path / "bare"), archive)
+    finally:
+        await bare.dispose()
+    target = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'restored.db'}")
+    try:
+        photos = EvidenceStore(tmp_path / "restored_photos")
+        await restore(target, EvidenceStore(tmp_path / "restored_evidence"), archive, None, photos)
+        again = VendorFile(target, photos, clock, roles=ROLES, cipher=vf.cipher)
+        await again.check_key()
+        got = await again.file(HANDLER, who, "restored")
+        assert got.person.id_number_masked == "110***********002X"
+        assert await again.photo(HANDLER, who) == b"\xff\xd8 a person's photo \xff\xd9"
+    finally:
+        await target.dispose()
