@@ -21,6 +21,7 @@ from central_hub.console import (
     map_routes,
     metrics_routes,
     rollout_routes,
+    service_day_routes,
     vendor_routes,
 )
 from central_hub.console.i18n import Translator
@@ -60,6 +61,7 @@ ROUTE_MODULES = (
     box_routes,
     api_docs_routes,
     vendor_routes,
+    service_day_routes,
 )
 
 
