@@ -137,6 +137,28 @@ async def test_a_handler_files_finds_and_counsels_a_vendor_from_the_phone_pages(
     assert 'data-outcome="refused"' in file.text
     assert "told to come to the office" in file.text
     assert ">黄色<" in file.text or ">yellow<" in file.text
+    # A second 0501 case, linked from its page through the search: the refusal now
+    # counts for a second violation, and the file turns green.
+    other = await seed_case(hub, code="0501", stage="registered")
+    page = await handler.get(f"/console/cases/{other}")
+    assert 'id="vendor-find"' in page.text
+    found = await handler.post(
+        "/console/vendor-file/search",
+        data={"csrf_token": handler.csrf, "name": "张三", "reason": "linking", "for_case": other},
+    )
+    assert f'action="/console/vendor-file/persons/{who}/cases"' in found.text
+    linked_too = await handler.post(
+        f"/console/vendor-file/persons/{who}/cases",
+        data={"csrf_token": handler.csrf, "case_id": str(other)},
+    )
+    assert linked_too.status_code == 303
+    assert linked_too.headers["location"] == f"/console/cases/{other}?done=vendor_linked"
+    file = await handler.get(f"/console/vendor-file/persons/{who}", params={"reason": "again"})
+    assert 'data-colour="green"' in file.text
+    assert file.text.count("data-case-id=") == 2
+    # A case of another code has no vendor section.
+    parked = await seed_case(hub, code="0505")
+    assert 'id="vendor-file"' not in (await handler.get(f"/console/cases/{parked}")).text
     recorded = await looks(hub)
     assert ("handler", "case", f"case {case} page") in recorded
     assert ("handler", "search", "县前街 stall") in recorded
