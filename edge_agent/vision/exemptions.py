@@ -35,8 +35,9 @@ __all__ = [
 ]
 
 #: Most exemptions one unit is sent: a year of quarterly and holiday service days on a
-#: few cameras is a few dozen; the cap keeps a broken calendar from bloating the config.
-MAX_EXEMPTIONS = 1000
+#: few cameras is a few dozen; the cap keeps a broken calendar from bloating the config
+#: (500 of about 200 bytes each stay well inside a signed config's 256 KiB).
+MAX_EXEMPTIONS = 500
 
 EventCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
 
