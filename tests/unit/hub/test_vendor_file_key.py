@@ -8,10 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from central_hub.adapters.id_cipher import IdCipher, KeyMismatch, load_key_file, write_key_file
 from central_hub.cli import main
+from central_hub.domain.workflow import Role
 from central_hub.errors import HubError, SettingsError
+from central_hub.settings import HubSettings
 
 NUMBER = "11010519491231002X"
 
@@ -80,3 +83,14 @@ def test_a_missing_or_bad_key_file_names_the_setting(tmp_path: Path) -> None:
     bad.write_text("ab" * 16)  # 16 bytes, not 32
     with pytest.raises(SettingsError, match="does not hold a key"):
         load_key_file(bad)
+
+
+def test_the_citys_roles_are_checked_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HubSettings().vendor_file_role_set == {Role.HANDLER, Role.ADMIN}
+    monkeypatch.setenv("XH_HUB_VENDOR_FILE_ROLES", " operator , admin ")
+    assert HubSettings().vendor_file_role_set == {Role.OPERATOR, Role.ADMIN}
+    for bad in ("inspector", "admin,boss", " , "):
+        monkeypatch.setenv("XH_HUB_VENDOR_FILE_ROLES", bad)
+        with pytest.raises(ValidationError, match="vendor_file_roles") as err:
+            HubSettings()
+        assert "is not a role" in str(err.value)
