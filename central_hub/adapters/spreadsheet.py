@@ -90,11 +90,13 @@ def _xlsx_rows(data: bytes, name: str) -> Iterator[tuple[int, tuple[object, ...]
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except Exception as exc:  # openpyxl raises a dozen kinds for a broken file: all say so
         raise InvalidInputError(f"{name}: not a readable XLSX workbook: {exc}") from exc
     try:
         sheet = book.worksheets[0]
         for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield number, tuple(cells)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+        raise InvalidInputError(f"{name}: a broken XLSX sheet: {exc}") from exc
     finally:
         book.close()

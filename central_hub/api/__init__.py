@@ -20,6 +20,7 @@ from central_hub.api import (
     notices,
     open311,
     rollouts,
+    service_objects,
     vendor_file,
 )
 from central_hub.api.deps import CurrentUser
@@ -64,6 +65,7 @@ def create_app(
         admin,
         rollouts,
         notices,
+        service_objects,
     ):
         api.include_router(module.router)
     # The vendor file's routes take the roles the city allows (a setting), so they are

@@ -141,6 +141,8 @@ _MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
 _LANDLINE = re.compile(r"(0[1-9][0-9]{1,2})([2-9][0-9]{6,7})(?:[#x转]([0-9]{1,6}))?")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]+")
 _SPACES = re.compile(r"\s+")
+#: Control characters (NUL and the like) a cell may carry but no name or address holds.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, order=True)
@@ -203,12 +205,14 @@ class VehicleRecord:
 
 
 def clean_text(value: object) -> str:
-    """A cell's text trimmed, NFKC-folded (full-width digits and letters become plain)
-    and with runs of white space as one space; "" for an empty cell."""
+    """A cell's text trimmed, NFKC-folded (full-width digits and letters become plain),
+    without control characters and with runs of white space as one space; "" for an
+    empty cell."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else _number_text(value)
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", text))
+    return _SPACES.sub(" ", text).strip()
 
 
 def _number_text(value: object) -> str:
