@@ -59,6 +59,9 @@ class SmsGateway:
     message_ids: dict[str, str] = field(default_factory=dict)
     #: Every request with a good signature, in order.
     requests: list[GatewayRequest] = field(default_factory=list)
+    #: (notice, to) of each accepted request: one notice reaching one number twice under
+    #: two keys would be a duplicate the key dedupe cannot catch.
+    recipients: set[tuple[str, str]] = field(default_factory=set)
     #: Requests repeating an accepted key (dropped by the dedupe).
     resent: int = 0
     bad_signatures: int = 0
@@ -93,7 +96,9 @@ class SmsGateway:
         return {
             "raw": self.raw,
             "accepted": len(self.accepted),
-            "duplicated": sum(n - 1 for n in self.accepted.values() if n > 1),
+            "duplicated": sum(n - 1 for n in self.accepted.values() if n > 1)
+            + len(self.accepted)
+            - len(self.recipients),
             "resent": self.resent,
             "bad_signatures": self.bad_signatures,
         }
@@ -126,6 +131,7 @@ class SmsGateway:
         if status != 200:
             return status, json.dumps({"error": f"scripted {status}"}).encode()
         self.accepted[key] = self.accepted.get(key, 0) + 1
+        self.recipients.add((str(parsed.get("notice")), str(parsed.get("to"))))
         message_id = f"gw-{len(self.message_ids) + 1}"
         self.message_ids[key] = message_id
         return 200, json.dumps({"message_id": message_id}).encode()
