@@ -476,6 +476,12 @@ class Telemetry(_Message):
     gps: GpsFix | None = None
     cameras: dict[ShortText, CameraHealth] = Field(default_factory=dict)
     restarts: dict[ShortText, int] = Field(default_factory=dict)
+    #: Rules a service day keeps silent now (``camera/rule`` -> the service day's name), so
+    #: a technician sees why a stall there is not reported.
+    exempted: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=129)],
+        Annotated[str, StringConstraints(min_length=1, max_length=200)],
+    ] = Field(default_factory=dict, max_length=256)
 
 
 class Track(_Message):

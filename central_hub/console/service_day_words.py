@@ -7,6 +7,7 @@ __all__ = ["SERVICE_DAYS_EN", "SERVICE_DAYS_ZH"]
 
 SERVICE_DAYS_ZH: dict[str, str] = {
     "nav.service_days": "便民服务日",
+    "device.exempted": "便民服务日暂停的规则",
     "sd.title": "便民服务日",
     "sd.explain": (
         "便民服务日里，修鞋、缝补、配钥匙等传统行业在指定地点服务，执法以劝导为主：所列地点的"
@@ -37,6 +38,7 @@ SERVICE_DAYS_ZH: dict[str, str] = {
 
 SERVICE_DAYS_EN: dict[str, str] = {
     "nav.service_days": "Service days",
+    "device.exempted": "Rules silent for a service day",
     "sd.title": "Convenience service days",
     "sd.explain": (
         "On a service day traditional trades (shoe repair, mending, locksmiths) serve at a set "

@@ -45,14 +45,16 @@ def build_telemetry(
     board: BoardFigures,
 ) -> protocol.Telemetry:
     """One heartbeat. ``vision`` is the vision service's stats (``fps``, ``inference_ms``,
-    ``dropped_frames``, ``cameras``) or None on a unit without cameras; ``evicted``
+    ``dropped_frames``, ``cameras``, ``exempted``) or None on a unit without cameras; ``evicted``
     counts every row the outbox dropped, by byte cap or by TTL."""
     fps = inference_ms = 0.0
     dropped = 0
     cameras: dict[str, Any] = {}
+    exempted: dict[str, str] = {}
     if vision is not None:
         fps, inference_ms = float(vision.fps), float(vision.inference_ms)
         dropped, cameras = int(vision.dropped_frames), dict(vision.cameras)
+        exempted = dict(getattr(vision, "exempted", {}))
     return protocol.Telemetry(
         device_id=device_id,
         ts=now,
@@ -68,4 +70,5 @@ def build_telemetry(
         gps=gps,
         cameras=cameras,
         restarts=dict(restarts),
+        exempted=exempted,
     )

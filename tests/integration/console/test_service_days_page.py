@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from central_hub.hub import Hub, build_hub
+from central_hub.services.devices import apply_telemetry
 from central_hub.services.service_days import ServiceDayGate
 from central_hub.settings import HubSettings
 from central_hub.testing import FakeClock, ListSource, RecordingPublisher, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
+from edge_agent.protocol import Telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +95,25 @@ async def test_handlers_are_refused_and_see_no_link(as_role: Any) -> None:
     assert r.status_code == 403
     home = await handler.get("/console/cases")
     assert 'data-nav="service-days"' not in home.text
+
+
+async def test_a_units_page_says_which_rules_a_service_day_keeps_silent(
+    as_role: Any, hub: Hub, clock: FakeClock
+) -> None:
+    tel = Telemetry(
+        device_id="pole-1",
+        ts=clock.now,
+        uptime_s=10.0,
+        fps=5.0,
+        inference_ms=20.0,
+        outbox_depth=0,
+        outbox_bytes=0,
+        evicted=0,
+        exempted={"cam-1/vendors": "县前街便民服务日"},
+    )
+    async with hub.engine.begin() as conn:
+        await apply_telemetry(conn, tel, clock.now)
+    op = await as_role("operator")
+    r = await op.get("/console/devices/pole-1")
+    assert r.status_code == 200
+    assert '<dd id="h-exempted">cam-1/vendors: 县前街便民服务日</dd>' in r.text

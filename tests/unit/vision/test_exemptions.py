@@ -13,12 +13,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from edge_agent import protocol
+from edge_agent.agent.heartbeat import BoardFigures, build_telemetry
+from edge_agent.agent.metrics import AgentFigures, families
 from edge_agent.config import AgentConfig, ConfigError, parse_config
 from edge_agent.config_apply import ApplyRejected, check_pushed, merge_pushed
+from edge_agent.link.outbox import OutboxStats
 from edge_agent.vision.config import CameraConfig, VisionConfig
 from edge_agent.vision.exemptions import Exemption, active_exemption, unused_exemptions
 from edge_agent.vision.frames import Box, Detection, Frame
-from edge_agent.vision.pipeline import CameraPipeline
+from edge_agent.vision.pipeline import CameraPipeline, VisionStats
 from edge_agent.vision.rules import RuleEngine, Violation
 from edge_agent.vision.tracker import TrackedObject
 
@@ -237,3 +241,35 @@ def test_a_file_without_the_section_has_none(tmp_path: Path) -> None:
 def test_exemption_times_compare_as_instants() -> None:
     e = exemption()
     assert e.start.astimezone(UTC) == datetime(2026, 3, 14, 0, 0, tzinfo=UTC)
+
+
+def test_the_heartbeat_and_metrics_list_the_rules_a_service_day_keeps_silent() -> None:
+    stats = VisionStats(
+        fps=5.0,
+        inference_ms=10.0,
+        dropped_frames=0,
+        exempted={"mast-east/vendors": "便民服务日 Q1"},
+    )
+    tel = build_telemetry(
+        device_id="pole-01",
+        now=OPENS,
+        uptime_s=1.0,
+        outbox=OutboxStats(0, 0, 0, 0),
+        vision=stats,
+        gps=None,
+        restarts={},
+        board=BoardFigures(),
+    )
+    on_the_wire = protocol.decode(protocol.Telemetry, protocol.encode(tel))
+    assert on_the_wire.exempted == {"mast-east/vendors": "便民服务日 Q1"}
+    figures = AgentFigures(
+        uptime_s=1.0, outbox=OutboxStats(0, 0, 0, 0), link_connected=True, vision=stats
+    )
+    [family] = [f for f in families(figures) if f.name == "xh_edge_rule_exempted"]
+    [sample] = family.samples
+    assert sample.labels == {
+        "camera": "mast-east",
+        "rule": "vendors",
+        "service_day": "便民服务日 Q1",
+    }
+    assert sample.value == 1
