@@ -255,10 +255,6 @@ class ServiceDays:
         ordered = sorted(out.values(), key=lambda e: (e.start, e.camera, e.zone or "", e.name))
         return tuple(ordered[:MAX_EXEMPTIONS])
 
-    def devices(self) -> frozenset[str]:
-        """The device ids the calendar's zones name."""
-        return frozenset(z.device_id for day in self.days for z in day.zones)
-
     def cells(self) -> frozenset[str]:
         """The grid cells the calendar names."""
         return frozenset(c for day in self.days for c in day.cells)
