@@ -20,6 +20,7 @@ from central_hub.console import (
     device_routes,
     map_routes,
     metrics_routes,
+    notice_routes,
     rollout_routes,
     service_day_routes,
     vendor_routes,
@@ -62,6 +63,7 @@ ROUTE_MODULES = (
     api_docs_routes,
     vendor_routes,
     service_day_routes,
+    notice_routes,
 )
 
 
