@@ -154,12 +154,19 @@ async def person_page(
 
 
 @router.get("/vendor-file/persons/{person_id}/photo", response_model=None)
-async def person_photo(request: Request, who: VendorViewer, person_id: int) -> Response:
-    """A person's photo (only the roles that may see the file)."""
+async def person_photo(
+    request: Request, who: VendorViewer, person_id: int, reason: str = ""
+) -> Response:
+    """A person's photo (only the roles that may see the file), recorded with the
+    ``reason`` of the page that shows it."""
     try:
-        data = await console_state(request).hub.vendor_file.photo(who.user, person_id)
+        data = await console_state(request).hub.vendor_file.photo(
+            who.user, person_id, reason[:1000]
+        )
     except NotFoundError:
         return Response("no photo", status_code=404, media_type="text/plain")
+    except InvalidInputError as exc:
+        return Response(str(exc), status_code=422, media_type="text/plain")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 

@@ -482,10 +482,11 @@ class VendorFile:
         )
         return found[0]
 
-    async def photo(self, user: User, person_id: int) -> bytes:
-        """A person's photo (JPEG); NotFoundError when they have none. Served with the
-        file it belongs to, whose look is recorded."""
+    async def photo(self, user: User, person_id: int, reason: str) -> bytes:
+        """A person's photo (JPEG), recorded as a look of kind ``photo`` with ``reason``
+        (a face is personal data too); NotFoundError when they have none."""
         self.require(user)
+        reason = _text(reason, "reason", REASON_MAX)
         async with self.engine.connect() as conn:
             sha = (
                 await conn.execute(
@@ -494,7 +495,9 @@ class VendorFile:
             ).scalar_one_or_none()
         if sha is None:
             raise NotFoundError(f"no photo of person {person_id}")
-        return await self.photos.get(str(sha))
+        data = await self.photos.get(str(sha))
+        await self._record(user, kind="photo", reason=reason, query="", shown=[person_id])
+        return data
 
     async def lookups(self, user: User, *, limit: int = 100, offset: int = 0) -> list[LookupRecord]:
         """The recorded lookups, newest first."""

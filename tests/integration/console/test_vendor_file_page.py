@@ -107,8 +107,13 @@ async def test_a_handler_files_finds_and_counsels_a_vendor_from_the_phone_pages(
     assert f'data-person-id="{who}"' in found.text
     assert "138****5678" in found.text
     assert "13812345678" not in found.text
-    assert f"/console/vendor-file/persons/{who}/photo" in found.text
-    photo = await handler.get(f"/console/vendor-file/persons/{who}/photo")
+    photo_url = (
+        f"/console/vendor-file/persons/{who}/photo?reason=%E5%8E%BF%E5%89%8D%E8%A1%97%20stall"
+    )
+    assert photo_url in found.text
+    no_reason = await handler.get(f"/console/vendor-file/persons/{who}/photo")
+    assert no_reason.status_code == 422
+    photo = await handler.get(photo_url)
     assert photo.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(photo.content)) as img:
         assert dict(img.getexif()) == {}
@@ -162,6 +167,7 @@ async def test_a_handler_files_finds_and_counsels_a_vendor_from_the_phone_pages(
     recorded = await looks(hub)
     assert ("handler", "case", f"case {case} page") in recorded
     assert ("handler", "search", "县前街 stall") in recorded
+    assert ("handler", "photo", "县前街 stall") in recorded
     assert recorded.count(("handler", "file", "follow-up")) == 2
 
 

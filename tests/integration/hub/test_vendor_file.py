@@ -212,6 +212,7 @@ async def test_a_role_the_city_did_not_allow_is_refused_everything_and_leaves_no
         vf.link_case(OPERATOR, who, case),
         vf.add_counselling(OPERATOR, who, outcome=Outcome.COMPLIED),
         vf.set_photo(OPERATOR, who, "0" * 64),
+        vf.photo(OPERATOR, who, "curious"),
     ]
     for call in calls:
         with pytest.raises(ForbiddenError, match="role operator may not see the vendor file"):
@@ -281,6 +282,6 @@ async def test_a_backup_carries_people_encrypted_and_their_photos(
         await again.check_key()
         got = await again.file(HANDLER, who, "restored")
         assert got.person.id_number_masked == "110***********002X"
-        assert await again.photo(HANDLER, who) == b"\xff\xd8 a person's photo \xff\xd9"
+        assert await again.photo(HANDLER, who, "restored") == b"\xff\xd8 a person's photo \xff\xd9"
     finally:
         await target.dispose()
