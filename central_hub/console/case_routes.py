@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from central_hub.console.errors import UploadRefused
+from central_hub.console.object_routes import object_case_context
 from central_hub.console.present import countdown
 from central_hub.console.render import page, page_html
 from central_hub.console.security import Viewer, ViewerDep, require
@@ -184,6 +185,8 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "citizen": citizen,
         # The vendor file's section on a 0501 case, for the roles that may see it.
         "vendor": await vendor_case_context(state, who, case),
+        # The service objects the case concerns (a 0504 linked to its shop on first view).
+        "objects": await object_case_context(state, who, case),
         "may_moderate": who.role in MODERATORS,
         "reason_max": REASON_MAX,
         "squads": sorted(

@@ -26,6 +26,7 @@ from central_hub.db.schema import (
     citizen_reports,
     dead_letters,
     events,
+    service_object_photos,
     snapshots,
     tracks,
 )
@@ -156,6 +157,8 @@ async def _live_evidence(
             )
         )
     )
+    # Service objects' photos are kept as long as their object (the registry is permanent).
+    live.update(r[0] for r in await conn.execute(sa.select(service_object_photos.c.sha256)))
     q = sa.select(audits.c.attachments).join(cases, cases.c.id == audits.c.case_id)
     if cutoff is not None:
         q = q.where(~(cases.c.stage.in_(final) & (cases.c.closed_at < cutoff)))
