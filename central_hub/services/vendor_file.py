@@ -256,8 +256,8 @@ class VendorFile:
             return
         if self.cipher is None:
             raise SettingsError(
-                f"{KEY_SETTING}: not set, and the vendor file holds people whose identity "
-                "numbers are encrypted with a key; set it to that key file"
+                f"{KEY_SETTING}: not set, and the vendor file holds people stored with a key "
+                f"(key id {sorted(key_ids)[0]}); set it to that key file"
             )
         self.cipher.check_key_ids(key_ids)
         if sample is not None:
