@@ -513,7 +513,7 @@ class ServiceObjects:
         stmt = (
             sa.select(t)
             .where(*self._where(q))
-            .order_by(t.c.name, t.c.id)
+            .order_by(t.c.name, t.c.address)  # the unique index's order: walked, not sorted
             .limit(q.limit)
             .offset(q.offset)
         )
