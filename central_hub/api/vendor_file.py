@@ -9,6 +9,8 @@ allows (``XH_HUB_VENDOR_FILE_ROLES``, default handler and admin): every route an
 * ``POST /vendor-file/persons``: create a person (optionally linking a case).
 * ``POST /vendor-file/persons/{id}/cases``: link a 0501 case (one person per case).
 * ``POST /vendor-file/persons/{id}/counsellings``: record a counselling.
+* ``PUT /vendor-file/persons/{id}/photo`` and ``GET ...?reason=``: a person's photo
+  (re-encoded without EXIF; every read recorded).
 * ``GET /vendor-file/lookups``: who looked into the file, when and why.
 
 Every search and file read is recorded (:mod:`central_hub.services.vendor_file`) before
@@ -19,15 +21,20 @@ are the city's setting; the OpenAPI document's ``x-roles`` names them.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, UploadFile, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from central_hub.api.deps import CurrentUser, HubDep, Offset, RowId, guard
+from central_hub.api.events import MAX_UPLOAD_BYTES
+from central_hub.console.errors import UploadRefused
+from central_hub.console.uploads import normalise_photo
 from central_hub.domain.vendor_file import NAME_MAX, NOTE_MAX, REASON_MAX, Colour, Outcome
 from central_hub.domain.workflow import Role
+from central_hub.errors import InvalidInputError, TooLargeError
 from central_hub.services.vendor_file import PHONE_MAX, PersonFile, PersonSummary
 from edge_agent.protocol import MAX_WIRE_INT
 
@@ -287,6 +294,37 @@ def router_for(roles: frozenset[Role]) -> APIRouter:
             note=body.note,
         )
         return CreatedRef(id=new_id)
+
+    @router.put("/persons/{person_id}/photo", **allowed)
+    async def put_photo(
+        hub: HubDep, user: CurrentUser, person_id: RowId, file: UploadFile
+    ) -> CreatedRef:
+        """Give a person a (new) photo: JPEG, PNG or WebP, re-encoded as a JPEG without
+        metadata (EXIF) as the console does. 404 for an unknown person, 413 over 5 MB."""
+        vf = hub.vendor_file
+        vf.require(user)  # before reading a byte of the upload
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        try:
+            photo = await asyncio.to_thread(normalise_photo, data, limit=MAX_UPLOAD_BYTES)
+        except UploadRefused as exc:
+            if exc.status == 413:
+                raise TooLargeError(f"a photo is limited to {MAX_UPLOAD_BYTES} bytes") from exc
+            raise InvalidInputError(f"file: a JPEG, PNG or WebP photo, please: {exc}") from exc
+        await vf.set_photo(user, person_id, await vf.photos.put(photo))
+        return CreatedRef(id=person_id)
+
+    @router.get(
+        "/persons/{person_id}/photo",
+        response_class=Response,
+        **guard(*roles, responses={200: {"content": {"image/jpeg": {}}}}),
+    )
+    async def get_photo(
+        hub: HubDep, user: CurrentUser, person_id: RowId, reason: Reason
+    ) -> Response:
+        """A person's photo, the read recorded with ``reason`` first. 404 when they have
+        none."""
+        data = await hub.vendor_file.photo(user, person_id, reason)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.get("/lookups", **allowed)
     async def lookups(

@@ -5,6 +5,7 @@ city's setting decides which roles those are; bad input is a 422 naming the fiel
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from central_hub.adapters.id_cipher import write_key_file
 from central_hub.api import API_PREFIX, create_app
@@ -102,15 +104,37 @@ async def test_an_allowed_role_keeps_and_reads_the_file(keyed_hub: Hub, clock: F
         body = got.json()
         assert [v["case_id"] for v in body["violations"]] == [first, second, third]
         assert [c["outcome"] for c in body["counsellings"]] == ["refused"]
+        exif = Image.Exif()
+        exif[0x010F] = "PhoneMaker"
+        shot = io.BytesIO()
+        Image.new("RGB", (40, 30), (9, 99, 199)).save(shot, format="JPEG", exif=exif)
+        put = await http.put(
+            f"{VF}/persons/{who}/photo",
+            headers=h,
+            files={"file": ("me.jpg", shot.getvalue(), "image/jpeg")},
+        )
+        assert put.status_code == 200, put.text
+        bad = await http.put(
+            f"{VF}/persons/{who}/photo",
+            headers=h,
+            files={"file": ("x.jpg", b"\xff\xd8no", "image/jpeg")},
+        )
+        assert bad.status_code == 422
+        assert (await http.get(f"{VF}/persons/{who}/photo", headers=h)).status_code == 422
+        pic = await http.get(f"{VF}/persons/{who}/photo", headers=h, params={"reason": "id check"})
+        assert pic.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(pic.content)) as img:
+            assert dict(img.getexif()) == {}
         log = await http.get(f"{VF}/lookups", headers=auth[Role.ADMIN])
         assert [(x["kind"], x["user_name"], x["reason"]) for x in log.json()] == [
+            ("photo", "u-handler", "id check"),
             ("file", "u-handler", "follow-up"),
             ("id_number", "u-handler", "card shown"),
             ("search", "u-handler", "stall on 横街路"),
         ]
         doc = (await http.get(f"{API_PREFIX}/openapi.json", headers=h)).json()
         ops = [op for p, item in doc["paths"].items() if "vendor-file" in p for op in item.values()]
-        assert len(ops) == 6
+        assert len(ops) == 8
         assert all(op["x-roles"] == ["admin", "handler"] for op in ops)
         assert all("delete" not in item for p, item in doc["paths"].items() if "vendor-file" in p)
 
@@ -134,6 +158,12 @@ async def test_a_role_without_the_right_gets_403_everywhere_and_sees_nothing(
             ("POST", f"{VF}/persons/{who}/cases", {"json": {"case_id": case}}),
             ("POST", f"{VF}/persons/{who}/counsellings", {"json": {"outcome": "complied"}}),
             ("GET", f"{VF}/lookups", {}),
+            ("GET", f"{VF}/persons/{who}/photo", {"params": {"reason": "x"}}),
+            (
+                "PUT",
+                f"{VF}/persons/{who}/photo",
+                {"files": {"file": ("x.jpg", b"x", "image/jpeg")}},
+            ),
         ]
         for role in (Role.OPERATOR, Role.DISPATCHER):
             for method, url, kw in calls:
