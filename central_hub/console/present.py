@@ -31,6 +31,7 @@ STAGE_COLOURS: dict[str, str] = {
     "registered": "#2f6fd0",
     "dispatched": "#7d3fc4",
     "returned": "#c43f8e",
+    "reminded": "#b8860b",
     "handled": "#138a8a",
     "checking": "#0f9d58",
     "closed": "#5f8f3a",

@@ -110,6 +110,7 @@ _STAGE_NOTES: dict[Stage, tuple[str, str]] = {
     Stage.HANDLED: ("已处置，待核查", "handled, awaiting the field check"),
     Stage.CHECKING: ("核查中", "field check under way"),
     Stage.RETURNED: ("返工中", "returned for rework"),
+    Stage.REMINDED: ("已提醒车主挪车，待复查", "owner reminded to move the car, recheck pending"),
     Stage.CLOSED: ("已结案", "closed: handled and checked"),
     Stage.CANCELLED: ("不予立案", "not registered"),
 }
@@ -656,7 +657,7 @@ def request_status(stage: Stage) -> Literal["open", "closed"]:
 def verified(stage: Stage) -> bool:
     """Whether an operator has verified (registered) the case: only then are the
     description and a client's media_url shown to the public."""
-    return stage not in (Stage.REPORTED, Stage.VERIFYING, Stage.CANCELLED)
+    return stage not in (Stage.REPORTED, Stage.VERIFYING, Stage.REMINDED, Stage.CANCELLED)
 
 
 def status_notes(view: RequestView, locale: str | None) -> str:

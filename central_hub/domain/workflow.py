@@ -21,6 +21,12 @@ Stages (DOMAIN.md, "Case workflow")::
 * ``returned`` is rework (返工): the field check failed and the case waits to be
   dispatched again, to the same unit or another.
 * ``closed`` and ``cancelled`` are final.
+* ``reminded`` is the move-your-car loop (:mod:`central_hub.domain.parking`): the hub
+  itself takes ``remind`` on a parked car whose owner it can text, waits, asks the unit to
+  look again, and takes ``moved`` (closed: rectified after the reminder) or ``stayed``
+  (registered for enforcement: two sightings minutes apart and a plate matched in the
+  vehicle registry stand in for the operator's check). An operator may take the case
+  over at any time (``start_verify``), and does when the unit cannot answer.
 
 Role matrix (who may take each action; ``admin`` may take every action):
 
@@ -38,6 +44,10 @@ approve             yes                            yes
 return_for_rework   yes                            yes
 ==================  ========  ==========  =======  =====
 
+``remind``, ``moved`` and ``stayed`` (:data:`HUB_ACTIONS`) are the hub's own actions, no
+person's: its parking loop takes them with ``by_hub=True``; people take the case over
+with ``start_verify``.
+
 The operator (the command centre's 坐席) verifies, registers, cancels, runs the field
 check and closes or returns; the dispatcher (派遣员) dispatches and may register; the
 handler (the line's unit, 处置单位) records the handling with its photos.
@@ -53,6 +63,7 @@ from central_hub.domain.errors import TransitionRefused
 __all__ = [
     "ACTION_ROLES",
     "FINAL_STAGES",
+    "HUB_ACTIONS",
     "OPEN_STAGES",
     "TRANSITIONS",
     "UNHANDLED_STAGES",
@@ -78,6 +89,7 @@ class Stage(enum.StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
     RETURNED = "returned"
+    REMINDED = "reminded"
 
 
 class Action(enum.StrEnum):
@@ -92,6 +104,9 @@ class Action(enum.StrEnum):
     CHECK = "check"
     APPROVE = "approve"
     RETURN_FOR_REWORK = "return_for_rework"
+    REMIND = "remind"
+    MOVED = "moved"
+    STAYED = "stayed"
 
 
 class Role(enum.StrEnum):
@@ -117,6 +132,11 @@ TRANSITIONS: Mapping[tuple[Stage, Action], Stage] = {
     (Stage.CHECKING, Action.APPROVE): Stage.CLOSED,
     (Stage.CHECKING, Action.RETURN_FOR_REWORK): Stage.RETURNED,
     (Stage.RETURNED, Action.DISPATCH): Stage.DISPATCHED,
+    (Stage.REPORTED, Action.REMIND): Stage.REMINDED,
+    (Stage.REMINDED, Action.MOVED): Stage.CLOSED,
+    (Stage.REMINDED, Action.STAYED): Stage.REGISTERED,
+    (Stage.REMINDED, Action.START_VERIFY): Stage.VERIFYING,
+    (Stage.REMINDED, Action.CANCEL): Stage.CANCELLED,
 }
 
 #: action -> roles that may take it (admin may take all).
@@ -130,7 +150,13 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = {
     Action.CHECK: frozenset({Role.OPERATOR, Role.ADMIN}),
     Action.APPROVE: frozenset({Role.OPERATOR, Role.ADMIN}),
     Action.RETURN_FOR_REWORK: frozenset({Role.OPERATOR, Role.ADMIN}),
+    Action.REMIND: frozenset(),
+    Action.MOVED: frozenset(),
+    Action.STAYED: frozenset(),
 }
+
+#: Actions only the hub takes (the parking loop), never a person, whatever their role.
+HUB_ACTIONS: frozenset[Action] = frozenset({Action.REMIND, Action.MOVED, Action.STAYED})
 
 #: Stages after which nothing more happens.
 FINAL_STAGES: frozenset[Stage] = frozenset({Stage.CLOSED, Stage.CANCELLED})
@@ -138,7 +164,14 @@ FINAL_STAGES: frozenset[Stage] = frozenset({Stage.CLOSED, Stage.CANCELLED})
 OPEN_STAGES: frozenset[Stage] = frozenset(Stage) - FINAL_STAGES
 #: Open stages in which the problem has not (or not acceptably) been handled yet.
 UNHANDLED_STAGES: frozenset[Stage] = frozenset(
-    {Stage.REPORTED, Stage.VERIFYING, Stage.REGISTERED, Stage.DISPATCHED, Stage.RETURNED}
+    {
+        Stage.REPORTED,
+        Stage.VERIFYING,
+        Stage.REGISTERED,
+        Stage.DISPATCHED,
+        Stage.RETURNED,
+        Stage.REMINDED,
+    }
 )
 
 #: Sources whose reports always need a person's verification (DESIGN §5).
@@ -165,7 +198,12 @@ def _names(items: Iterable[enum.StrEnum]) -> str:
 
 
 def transition(
-    stage: Stage, action: Action, role: Role, *, verification_needed: bool = True
+    stage: Stage,
+    action: Action,
+    role: Role,
+    *,
+    verification_needed: bool = True,
+    by_hub: bool = False,
 ) -> Stage:
     """The stage a case moves to when ``role`` takes ``action`` in ``stage``.
 
@@ -173,7 +211,9 @@ def transition(
     ``illegal`` when the action does not apply in this stage (it lists what does),
     ``forbidden`` when the role may not take it (it lists who may), ``unverified`` when
     ``register`` is tried on an unverified report while ``verification_needed`` (the
-    default; pass :func:`needs_verification`'s answer for the case).
+    default; pass :func:`needs_verification`'s answer for the case). The hub's own
+    actions (:data:`HUB_ACTIONS`) need ``by_hub`` and ignore ``role``; a person's need
+    the role and are never taken ``by_hub``.
     """
     try:
         stage, action, role = Stage(stage), Action(action), Role(role)
@@ -190,8 +230,15 @@ def transition(
                 f"possible now: {_names(possible)}"
             )
         raise TransitionRefused(reason, kind="illegal")
+    if (action in HUB_ACTIONS) != by_hub:
+        raise TransitionRefused(
+            f"{action.value} is taken by the hub itself, not by a person"
+            if action in HUB_ACTIONS
+            else f"the hub does not {action.value} by itself",
+            kind="forbidden",
+        )
     roles = ACTION_ROLES[action]
-    if role not in roles:
+    if not by_hub and role not in roles:
         who = _names(r for r in Role if r in roles)
         raise TransitionRefused(
             f"role {role.value} may not {action.value}; roles that may: {who}",

@@ -292,16 +292,19 @@ class CaseService:
         squad_id: str | None = None,
         verdict: Verdict | None = None,
         now: datetime,
+        by_hub: bool = False,
     ) -> Stage:
         """:meth:`transition` inside the caller's transaction ``conn`` (a service that
         moves a case as part of a larger change, e.g. a merged citizen report cancelling
-        the case it left); the new stage. Same checks, same audit row, same errors."""
+        the case it left); the new stage. Same checks, same audit row, same errors.
+        ``by_hub`` is for the hub's own actions (the parking loop's ``remind``, ``moved``,
+        ``stayed``; :data:`~central_hub.domain.workflow.HUB_ACTIONS`)."""
         row = (await conn.execute(cases.select().where(cases.c.id == case_id))).first()
         if row is None:
             raise NotFoundError(f"no case {case_id}")
         stage = Stage(row.stage)
         verify = needs_verification(row.source, row.verification_required)
-        new = transition(stage, action, user.role, verification_needed=verify)
+        new = transition(stage, action, user.role, verification_needed=verify, by_hub=by_hub)
         _check_verdict(action, verdict, row.source, stage)
         values: dict[str, Any] = {"stage": new.value, "updated_at": now}
         if action is Action.DISPATCH and stage is Stage.REGISTERED:

@@ -10,6 +10,7 @@ from central_hub.domain.errors import TransitionRefused
 from central_hub.domain.workflow import (
     ACTION_ROLES,
     FINAL_STAGES,
+    HUB_ACTIONS,
     TRANSITIONS,
     Action,
     Role,
@@ -86,14 +87,20 @@ MATRIX = {
     },
     R.DISPATCHER: {A.DISPATCH, A.REGISTER},
     R.HANDLER: {A.HANDLE},
-    R.ADMIN: set(Action),
+    R.ADMIN: set(Action) - {A.REMIND, A.MOVED, A.STAYED},
 }
 
 
 @pytest.mark.parametrize(("pair", "role"), list(itertools.product(sorted(LEGAL), Role)))
 def test_role_matrix_on_every_legal_transition(pair: tuple[Stage, Action], role: Role) -> None:
     stage, action = pair
-    if action in MATRIX[role]:
+    if action in HUB_ACTIONS:
+        with pytest.raises(TransitionRefused, match="taken by the hub itself") as info:
+            transition(stage, action, role, verification_needed=False)
+        assert info.value.kind == "forbidden"
+        assert action not in allowed_actions(stage, role, verification_needed=False)
+        assert transition(stage, action, role, by_hub=True) is TRANSITIONS[pair]
+    elif action in MATRIX[role]:
         target = transition(stage, action, role, verification_needed=False)
         assert target is TRANSITIONS[pair]
         assert action in allowed_actions(stage, role, verification_needed=False)
@@ -109,6 +116,19 @@ def test_role_matrix_on_every_legal_transition(pair: tuple[Stage, Action], role:
 def test_matrix_table_matches_code() -> None:
     for role, actions in MATRIX.items():
         assert {a for a in Action if role in ACTION_ROLES[a]} == actions
+
+
+def test_the_parking_loop_reminds_then_closes_or_registers() -> None:
+    assert transition(S.REPORTED, A.REMIND, R.ADMIN, by_hub=True) is S.REMINDED
+    assert transition(S.REMINDED, A.MOVED, R.ADMIN, by_hub=True) is S.CLOSED
+    # Still there registers it for enforcement without the unverified check.
+    assert transition(S.REMINDED, A.STAYED, R.OPERATOR, by_hub=True) is S.REGISTERED
+    # People take a reminded case over; the hub never takes a person's action.
+    assert allowed_actions(S.REMINDED, R.OPERATOR) == [A.START_VERIFY, A.CANCEL]
+    with pytest.raises(TransitionRefused, match="does not verify by itself"):
+        transition(S.VERIFYING, A.VERIFY, R.ADMIN, by_hub=True)
+    with pytest.raises(TransitionRefused, match="cannot remind a case that is verifying"):
+        transition(S.VERIFYING, A.REMIND, R.ADMIN, by_hub=True)
 
 
 def test_unverified_reports_cannot_be_registered_directly() -> None:
