@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from central_hub.adapters.spreadsheet import MAX_IMPORT_BYTES
 from central_hub.console.errors import UploadRefused
 from central_hub.console.render import page
 from central_hub.console.security import Viewer, ViewerDep, require
@@ -144,6 +145,35 @@ async def search_page(request: Request, who: ViewerDep) -> Response:
         kinds=[k.value for k in ObjectKind],
         industries=state.hub.industries.industries(),
         cells=[c for c in state.hub.grid.cells() if c.level != "area"],
+        may_edit=who.role in EDITORS,
+    )
+
+
+@router.post("/objects/import", response_model=None)
+async def import_objects(request: Request, who: EditorDep) -> Response:
+    """Import a CSV or XLSX of objects (operators and admins): the page lists what was
+    created, updated and left alone, and every bad row with its row, column and reason."""
+    state = console_state(request)
+    # The registry's files run to megabytes: the form's own cap, not the photo cap.
+    form = await request.form(max_part_size=MAX_IMPORT_BYTES + 1)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return page(request, who, "error.html", 422, message="file: choose a CSV or XLSX file")
+    data = await upload.read(MAX_IMPORT_BYTES + 1)
+    try:
+        if len(data) > MAX_IMPORT_BYTES:
+            raise InvalidInputError(f"{upload.filename}: over {MAX_IMPORT_BYTES} bytes")
+        report = await ServiceObjects.of_hub(state.hub).import_file(
+            data, upload.filename[:200], who.user.name
+        )
+    except InvalidInputError as exc:
+        return page(request, who, "error.html", 422, message=str(exc))
+    return page(
+        request,
+        who,
+        "objects_import.html",
+        422 if report.problems else 200,
+        report=report,
     )
 
 

@@ -40,6 +40,15 @@ OBJECTS_ZH: dict[str, str] = {
     "objects.cases": "关联案卷",
     "objects.updated": "更新于 {at}（{who}）",
     "objects.edit_hint": "修改后的字段、修改人和时间都会记录。联系人按姓名添加或更新。",
+    "objects.import": "导入 CSV / XLSX",
+    "objects.import_hint": "列：kind, name, address, industry, subcategory, legal_representative, "
+    "lat, lon, contact_name, contact_role, contact_phone, contact_email, notes（或中文表头）。"
+    "名称和地址相同的对象会被更新。",
+    "objects.import_summary": "共 {rows} 行：新建 {created}，更新 {updated}，未变 {unchanged}，"
+    "有误 {bad} 行（未导入）。",
+    "objects.row": "行",
+    "objects.column": "列",
+    "objects.reason": "原因",
     "kind.street_shop": "沿街商户",
     "kind.company": "企事业单位",
     "kind.community": "社区",
@@ -93,6 +102,15 @@ OBJECTS_EN: dict[str, str] = {
     "objects.updated": "updated {at} ({who})",
     "objects.edit_hint": "Every changed field is recorded with who and when. A contact is "
     "added or updated by name.",
+    "objects.import": "Import CSV / XLSX",
+    "objects.import_hint": "Columns: kind, name, address, industry, subcategory, "
+    "legal_representative, lat, lon, contact_name, contact_role, contact_phone, contact_email, "
+    "notes (or the Chinese headings). An object with the same name and address is updated.",
+    "objects.import_summary": "{rows} rows: {created} created, {updated} updated, {unchanged} "
+    "unchanged, {bad} bad (not imported).",
+    "objects.row": "Row",
+    "objects.column": "Column",
+    "objects.reason": "Reason",
     "kind.street_shop": "street shop",
     "kind.company": "company or institution",
     "kind.community": "community",

@@ -88,6 +88,18 @@ async def test_search_object_page_masking_and_an_audited_edit(as_role: Any, hub:
         "operator",
         {"legal_representative": ["王大成", "王小成"]},
     )
+    # An import through the page lists every bad row; a dispatcher may not import.
+    bad_file = FILE + "street_shop,,县前街 13 号,02,0205,王大成,,,,\n"
+    imported = await ops.post(
+        "/console/objects/import",
+        data={"csrf_token": ops.csrf},
+        files={"file": ("shops.csv", bad_file.encode(), "text/csv")},
+    )
+    assert imported.status_code == 422
+    assert '<tr data-row="4"><td>4</td><td>name</td>' in imported.text
+    # The file puts back the legal representative the form changed: one update.
+    assert "共 3 行：新建 0，更新 1，未变 1，有误 1 行" in imported.text
+    assert 'id="object-import"' not in masked.text
     disp_edit = await disp.post(
         f"/console/objects/{shop_id}", data=_edit_form(disp, legal_representative="x")
     )
