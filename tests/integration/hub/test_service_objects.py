@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook
 
+from central_hub.cli import main
 from central_hub.db.schema import audits, cases, service_object_contacts, service_objects
 from central_hub.domain.service_objects import ObjectKind, distance_m
 from central_hub.domain.workflow import Role
@@ -298,3 +300,27 @@ async def test_vehicles_import_and_lookup_by_plate(hub: Hub) -> None:
     assert await registry.lookup("浙J·B00000") is None
     with pytest.raises(InvalidInputError):
         await registry.lookup("not a plate")
+
+
+def test_the_cli_prints_every_bad_row_and_a_bad_taxonomy_stops_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shops = tmp_path / "shops.csv"
+    shops.write_text(FILE, encoding="utf-8")
+    data_dir = str(tmp_path / "hub")
+    assert main(["--data-dir", data_dir, "objects", "import", str(shops)]) == 1
+    out, err = capsys.readouterr()
+    assert "shops.csv: 7 rows: 3 created, 0 updated, 0 unchanged, 4 bad" in out
+    assert f"{shops}: row 4, column name: required" in err.splitlines()
+    assert len(err.splitlines()) == 6  # every problem of the four bad rows
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "community,城东社区,东门路 1 号,,,,,,,,,,\n", encoding="utf-8")
+    assert main(["--data-dir", data_dir, "objects", "import", str(good)]) == 0
+    assert "0 created, 0 updated, 1 unchanged, 0 bad" in capsys.readouterr().out
+    broken = tmp_path / "industries.yaml"
+    broken.write_text('version: 1\nindustries:\n  - {code: "1", name_zh: 教育}\n', "utf-8")
+    monkeypatch.setenv("XH_HUB_INDUSTRIES_PATH", str(broken))
+    assert main(["--data-dir", data_dir, "objects", "import", str(good)]) == 1
+    err = capsys.readouterr().err
+    assert f"{broken}: " in err
+    assert "line 3: industries[0].code: '1' is not a quoted string of 2 digits" in err
