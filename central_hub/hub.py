@@ -31,12 +31,13 @@ from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
 from central_hub.services.keys import identity_key
 from central_hub.services.metrics import MetricsService
-from central_hub.services.notices import NoticeService
+from central_hub.services.notices import HubAudiences, NoticeService, RegistryAudiences
 from central_hub.services.packages import PackageStore
 from central_hub.services.publisher import Publisher
 from central_hub.services.records import RecordService
 from central_hub.services.rollouts import RolloutService
 from central_hub.services.service_days import ServiceDayGate, ServiceDayService
+from central_hub.services.service_objects import ServiceObjects
 from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
 from central_hub.services.vendor_file import VendorFile, vendor_photos_path
@@ -231,6 +232,8 @@ async def build_hub(
     )
     hub.industries = Taxonomy.load(settings.industries_path)
     hub.object_link_radius_m = settings.object_link_radius_m
+    # Notices to the registry's audiences: an object, an industry, a subcategory, an area.
+    notices.resolver = HubAudiences(engine, grid, RegistryAudiences(ServiceObjects.of_hub(hub)))
     if broker is not None and ingest:
         hub.ingest = IngestWorker(
             engine,

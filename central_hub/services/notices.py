@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.notice_channels import Outgoing
 from central_hub.db.engine import insert_ignore, is_sqlite, writer_turn
@@ -45,8 +45,9 @@ from central_hub.db.schema import (
     notice_opt_outs,
     notice_templates,
     notices,
+    service_object_contacts,
 )
-from central_hub.domain.errors import NoticeError
+from central_hub.domain.errors import NoticeError, UnknownCell
 from central_hub.domain.grid import Grid
 from central_hub.domain.notices import (
     Audience,
@@ -63,7 +64,8 @@ from central_hub.domain.notices import (
     make_template,
     render,
 )
-from central_hub.errors import ConflictError, NotFoundError
+from central_hub.errors import ConflictError, InvalidInputError, NotFoundError
+from central_hub.services.service_objects import AudienceContact, ServiceObjects
 from edge_agent.protocol import uuid7
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ __all__ = [
     "NoticeService",
     "NoticeView",
     "OptOutView",
+    "RegistryAudiences",
     "TemplateView",
 ]
 
@@ -151,6 +154,54 @@ class HubAudiences:
             if cell is not None and cell.id in cells:
                 found[row.device_id] = Recipient(row.device_id, row.device_id)
         return sorted(found.values(), key=lambda r: r.contact_id)
+
+
+class RegistryAudiences:
+    """Audiences by the service-object registry: one contact (its id), one object's
+    contacts, an industry's or a subcategory's (their codes), a grid area's (a cell id:
+    the objects placed in it or below it). Recipients are ``so-<contact id>``."""
+
+    def __init__(self, registry: ServiceObjects) -> None:
+        self.registry = registry
+
+    async def resolve(self, audience: Audience, channel: NoticeChannel) -> list[Recipient]:
+        """See the class docstring; an unknown key is a :class:`NoticeError` naming it."""
+        key = audience.key
+        try:
+            if audience.kind in ("contact", "object"):
+                if not key.isdigit() or len(key) > 18:
+                    raise NoticeError(f"audience: {audience.kind} key {key[:20]!r} is not an id")
+                if audience.kind == "object":
+                    rows = await self.registry.contacts_of_object(int(key))
+                else:
+                    return await self._contact(int(key))
+            elif audience.kind == "industry":
+                rows = await self.registry.contacts_of_industry(key)
+            elif audience.kind == "subcategory":
+                rows = await self.registry.contacts_of_subcategory(key)
+            elif audience.kind == "area":
+                rows = await self.registry.contacts_in_area(key)
+            else:
+                raise NoticeError(f"audience: the registry does not resolve {audience.kind}")
+        except (NotFoundError, InvalidInputError, UnknownCell) as exc:
+            raise NoticeError(f"audience: {exc}") from exc
+        return [_recipient(r) for r in rows]
+
+    async def _contact(self, contact_id: int) -> list[Recipient]:
+        c = service_object_contacts
+        async with self.registry.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(c.c.id, c.c.name, c.c.phone, c.c.email).where(c.c.id == contact_id)
+                )
+            ).first()
+        if row is None:
+            raise NoticeError(f"audience: no contact {contact_id}")
+        return [Recipient(f"so-{row.id}", row.name, row.phone, row.email)]
+
+
+def _recipient(row: AudienceContact) -> Recipient:
+    return Recipient(f"so-{row.contact_id}", row.name, row.phone, row.email)
 
 
 def _ancestors(grid: Grid, cell_id: str) -> list[str]:
@@ -314,18 +365,20 @@ class NoticeService:
             raise NotFoundError(f"no notice template {name!r}")
         return _template_view(row)
 
-    async def _compiled(self, conn: AsyncConnection, name: str) -> tuple[int, NoticeTemplate]:
-        cached = self._templates.get(name)
-        if cached is not None:
-            return cached
-        row = (
-            await conn.execute(notice_templates.select().where(notice_templates.c.name == name))
-        ).first()
-        if row is None:
-            raise NotFoundError(f"no notice template {name!r}")
-        compiled = (row.id, make_template(row.name, row.subject, row.body, row.variables))
-        self._templates[name] = compiled
-        return compiled
+    async def _compile(self, names: set[str]) -> None:
+        """Load the templates ``names`` not yet cached (unknown ones stay out)."""
+        wanted = names - self._templates.keys()
+        if not wanted:
+            return
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    notice_templates.select().where(notice_templates.c.name.in_(wanted))
+                )
+            ).all()
+        for row in rows:
+            compiled = make_template(row.name, row.subject, row.body, row.variables)
+            self._templates[row.name] = (row.id, compiled)
 
     # --- sending ------------------------------------------------------------------
 
@@ -357,61 +410,63 @@ class NoticeService:
         notice_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         problems: list[str] = []
-        async with self.engine.connect() as conn:
-            for index, req in enumerate(requests):
-                where = f"notices[{index}]" if len(requests) > 1 else "notice"
-                try:
-                    template_id, template = await self._compiled(conn, req.template)
-                except NotFoundError as exc:
-                    problems.append(f"{where}: {exc}")
+        # Templates first, in one short read: no connection is held while audiences are
+        # resolved (on SQLite every transaction holds the write lock, and a resolver
+        # reads through connections of its own).
+        await self._compile({r.template for r in requests})
+        for index, req in enumerate(requests):
+            where = f"notices[{index}]" if len(requests) > 1 else "notice"
+            if req.template not in self._templates:
+                problems.append(f"{where}: no notice template {req.template!r}")
+                continue
+            template_id, template = self._templates[req.template]
+            try:
+                text = render(template, req.variables)
+                recipients = await self.resolver.resolve(req.audience, req.channel)
+            except NoticeError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if len(recipients) > MAX_RECIPIENTS:
+                problems.append(f"{where}: {len(recipients)} recipients, at most 50000")
+                continue
+            notice_id = uuid7()
+            notice_rows.append(
+                {
+                    "id": notice_id,
+                    "template_id": template_id,
+                    "variables": dict(req.variables),
+                    "audience": _audience_json(req.audience),
+                    "channel": req.channel.value,
+                    "urgent": req.urgent,
+                    "subject": text.subject,
+                    "body": text.body,
+                    "case_id": req.case_id,
+                    "created_by": actor,
+                    "created_at": now,
+                }
+            )
+            start = due_at(now, req.channel, req.urgent, self.quiet)
+            seen: set[str] = set()
+            for person in recipients:
+                address = person.address(req.channel)
+                if not address or person.contact_id in seen:
                     continue
-                try:
-                    text = render(template, req.variables)
-                    recipients = await self.resolver.resolve(req.audience, req.channel)
-                except NoticeError as exc:
-                    problems.append(f"{where}: {exc}")
-                    continue
-                if len(recipients) > MAX_RECIPIENTS:
-                    problems.append(f"{where}: {len(recipients)} recipients, at most 50000")
-                    continue
-                notice_id = uuid7()
-                notice_rows.append(
+                seen.add(person.contact_id)
+                delivery_rows.append(
                     {
-                        "id": notice_id,
-                        "template_id": template_id,
-                        "variables": dict(req.variables),
-                        "audience": _audience_json(req.audience),
+                        "id": uuid7(),
+                        "notice_id": notice_id,
+                        "contact_id": person.contact_id[:64],
+                        "name": person.name[:100],
+                        "address": address[:254],
                         "channel": req.channel.value,
                         "urgent": req.urgent,
-                        "subject": text.subject,
-                        "body": text.body,
-                        "case_id": req.case_id,
-                        "created_by": actor,
-                        "created_at": now,
+                        "state": DeliveryState.QUEUED.value,
+                        "attempts": 0,
+                        "next_attempt_at": start,
+                        "updated_at": now,
                     }
                 )
-                start = due_at(now, req.channel, req.urgent, self.quiet)
-                seen: set[str] = set()
-                for person in recipients:
-                    address = person.address(req.channel)
-                    if not address or person.contact_id in seen:
-                        continue
-                    seen.add(person.contact_id)
-                    delivery_rows.append(
-                        {
-                            "id": uuid7(),
-                            "notice_id": notice_id,
-                            "contact_id": person.contact_id[:64],
-                            "name": person.name[:100],
-                            "address": address[:254],
-                            "channel": req.channel.value,
-                            "urgent": req.urgent,
-                            "state": DeliveryState.QUEUED.value,
-                            "attempts": 0,
-                            "next_attempt_at": start,
-                            "updated_at": now,
-                        }
-                    )
         case_ids = {r.case_id for r in requests if r.case_id is not None}
         if case_ids:
             async with self.engine.connect() as conn:

@@ -29,7 +29,8 @@ from central_hub.domain.notices import (
     Recipient,
     RetryPolicy,
 )
-from central_hub.services.notices import OPTED_OUT, HubAudiences, NoticeService
+from central_hub.hub import Hub
+from central_hub.services.notices import OPTED_OUT, HubAudiences, NoticeRequest, NoticeService
 from central_hub.testing import FakeClock
 from central_hub.workers.notices import ChannelLimits, NoticeWorker, quiet_hours_of
 from simulators.mosquitto import free_port
@@ -371,9 +372,7 @@ def _request(
     variables: dict[str, str] | None = None,
     channel: NoticeChannel = NoticeChannel.SMS,
     urgent: bool = False,
-) -> Any:
-    from central_hub.services.notices import NoticeRequest
-
+) -> NoticeRequest:
     return NoticeRequest(
         "move-car",
         variables if variables is not None else {"plate": "浙J00001", "place": "横街路"},
@@ -381,3 +380,89 @@ def _request(
         channel,
         urgent=urgent,
     )
+
+
+REGISTRY_CSV = (
+    "kind,name,address,industry,subcategory,legal_representative,lat,lon,"
+    "contact_name,contact_role,contact_phone,contact_email,notes\n"
+    "street_shop,老王修鞋,县前街 12 号,02,0205,王大成,28.6472,121.2615,王大成,店主,13812345678,,\n"
+    "street_shop,Golden Scissors,县前街 14 号,03,0301,李美,28.64747,121.2615,"
+    "李美,店长,13912345678,meili@example.com,\n"
+)
+
+
+async def test_registry_audiences_reach_an_object_industry_subcategory_area_and_contact(
+    hub: Hub,
+) -> None:
+    from central_hub.services.service_objects import ObjectQuery, ServiceObjects
+
+    registry = ServiceObjects.of_hub(hub)
+    await registry.import_file(REGISTRY_CSV.encode(), "shops.csv", "cli")
+    shop = (await registry.search(ObjectQuery(text="老王")))[0]
+    (wang,) = await registry.contacts_of_object(shop.id)
+    cell = hub.grid.locate(28.6472, 121.2615)
+    assert cell is not None
+    area = hub.grid.path(cell.id)[0].id
+    await _template(hub.notices)
+    audiences = {
+        "object": Audience("object", str(shop.id)),
+        "industry": Audience("industry", "03"),
+        "subcategory": Audience("subcategory", "0205"),
+        "area": Audience("area", area),
+        "contact": Audience("contact", str(wang.contact_id)),
+    }
+    ids = await hub.notices.send_many([_request(a) for a in audiences.values()], actor="op")
+    reached = {}
+    for kind, notice_id in zip(audiences, ids, strict=True):
+        reached[kind] = sorted(d.address for d in await hub.notices.deliveries(notice_id))
+    assert reached == {
+        "object": ["13812345678"],
+        "industry": ["13912345678"],
+        "subcategory": ["13812345678"],
+        "area": ["13812345678", "13912345678"],
+        "contact": ["13812345678"],
+    }
+    with pytest.raises(NoticeError, match="industry: '99' is not in the taxonomy"):
+        await hub.notices.send_many([_request(Audience("industry", "99"))], actor="op")
+    with pytest.raises(NoticeError, match="no service object 99999"):
+        await hub.notices.send_many([_request(Audience("object", "99999"))], actor="op")
+
+
+async def test_an_area_announcement_goes_to_its_speakers_and_the_ack_is_the_receipt(
+    hub: Hub, clock: FakeClock
+) -> None:
+    from central_hub.services.commands import apply_ack
+    from central_hub.testing import ListSource, inbound, make_event
+    from central_hub.workers.ingest import IngestWorker
+    from edge_agent.protocol import CommandAck
+
+    for device in ("pole-1", "pole-far"):
+        await hub.devices.register(device, "pole")
+    worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    await worker.process(
+        [
+            inbound(make_event("pole-1", at=clock.now)),
+            inbound(make_event("pole-far", at=clock.now, lat=28.70, lon=121.30)),
+        ]
+    )
+    cell = hub.grid.locate(28.6472, 121.2615)
+    assert cell is not None
+    await hub.notices.create_template("clear", "", "请勿占道经营。", [], actor="admin")
+    (notice_id,) = await hub.notices.send_many(
+        [NoticeRequest("clear", {}, Audience("area", cell.id), NoticeChannel.SPEAKER)],
+        actor="op",
+    )
+    (delivery,) = await hub.notices.deliveries(notice_id)
+    assert delivery.address == "pole-1"
+    assert await hub.notice_worker.run_once(NoticeChannel.SPEAKER) == 1
+    (sent,) = await hub.notices.deliveries(notice_id)
+    command = await hub.commands.get(sent.provider_message_id or "")
+    assert (command.kind, command.params) == ("speaker.say", {"text": "请勿占道经营。"})
+    async with hub.engine.begin() as conn:
+        await apply_ack(
+            conn,
+            CommandAck(cmd_id=command.cmd_id, device_id="pole-1", state="succeeded", ts=clock.now),
+            clock.now,
+        )
+    assert await hub.notices.sweep_speaker_receipts() == 1
+    assert (await hub.notices.get(notice_id)).deliveries == {"delivered": 1}
