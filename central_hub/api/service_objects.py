@@ -249,6 +249,20 @@ async def update_object(
     return _page(await ServiceObjects.of_hub(hub).update(object_id, body.columns(), user), user)
 
 
+@router.delete(
+    "/service-objects/{object_id}/contacts/{contact_id}",
+    tags=["service objects"],
+    **guard(*EDITORS),
+)
+async def remove_contact(
+    hub: HubDep, user: CurrentUser, object_id: RowId, contact_id: RowId
+) -> ObjectPage:
+    """Remove one contact of an object (audited); 404 when it is not the object's."""
+    registry = ServiceObjects.of_hub(hub)
+    await registry.remove_contact(object_id, contact_id, user)
+    return _page(await registry.get(object_id), user)
+
+
 @router.get("/cases/{case_id}/objects", tags=["cases"], **guard(*ALL_ROLES))
 async def case_objects(hub: HubDep, case_id: RowId) -> list[CaseLink]:
     """The objects a case concerns (a 0504 is linked to the nearest street shop the first

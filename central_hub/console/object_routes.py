@@ -181,6 +181,7 @@ def _masked(detail: ObjectDetail, who: Viewer) -> list[dict[str, Any]]:
     full = who.role in CONTACT_READERS
     return [
         {
+            "id": c.id,
             "name": c.name if full else mask_name(c.name),
             "role": c.role,
             "phone": c.phone if full else mask_phone(c.phone),
@@ -296,6 +297,21 @@ async def add_photo(request: Request, who: EditorDep, object_id: int) -> Respons
     sha = await state.hub.evidence.put(jpeg)
     try:
         await ServiceObjects.of_hub(state.hub).add_photo(object_id, sha, who.user)
+    except NotFoundError:
+        return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    return RedirectResponse(state.url(f"/objects/{object_id}?done=1"), status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/objects/{object_id}/contacts/{contact_id}/remove", response_model=None)
+async def remove_contact(
+    request: Request, who: EditorDep, object_id: int, contact_id: int
+) -> Response:
+    """Remove one of the object's contacts (audited: who, when, what it held)."""
+    state = console_state(request)
+    if not (1 <= object_id <= MAX_WIRE_INT and 1 <= contact_id <= MAX_WIRE_INT):
+        return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    try:
+        await ServiceObjects.of_hub(state.hub).remove_contact(object_id, contact_id, who.user)
     except NotFoundError:
         return page(request, who, "error.html", 404, message=who.t("err.not_found"))
     return RedirectResponse(state.url(f"/objects/{object_id}?done=1"), status.HTTP_303_SEE_OTHER)

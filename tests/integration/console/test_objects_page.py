@@ -100,6 +100,15 @@ async def test_search_object_page_masking_and_an_audited_edit(as_role: Any, hub:
     # The file puts back the legal representative the form changed: one update.
     assert "共 3 行：新建 0，更新 1，未变 1，有误 1 行" in imported.text
     assert 'id="object-import"' not in masked.text
+    # A contact removed from the page is gone, and the trail says what it held.
+    contact_id = (await ServiceObjects.of_hub(hub).get(shop_id)).contacts[0].id
+    removed = await ops.post(
+        f"/console/objects/{shop_id}/contacts/{contact_id}/remove", data={"csrf_token": ops.csrf}
+    )
+    assert removed.status_code == 303
+    after = await ServiceObjects.of_hub(hub).get(shop_id)
+    assert after.contacts == []
+    assert after.audits[-1].changes == {"contact 王大成": [["", "13812345678", None], None]}
     disp_edit = await disp.post(
         f"/console/objects/{shop_id}", data=_edit_form(disp, legal_representative="x")
     )

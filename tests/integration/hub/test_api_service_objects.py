@@ -70,6 +70,12 @@ async def test_the_registries_through_the_api(sqlite_hub: Hub) -> None:
         industries = (await api.get(f"{API_PREFIX}/industries", headers=d)).json()
         assert (len(industries), sum(len(i["subcategories"]) for i in industries)) == (20, 131)
 
+        contact_id = full["contacts"][0]["id"]
+        gone = f"{base}/{shop_id}/contacts/{contact_id}"
+        assert (await api.delete(gone, headers=d)).status_code == 403
+        assert (await api.delete(gone, headers=o)).json()["contacts"] == []
+        assert (await api.delete(gone, headers=o)).status_code == 404
+
         cars = {"file": ("cars.csv", "车牌,车主,电话\n浙JA12345,李四,13912345678\n".encode())}
         assert (await api.post(f"{API_PREFIX}/vehicles/import", files=cars, headers=o)).json()[
             "created"
