@@ -32,7 +32,9 @@ from urllib.parse import quote
 
 import aiosmtplib
 import httpx
+import sqlalchemy as sa
 
+from central_hub.db.schema import commands
 from central_hub.domain.notices import Accepted, NoticeChannel, Refused, Retryable, SendOutcome
 from central_hub.errors import CommandError, NotFoundError
 from central_hub.services.commands import CommandService
@@ -231,10 +233,23 @@ class SpeakerSender:
         self.commands = commands
 
     async def send(self, item: Outgoing) -> SendOutcome:
-        """Queue a signed ``speaker.say`` for the device ``item.address``."""
+        """Queue a signed ``speaker.say`` for the device ``item.address``, once: the command
+        is created by ``notice:<delivery id>``, and a resend after a killed worker finds
+        it rather than announcing twice."""
+        actor = f"notice:{item.delivery_id}"
+        async with self.commands.engine.connect() as conn:
+            earlier = (
+                await conn.execute(
+                    sa.select(commands.c.cmd_id).where(
+                        commands.c.device_id == item.address, commands.c.created_by == actor
+                    )
+                )
+            ).first()
+        if earlier is not None:
+            return Accepted(earlier.cmd_id)
         try:
             view = await self.commands.enqueue(
-                item.address, "speaker.say", {"text": item.body}, actor=f"notice:{item.notice_id}"
+                item.address, "speaker.say", {"text": item.body}, actor=actor
             )
         except NotFoundError as exc:
             return Refused(str(exc))

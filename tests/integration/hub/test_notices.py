@@ -16,12 +16,19 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.adapters.notice_channels import SmtpSender, WebhookSender, verify_signature
+from central_hub.adapters.notice_channels import (
+    Outgoing,
+    SmtpSender,
+    SpeakerSender,
+    WebhookSender,
+    verify_signature,
+)
 from central_hub.db.schema import notice_deliveries
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.errors import NoticeError
 from central_hub.domain.grid import Grid
 from central_hub.domain.notices import (
+    Accepted,
     Audience,
     DeliveryState,
     NoticeChannel,
@@ -464,5 +471,11 @@ async def test_an_area_announcement_goes_to_its_speakers_and_the_ack_is_the_rece
             CommandAck(cmd_id=command.cmd_id, device_id="pole-1", state="succeeded", ts=clock.now),
             clock.now,
         )
+    # A worker killed after queueing the command resends under the same delivery: the
+    # speaker finds the command it queued and does not announce twice.
+    again = await SpeakerSender(hub.commands).send(
+        Outgoing(delivery.id, notice_id, "pole-1", "", "", "请勿占道经营。")
+    )
+    assert again == Accepted(command.cmd_id)
     assert await hub.notices.sweep_speaker_receipts() == 1
     assert (await hub.notices.get(notice_id)).deliveries == {"delivered": 1}
