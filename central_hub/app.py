@@ -68,6 +68,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         tasks.append(tg.create_task(hub.dispatcher.run(), name="commands"))
         tasks.append(tg.create_task(hub.rollout_worker.run(), name="rollouts"))
         tasks.append(tg.create_task(hub.notice_worker.run(), name="notices"))
+        if hub.parking is not None:
+            tasks.append(tg.create_task(hub.parking.run(), name="parking"))
         retention = RetentionWorker(
             hub.engine,
             hub.evidence,

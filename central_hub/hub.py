@@ -33,6 +33,7 @@ from central_hub.services.keys import identity_key
 from central_hub.services.metrics import MetricsService
 from central_hub.services.notices import HubAudiences, NoticeService, RegistryAudiences
 from central_hub.services.packages import PackageStore
+from central_hub.services.parking import ParkingLoop, parking_policy
 from central_hub.services.publisher import Publisher
 from central_hub.services.records import RecordService
 from central_hub.services.rollouts import RolloutService
@@ -40,6 +41,7 @@ from central_hub.services.service_days import ServiceDayGate, ServiceDayService
 from central_hub.services.service_objects import ServiceObjects
 from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
+from central_hub.services.vehicles import VehicleRegistry
 from central_hub.services.vendor_file import VendorFile, vendor_photos_path
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
@@ -135,6 +137,8 @@ class Hub:
     notice_worker: NoticeWorker
     #: The vendor file (people, their 0501 cases, counsellings), for the city's roles.
     vendor_file: VendorFile
+    #: The move-your-car loop (reminders and rechecks of parked cars).
+    parking: ParkingLoop | None = None
     mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
     #: Failed logins and refused tokens per client address (this process's).
@@ -229,6 +233,18 @@ async def build_hub(
             cipher=load_key_file(key_file) if (key_file := settings.vendor_file_key_file) else None,
         ),
         mqtt=broker,
+    )
+    hub.parking = ParkingLoop(
+        engine,
+        cases_service=hub.cases,
+        vehicles=VehicleRegistry(engine, clock),
+        notices_service=notices,
+        commands_service=commands,
+        grid=grid,
+        clock=clock,
+        policy=parking_policy(settings, grid),
+        can_text=settings.notice_sms_url is not None,
+        tick_s=settings.parking_tick_s,
     )
     hub.industries = Taxonomy.load(settings.industries_path)
     hub.object_link_radius_m = settings.object_link_radius_m

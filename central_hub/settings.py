@@ -163,6 +163,28 @@ class HubSettings(BaseSettings):
         description="a 0504 case is linked to the nearest street shop within this many metres "
         "(0: never)",
     )
+    parking_wait_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="the move-your-car loop: seconds between the reminder and the unit's "
+        "recheck (the bureau's 10 minutes)",
+    )
+    parking_wait_by_area: str = Field(
+        default="",
+        max_length=10_000,
+        description="other waits per grid area, 'CELL=SECONDS,CELL=SECONDS' (any level; the "
+        "most specific cell on a case's path wins)",
+    )
+    parking_answer_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="how long a unit has to answer a recheck before the operators take over",
+    )
+    parking_tick_s: float = Field(
+        default=2.0, gt=0, le=60, description="how often the move-your-car loop looks"
+    )
     vendor_file_key_file: Path | None = Field(
         default=None,
         description="the vendor file's key (64 hex digits, `central-hub vendor-file keygen`): "
@@ -250,6 +272,27 @@ class HubSettings(BaseSettings):
             raise ValueError("set both api_tls_cert and api_tls_key, or neither")
         if self.mqtt_tls_cert is not None and self.mqtt_tls_ca is None:
             raise ValueError("mqtt_tls_cert needs mqtt_tls_ca (the CA of the broker)")
+        return self
+
+    def parking_waits(self) -> dict[str, float]:
+        """``parking_wait_by_area`` as ``{cell id: seconds}`` (checked when settings load)."""
+        waits: dict[str, float] = {}
+        for item in filter(None, (p.strip() for p in self.parking_wait_by_area.split(","))):
+            cell, sep, value = item.partition("=")
+            try:
+                seconds = float(value) if sep and cell.strip() else -1.0
+            except ValueError:
+                seconds = -1.0
+            if not 0 < seconds <= 86_400:
+                raise ValueError(
+                    f"parking_wait_by_area: {item!r} is not CELL=SECONDS (0 < SECONDS <= 86400)"
+                )
+            waits[cell.strip()] = seconds
+        return waits
+
+    @model_validator(mode="after")
+    def _parking(self) -> HubSettings:
+        self.parking_waits()
         return self
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ _ROUTED = {
     "(or a config rollout), so its desired version is recorded",
     "model.install": "model packages reach units through rollouts (POST /api/v1/rollouts)",
     "keys.trust": "the hub's key is rotated with `central-hub keys rotate`",
+    "spot.recheck": "the hub's move-your-car loop sends it when a reminder's wait is over",
 }
 #: Kinds that change what a unit runs: admins only.
 _ADMIN_KINDS = frozenset({"model.rollback", "model.shadow_stop"})

@@ -715,3 +715,31 @@ notice_opt_outs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("channel", "address", name="uq_notice_opt_outs_address"),
 )
+
+# --- the move-your-car loop (issue #14 item 3) ---
+
+#: One row per 0505 case the parking loop looked at (``central_hub.services.parking``):
+#: the car (plate, the unit, camera, zone and box that saw it), the reminder's notice, when
+#: the unit is asked to look again and what it answered. ``state`` is a
+#: :class:`~central_hub.domain.parking.CheckState`.
+parking_checks = sa.Table(
+    "parking_checks",
+    metadata,
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("device_id", sa.String(63), nullable=False),
+    sa.Column("camera_id", sa.String(64), nullable=False),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("plate", sa.String(16), nullable=True),
+    sa.Column("box", _json(), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False, server_default=""),
+    sa.Column("notice_id", sa.String(36), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("reminded_at", UTCDateTime, nullable=True),
+    sa.Column("due_at", UTCDateTime, nullable=True),
+    sa.Column("cmd_id", sa.String(36), nullable=True),
+    sa.Column("asked_at", UTCDateTime, nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Index("ix_parking_checks_state_due", "state", "due_at"),
+)
