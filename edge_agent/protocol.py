@@ -505,6 +505,7 @@ class Command(_Message):
             "speaker.stop",
             "config.apply",
             "snapshot.request",
+            "spot.recheck",
             "model.install",
             "model.rollback",
             "model.shadow_stop",

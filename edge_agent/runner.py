@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edge_agent import protocol
 from edge_agent.agent.heartbeat import BoardFigures, build_telemetry, read_board
 from edge_agent.agent.metrics import AgentFigures, MetricsServer
+from edge_agent.agent.recheck import run_recheck
 from edge_agent.agent.selftest import run_selftest
 from edge_agent.agent.snapshot import send_snapshot
 from edge_agent.agent.supervisor import Supervisor
@@ -52,6 +53,7 @@ from edge_agent.update.store import ModelStore
 
 if TYPE_CHECKING:  # the vision package (OpenCV) loads only on units with cameras
     from edge_agent.vision.config import VisionConfig
+    from edge_agent.vision.recheck import RecheckResult
     from edge_agent.vision.sources import SourceFactory
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,14 @@ class _Vision(Protocol):
     def stats(self) -> Any: ...
 
     def snapshot(self, camera_id: str) -> Awaitable[bytes]: ...
+
+    def recheck(
+        self,
+        camera_id: str,
+        zone: str,
+        plate: str | None,
+        box: tuple[float, float, float, float] | None,
+    ) -> Awaitable[tuple[RecheckResult, bytes]]: ...
 
     @property
     def problems(self) -> list[str]:
@@ -500,6 +510,7 @@ class Agent:
             **SpeakerCommands(lambda: self.speaker).executors(),
             "config.apply": self._applier.apply_command,
             "snapshot.request": self._cmd_snapshot,
+            "spot.recheck": self._cmd_recheck,
             "model.install": self._installer.install_command,
             "model.rollback": self._installer.rollback_command,
             "model.shadow_stop": self._installer.stop_shadow_command,
@@ -560,6 +571,14 @@ class Agent:
             )
         except (KeyError, VisionError) as exc:
             raise CommandFailed(f"snapshot of {camera_id!r} failed: {exc}") from exc
+
+    async def _cmd_recheck(self, command: protocol.Command) -> str:
+        stages = self._stages
+        if stages is None or stages.vision is None:
+            raise CommandFailed("this unit has no cameras configured")
+        return await run_recheck(
+            command, stages.vision.recheck, outbox=self.outbox, clock=self.clock
+        )
 
     def config_desired(self, payload: bytes) -> None:
         """A retained ``config/desired`` message arrived: apply it in its own task."""

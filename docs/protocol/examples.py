@@ -231,6 +231,19 @@ class Examples:
             "2026-11-26T08:45:00Z",
             timedelta(minutes=2),
         )
+        recheck = {
+            "camera_id": "cam-parking",
+            "zone": "no-parking-box",
+            "plate": "浙JA1234",
+            "box": [0.41, 0.52, 0.63, 0.81],
+        }
+        self.cmd(
+            "spot.recheck",
+            "spot.recheck",
+            recheck,
+            "2026-11-26T08:55:00Z",
+            timedelta(minutes=5),
+        )
         install: dict[str, Any] = {
             "slot": "street",
             "url": PACKAGE_URL,

@@ -29,10 +29,12 @@ from edge_agent.vision.detector import Detector
 from edge_agent.vision.errors import ModelError, UnknownCamera, VisionError
 from edge_agent.vision.evidence import clean_frame, encode_jpeg, snapshot
 from edge_agent.vision.exemptions import Exemption
-from edge_agent.vision.frames import Detection, Frame
+from edge_agent.vision.frames import Box, Detection, Frame
+from edge_agent.vision.geometry import Polygon
 from edge_agent.vision.memory import release_free_memory
 from edge_agent.vision.model_set import ModelSet, RatePlan
 from edge_agent.vision.plates import PlateReader, make_plate_reader
+from edge_agent.vision.recheck import RecheckResult, decide
 from edge_agent.vision.rules import RuleEngine, Violation
 from edge_agent.vision.sources import Source, SourceFactory, make_source
 from edge_agent.vision.tracker import TrackedObject, Tracker
@@ -57,6 +59,10 @@ SINK_RETRY_S = 0.5
 SINK_RETRY_CAP_S = 30.0
 #: How long a snapshot request waits for a camera's next frame.
 SNAPSHOT_WAIT_S = 5.0
+#: A recheck (``spot.recheck``) looks at this many fresh frames of the camera, waiting at
+#: most ``RECHECK_WAIT_S`` for them (at 5 fps, a second).
+RECHECK_FRAMES = 5
+RECHECK_WAIT_S = 20.0
 
 
 def load_detector(
@@ -392,6 +398,15 @@ class _Pending:
     shadow: bool = False
 
 
+@dataclass
+class _Watch:
+    """A recheck waiting for a camera's next frames and their detections."""
+
+    need: int
+    seen: list[tuple[Frame, list[Detection]]] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class VisionService:
     """Runs every camera of a box around one shared detector.
 
@@ -444,6 +459,10 @@ class VisionService:
         self._shadow: ModelSet | None = None
         self.shadow_events = 0
         self._infer_ms: deque[float] = deque(maxlen=50)
+        #: Rechecks waiting for frames, per camera (under ``_lock``).
+        self._watches: dict[str, list[_Watch]] = {}
+        #: The plate reader ``run`` uses (rechecks read plates with it too).
+        self._plates_in_use: PlateReader | None = plate_reader
         self._processed: deque[float] = deque(maxlen=512)
         self._frames = 0
         self._events = 0
@@ -508,6 +527,63 @@ class VisionService:
         )
         return jpeg
 
+    async def recheck(
+        self, camera_id: str, zone: str, plate: str | None, box: Box | None
+    ) -> tuple[RecheckResult, bytes]:
+        """Is the parked car of a reminder still in ``zone``? (``spot.recheck``)
+
+        Watches the camera's next :data:`RECHECK_FRAMES` frames as the running pipeline
+        detects them (no second inference path), decides with
+        :func:`edge_agent.vision.recheck.decide` using the zone's parking rule (labels,
+        minimum score) and the unit's plate reader, and returns the answer with the last
+        frame as a JPEG. Raises :class:`UnknownCamera` or :class:`VisionError` (no such
+        parking zone, no frames in time).
+        """
+        try:
+            camera = self._config.camera(camera_id)
+        except KeyError:
+            raise UnknownCamera(f"no camera {camera_id!r} on this box") from None
+        polygon = next((z.polygon for z in camera.zones if z.name == zone), None)
+        rule = next((r for r in camera.rules if r.zone == zone and r.read_plate), None)
+        if polygon is None or rule is None:
+            raise VisionError(f"camera {camera_id!r} has no parking rule on zone {zone!r}")
+        watch = _Watch(need=RECHECK_FRAMES)
+        with self._lock:
+            self._watches.setdefault(camera_id, []).append(watch)
+        try:
+            await asyncio.to_thread(watch.done.wait, RECHECK_WAIT_S)
+        finally:
+            with self._lock:
+                self._watches[camera_id].remove(watch)
+        seen = list(watch.seen)
+        if not seen:
+            raise VisionError(f"camera {camera_id!r} gave no frame for {RECHECK_WAIT_S} s")
+        reader = self._plates_in_use
+
+        def read(index: int, detection: Detection) -> str | None:
+            if reader is None:
+                return None
+            found = reader.read(seen[index][0].image, detection.box)
+            return found.text if found is not None else None
+
+        result = await asyncio.to_thread(
+            decide,
+            [dets for _, dets in seen],
+            zone=Polygon.of(polygon),
+            labels=frozenset(rule.labels),
+            min_score=rule.min_score,
+            plate=plate,
+            original_box=box,
+            read_plate=read,
+        )
+        jpeg, _, _ = await asyncio.to_thread(
+            encode_jpeg,
+            seen[-1][0].image,
+            self._config.evidence.max_bytes,
+            self._config.evidence.quality,
+        )
+        return result, jpeg
+
     async def run(self, sink: EventSink, shout: ShoutSink | None = None) -> None:
         """Run all cameras until cancelled (or until every finite source has ended)."""
         loop = asyncio.get_running_loop()
@@ -534,6 +610,7 @@ class VisionService:
                 self._config.evidence.plate_prior,
                 self._config.evidence.plate_prior_weight,
             )
+        self._plates_in_use = plate_reader
         factory = EventFactory(
             self._config,
             device_id=self._device_id,
@@ -652,6 +729,8 @@ class VisionService:
             self._frames += len(frames)
         for frame, dets in zip(frames, results, strict=True):
             self._processed.append(now)
+            if self._watches:
+                self._feed_watches(frame, dets)
             camera = cameras[frame.camera_id]
             for violation in self._pipes[frame.camera_id].step(frame, dets):
                 if violation.rule.shout:
@@ -659,6 +738,15 @@ class VisionService:
                 evidence_q.put(_Pending(camera, violation))
         if self._shadow is not None:
             self._process_shadow(self._shadow, frames, results, cameras, evidence_q)
+
+    def _feed_watches(self, frame: Frame, dets: list[Detection]) -> None:
+        """Hand a camera's frame and its detections to the rechecks waiting for them."""
+        with self._lock:
+            for watch in self._watches.get(frame.camera_id, ()):
+                if len(watch.seen) < watch.need:
+                    watch.seen.append((frame, list(dets)))
+                    if len(watch.seen) == watch.need:
+                        watch.done.set()
 
     def _process_shadow(
         self,

@@ -206,6 +206,10 @@ def params_problem(command: protocol.Command, public_key: str) -> str:
         elif command.kind == "snapshot.request":
             if not isinstance(params.get("camera_id", ""), str):
                 raise CommandFailed("params.camera_id must be a string")
+        elif command.kind == "spot.recheck":
+            from edge_agent.agent.recheck import RecheckParams
+
+            RecheckParams.model_validate(params)
         elif command.kind == "keys.trust":
             # The unit checks previous_until against its clock; the example's is issued_at.
             protocol.parse_trust_params(params, command.issued_at)
