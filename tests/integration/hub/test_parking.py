@@ -6,8 +6,10 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
+from central_hub.api import API_PREFIX, create_app
 from central_hub.db.schema import audits, cases, commands, notices
 from central_hub.domain.notices import NoticeChannel, Recipient
 from central_hub.domain.parking import CheckState
@@ -168,6 +170,29 @@ async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: 
     assert (month.share_moved, month.enforcement_rate) == (0.5, 0.5)
     # A later tick changes nothing.
     assert (await hub.parking.tick()) == type(decided)()
+    # The same figures through the API, for the console and the city's dashboards.
+    _, token = await hub.users.add("op", Role.OPERATOR)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub)), base_url="http://hub"
+    ) as api:
+        period = {"start": "2026-11-01T00:00:00+08:00", "end": "2026-12-01T00:00:00+08:00"}
+        auth = {"Authorization": f"Bearer {token}"}
+        got = await api.get(f"{API_PREFIX}/metrics/parking", params=period, headers=auth)
+        assert got.status_code == 200, got.text
+        assert got.json() == [
+            {
+                "month": "2026-11",
+                "reminded": 2,
+                "moved": 1,
+                "stayed": 1,
+                "share_moved": 0.5,
+                "enforcement_rate": 0.5,
+            }
+        ]
+        backwards = {"start": period["end"], "end": period["start"]}
+        bad = await api.get(f"{API_PREFIX}/metrics/parking", params=backwards, headers=auth)
+        assert bad.status_code == 422
+        assert "end must be after start" in bad.text
 
 
 async def test_a_silent_unit_or_an_operator_leaves_the_case_to_people(
