@@ -81,7 +81,9 @@ async def answer(
         ),
         ts=clock(),
     )
-    ack = CommandAck(cmd_id=cmd_id, device_id=DEVICE, state=state, detail=detail, ts=clock())  # type: ignore[arg-type]
+    ack = CommandAck.model_validate(
+        {"cmd_id": cmd_id, "device_id": DEVICE, "state": state, "detail": detail, "ts": clock()}
+    )
     await worker.process([inbound(frame), inbound(ack)])
 
 
