@@ -305,7 +305,13 @@ def main() -> None:
     parser.add_argument("--pg-admin", default=PG_ADMIN_URL)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xh-notices-") as tmp:
-        figures = _run(args, Path(tmp))
+        try:
+            figures = _run(args, Path(tmp))
+        except Exception:
+            log = Path(tmp) / "serve.log"
+            if log.exists():  # what the hub said before it failed
+                sys.stderr.write(log.read_text(errors="replace")[-4000:])
+            raise
     print(json.dumps(figures))
 
 

@@ -54,7 +54,7 @@ class TemplateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     subject: str = Field(default="", max_length=200, pattern=_LINE)
     body: str = Field(min_length=1, max_length=2000)
     variables: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(

@@ -57,7 +57,7 @@ __all__ = [
 #: Variable names a template may declare.
 _VARIABLE = re.compile(r"[a-z_][a-z0-9_]{0,31}\Z")
 #: Template names.
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
 #: Longest value one variable may take (a shop's name, a plate, an address).
 VALUE_MAX = 200
 SUBJECT_MAX = 200
@@ -154,7 +154,7 @@ def make_template(name: str, subject: str, body: str, variables: Sequence[str]) 
     """
     problems: list[str] = []
     if not _NAME.match(name):
-        problems.append(f"name: {name!r} is not 1-64 of a-z, 0-9, _ and - (starting a-z0-9)")
+        problems.append(f"name: {name!r} is not 1-64 of a-z, 0-9, _, . and - (starting a-z0-9)")
     if len(subject) > SUBJECT_MAX:
         problems.append(f"subject: {len(subject)} characters, at most {SUBJECT_MAX}")
     if not body.strip():

@@ -74,6 +74,10 @@ def test_a_broken_template_is_refused_with_the_place(body: str, expected: str) -
         make_template("x", "", body, [])
 
 
+def test_names_may_be_namespaced_with_dots() -> None:
+    assert make_template("parking.move_car", "", "{plate}", ["plate"]).name == "parking.move_car"
+
+
 def test_bad_names_and_doubled_variables_are_named() -> None:
     with pytest.raises(NoticeError) as err:
         make_template("Bad Name", "", "{a}", ["a", "a", "B-1"])
