@@ -737,6 +737,9 @@ parking_checks = sa.Table(
     sa.Column("notice_id", sa.String(36), nullable=True),
     sa.Column("claimed_at", UTCDateTime, nullable=False),
     sa.Column("reminded_at", UTCDateTime, nullable=True),
+    # The wait of the case's grid area; the recheck is due that long after the text went
+    # out (a text held by quiet hours does not start the wait).
+    sa.Column("wait_s", sa.Float, nullable=True),
     sa.Column("due_at", UTCDateTime, nullable=True),
     sa.Column("cmd_id", sa.String(36), nullable=True),
     sa.Column("asked_at", UTCDateTime, nullable=True),

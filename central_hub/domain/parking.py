@@ -46,7 +46,8 @@ class CheckState(enum.StrEnum):
 
     #: Claimed by a worker, the reminder not yet queued (a crash leaves it here).
     DECIDING = "deciding"
-    #: The owner was texted; the case waits for its area's wait.
+    #: The owner's text is queued or sent; the case waits for its area's wait, counted
+    #: from when the text went out.
     REMINDED = "reminded"
     #: The unit was asked to look again.
     RECHECKING = "rechecking"
@@ -56,6 +57,8 @@ class CheckState(enum.StrEnum):
     TO_OPERATORS = "to_operators"
     #: The unit could not answer (failed, expired, silent): left to the operators.
     UNANSWERED = "unanswered"
+    #: The text to the owner failed (refused number, opted out): left to the operators.
+    NOT_DELIVERED = "not_delivered"
     #: An operator took the case over before the loop finished.
     TAKEN_OVER = "taken_over"
 

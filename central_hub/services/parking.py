@@ -41,13 +41,14 @@ from central_hub.db.schema import (
     cases,
     commands,
     events,
+    notice_deliveries,
     notices,
     parking_checks,
     snapshots,
 )
 from central_hub.domain.errors import NoticeError, TransitionRefused, UnknownCell
 from central_hub.domain.grid import Grid
-from central_hub.domain.notices import NoticeChannel, Recipient
+from central_hub.domain.notices import DeliveryState, NoticeChannel, Recipient
 from central_hub.domain.parking import (
     DEFAULT_TEMPLATE,
     CheckState,
@@ -109,6 +110,7 @@ class TickReport:
     moved: int = 0
     stayed: int = 0
     unanswered: int = 0
+    not_delivered: int = 0
 
 
 class ParkingCheckView(BaseModel):
@@ -192,6 +194,7 @@ class ParkingLoop:
         """One pass over new cases, due rechecks and answers."""
         report = TickReport()
         await self._new_cases(report)
+        await self._texts_out(report)
         await self._due_rechecks(report)
         await self._answers(report)
         return report
@@ -358,7 +361,7 @@ class ParkingLoop:
                         state=CheckState.REMINDED.value,
                         notice_id=notice_id,
                         reminded_at=now,
-                        due_at=now + wait,
+                        wait_s=wait.total_seconds(),
                     )
                 )
         except (TransitionRefused, ConflictError) as exc:
@@ -383,6 +386,51 @@ class ParkingLoop:
             case_id=case_id,
             actor=HUB_ACTOR.name,
         )
+
+    async def _texts_out(self, report: TickReport) -> None:
+        """Start each reminded case's wait when its text went out; a text that failed
+        leaves the case to the operators."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        parking_checks.c.case_id,
+                        parking_checks.c.wait_s,
+                        notice_deliveries.c.state,
+                        notice_deliveries.c.sent_at,
+                        notice_deliveries.c.last_error,
+                    )
+                    .join(
+                        notice_deliveries,
+                        notice_deliveries.c.notice_id == parking_checks.c.notice_id,
+                    )
+                    .where(
+                        parking_checks.c.state == CheckState.REMINDED.value,
+                        parking_checks.c.due_at.is_(None),
+                        notice_deliveries.c.state.in_(
+                            [
+                                DeliveryState.SENT.value,
+                                DeliveryState.DELIVERED.value,
+                                DeliveryState.FAILED.value,
+                            ]
+                        ),
+                    )
+                    .limit(BATCH)
+                )
+            ).all()
+        for row in rows:
+            if row.state == DeliveryState.FAILED.value:
+                reason = f"the text to the owner failed: {row.last_error or 'no reason given'}"
+                await self._finish(row.case_id, CheckState.NOT_DELIVERED, reason)
+                report.not_delivered += 1
+                continue
+            sent = row.sent_at or self.clock()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    parking_checks.update()
+                    .where(parking_checks.c.case_id == row.case_id)
+                    .values(due_at=sent + timedelta(seconds=row.wait_s or 0.0))
+                )
 
     async def _due_rechecks(self, report: TickReport) -> None:
         now = self.clock()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from central_hub.adapters.notice_channels import WebhookSender
 from central_hub.api import API_PREFIX, create_app
 from central_hub.db.schema import audits, cases, commands, notices
 from central_hub.domain.notices import NoticeChannel, Recipient
@@ -18,12 +21,44 @@ from central_hub.hub import Hub
 from central_hub.services.vehicles import VehicleRegistry
 from central_hub.testing import TINY_JPEG, FakeClock, ListSource, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
+from central_hub.workers.notices import ChannelLimits, NoticeWorker
 from edge_agent.protocol import CommandAck, Event, Plate, Snapshot, SnapshotReply
+from simulators.sms_gateway import GatewayRequest, SmsGateway
 
 DEVICE = "pole-parking-01"
 WAIT = timedelta(minutes=10)
-# Four spots far enough apart to be four cases (the parking pole of the sample district).
-SPOTS = [(28.6455, 121.2650), (28.6460, 121.2660), (28.6450, 121.2640), (28.6465, 121.2645)]
+SECRET = b"shared-with-the-gateway"
+#: The gateway refuses this number for good (400), as a real one refuses a dead number.
+DEAD_NUMBER = "13800000009"
+# Five spots far enough apart to be five cases (around the parking pole of the sample district).
+SPOTS = [
+    (28.6455, 121.2650),
+    (28.6460, 121.2660),
+    (28.6450, 121.2640),
+    (28.6465, 121.2645),
+    (28.6448, 121.2656),
+]
+
+
+@pytest.fixture
+async def texts(hub: Hub) -> AsyncIterator[tuple[SmsGateway, NoticeWorker]]:
+    """A real stand-in SMS gateway and the hub's notice worker sending to it."""
+
+    def script(request: GatewayRequest) -> int:
+        return 400 if request.body.get("to") == DEAD_NUMBER else 200
+
+    gateway = SmsGateway(SECRET, script=script)
+    port = await gateway.start()
+    sender = WebhookSender(
+        f"http://127.0.0.1:{port}/sms?to={{phone}}&ref={{id}}", SECRET, timeout_s=5
+    )
+    worker = NoticeWorker(
+        hub.notices,
+        {NoticeChannel.SMS: sender},
+        {NoticeChannel.SMS: ChannelLimits(1000, 1000, 8)},
+    )
+    yield gateway, worker
+    await gateway.stop()
 
 
 def parked(plate: str | None, seq: int, at: datetime, spot: tuple[float, float]) -> Event:
@@ -39,7 +74,8 @@ def parked(plate: str | None, seq: int, at: datetime, spot: tuple[float, float])
 
 
 async def setup(hub: Hub, clock: FakeClock) -> tuple[IngestWorker, dict[str, int]]:
-    """Two known owners with phones, one unknown plate, one unread plate: four cases."""
+    """Two known owners with phones, one whose number is dead, one unknown plate, one unread
+    plate: five cases."""
     assert hub.parking is not None
     hub.parking.can_text = True
     await hub.devices.register(DEVICE, "pole")
@@ -47,18 +83,19 @@ async def setup(hub: Hub, clock: FakeClock) -> tuple[IngestWorker, dict[str, int
         [
             (2, {"plate": "浙J·A12345", "owner_name": "王某", "phone": "13800000001"}),
             (3, {"plate": "浙J·B67890", "owner_name": "李某", "phone": "13800000002"}),
+            (4, {"plate": "浙J·C24680", "owner_name": "张某", "phone": DEAD_NUMBER}),
         ],
         "cars.csv",
         "admin",
     )
     assert not report.problems
     worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
-    plates = ["浙J·A12345", "浙J·B67890", "浙A·99999", None]
+    plates = ["浙J·A12345", "浙J·B67890", "浙A·99999", None, "浙J·C24680"]
     events = [parked(p, i + 1, clock(), SPOTS[i]) for i, p in enumerate(plates)]
     await worker.process([inbound(e) for e in events])
     async with hub.engine.connect() as conn:
         rows = (await conn.execute(sa.select(cases.c.id, cases.c.stage))).all()
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert {r.stage for r in rows} == {"reported"}
     ids = {}
     for event in events:
@@ -95,13 +132,16 @@ async def stage_of(hub: Hub, case_id: int) -> str:
     return stage
 
 
-async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: FakeClock) -> None:
+async def test_one_car_leaves_after_the_reminder_and_one_stays(
+    hub: Hub, clock: FakeClock, texts: tuple[SmsGateway, NoticeWorker]
+) -> None:
     assert hub.parking is not None
+    gateway, sender = texts
     worker, ids = await setup(hub, clock)
-    a, b = ids["浙J·A12345"], ids["浙J·B67890"]
+    a, b, dead = ids["浙J·A12345"], ids["浙J·B67890"], ids["浙J·C24680"]
 
     first = await hub.parking.tick()
-    assert (first.reminded, first.to_operators) == (2, 2)
+    assert (first.reminded, first.to_operators) == (3, 2)
     assert [await stage_of(hub, i) for i in (a, b)] == ["reminded", "reminded"]
     # Unknown owner and unread plate: the operators' verification queue, with why.
     assert await stage_of(hub, ids["浙A·99999"]) == "reported"
@@ -114,10 +154,23 @@ async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: 
     assert "no plate was read" in unread.reason
     # One text per owner, tied to the case, naming the plate and the wait.
     async with hub.engine.connect() as conn:
-        texts = (await conn.execute(sa.select(notices.c.case_id, notices.c.body))).all()
-    assert sorted(t.case_id for t in texts) == sorted([a, b])
-    assert all("10分钟" in t.body for t in texts)
-    assert any("浙J·A12345" in t.body for t in texts)
+        queued = (await conn.execute(sa.select(notices.c.case_id, notices.c.body))).all()
+    assert sorted(t.case_id for t in queued) == sorted([a, b, dead])
+    assert all("10分钟" in t.body for t in queued)
+    assert any("浙J·A12345" in t.body for t in queued)
+
+    # The wait starts when a text goes out (quiet hours may hold one), not before.
+    clock.advance(minutes=30)
+    assert (await hub.parking.tick()).asked == 0
+    assert await sender.run_once(NoticeChannel.SMS) == 3
+    assert {r.body["to"] for r in gateway.requests} == {"13800000001", "13800000002", DEAD_NUMBER}
+    # The dead number's case goes to the operators, still reminded, with the gateway's why.
+    assert (await hub.parking.tick()).not_delivered == 1
+    failed = await hub.parking.check(dead)
+    assert failed
+    assert failed.state is CheckState.NOT_DELIVERED
+    assert "400" in failed.reason
+    assert await stage_of(hub, dead) == Stage.REMINDED
 
     # Nothing is asked before the wait is over, and nothing twice.
     clock.advance(seconds=WAIT.total_seconds() - 1)
@@ -168,8 +221,10 @@ async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: 
 
     # The months count both, as the bureau's metrics do.
     (month,) = await hub.parking.months(clock() - timedelta(days=1), clock() + timedelta(days=1))
-    assert (month.reminded, month.moved, month.stayed) == (2, 1, 1)
-    assert (month.share_moved, month.enforcement_rate) == (0.5, 0.5)
+    # The dead number's reminder counts as one (it was sent to the gateway) that moved
+    # nothing and registered nothing.
+    assert (month.reminded, month.moved, month.stayed) == (3, 1, 1)
+    assert (month.share_moved, month.enforcement_rate) == (0.3333, 0.3333)
     # A later tick changes nothing.
     assert (await hub.parking.tick()) == type(decided)()
     # The same figures through the API, for the console and the city's dashboards.
@@ -184,11 +239,11 @@ async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: 
         assert got.json() == [
             {
                 "month": "2026-11",
-                "reminded": 2,
+                "reminded": 3,
                 "moved": 1,
                 "stayed": 1,
-                "share_moved": 0.5,
-                "enforcement_rate": 0.5,
+                "share_moved": 0.3333,
+                "enforcement_rate": 0.3333,
             }
         ]
         backwards = {"start": period["end"], "end": period["start"]}
@@ -198,11 +253,13 @@ async def test_one_car_leaves_after_the_reminder_and_one_stays(hub: Hub, clock: 
 
 
 async def test_a_silent_unit_or_an_operator_leaves_the_case_to_people(
-    hub: Hub, clock: FakeClock
+    hub: Hub, clock: FakeClock, texts: tuple[SmsGateway, NoticeWorker]
 ) -> None:
     assert hub.parking is not None
     worker, ids = await setup(hub, clock)
     a, b = ids["浙J·A12345"], ids["浙J·B67890"]
+    await hub.parking.tick()
+    await texts[1].run_once(NoticeChannel.SMS)
     await hub.parking.tick()
     # An operator takes B over while it waits; the loop lets go of it.
     operator, _ = await hub.users.add("op", Role.OPERATOR)
@@ -235,7 +292,7 @@ async def test_without_a_text_gateway_nobody_is_reminded(hub: Hub, clock: FakeCl
     _, ids = await setup(hub, clock)
     hub.parking.can_text = False
     report = await hub.parking.tick()
-    assert (report.reminded, report.to_operators) == (0, 4)
+    assert (report.reminded, report.to_operators) == (0, 5)
     check = await hub.parking.check(ids["浙J·A12345"])
     assert check
     assert "XH_HUB_NOTICE_SMS_URL" in check.reason

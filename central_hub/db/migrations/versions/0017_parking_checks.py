@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("notice_id", sa.String(36), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("wait_s", sa.Float, nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cmd_id", sa.String(36), nullable=True),
         sa.Column("asked_at", sa.DateTime(timezone=True), nullable=True),
