@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -45,15 +46,18 @@ import httpx
 import yaml
 
 from simulators.demo.plan import (
+    PARKING_WAIT_SCENE_S,
     DemoDevice,
     DemoPlanError,
     agent_config,
     demo_devices,
+    demo_vehicles,
     route_csv,
     scene_rate,
 )
 from simulators.demo.processes import Child, ChildError
 from simulators.demo.status import StatusPoller, StatusView, render
+from simulators.sms_gateway import SmsGateway
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +189,8 @@ class Demo:
         self._stop = asyncio.Event()
         self.last_view: StatusView | None = None
         self._log_handler: logging.Handler | None = None
+        #: The stand-in SMS gateway the hub's move-your-car reminders go to.
+        self.sms: SmsGateway | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -223,6 +229,7 @@ class Demo:
             self._provision, settings, broker_port, plain_port, model_dir, general_dir
         )
         await self._prepare_hub(settings)
+        sms_env = await self._start_sms_gateway()
         self.broker = await asyncio.to_thread(self._start_broker, broker_port)
         self.hub = Child(
             "hub",
@@ -245,6 +252,7 @@ class Demo:
                 "XH_HUB_MQTT_PASSWORD_FILE": str(layout.broker / "hub.password"),
                 **self._hub_tls_env(),
                 "XH_HUB_COMMAND_TICK_S": "0.5",
+                **sms_env,
                 # NATS grants $share groups but delivers nothing to them (docs/brokers.md).
                 **({"XH_HUB_SHARE_GROUP": ""} if self.broker_kind == "nats" else {}),
             },
@@ -285,6 +293,26 @@ class Demo:
             "XH_HUB_MQTT_TLS_CA": str(tls / "ca.crt"),
             "XH_HUB_MQTT_TLS_CERT": str(tls / "hub.crt"),
             "XH_HUB_MQTT_TLS_KEY": str(tls / "hub.key"),
+        }
+
+    async def _start_sms_gateway(self) -> dict[str, str]:
+        """Start the stand-in SMS gateway; the hub's settings that send texts to it and
+        run the move-your-car loop at the demo's speed (a wait of
+        :data:`PARKING_WAIT_SCENE_S` scene seconds)."""
+        assert self.layout is not None
+        secret = self.layout.hub / "sms.secret"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_hex(32))
+        self.sms = SmsGateway(secret.read_bytes().strip(), keep_requests=True)
+        port = await self.sms.start()
+        return {
+            "XH_HUB_NOTICE_SMS_URL": f"http://127.0.0.1:{port}/sms?to={{phone}}&ref={{id}}",
+            "XH_HUB_NOTICE_SMS_SECRET_FILE": str(secret),
+            "XH_HUB_PARKING_WAIT_S": f"{PARKING_WAIT_SCENE_S / self.options.speed:g}",
+            "XH_HUB_PARKING_TICK_S": "0.5",
+            # The demo texts at any hour; a city keeps its quiet hours (22:00-07:00).
+            "XH_HUB_NOTICE_QUIET_HOURS": "",
         }
 
     def _hub_settings(self, broker_port: int, api_port: int) -> Any:
@@ -404,6 +432,7 @@ class Demo:
         """Migrate the database, register the units, create the API users."""
         from central_hub.domain.workflow import Role
         from central_hub.hub import build_hub
+        from central_hub.services.vehicles import VehicleRegistry
 
         assert self.layout is not None
         hub = await build_hub(settings, mqtt=False)
@@ -413,6 +442,11 @@ class Demo:
             for role in ROLES:
                 _, token = await hub.users.add(f"demo-{role}", Role(role))
                 self.tokens[role] = token
+            await VehicleRegistry(hub.engine, hub.clock).import_rows(
+                [(n + 2, row) for n, row in enumerate(demo_vehicles(self.devices))],
+                "demo-vehicles",
+                "demo",
+            )
         finally:
             await hub.close()
         path = self.layout.run / "tokens.json"
@@ -624,6 +658,8 @@ class Demo:
             await asyncio.to_thread(self.hub.stop, 15.0)
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
+        if self.sms is not None:
+            await self.sms.stop()
         if self.layout is not None:
             summary: dict[str, Any] = {
                 "stopped_at": datetime.now(UTC).isoformat(),

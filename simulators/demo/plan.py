@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 __all__ = [
     "GENERAL_RATE_DIVISOR",
+    "PARKING_WAIT_SCENE_S",
     "POLE_WALL_FPS",
     "TRUCK_MAX_SPEED",
     "TRUCK_MIN_SCENE_FPS",
@@ -38,6 +39,7 @@ __all__ = [
     "DemoPlanError",
     "agent_config",
     "demo_devices",
+    "demo_vehicles",
     "route_csv",
     "scene_rate",
 ]
@@ -52,6 +54,10 @@ TRUCK_MIN_SCENE_FPS = 1.5
 TRUCK_MAX_SPEED = TRUCK_WALL_FPS / TRUCK_MIN_SCENE_FPS
 #: A pole's general model runs on every this-many-th frame of its camera.
 GENERAL_RATE_DIVISOR = 2.0
+#: The move-your-car loop's wait between reminder and recheck, in scene seconds: the
+#: parking scene's first car has left by then and its second has not (the bureau's wait
+#: is ten minutes; the hub's ``parking_wait_s`` is this divided by ``--speed``).
+PARKING_WAIT_SCENE_S = 150.0
 #: Largest ``--speed`` accepted: beyond it a pole camera samples its scene too rarely
 #: for a one-minute dwell rule.
 MAX_SPEED = 30.0
@@ -160,6 +166,24 @@ def demo_devices() -> tuple[DemoDevice, ...]:
         expected_codes=("2101",),
     )
     return (market, parking, truck)
+
+
+def demo_vehicles(devices: tuple[DemoDevice, ...]) -> list[dict[str, str]]:
+    """The vehicle registry the demo starts with: the owners of the cars its parking
+    scenes park (read from the scenes' ground truth, as a city imports its registry), each
+    with a made-up phone the stand-in SMS gateway takes."""
+    from simulators import scenarios  # the scene builder: only when a demo starts
+
+    plates: list[str] = []
+    for device in devices:
+        if not any(rule.get("kind") == "parking" for rule in device.camera.rules):
+            continue
+        scene = scenarios.load(device.camera.scenario, seed=0, width=320, height=180, fps=1.0)
+        plates += [v.plate for v in scene.truth if v.plate]
+    return [
+        {"plate": plate, "owner_name": f"车主{n}", "phone": f"1380000{n:04d}"}
+        for n, plate in enumerate(dict.fromkeys(plates), start=1)
+    ]
 
 
 def scene_rate(kind: str, speed: float) -> tuple[float, float]:

@@ -561,16 +561,25 @@ def market_street(seed: int, width: int, height: int, fps: float, start_time: da
 def parking_street(
     seed: int, width: int, height: int, fps: float, start_time: datetime
 ) -> Scenario:
-    """Demo: parking street, pole camera, 10 minutes (loops), daylight.
+    """Demo: parking street, pole camera, 15 minutes (loops), daylight: the move-your-car
+    loop's two outcomes, one car that leaves after the reminder and one that stays.
 
-    - 00:18-00:30 a car pulls into the no-parking box; 00:30-08:30 it stays (0505, zone
-      no_parking, with its plate); 08:30-08:34 it leaves. Traffic and people pass.
+    - 00:18-00:30 car A pulls into the no-parking box; 00:30-02:30 it stays (0505, zone
+      no_parking, with its plate); 02:30-02:34 it leaves.
+    - 05:18-05:30 car B pulls into the same box; 05:30-14:30 it stays (0505, its own
+      plate); 14:30-14:34 it leaves. Traffic and people pass.
+
+    With the demo's one-minute dwell and a wait of 150 s (scene time) between the reminder
+    and the recheck, A's recheck (about 04:00) finds the box empty and B's (about 09:00)
+    finds B: one case closed as rectified after the reminder, one registered. The gaps
+    between the cars are longer than a track's grace (30 s), so B is a new object.
     """
     rng = _rng("parking_street", seed)
     cam = _parking_camera(width, height)
-    dur = 600.0
-    car, plate = _parker(rng, 30.0, 510.0)
-    actors = [car, *_pedestrians(rng, PARKING, dur, 10.0, crossing=False)]
+    dur = 900.0
+    car_a, plate_a = _parker(rng, 30.0, 150.0)
+    car_b, plate_b = _parker(rng, 330.0, 870.0)
+    actors = [car_a, car_b, *_pedestrians(rng, PARKING, dur, 10.0, crossing=False)]
     actors += _traffic(rng, PARKING, dur, 12.0, keep_clear=PARKING.kerb_left + 2.2)
     return _scenario(
         "parking_street",
@@ -582,7 +591,10 @@ def parking_street(
         duration=dur,
         stage=Stage(cam, PARKING, LIGHTINGS["day"]),
         actors=_clip(actors, dur),
-        truth=[TruthViolation("0505", "illegal_parking", 30.0, 510.0, "no_parking", plate)],
+        truth=[
+            TruthViolation("0505", "illegal_parking", 30.0, 150.0, "no_parking", plate_a),
+            TruthViolation("0505", "illegal_parking", 330.0, 870.0, "no_parking", plate_b),
+        ],
         zones=_parking_zones(cam),
         site="parking",
         description=parking_street.__doc__ or "",

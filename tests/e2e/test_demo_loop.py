@@ -39,7 +39,7 @@ from simulators.polling import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(290)]
 
 SPEED = 20.0
-OUTAGE_S = 30.0
+OUTAGE_S = 15.0
 
 
 def metres_to_segment(
@@ -169,7 +169,32 @@ async def test_demo_closed_loop_camera_to_case_to_loudspeaker(
             assert metrics["from_ai"] >= 4
             assert metrics["reported"] >= 4
 
-            # 4. A 30 s broker outage while the scenes keep running.
+            # 4. The move-your-car loop on the parking pole: car A left after its owner's
+            # text (closed, rectified after the reminder), car B stayed (registered).
+            async def parking_outcomes() -> dict[str, dict[str, Any]] | None:
+                outcomes: dict[str, dict[str, Any]] = {}
+                for case in await get("/cases", code="0505", limit=100):
+                    trail = [a["action"] for a in (await get(f"/cases/{case['id']}"))["audits"]]
+                    for action in ("moved", "stayed"):
+                        if action in trail:
+                            outcomes[action] = case
+                return outcomes if len(outcomes) == 2 else None
+
+            outcomes = await eventually(parking_outcomes, 60.0, every_s=1.0)
+            assert outcomes, "timed out after 60 s waiting for one car moved and one stayed"
+            assert outcomes["moved"]["stage"] == "closed"
+            assert outcomes["stayed"]["stage"] == "registered"
+            assert demo.sms is not None
+            texted = {r.body.get("to") for r in demo.sms.requests}
+            assert {"13800000001", "13800000002"} <= texted, texted
+            months = await get(
+                "/metrics/parking", start="2000-01-01T00:00:00Z", end="2100-01-01T00:00:00Z"
+            )
+            assert sum(m["moved"] for m in months) >= 1
+            assert sum(m["stayed"] for m in months) >= 1
+            assert sum(m["reminded"] for m in months) >= 2
+
+            # 5. A broker outage while the scenes keep running.
             broker = demo.broker
             assert isinstance(broker, ChildBroker)
             assert demo.broker_kind == broker_kind
