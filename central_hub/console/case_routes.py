@@ -187,6 +187,8 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "vendor": await vendor_case_context(state, who, case),
         # The service objects the case concerns (a 0504 linked to its shop on first view).
         "objects": await object_case_context(state, who, case),
+        # The move-your-car loop's record of a parked car (reminded, rechecked, why not).
+        "parking": await state.hub.parking.check(case.id) if state.hub.parking else None,
         "may_moderate": who.role in MODERATORS,
         "reason_max": REASON_MAX,
         "squads": sorted(

@@ -114,6 +114,11 @@ async def metrics_page(
     except MetricsError as exc:
         return page(request, who, "error.html", 422, message=str(exc))
     metrics, daily = view.metrics, view.daily
+    parking = (
+        await state.hub.parking.months(period.start, period.end)
+        if state.hub.parking is not None
+        else []
+    )
     chart = bar_chart(
         [(d.day.strftime("%m-%d"), {s: getattr(d, s) for s in SERIES}) for d in daily], SERIES
     )
@@ -133,4 +138,5 @@ async def metrics_page(
         series=SERIES,
         donut=donut_arc(metrics.recognition_share),
         computed_at=view.computed_at,
+        parking=parking,
     )

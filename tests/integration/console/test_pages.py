@@ -281,3 +281,51 @@ async def test_pages_render_in_english_after_the_switch(as_role: Any, hub: Hub) 
     assert 'lang="en"' in page
     async with hub.engine.connect() as conn:
         assert (await conn.execute(audits.select())).all()
+
+
+async def test_the_stats_page_shows_the_move_your_car_months(
+    hub: Hub, clock: FakeClock, as_role: Any
+) -> None:
+    from central_hub.services.parking import HUB_ACTOR
+
+    op: Client = await as_role("operator")
+    empty = await op.get("/console/stats")
+    assert "本期没有挪车提醒" in empty.text
+    for outcome in (Action.MOVED, Action.STAYED, None):
+        case_id = await seed_case(hub, code="0505", at=clock())
+        for action in (Action.REMIND, outcome):
+            if action is None:
+                continue
+            clock.advance(minutes=10)
+            async with hub.engine.begin() as conn:
+                await hub.cases.transition_in(
+                    conn, case_id, action, HUB_ACTOR, now=clock(), by_hub=True
+                )
+    page = await op.get("/console/stats?refresh=1")
+    assert page.status_code == 200
+    month = HUB_START.strftime("%Y-%m")
+    row = f'<tr data-month="{month}"><td>{month}</td><td>3</td><td>1</td><td>1</td>'
+    assert row in page.text
+    assert page.text.count("33.33%") >= 2  # share moved and enforcement rate
+    # A case the loop could not remind shows why, so the operator knows what to do.
+    from central_hub.db.schema import parking_checks
+
+    waiting = await seed_case(hub, code="0505", at=clock())
+    async with hub.engine.begin() as conn:
+        await conn.execute(
+            parking_checks.insert().values(
+                case_id=waiting,
+                event_id="e-1",
+                device_id="pole-parking-01",
+                camera_id="parking-mast",
+                zone="no_parking",
+                plate="浙J·A12345",
+                state="to_operators",
+                reason="plate 浙J·A12345 is not in the vehicle registry",
+                claimed_at=clock(),
+            )
+        )
+    case_page = await op.get(f"/console/cases/{waiting}")
+    assert 'id="parking-check" data-state="to_operators"' in case_page.text
+    assert "无法提醒，转人工核实" in case_page.text
+    assert "not in the vehicle registry" in case_page.text
