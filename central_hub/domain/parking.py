@@ -80,7 +80,7 @@ class ParkingPolicy:
     horizon: timedelta = timedelta(minutes=30)
     #: The catalogue codes the loop handles.
     codes: frozenset[str] = frozenset({"0505"})
-    template: str = "parking-move-car"
+    template: str = "parking.move_car"
 
     def wait_for(self, cell_path: Sequence[str]) -> timedelta:
         """The wait for a case whose grid cell has ``cell_path`` (root first)."""
