@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from central_hub.console.errors import UploadRefused
 from central_hub.console.object_routes import object_case_context
-from central_hub.console.present import countdown
+from central_hub.console.present import FormFields, countdown
 from central_hub.console.render import page, page_html
 from central_hub.console.security import Viewer, ViewerDep, require
 from central_hub.console.state import ConsoleState, console_state
@@ -57,7 +57,7 @@ ModeratorDep = Annotated[Viewer, require(*MODERATORS)]
 
 
 @dataclass(frozen=True)
-class QueueQuery:
+class QueueQuery(FormFields):
     """The queue's filters as the page's form sent them (already checked)."""
 
     stage: str = ""
@@ -67,13 +67,6 @@ class QueueQuery:
     source: str = ""
     overdue: str = ""
     page: int = 0
-
-    def params(self, **change: Any) -> str:
-        """The query string for these filters with ``change`` applied."""
-        from urllib.parse import urlencode
-
-        values = {**self.__dict__, **change}
-        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
 
 
 def parse_queue_query(raw: dict[str, str], state: ConsoleState) -> tuple[QueueQuery, list[str]]:

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
@@ -23,6 +22,7 @@ from starlette.datastructures import UploadFile
 
 from central_hub.adapters.spreadsheet import MAX_IMPORT_BYTES
 from central_hub.console.errors import UploadRefused
+from central_hub.console.present import FormFields
 from central_hub.console.render import page
 from central_hub.console.security import Viewer, ViewerDep, require
 from central_hub.console.state import ConsoleState, console_state
@@ -56,7 +56,7 @@ MAP_LIMIT = 1000
 
 
 @dataclass(frozen=True)
-class ObjectSearch:
+class ObjectSearch(FormFields):
     """The search form's fields as sent (already checked)."""
 
     q: str = ""
@@ -65,11 +65,6 @@ class ObjectSearch:
     subcategory: str = ""
     cell: str = ""
     page: int = 0
-
-    def params(self, **change: Any) -> str:
-        """The query string for these fields with ``change`` applied."""
-        values = {**self.__dict__, **change}
-        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
 
 
 def parse_search(raw: dict[str, str], state: ConsoleState) -> tuple[ObjectSearch, list[str]]:

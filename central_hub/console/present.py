@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from central_hub.console.settings import Lang
 
@@ -14,6 +16,7 @@ __all__ = [
     "Bar",
     "BarChart",
     "Countdown",
+    "FormFields",
     "RateBar",
     "bar_chart",
     "countdown",
@@ -202,3 +205,13 @@ def donut_arc(share: float | None, *, r: float = 60, cx: float = 80, cy: float =
     y = cy - r * math.cos(angle)
     large = 1 if share > 0.5 else 0
     return f"M{cx} {cy - r}A{r} {r} 0 {large} 1 {x:.2f} {y:.2f}"
+
+
+class FormFields:
+    """For a frozen dataclass of a form's checked fields: :meth:`params` writes them back
+    as a query string (empty fields left out), with ``change`` applied (the next page)."""
+
+    def params(self, **change: Any) -> str:
+        """The query string for these fields with ``change`` applied."""
+        values = {**self.__dict__, **change}
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
