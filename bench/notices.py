@@ -9,7 +9,8 @@ counts) and ``central-hub serve`` with the gateway as its SMS webhook (no quiet 
 rate limit out of the way, ``--concurrency`` sends in flight, a 5 s claim lease). An
 admin makes a template and queues ``--notices`` move-your-car reminders, one contact
 each, through ``POST /api/v1/notices/batch`` (1,000 a request). When the gateway has
-accepted ``--kill-at`` of them the hub is SIGKILLed, restarted at once, and the bench
+accepted ``--kill-at`` of them (and half a worker batch more, so sends are in flight)
+the hub is SIGKILLed, restarted at once, and the bench
 waits until no delivery is queued or sending.
 
 Figures (one JSON line): notices, delivered (deliveries the gateway accepted, counted at
@@ -247,7 +248,9 @@ def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         try:
             started = time.perf_counter()
             queue_s = asyncio.run(_queue(hub.base, token, args.notices))
-            kill_after = int(args.notices * args.kill_at)
+            # Half a worker batch (200) past the mark, so the kill lands while sends are in
+            # flight and unrecorded, not between two batches.
+            kill_after = int(args.notices * args.kill_at) + 100
             if not eventually_sync(
                 lambda: (_stats(gateway) or {}).get("accepted", 0) >= kill_after, 600, every_s=0.05
             ):

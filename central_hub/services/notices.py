@@ -404,7 +404,7 @@ class NoticeService:
 
         Every request is checked before anything is written; :class:`NoticeError` names
         the request (by its index) and what is wrong with it. A recipient the channel
-        cannot reach (no phone for a text) is left out and counted in the log.
+        cannot reach (no phone for a text) gets no delivery.
         """
         now = self.clock()
         notice_rows: list[dict[str, Any]] = []
