@@ -46,7 +46,7 @@ from central_hub.db.schema import (
     parking_checks,
     snapshots,
 )
-from central_hub.domain.errors import NoticeError, TransitionRefused, UnknownCell
+from central_hub.domain.errors import DomainError, NoticeError, TransitionRefused, UnknownCell
 from central_hub.domain.grid import Grid
 from central_hub.domain.notices import DeliveryState, NoticeChannel, Recipient
 from central_hub.domain.parking import (
@@ -61,7 +61,7 @@ from central_hub.domain.parking import (
     read_answer,
 )
 from central_hub.domain.workflow import Action, Role, Stage
-from central_hub.errors import ConflictError, NotFoundError, SettingsError
+from central_hub.errors import ConflictError, HubError, NotFoundError, SettingsError
 from central_hub.services.cases import CaseService
 from central_hub.services.commands import CommandService
 from central_hub.services.notices import NoticeService
@@ -181,12 +181,13 @@ class ParkingLoop:
         self._template_ready = True
 
     async def run(self) -> None:
-        """Tick until cancelled; a failing tick is logged and the loop goes on."""
-        await self.ensure_template()
+        """Tick until cancelled; a failing tick is logged and the next one tries again
+        (the loop never takes ``serve`` down with it)."""
         while True:
             try:
+                await self.ensure_template()
                 await self.tick()
-            except (sa.exc.SQLAlchemyError, OSError) as exc:
+            except (sa.exc.SQLAlchemyError, OSError, HubError, DomainError) as exc:
                 log.error("parking loop: tick failed, retrying: %s", exc)
             await asyncio.sleep(self.tick_s)
 
