@@ -501,6 +501,7 @@ class Command(_Message):
     KINDS: ClassVar[frozenset[str]] = frozenset(
         {
             "speaker.play",
+            "speaker.play_clip",
             "speaker.say",
             "speaker.stop",
             "config.apply",

@@ -43,11 +43,17 @@ from edge_agent.link.mqtt import BrokerLink, LinkSettings, TlsFiles
 from edge_agent.link.outbox import Outbox, Priority
 from edge_agent.link.trust import TrustStore
 from edge_agent.link.uplink import Uplink
-from edge_agent.model_install import INSTALL_TIMEOUT_S, InstallParams, ModelInstaller
+from edge_agent.model_install import (
+    INSTALL_TIMEOUT_S,
+    InstallParams,
+    ModelInstaller,
+    download_client,
+)
 from edge_agent.speaker.backends import NullBackend
 from edge_agent.speaker.commands import SpeakerCommands
 from edge_agent.speaker.factory import build_speaker
 from edge_agent.speaker.player import Speaker
+from edge_agent.speaker.voice import VoiceClips
 from edge_agent.update.overrides import with_installed
 from edge_agent.update.store import ModelStore
 
@@ -169,6 +175,12 @@ class Agent:
             switch=self._switch_models,
             probe=_probe_package,
             status_changed=self._publish_status,
+        )
+        #: Operators' recorded messages, fetched from the hub beside the outbox and played.
+        self._voice = VoiceClips(
+            lambda: self.speaker,
+            config.outbox.path.parent / "voice",
+            client_for=lambda url: download_client(self.config, url),
         )
 
     # ------------------------------------------------------------------ wiring
@@ -508,6 +520,7 @@ class Agent:
     def _executors(self) -> dict[str, Executor]:
         return {
             **SpeakerCommands(lambda: self.speaker).executors(),
+            "speaker.play_clip": self._voice.play_clip,
             "config.apply": self._applier.apply_command,
             "snapshot.request": self._cmd_snapshot,
             "spot.recheck": self._cmd_recheck,
