@@ -43,6 +43,7 @@ from central_hub.services.throttle import FailureThrottle
 from central_hub.services.users import UserService
 from central_hub.services.vehicles import VehicleRegistry
 from central_hub.services.vendor_file import VendorFile, vendor_photos_path
+from central_hub.services.voice import VoiceService
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
@@ -139,6 +140,8 @@ class Hub:
     vendor_file: VendorFile
     #: The move-your-car loop (reminders and rechecks of parked cars).
     parking: ParkingLoop | None = None
+    #: Operators' recorded messages to units' loudspeakers (高空喊话).
+    voice: VoiceService | None = None
     mqtt: HubMqtt | None = None
     ingest: IngestWorker | None = None
     #: Failed logins and refused tokens per client address (this process's).
@@ -233,6 +236,9 @@ async def build_hub(
             cipher=load_key_file(key_file) if (key_file := settings.vendor_file_key_file) else None,
         ),
         mqtt=broker,
+    )
+    hub.voice = VoiceService(
+        engine, commands, settings.data_dir / "voice", clock, public_url=settings.api_url
     )
     hub.parking = ParkingLoop(
         engine,

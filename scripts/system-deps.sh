@@ -10,6 +10,7 @@ have_cmd mosquitto || need+=(mosquitto)
 have_cmd mosquitto_passwd || need+=(mosquitto-clients mosquitto)
 have_cmd espeak-ng || need+=(espeak-ng)
 have_cmd sox || need+=(sox)
+have_cmd ffmpeg || need+=(ffmpeg)  # the hub converts recorded voice messages
 [ -f /usr/include/portaudio.h ] || need+=(portaudio19-dev)
 have_cmd gcc || need+=(gcc)
 ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(fonts-wqy-microhei)

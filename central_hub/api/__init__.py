@@ -22,6 +22,7 @@ from central_hub.api import (
     rollouts,
     service_objects,
     vendor_file,
+    voice,
 )
 from central_hub.api.deps import CurrentUser
 from central_hub.api.errors import install_error_handlers
@@ -66,6 +67,7 @@ def create_app(
         rollouts,
         notices,
         service_objects,
+        voice,
     ):
         api.include_router(module.router)
     # The vendor file's routes take the roles the city allows (a setting), so they are
@@ -73,6 +75,7 @@ def create_app(
     api.include_router(vendor_file.router_for(hub.vendor_file.roles))
     app.include_router(api)
     rollouts.install_downloads(app)
+    voice.install_clip_downloads(app)
     notices.install_receipts(app)
     # Citizens' reports: Open311 GeoReport v2 with its own api_keys and error format,
     # outside the bearer-token API and its OpenAPI document.

@@ -24,6 +24,8 @@ _ROUTED = {
     "model.install": "model packages reach units through rollouts (POST /api/v1/rollouts)",
     "keys.trust": "the hub's key is rotated with `central-hub keys rotate`",
     "spot.recheck": "the hub's move-your-car loop sends it when a reminder's wait is over",
+    "speaker.play_clip": "a recorded message goes with POST /api/v1/devices/{id}/voice, "
+    "which stores the clip and gives the unit its one-time token",
 }
 #: Kinds that change what a unit runs: admins only.
 _ADMIN_KINDS = frozenset({"model.rollback", "model.shadow_stop"})
