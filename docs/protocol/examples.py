@@ -220,6 +220,23 @@ class Examples:
         self.cmd("speaker.say", "speaker.say", say)
         play = {"clip": "no-vending", "priority": "auto"}
         self.cmd("speaker.play", "speaker.play", play, "2026-11-26T08:31:02Z")
+        clip = {
+            "sha256": "5d41f0c2b7e94a1d3c8e0f6a2b9d4c7e1f3a5b8c0d2e4f6a8b0c2d4e6f8a0b1c",
+            "size": 160044,
+            "url": "https://hub.example.org/api/v1/voice/clips/"
+            "5d41f0c2b7e94a1d3c8e0f6a2b9d4c7e1f3a5b8c0d2e4f6a8b0c2d4e6f8a0b1c",
+            "token": "vT3kP9qL2mX7wR4nB8sJ1cF6hD0gZ5yA",
+            "priority": "operator",
+            "duration_s": 5.0,
+            "case_id": 1042,
+        }
+        self.cmd(
+            "speaker.play_clip",
+            "speaker.play_clip",
+            clip,
+            "2026-11-26T08:31:10Z",
+            timedelta(minutes=2),
+        )
         self.cmd("speaker.stop", "speaker.stop", {}, "2026-11-26T08:31:20Z", timedelta(minutes=1))
         apply = {"version": 5, "config": SPEAKER_CONFIG}
         self.cmd("config.apply", "config.apply", apply, "2026-11-26T08:40:00Z", timedelta(hours=1))

@@ -41,6 +41,7 @@ from edge_agent.config_apply import apply_params, check_pushed, merge_pushed
 from edge_agent.link.commands import CommandFailed, Executor
 from edge_agent.model_install import install_params
 from edge_agent.speaker.commands import SpeakerCommands
+from edge_agent.speaker.voice import clip_params
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "protocol.md"
@@ -191,7 +192,9 @@ def params_problem(command: protocol.Command, public_key: str) -> str:
     """Why the unit's own parser of ``command.kind`` refuses its params ('' if it does not)."""
     params = dict(command.params)
     try:
-        if command.kind.startswith("speaker."):
+        if command.kind == "speaker.play_clip":
+            clip_params(params)
+        elif command.kind.startswith("speaker."):
             executors = SpeakerCommands(_FakeSpeaker).executors()  # type: ignore[arg-type]
             if command.kind == "speaker.play":
                 _CLIP_ID.validate_python(params.get("clip"))
@@ -672,6 +675,7 @@ def _command(kind: str, params: dict[str, Any]) -> protocol.Command:
         ("speaker.say", {"text": "请离开", "volume": 2}),
         ("speaker.say", {"text": "请离开", "priority": "loud"}),
         ("speaker.play", {"clip": "no vending"}),
+        ("speaker.play_clip", {"sha256": "ab" * 32, "size": 10, "url": "file:///x", "token": "t"}),
         ("config.apply", {"version": 0, "config": {}}),
         ("config.apply", {"version": 5, "config": {"mqtt": {"host": "elsewhere"}}}),
         ("config.apply", {"version": 5, "config": {"telemetry": {"interval_s": 0}}}),
