@@ -296,6 +296,21 @@ class SelftestSection(_Section):
     rate_per_s: float = Field(default=10.0, gt=0, le=100_000)
 
 
+class LiveSection(_Section):
+    """Live view on demand (``live.start``): the most a stream may ask for, the number of
+    cameras streamed at once and the bandwidth all live streams share (bytes per second;
+    over it a stream lowers its rate, then its JPEG quality, never the events' link)."""
+
+    fps: float = Field(default=5.0, gt=0, le=30)
+    width: int = Field(default=640, ge=32, le=4096)
+    max_cameras: int = Field(default=2, ge=1, le=16)
+    max_bytes_per_s: int = Field(
+        default=250_000, ge=8_000, le=100_000_000, description="250 kB/s = 2 Mbit/s"
+    )
+    max_lease_s: float = Field(default=120.0, ge=1, le=3600)
+    overlay: bool = Field(default=True, description="send zones and detections with each frame")
+
+
 class AgentConfig(BaseSettings):
     """The whole agent config; build it with :func:`load_config` or :func:`parse_config`."""
 
@@ -313,6 +328,7 @@ class AgentConfig(BaseSettings):
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     selftest: SelftestSection = Field(default_factory=SelftestSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    live: LiveSection = Field(default_factory=LiveSection)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     service_days: ServiceDaysSection = Field(default_factory=ServiceDaysSection)
 

@@ -64,6 +64,8 @@ __all__ = [
     "Event",
     "GpsFix",
     "HubKeys",
+    "LiveFrame",
+    "LiveObject",
     "Location",
     "MalformedPayload",
     "MemoryReplayGuard",
@@ -183,11 +185,19 @@ class Channel(enum.StrEnum):
     CONFIG_DESIRED = "config/desired"
     CONFIG_REPORTED = "config/reported"
     SNAPSHOT = "snapshot"
+    #: Live view frames (``live.start``): QoS 0, never through the outbox, never stored.
+    LIVE = "live"
 
     @property
     def qos(self) -> int:
         """The QoS this channel is published with."""
-        return 0 if self is Channel.TELEMETRY else 1
+        return 0 if self in (Channel.TELEMETRY, Channel.LIVE) else 1
+
+    @property
+    def ingested(self) -> bool:
+        """Whether the hub's ingest workers read this channel (live frames go to the
+        hub's live view only, never to the database)."""
+        return self.from_device and self is not Channel.LIVE
 
     @property
     def retained(self) -> bool:
@@ -234,7 +244,7 @@ def parse_topic(name: str) -> tuple[str, Channel]:
 
 def hub_subscriptions(share_group: str | None = "hub") -> list[str]:
     """Topic filters the hub subscribes to, as a shared subscription when ``share_group``."""
-    filters = [f"{TOPIC_ROOT}/dev/+/{channel.value}" for channel in Channel if channel.from_device]
+    filters = [f"{TOPIC_ROOT}/dev/+/{channel.value}" for channel in Channel if channel.ingested]
     if share_group is None:
         return filters
     return [f"$share/{share_group}/{f}" for f in filters]
@@ -507,6 +517,8 @@ class Command(_Message):
             "config.apply",
             "snapshot.request",
             "spot.recheck",
+            "live.start",
+            "live.stop",
             "model.install",
             "model.rollback",
             "model.shadow_stop",
@@ -572,6 +584,45 @@ class SnapshotReply(_Message):
     ts: AwareDatetime
 
 
+class LiveFrame(_Message):
+    """``live``: one frame of a live view (``live.start``), QoS 0, never stored.
+
+    ``ts`` is the frame's capture time on the unit; ``seq`` counts the stream's frames
+    (a gap is a frame lost or skipped). ``zones`` (the camera's zones, normalised
+    polygons) and ``objects`` (what the running detector saw in this frame) feed the
+    console's overlay.
+    """
+
+    SCHEMA: ClassVar[str] = "xh.live/1"
+    schema_: Literal["xh.live/1"] = Field("xh.live/1", alias="schema")
+    device_id: DeviceId
+    camera_id: ShortText
+    seq: int = Field(ge=0, le=MAX_WIRE_INT)
+    ts: AwareDatetime
+    jpeg_b64: str = Field(max_length=(MAX_SNAPSHOT_BYTES * 4) // 3 + 4)
+    width: int = Field(gt=0, le=10_000)
+    height: int = Field(gt=0, le=10_000)
+    fps: float = Field(gt=0.0, le=30.0)
+    zones: dict[ShortText, tuple[tuple[UnitFloat, UnitFloat], ...]] = Field(
+        default_factory=dict, max_length=64
+    )
+    objects: tuple[LiveObject, ...] = Field(default=(), max_length=256)
+
+    def jpeg_bytes(self) -> bytes:
+        """The decoded JPEG."""
+        return base64.b64decode(self.jpeg_b64)
+
+
+class LiveObject(_Model):
+    """One detection drawn on the live overlay: label, score, normalised box."""
+
+    label: ShortText
+    score: UnitFloat
+    box: tuple[UnitFloat, UnitFloat, UnitFloat, UnitFloat]
+
+
+LiveFrame.model_rebuild()
+
 #: Which model each channel carries.
 MESSAGE_TYPES: dict[Channel, type[_Message]] = {
     Channel.STATUS: Status,
@@ -583,6 +634,7 @@ MESSAGE_TYPES: dict[Channel, type[_Message]] = {
     Channel.CONFIG_DESIRED: ConfigDesired,
     Channel.CONFIG_REPORTED: ConfigReported,
     Channel.SNAPSHOT: SnapshotReply,
+    Channel.LIVE: LiveFrame,
 }
 
 M = TypeVar("M", bound=_Message)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_agent import protocol
 from edge_agent.agent.heartbeat import BoardFigures, build_telemetry, read_board
+from edge_agent.agent.live import LiveStreamer
 from edge_agent.agent.metrics import AgentFigures, MetricsServer
 from edge_agent.agent.recheck import run_recheck
 from edge_agent.agent.selftest import run_selftest
@@ -79,6 +80,12 @@ class _Vision(Protocol):
     def stats(self) -> Any: ...
 
     def snapshot(self, camera_id: str) -> Awaitable[bytes]: ...
+
+    def live_tap(
+        self, camera_id: str, tap: Callable[[Any, Sequence[Any]], None] | None
+    ) -> None: ...
+
+    def zones_of(self, camera_id: str) -> dict[str, tuple[tuple[float, float], ...]]: ...
 
     def recheck(
         self,
@@ -157,6 +164,14 @@ class Agent:
             public_key=lambda: self.trust.keys(),  # noqa: PLW0108 (self.trust comes below)
         )
         self._side_tasks: set[asyncio.Task[None]] = set()
+        #: Live view on demand (``live.start``): QoS 0 frames while the hub holds a lease.
+        self.live = LiveStreamer(
+            self.device_id,
+            lambda: self.config.live,
+            lambda: self._stages.vision if self._stages is not None else None,
+            self._publish_live,
+            _encode_live,
+        )
         #: The hub keys trusted now (the config's; more while the hub rotates its key).
         self.trust = TrustStore(
             config.outbox.path.parent / "trusted_keys.json",
@@ -301,6 +316,7 @@ class Agent:
             link.start(_Listener(uplink, commands, self.config_desired))
             self.supervisor.start("uplink", uplink.run)
             self.supervisor.start("telemetry", self._telemetry)
+            self.supervisor.start("live", self.live.run)
             self._start_stages(self._stages)
             self._resume_install()
             log.info("agent %s running (boot %s)", self.device_id, self.boot_id)
@@ -466,6 +482,13 @@ class Agent:
             topic, payload = self._status("online")
             self._link.publish(topic, payload, qos=1, retain=True)
 
+    def _publish_live(self, topic: str, payload: bytes) -> bool:
+        """A live frame straight to the broker, QoS 0 (never through the outbox)."""
+        link = self._link
+        if link is None or not link.connected:
+            return False
+        return link.publish(topic, payload, qos=protocol.Channel.LIVE.qos) is not None
+
     def _start_stages(self, stages: _Stages) -> None:
         for name, factory in stages.factories.items():
             self.supervisor.start(name, factory)
@@ -524,6 +547,8 @@ class Agent:
             "config.apply": self._applier.apply_command,
             "snapshot.request": self._cmd_snapshot,
             "spot.recheck": self._cmd_recheck,
+            "live.start": self.live.start_command,
+            "live.stop": self.live.stop_command,
             "model.install": self._installer.install_command,
             "model.rollback": self._installer.rollback_command,
             "model.shadow_stop": self._installer.stop_shadow_command,
@@ -648,6 +673,13 @@ class Agent:
             priority=Priority.CONFIG,
             retain=True,
         )
+
+
+def _encode_live(image: Any, width: int, quality: int) -> tuple[bytes, int, int]:
+    """Resize and JPEG-encode a live frame (OpenCV: units with cameras only)."""
+    from edge_agent.vision.live_jpeg import encode_live
+
+    return encode_live(image, width, quality)
 
 
 def _probe_package(directory: Path, cfg: AgentConfig, slot: str) -> None:

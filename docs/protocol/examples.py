@@ -261,6 +261,10 @@ class Examples:
             "2026-11-26T08:55:00Z",
             timedelta(minutes=5),
         )
+        live = {"camera_id": "cam-east", "lease_s": 30, "fps": 5, "width": 640}
+        self.cmd("live.start", "live.start", live, "2026-11-26T08:50:00Z", timedelta(seconds=30))
+        stop = {"camera_id": "cam-east"}
+        self.cmd("live.stop", "live.stop", stop, "2026-11-26T08:52:00Z", timedelta(seconds=30))
         install: dict[str, Any] = {
             "slot": "street",
             "url": PACKAGE_URL,
@@ -408,6 +412,20 @@ class Examples:
                 camera_id="cam-east",
                 snapshot=p.Snapshot(jpeg_b64=self.frame, width=32, height=18),
                 ts=at("2026-11-26T08:45:02Z"),
+            )
+        )
+        out["live"] = wire(
+            p.LiveFrame(
+                device_id=POLE,
+                camera_id="cam-east",
+                seq=42,
+                ts=at("2026-11-26T08:50:09.400Z"),
+                jpeg_b64=self.frame,
+                width=32,
+                height=18,
+                fps=5.0,
+                zones={"pavement": ((0.0, 0.6), (1.0, 0.6), (1.0, 1.0), (0.0, 1.0))},
+                objects=(p.LiveObject(label="stall", score=0.91, box=(0.12, 0.58, 0.4, 0.93)),),
             )
         )
         return out

@@ -461,6 +461,8 @@ class VisionService:
         self._infer_ms: deque[float] = deque(maxlen=50)
         #: Rechecks waiting for frames, per camera (under ``_lock``).
         self._watches: dict[str, list[_Watch]] = {}
+        #: Live views (``live.start``): each processed frame of a camera goes to its tap.
+        self._live_taps: dict[str, Callable[[Frame, Sequence[Detection]], None]] = {}
         #: The plate reader ``run`` uses (rechecks read plates with it too).
         self._plates_in_use: PlateReader | None = plate_reader
         self._processed: deque[float] = deque(maxlen=512)
@@ -526,6 +528,22 @@ class VisionService:
             encode_jpeg, image, self._config.evidence.max_bytes, self._config.evidence.quality
         )
         return jpeg
+
+    def live_tap(
+        self, camera_id: str, tap: Callable[[Frame, Sequence[Detection]], None] | None
+    ) -> None:
+        """Hand each frame of ``camera_id`` the pipeline processes, with its detections,
+        to ``tap`` (called on an inference thread: it must only store them), or stop."""
+        with self._lock:
+            if tap is None:
+                self._live_taps.pop(camera_id, None)
+            else:
+                self._live_taps[camera_id] = tap
+
+    def zones_of(self, camera_id: str) -> dict[str, tuple[tuple[float, float], ...]]:
+        """The zones of ``camera_id`` (normalised polygons); KeyError for no such camera."""
+        camera = self._config.camera(camera_id)
+        return {z.name[:64]: tuple(z.polygon) for z in camera.zones}
 
     async def recheck(
         self, camera_id: str, zone: str, plate: str | None, box: Box | None
@@ -731,6 +749,9 @@ class VisionService:
             self._processed.append(now)
             if self._watches:
                 self._feed_watches(frame, dets)
+            tap = self._live_taps.get(frame.camera_id)
+            if tap is not None:
+                tap(frame, dets)
             camera = cameras[frame.camera_id]
             for violation in self._pipes[frame.camera_id].step(frame, dets):
                 if violation.rule.shout:

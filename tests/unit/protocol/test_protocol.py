@@ -210,7 +210,9 @@ def test_foreign_topics_are_refused(name: str) -> None:
 
 def test_channel_qos_and_retention_follow_the_design() -> None:
     assert p.Channel.TELEMETRY.qos == 0
-    assert all(c.qos == 1 for c in p.Channel if c is not p.Channel.TELEMETRY)
+    assert p.Channel.LIVE.qos == 0  # live frames: a lost one is not worth resending
+    lossy = (p.Channel.TELEMETRY, p.Channel.LIVE)
+    assert all(c.qos == 1 for c in p.Channel if c not in lossy)
     assert {c for c in p.Channel if c.retained} == {
         p.Channel.STATUS,
         p.Channel.CONFIG_DESIRED,
@@ -222,6 +224,7 @@ def test_hub_subscriptions_are_shared_and_device_to_hub_only() -> None:
     subs = p.hub_subscriptions()
     assert all(s.startswith("$share/hub/xh/v1/dev/+/") for s in subs)
     assert not any(s.endswith(("/cmd", "/config/desired")) for s in subs)
+    assert not any(s.endswith("/live") for s in subs)  # live frames never reach ingest
 
 
 def test_payload_device_must_match_topic() -> None:

@@ -213,12 +213,20 @@ def params_problem(command: protocol.Command, public_key: str) -> str:
             from edge_agent.agent.recheck import RecheckParams
 
             RecheckParams.model_validate(params)
+        elif command.kind == "live.start":
+            from edge_agent.agent.live import parse_start
+            from edge_agent.config import LiveSection
+
+            parse_start(params, LiveSection())
+        elif command.kind == "live.stop":
+            if not isinstance(params.get("camera_id"), str) or not params["camera_id"]:
+                raise CommandFailed("params.camera_id: a camera id is required")
         elif command.kind == "keys.trust":
             # The unit checks previous_until against its clock; the example's is issued_at.
             protocol.parse_trust_params(params, command.issued_at)
         else:
             return f"no parameter check for {command.kind!r}: add one to this test"
-    except (CommandFailed, ValidationError, KeyError, protocol.ProtocolError) as exc:
+    except (CommandFailed, ValidationError, KeyError, ValueError, protocol.ProtocolError) as exc:
         return str(exc)
     return ""
 
