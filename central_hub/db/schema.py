@@ -27,6 +27,7 @@ __all__ = [
     "devices",
     "events",
     "frame_reads",
+    "live_views",
     "metadata",
     "model_packages",
     "open311_keys",
@@ -745,4 +746,24 @@ parking_checks = sa.Table(
     sa.Column("asked_at", UTCDateTime, nullable=True),
     sa.Column("decided_at", UTCDateTime, nullable=True),
     sa.Index("ix_parking_checks_state_due", "state", "due_at"),
+)
+
+# --- live view on demand (issue #16 item 1) ---
+
+#: One row per person watching a camera live (``central_hub.services.live``): who, which
+#: unit and camera, from a case page or not, from when to when and how many frames they
+#: were sent. ``ended_at`` is null while they watch (or if the hub died meanwhile).
+live_views = sa.Table(
+    "live_views",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(63), nullable=False),
+    sa.Column("camera_id", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("frames", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_live_views_device", "device_id", "started_at"),
+    sa.Index("ix_live_views_case", "case_id"),
 )
