@@ -25,6 +25,7 @@ from central_hub.console import (
     rollout_routes,
     service_day_routes,
     vendor_routes,
+    voice_routes,
 )
 from central_hub.console.i18n import Translator
 from central_hub.console.metrics_routes import default_view
@@ -66,6 +67,7 @@ ROUTE_MODULES = (
     vendor_routes,
     service_day_routes,
     notice_routes,
+    voice_routes,
 )
 
 

@@ -50,6 +50,9 @@ class WavInfo:
     channels: int
     sample_bytes: int
     frames: int
+    #: False when the header's length is not the data's (a WAV written to a pipe says
+    #: 0xFFFFFFFF): ``frames`` then counts the data.
+    header_ok: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -59,7 +62,7 @@ class WavInfo:
     @property
     def plays_on_units(self) -> bool:
         """True when units play it as it is (16-bit PCM, 16 kHz, mono)."""
-        return (self.rate, self.channels, self.sample_bytes) == (UNIT_RATE, 1, 2)
+        return self.header_ok and (self.rate, self.channels, self.sample_bytes) == (UNIT_RATE, 1, 2)
 
 
 def container_of(data: bytes, limits: ClipLimits = ClipLimits()) -> str:
@@ -87,14 +90,17 @@ def wav_info(data: bytes) -> WavInfo:
     """The format of a WAV file's bytes; :class:`InvalidClip` when they are not one."""
     try:
         with wave.open(io.BytesIO(data), "rb") as handle:
-            return WavInfo(
+            rate, channels, width = (
                 handle.getframerate(),
                 handle.getnchannels(),
                 handle.getsampwidth(),
-                handle.getnframes(),
             )
+            said = handle.getnframes()
+            frame_bytes = channels * width
+            got = len(handle.readframes(said)) // frame_bytes if frame_bytes else 0
     except (EOFError, wave.Error) as exc:
         raise InvalidClip(f"not a readable PCM WAV file: {exc}") from exc
+    return WavInfo(rate, channels, width, got, header_ok=got == said)
 
 
 def check_duration(seconds: float, limits: ClipLimits = ClipLimits()) -> float:

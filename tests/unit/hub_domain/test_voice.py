@@ -62,6 +62,12 @@ def test_wav_format_and_whether_units_play_it_as_it_is() -> None:
     assert not wav_info(wav(48_000, 1, 2, 10)).plays_on_units
     assert not wav_info(wav(16_000, 2, 2, 10)).plays_on_units
     assert not wav_info(wav(16_000, 1, 1, 10)).plays_on_units
+    streamed = bytearray(wav(16_000, 1, 2, 8000))
+    streamed[40:44] = b"\xff\xff\xff\xff"  # the data chunk's size, as ffmpeg writes to a pipe
+    info = wav_info(bytes(streamed))
+    assert info.duration_s == 0.5  # counted from the data
+    assert not info.header_ok
+    assert not info.plays_on_units  # rewritten before a unit gets it
     with pytest.raises(InvalidClip, match="not a readable PCM WAV"):
         wav_info(b"RIFF\x10\0\0\0WAVEjunk")
 

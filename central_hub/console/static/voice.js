@@ -1,0 +1,94 @@
+// xiuhua console: the device page's talk button (高空喊话). Hold it (mouse, touch or the
+// space bar) to record with MediaRecorder; release to send the recording to the hub,
+// which converts it and sends the unit a signed speaker.play_clip. The status line then
+// follows the command's state as the speak panel does.
+(function () {
+  "use strict";
+  var box = document.getElementById("talk");
+  if (!box) return;
+  var button = document.getElementById("talk-button");
+  var status = document.getElementById("talk-status");
+  var tag = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = tag ? tag.getAttribute("content") : "";
+  var stream = null, recorder = null, chunks = [], holding = false, current = null;
+
+  function say(text, state) {
+    status.textContent = text;
+    if (state) status.setAttribute("data-cmd-state", state);
+  }
+
+  function microphone() {
+    if (stream) return Promise.resolve(stream);
+    if (!navigator.mediaDevices || !window.MediaRecorder) return Promise.reject(new Error("no MediaRecorder"));
+    return navigator.mediaDevices.getUserMedia({ audio: true }).then(function (s) { stream = s; return s; });
+  }
+
+  function kind() {
+    var types = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
+    for (var i = 0; i < types.length; i++) if (MediaRecorder.isTypeSupported(types[i])) return types[i];
+    return "";
+  }
+
+  function start() {
+    if (holding) return;
+    holding = true;
+    microphone().then(function (s) {
+      if (!holding) return;  // released before the microphone opened
+      var type = kind();
+      recorder = new MediaRecorder(s, type ? { mimeType: type } : undefined);
+      chunks = [];
+      recorder.ondataavailable = function (e) { if (e.data && e.data.size) chunks.push(e.data); };
+      recorder.onstop = function () { send(new Blob(chunks, { type: recorder.mimeType || "audio/webm" })); };
+      recorder.start();
+      button.setAttribute("aria-pressed", "true");
+      box.setAttribute("data-recording", "true");
+      say(status.getAttribute("data-recording"), "recording");
+    }).catch(function () {
+      holding = false;
+      say(status.getAttribute("data-no-mic"), "error");
+    });
+  }
+
+  function stop() {
+    if (!holding) return;
+    holding = false;
+    button.setAttribute("aria-pressed", "false");
+    box.removeAttribute("data-recording");
+    if (recorder && recorder.state !== "inactive") recorder.stop();
+  }
+
+  function send(blob) {
+    fetch(box.getAttribute("data-url"), {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": blob.type.split(";")[0], "X-CSRF-Token": CSRF, Accept: "application/json" },
+      body: blob
+    }).then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (res) {
+        if (!res.ok) { say(res.j.detail || "error", "error"); return; }
+        current = res.j.cmd_id;
+        status.setAttribute("data-cmd-id", current);
+        say(status.getAttribute("data-sent"), res.j.state);
+        poll();
+      }).catch(function () { say("error", "error"); });
+  }
+
+  function poll() {
+    if (!current) return;
+    fetch(box.getAttribute("data-state-url") + encodeURIComponent(current), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (c) {
+        say(c.label + (c.detail ? " · " + c.detail : ""), c.state);
+        if (!c.final) setTimeout(poll, 500); else current = null;
+      }).catch(function () { setTimeout(poll, 2000); });
+  }
+
+  button.addEventListener("pointerdown", function (e) { e.preventDefault(); start(); });
+  button.addEventListener("pointerup", stop);
+  button.addEventListener("pointerleave", stop);
+  button.addEventListener("pointercancel", stop);
+  button.addEventListener("touchstart", function (e) { e.preventDefault(); start(); }, { passive: false });
+  button.addEventListener("touchend", stop);
+  button.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+  button.addEventListener("keydown", function (e) { if (e.code === "Space" && !e.repeat) { e.preventDefault(); start(); } });
+  button.addEventListener("keyup", function (e) { if (e.code === "Space") { e.preventDefault(); stop(); } });
+})();
