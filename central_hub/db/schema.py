@@ -767,3 +767,36 @@ live_views = sa.Table(
     sa.Index("ix_live_views_device", "device_id", "started_at"),
     sa.Index("ix_live_views_case", "case_id"),
 )
+
+# --- voice: scheduled announcements (issue #16 item 2) ---
+
+#: An announcement to every loudspeaker of a grid ``area`` at local ``times`` ("HH:MM")
+#: on ``weekdays`` (1 = Monday) from ``start_date`` to ``end_date`` (inclusive; null: no
+#: end): a notice ``template`` with ``variables`` on the speaker channel
+#: (``central_hub.services.voice_schedules``).
+voice_schedules = sa.Table(
+    "voice_schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("area", sa.String(64), nullable=False),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("variables", _json(), nullable=False),
+    sa.Column("times", _json(), nullable=False),
+    sa.Column("weekdays", _json(), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("cancelled_at", UTCDateTime, nullable=True),
+)
+
+#: One row per slot of a schedule that was claimed: the primary key makes it one send per
+#: slot across workers and restarts; ``notice_id`` is the notice it queued.
+voice_schedule_slots = sa.Table(
+    "voice_schedule_slots",
+    metadata,
+    sa.Column("schedule_id", sa.Integer, sa.ForeignKey("voice_schedules.id"), primary_key=True),
+    sa.Column("slot_at", UTCDateTime, primary_key=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("notice_id", sa.String(36), nullable=True),
+)
