@@ -116,6 +116,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             )
             server = uvicorn.Server(config)
             tasks.append(tg.create_task(server.serve(), name="api"))
+            if hub.live is not None:  # live view: the console's viewers, the units' frames
+                tasks.append(tg.create_task(hub.live.run(), name="live"))
         log.info("hub running (api: %s, ingest: %s)", api, hub.ingest is not None)
         await stop.wait()
         log.info("hub stopping")
@@ -123,6 +125,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             server.should_exit = True
         if console is not None:
             await console.close()  # end live streams so shutdown does not wait
+        if hub.live is not None:
+            hub.live.close()  # end the live views' streams too
         for task in tasks:
             if task.get_name() != "api":
                 task.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from central_hub.services.city_data import load_city_data
 from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
 from central_hub.services.keys import identity_key
+from central_hub.services.live import LIVE_FILTER, LiveViews
 from central_hub.services.metrics import MetricsService
 from central_hub.services.notices import HubAudiences, NoticeService, RegistryAudiences
 from central_hub.services.packages import PackageStore
@@ -143,6 +145,8 @@ class Hub:
     #: Operators' recorded messages to units' loudspeakers (高空喊话).
     voice: VoiceService | None = None
     mqtt: HubMqtt | None = None
+    #: Live view on demand (with its own broker session for the units' live frames).
+    live: LiveViews | None = None
     ingest: IngestWorker | None = None
     #: Failed logins and refused tokens per client address (this process's).
     auth_throttle: FailureThrottle = field(default_factory=FailureThrottle)
@@ -252,6 +256,28 @@ async def build_hub(
         can_text=settings.notice_sms_url is not None,
         tick_s=settings.parking_tick_s,
     )
+    if mqtt:
+        hub.live = LiveViews(
+            engine,
+            key,
+            HubMqtt(
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                client_id=hub_client_id(f"{settings.mqtt_client_id}-live", identity)
+                + f"-{uuid.uuid4().hex[:8]}",  # every process gets every frame of its viewers
+                subscriptions=[LIVE_FILTER],
+                username=settings.mqtt_username,
+                password=settings.mqtt_secret(),
+                clean_session=True,
+                tls_ca=settings.mqtt_tls_ca,
+                tls_cert=settings.mqtt_tls_cert,
+                tls_key=settings.mqtt_tls_key,
+            ),
+            clock,
+            lease_s=settings.live_lease_s,
+            fps=settings.live_fps,
+            width=settings.live_width,
+        )
     hub.industries = Taxonomy.load(settings.industries_path)
     hub.object_link_radius_m = settings.object_link_radius_m
     # Notices to the registry's audiences: an object, an industry, a subcategory, an area.

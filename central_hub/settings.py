@@ -185,6 +185,15 @@ class HubSettings(BaseSettings):
     parking_tick_s: float = Field(
         default=2.0, gt=0, le=60, description="how often the move-your-car loop looks"
     )
+    live_lease_s: float = Field(
+        default=30.0,
+        ge=3,
+        le=120,
+        description="live view: how long a unit streams unless renewed (renewed every third "
+        "of it while someone watches; a closed page stops the unit within it)",
+    )
+    live_fps: float = Field(default=5.0, gt=0, le=30, description="live view: frames per second")
+    live_width: int = Field(default=640, ge=32, le=4096, description="live view: frame width")
     vendor_file_key_file: Path | None = Field(
         default=None,
         description="the vendor file's key (64 hex digits, `central-hub vendor-file keygen`): "

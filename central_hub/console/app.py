@@ -18,6 +18,7 @@ from central_hub.console import (
     box_routes,
     case_routes,
     device_routes,
+    live_routes,
     map_routes,
     metrics_routes,
     notice_routes,
@@ -67,6 +68,7 @@ ROUTE_MODULES = (
     vendor_routes,
     service_day_routes,
     notice_routes,
+    live_routes,
     voice_routes,
 )
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from central_hub.console.live_routes import live_context
 from central_hub.console.render import page, page_html
 from central_hub.console.security import CommanderDep, ReaderDep
 from central_hub.console.state import console_state
@@ -79,8 +80,11 @@ async def device_page(
     who: ReaderDep,
     device_id: str,
     partial: str = "",
+    live: str = "",
+    case: int | None = None,
 ) -> Response:
-    """One device: health, config desired vs reported, commands and the speak panel."""
+    """One device: health, config desired vs reported, commands, the speak and live
+    panels; ``live=CAMERA`` opens that camera's live view (``case``: from that case)."""
     state = console_state(request)
     try:
         device = await state.hub.devices.get(device_id)
@@ -92,6 +96,8 @@ async def device_page(
         return HTMLResponse(page_html(request, who, "_command_rows.html", **extra))
     if partial == "health":
         return HTMLResponse(page_html(request, who, "_device_health.html", **extra))
+    extra |= await live_context(state.hub.live, device, case)
+    extra |= {"live_open": live, "live_case": case}
     return page(request, who, "device.html", clips=clips_of(device), **extra)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from central_hub.console.live_words import LIVE_EN, LIVE_ZH
 from central_hub.console.notice_words import NOTICE_EN, NOTICE_ZH
 from central_hub.console.object_words import OBJECTS_EN, OBJECTS_ZH
 from central_hub.console.service_day_words import SERVICE_DAYS_EN, SERVICE_DAYS_ZH
@@ -700,8 +701,24 @@ _ENUMS_EN = {
 
 #: Every message, by language.
 MESSAGES: Mapping[Lang, Mapping[str, str]] = {
-    "zh": {**_ZH, **_ENUMS_ZH, **VENDOR_ZH, **SERVICE_DAYS_ZH, **NOTICE_ZH, **OBJECTS_ZH},
-    "en": {**_EN, **_ENUMS_EN, **VENDOR_EN, **SERVICE_DAYS_EN, **NOTICE_EN, **OBJECTS_EN},
+    "zh": {
+        **_ZH,
+        **_ENUMS_ZH,
+        **VENDOR_ZH,
+        **SERVICE_DAYS_ZH,
+        **NOTICE_ZH,
+        **OBJECTS_ZH,
+        **LIVE_ZH,
+    },
+    "en": {
+        **_EN,
+        **_ENUMS_EN,
+        **VENDOR_EN,
+        **SERVICE_DAYS_EN,
+        **NOTICE_EN,
+        **OBJECTS_EN,
+        **LIVE_EN,
+    },
 }
 
 
