@@ -13,7 +13,7 @@ RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
-	bench-edge bench-outbox bench-hub bench-fleet bench-console bench-citizens bench-registry bench-notices bench-voice fuzz-api audit
+	bench-edge bench-outbox bench-hub bench-fleet bench-console bench-citizens bench-registry bench-notices bench-voice bench-live fuzz-api audit
 
 demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
@@ -128,6 +128,11 @@ bench-notices: venv
 # <= 1.5 s (real Mosquitto, serve and the agent on loopback; baseline raw MQTT + HTTP).
 bench-voice: venv
 	$(BIN)/python bench/voice.py
+
+# Live view: a frame captured on the unit to a viewer's MJPEG part, 3 viewers of one camera
+# at 5 fps, p95 <= 700 ms and one unit stream (real Mosquitto, serve, the agent; loopback).
+bench-live: venv
+	$(BIN)/python bench/live.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
