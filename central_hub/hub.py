@@ -46,6 +46,7 @@ from central_hub.services.users import UserService
 from central_hub.services.vehicles import VehicleRegistry
 from central_hub.services.vendor_file import VendorFile, vendor_photos_path
 from central_hub.services.voice import VoiceService
+from central_hub.services.voice_schedules import VoiceSchedules
 from central_hub.settings import HubSettings
 from central_hub.workers.dispatch import CommandDispatcher
 from central_hub.workers.ingest import IngestWorker
@@ -144,6 +145,8 @@ class Hub:
     parking: ParkingLoop | None = None
     #: Operators' recorded messages to units' loudspeakers (高空喊话).
     voice: VoiceService | None = None
+    #: Announcements to a grid area's loudspeakers at set times.
+    voice_schedules: VoiceSchedules | None = None
     mqtt: HubMqtt | None = None
     #: Live view on demand (with its own broker session for the units' live frames).
     live: LiveViews | None = None
@@ -244,6 +247,7 @@ async def build_hub(
     hub.voice = VoiceService(
         engine, commands, settings.data_dir / "voice", clock, public_url=settings.api_url
     )
+    hub.voice_schedules = VoiceSchedules(engine, notices, clock, tz=calendar.tz)
     hub.parking = ParkingLoop(
         engine,
         cases_service=hub.cases,

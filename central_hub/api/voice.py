@@ -9,18 +9,21 @@ console's talk button sends it. The units' own download route, ``GET
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from central_hub.api.deps import CurrentUser, HubDep, get_hub, guard
+from central_hub.api.deps import CurrentUser, HubDep, RowId, get_hub, guard
 from central_hub.domain.workflow import Role
 from central_hub.errors import StorageError, TooLargeError
 from central_hub.services.commands import CommandView
 from central_hub.services.voice import VoiceService
+from central_hub.services.voice_schedules import ScheduleView, VoiceSchedules
 
-__all__ = ["install_clip_downloads", "read_limited", "router"]
+__all__ = ["ScheduleRequest", "install_clip_downloads", "read_limited", "router"]
 
 router = APIRouter(tags=["devices"])
 
@@ -60,6 +63,59 @@ async def send_voice(
     voice = voice_of(hub.voice)
     data = await read_limited(request, voice.limits.max_upload_bytes)
     return await voice.send(device_id, data, actor=user.name, case_id=case_id)
+
+
+class ScheduleRequest(BaseModel):
+    """An announcement to every loudspeaker of a grid area at set local times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    area: str = Field(min_length=1, max_length=64)
+    template: str = Field(min_length=1, max_length=64)
+    variables: dict[str, str] = Field(default_factory=dict)
+    times: list[str] = Field(min_length=1, max_length=24)
+    weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], max_length=7)
+    start_date: date
+    end_date: date | None = None
+
+
+def schedules_of(hub_schedules: VoiceSchedules | None) -> VoiceSchedules:
+    """The hub's schedules (absent only in hubs built without them)."""
+    if hub_schedules is None:
+        raise StorageError("this hub keeps no voice schedules")
+    return hub_schedules
+
+
+@router.post(
+    "/voice/schedules",
+    status_code=status.HTTP_201_CREATED,
+    **guard(Role.OPERATOR, Role.ADMIN),
+)
+async def create_schedule(body: ScheduleRequest, hub: HubDep, user: CurrentUser) -> ScheduleView:
+    """Announce a notice template to a grid area's loudspeakers at ``times`` (local HH:MM)
+    on ``weekdays`` (1 = Monday) from ``start_date`` to ``end_date``; each slot once."""
+    return await schedules_of(hub.voice_schedules).create(
+        area=body.area,
+        template=body.template,
+        variables=body.variables,
+        times=body.times,
+        weekdays=body.weekdays,
+        start_date=body.start_date,
+        end_date=body.end_date,
+        actor=user.name,
+    )
+
+
+@router.get("/voice/schedules", **guard(Role.OPERATOR, Role.DISPATCHER, Role.ADMIN))
+async def list_schedules(hub: HubDep) -> list[ScheduleView]:
+    """Every schedule with its latest announced slots, newest first."""
+    return await schedules_of(hub.voice_schedules).all()
+
+
+@router.post("/voice/schedules/{schedule_id}/cancel", **guard(Role.OPERATOR, Role.ADMIN))
+async def cancel_schedule(schedule_id: RowId, hub: HubDep) -> ScheduleView:
+    """Stop a schedule; what it announced stays on record."""
+    return await schedules_of(hub.voice_schedules).cancel(schedule_id)
 
 
 def install_clip_downloads(app: FastAPI) -> None:
