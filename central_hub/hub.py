@@ -24,6 +24,7 @@ from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.grid import Grid
 from central_hub.domain.industries import Taxonomy
+from central_hub.domain.voice_phrases import PhraseBook, load_phrases
 from central_hub.errors import HubError
 from central_hub.services.case_filing import CaseFiler
 from central_hub.services.cases import CaseService
@@ -147,6 +148,8 @@ class Hub:
     voice: VoiceService | None = None
     #: Announcements to a grid area's loudspeakers at set times.
     voice_schedules: VoiceSchedules | None = None
+    #: What a loudspeaker can say with one pick, by violation type (a data file).
+    voice_phrases: PhraseBook = field(default_factory=lambda: PhraseBook({}))
     mqtt: HubMqtt | None = None
     #: Live view on demand (with its own broker session for the units' live frames).
     live: LiveViews | None = None
@@ -248,6 +251,7 @@ async def build_hub(
         engine, commands, settings.data_dir / "voice", clock, public_url=settings.api_url
     )
     hub.voice_schedules = VoiceSchedules(engine, notices, clock, tz=calendar.tz)
+    hub.voice_phrases = load_phrases(catalogue)
     hub.parking = ParkingLoop(
         engine,
         cases_service=hub.cases,

@@ -26,6 +26,19 @@ __all__ = ["router"]
 router = APIRouter()
 
 
+@router.get("/data/voice-phrases", response_model=None)
+async def phrases(request: Request, who: CommanderDep) -> Response:
+    """The phrase library for the picker: per event code its names and sentences."""
+    hub = console_state(request).hub
+    out = []
+    for code, texts in hub.voice_phrases.by_code.items():
+        entry = hub.catalogue.get(code)
+        out.append(
+            {"code": code, "name_zh": entry.name_zh, "name_en": entry.name_en, "phrases": texts}
+        )
+    return JSONResponse(out)
+
+
 @router.post("/devices/{device_id}/voice", response_model=None)
 async def talk(request: Request, device_id: str, who: CommanderDep) -> Response:
     """Send the recorded message in the body to the device; 202 with the command."""

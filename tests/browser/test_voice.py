@@ -109,6 +109,12 @@ def test_hold_to_talk_release_and_the_unit_plays_the_message(
     page = ctx.new_page()
     try:
         page.goto(f"{base}/console/devices/{DEVICE}")
+        # The phrase picker lists the library by violation type; a pick fills the sentence.
+        page.wait_for_selector('#phrase-pick optgroup[label^="0505"]', state="attached")
+        page.select_option("#phrase-pick", "此处禁止停车，请尽快将车辆驶离。")
+        assert (
+            page.input_value('#speak-form input[name="text"]') == "此处禁止停车，请尽快将车辆驶离。"
+        )
         button = page.locator("#talk-button")
         button.hover()
         page.mouse.down()

@@ -82,6 +82,31 @@
       }).catch(function () { setTimeout(poll, 2000); });
   }
 
+  // The phrase picker: the library by violation type; a pick fills the speak form's
+  // sentence, which goes as speaker.say (the unit's TTS renders it).
+  var pick = document.getElementById("phrase-pick");
+  if (pick) {
+    fetch(pick.getAttribute("data-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (types) {
+        var zh = (document.documentElement.lang || "zh").indexOf("zh") === 0;
+        types.forEach(function (type) {
+          var group = document.createElement("optgroup");
+          group.label = type.code + " " + (zh ? type.name_zh : type.name_en);
+          type.phrases.forEach(function (text) {
+            var option = document.createElement("option");
+            option.value = option.textContent = text;
+            group.appendChild(option);
+          });
+          pick.appendChild(group);
+        });
+      }).catch(function () {});
+    pick.addEventListener("change", function () {
+      var form = document.getElementById("speak-form");
+      if (form && pick.value) { form.elements.text.value = pick.value; form.elements.clip.value = ""; }
+    });
+  }
+
   button.addEventListener("pointerdown", function (e) { e.preventDefault(); start(); });
   button.addEventListener("pointerup", stop);
   button.addEventListener("pointerleave", stop);
