@@ -252,18 +252,19 @@ async def build_hub(
     )
     hub.voice_schedules = VoiceSchedules(engine, notices, clock, tz=calendar.tz)
     hub.voice_phrases = load_phrases(catalogue)
-    hub.parking = ParkingLoop(
-        engine,
-        cases_service=hub.cases,
-        vehicles=VehicleRegistry(engine, clock),
-        notices_service=notices,
-        commands_service=commands,
-        grid=grid,
-        clock=clock,
-        policy=parking_policy(settings, grid),
-        can_text=settings.notice_sms_url is not None,
-        tick_s=settings.parking_tick_s,
-    )
+    if settings.parking_enabled:
+        hub.parking = ParkingLoop(
+            engine,
+            cases_service=hub.cases,
+            vehicles=VehicleRegistry(engine, clock),
+            notices_service=notices,
+            commands_service=commands,
+            grid=grid,
+            clock=clock,
+            policy=parking_policy(settings, grid),
+            can_text=settings.notice_sms_url is not None,
+            tick_s=settings.parking_tick_s,
+        )
     if mqtt:
         hub.live = LiveViews(
             engine,

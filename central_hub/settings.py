@@ -163,6 +163,11 @@ class HubSettings(BaseSettings):
         description="a 0504 case is linked to the nearest street shop within this many metres "
         "(0: never)",
     )
+    parking_enabled: bool = Field(
+        default=True,
+        description="run the move-your-car loop (0505 cases with a known owner are texted "
+        "and rechecked); false: every 0505 case goes to the operators as before",
+    )
     parking_wait_s: float = Field(
         default=600.0,
         gt=0,

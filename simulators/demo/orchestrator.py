@@ -100,6 +100,9 @@ class DemoOptions:
     status_interval_s: float = 2.0
     #: Also write this process's log to ``logs/demo.log`` in the run folder.
     log_to_run_dir: bool = False
+    #: Run the hub's move-your-car loop (a test that judges the parking pole's reports
+    #: itself turns it off, so they stay with the operators).
+    parking_loop: bool = True
 
 
 @dataclass
@@ -311,6 +314,7 @@ class Demo:
             "XH_HUB_NOTICE_SMS_SECRET_FILE": str(secret),
             "XH_HUB_PARKING_WAIT_S": f"{PARKING_WAIT_SCENE_S / self.options.speed:g}",
             "XH_HUB_PARKING_TICK_S": "0.5",
+            "XH_HUB_PARKING_ENABLED": "true" if self.options.parking_loop else "false",
             # The demo texts at any hour; a city keeps its quiet hours (22:00-07:00).
             "XH_HUB_NOTICE_QUIET_HOURS": "",
         }
