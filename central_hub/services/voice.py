@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.audio_convert import ConverterMissing, to_unit_wav
-from central_hub.db.schema import commands
+from central_hub.db.schema import cases, commands
 from central_hub.domain.voice import (
     ClipLimits,
     InvalidClip,
@@ -127,6 +127,13 @@ class VoiceService:
         priority: str = "operator",
     ) -> CommandView:
         """Store the message and queue its ``speaker.play_clip`` for ``device_id``."""
+        if case_id is not None:
+            async with self.engine.connect() as conn:
+                found = (
+                    await conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id))
+                ).first()
+            if found is None:
+                raise NotFoundError(f"no case {case_id} to keep the message with")
         clip = await self.store(data)
         return await self.send_clip(
             device_id, clip, actor=actor, case_id=case_id, priority=priority

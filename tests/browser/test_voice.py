@@ -138,6 +138,16 @@ def test_hold_to_talk_release_and_the_unit_plays_the_message(
             arg=cmd_id,
             timeout=20_000,
         )
+        # Opened from a case page (?case=N) the message is kept with the case: one that
+        # does not exist is refused by name, and nothing is sent.
+        page.goto(f"{base}/console/devices/{DEVICE}?case=999999")
+        page.locator("#talk-button").focus()
+        page.keyboard.down("Space")
+        page.wait_for_selector('#talk-status[data-cmd-state="recording"]')
+        time.sleep(0.5)
+        page.keyboard.up("Space")
+        page.wait_for_selector('#talk-status[data-cmd-state="error"]')
+        assert "no case 999999" in page.inner_text("#talk-status")
     finally:
         page.close()
     clip, by_keyboard = played(unit)

@@ -58,7 +58,10 @@
   }
 
   function send(blob) {
-    fetch(box.getAttribute("data-url"), {
+    // Opened from a case page (?case=N): the message is kept with that case too.
+    var fromCase = new URLSearchParams(location.search).get("case");
+    var url = box.getAttribute("data-url") + (/^\d+$/.test(fromCase || "") ? "?case_id=" + fromCase : "");
+    fetch(url, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": blob.type.split(";")[0], "X-CSRF-Token": CSRF, Accept: "application/json" },
       body: blob

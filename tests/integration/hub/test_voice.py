@@ -14,12 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from central_hub.api import create_app
+from central_hub.db.schema import cases
 from central_hub.domain.workflow import Role
 from central_hub.hub import Hub
 from central_hub.services.commands import apply_ack
-from central_hub.testing import FakeClock
+from central_hub.testing import FakeClock, ListSource, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
 from edge_agent.protocol import CommandAck
 
 pytestmark = pytest.mark.integration
@@ -41,6 +44,10 @@ async def test_a_recorded_message_is_converted_stored_and_fetched_once(
     hub: Hub, tmp_path: Path, clock: FakeClock
 ) -> None:
     await hub.devices.register("pole-1", "pole")
+    worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    await worker.process([inbound(make_event("pole-1", at=clock.now))])
+    async with hub.engine.connect() as conn:
+        case_id = (await conn.execute(sa.select(cases.c.id))).scalar_one()
     _, operator = await hub.users.add("op", Role.OPERATOR)
     _, dispatcher = await hub.users.add("disp", Role.DISPATCHER)
     as_op = {"Authorization": f"Bearer {operator}"}
@@ -48,7 +55,7 @@ async def test_a_recorded_message_is_converted_stored_and_fetched_once(
         transport=httpx.ASGITransport(app=create_app(hub)), base_url="http://hub"
     ) as http:
         r = await http.post(
-            "/api/v1/devices/pole-1/voice?case_id=7",
+            f"/api/v1/devices/pole-1/voice?case_id={case_id}",
             content=recorded(tmp_path, 1.5),
             headers={**as_op, "Content-Type": "audio/webm"},
         )
@@ -57,7 +64,7 @@ async def test_a_recorded_message_is_converted_stored_and_fetched_once(
         assert cmd["kind"] == "speaker.play_clip"
         assert cmd["created_by"] == "op"  # who said it, to whom, from which case
         p = cmd["params"]
-        assert p["case_id"] == 7
+        assert p["case_id"] == case_id
         assert p["priority"] == "operator"
         assert p["url"].endswith(f"/api/v1/voice/clips/{p['sha256']}")
 
@@ -121,6 +128,13 @@ async def test_a_recorded_message_is_converted_stored_and_fetched_once(
             "/api/v1/devices/pole-9/voice", content=recorded(tmp_path, 1.0), headers=as_op
         )
         assert r.status_code == 404
+        r = await http.post(
+            f"/api/v1/devices/pole-1/voice?case_id={case_id + 1}",
+            content=recorded(tmp_path, 1.0),
+            headers=as_op,
+        )
+        assert r.status_code == 404
+        assert f"no case {case_id + 1}" in r.json()["detail"]
         r = await http.post(
             "/api/v1/devices/pole-1/voice",
             content=recorded(tmp_path, 1.0),
