@@ -182,6 +182,8 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "objects": await object_case_context(state, who, case),
         # The move-your-car loop's record of a parked car (reminded, rechecked, why not).
         "parking": await state.hub.parking.check(case.id) if state.hub.parking else None,
+        # Who watched the case's cameras live from this case (the live view's audit).
+        "live_views": await state.hub.live.history(case_id=case.id) if state.hub.live else [],
         "may_moderate": who.role in MODERATORS,
         "reason_max": REASON_MAX,
         "squads": sorted(

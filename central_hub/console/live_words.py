@@ -20,6 +20,7 @@ LIVE_ZH: dict[str, str] = {
     "live.frames": "帧数",
     "live.watching": "观看中",
     "live.case_link": "观看实时画面",
+    "live.viewers": "观看人数",
 }
 
 LIVE_EN: dict[str, str] = {
@@ -37,4 +38,5 @@ LIVE_EN: dict[str, str] = {
     "live.frames": "Frames",
     "live.watching": "watching",
     "live.case_link": "Watch live",
+    "live.viewers": "viewers",
 }

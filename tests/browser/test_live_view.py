@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 import pytest
-from browser_harness import HubThread
+from browser_harness import HubThread, event_at, publish_event
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.testing import MARKET_POLE
 from simulators.live_camera import write_live_unit
 from simulators.mosquitto import MosquittoBroker
 from simulators.polling import eventually_sync
@@ -172,5 +173,24 @@ def test_live_view_in_the_browser_fans_out_and_stops_when_closed(
         assert audit.locator("#live-history").inner_text().count("operator") == 3
         assert "观看中" not in audit.locator("#live-history").inner_text()
         audit.close()
+        # From a case: its event's camera opens live for that case, audited with it.
+        event = event_at(DEVICE, *MARKET_POLE).model_copy(update={"camera_id": "mast"})
+        publish_event(broker.port, event)
+        case_id = hub_server.case_of(event.event_id)
+        from_case = ctx.new_page()
+        from_case.goto(f"{base}/console/cases/{case_id}")
+        from_case.click("a.watch-live")
+        from_case.wait_for_selector("#live-status[data-seq]")
+        from_case.goto(f"{base}/console/cases/{case_id}")  # leaving ends the view
+
+        def case_audit() -> str:
+            from_case.reload()
+            found = from_case.locator("#live-audit")
+            text = found.inner_text() if found.count() else ""
+            return text if "operator" in text and "观看中" not in text else ""
+
+        assert eventually_sync(case_audit, 10, every_s=0.3), "no closed audit row on the case"
+        shot(from_case, "live-case-audit")
+        from_case.close()
     finally:
         tap.close()

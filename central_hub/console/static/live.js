@@ -49,7 +49,9 @@
         const data = await r.json();
         draw(data);
         if (data.seq !== null) {
-          status.textContent = camera + " · #" + data.seq + " · " + data.fps + " fps · " + data.viewers;
+          status.textContent =
+            camera + " · #" + data.seq + " · " + data.fps + " fps · " +
+            status.dataset.viewers + " " + data.viewers;
           status.dataset.seq = data.seq;
         }
       }
