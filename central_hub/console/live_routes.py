@@ -87,6 +87,8 @@ async def live_stream(
     if isinstance(found, Response):
         return found
     live = found
+    if case is not None and not await live.case_exists(case):
+        return JSONResponse({"detail": f"no case {case}"}, 404)
 
     async def parts() -> AsyncIterator[bytes]:
         async with live.watch(device_id, camera_id, user=who.user.name, case_id=case) as viewer:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.mqtt import Inbound
-from central_hub.db.schema import live_views
+from central_hub.db.schema import cases, live_views
 from central_hub.domain.live import Audience, Camera
 from central_hub.errors import BrokerError
 from edge_agent.protocol import (
@@ -210,6 +210,12 @@ class LiveViews:
                 self.latest.pop(camera, None)
             self._ended.put_nowait((viewer, self.clock(), last))
             self._kick.set()
+
+    async def case_exists(self, case_id: int) -> bool:
+        """Whether ``case_id`` names a case (a view is audited with it)."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id))
+            return found.first() is not None
 
     def latest_of(self, device_id: str, camera_id: str) -> LiveFrame | None:
         """The newest frame of a watched camera (None while nobody watches it)."""
