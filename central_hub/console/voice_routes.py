@@ -10,18 +10,21 @@ follows as the speak panel does (``/data/commands/{cmd_id}``).
 from __future__ import annotations
 
 import logging
+from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from central_hub.api.voice import read_limited, voice_of
-from central_hub.console.security import CommanderDep
+from central_hub.api.voice import read_limited, schedules_of, voice_of
+from central_hub.console.render import page
+from central_hub.console.security import CommanderDep, ReaderDep
 from central_hub.console.state import console_state
 from central_hub.errors import HubError, NotFoundError, TooLargeError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["router"]
+__all__ = ["parse_schedule_form", "router"]
 
 router = APIRouter()
 
@@ -61,3 +64,107 @@ async def talk(request: Request, device_id: str, who: CommanderDep) -> Response:
         return JSONResponse({"detail": str(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     log.info("console: %s sent a recorded message to %s", who.user.name, device_id)
     return JSONResponse(cmd.model_dump(mode="json"), status.HTTP_202_ACCEPTED)
+
+
+# --------------------------------------------------------------- scheduled announcements
+
+
+def parse_schedule_form(
+    form: dict[str, str], weekdays: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The new-schedule form as :meth:`VoiceSchedules.create` arguments, or its problems."""
+    problems: list[str] = []
+    variables: dict[str, str] = {}
+    for number, line in enumerate(form.get("variables", "").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, eq, value = line.partition("=")
+        if not eq or not name.strip():
+            problems.append(f"variables line {number}: NAME=VALUE")
+            continue
+        variables[name.strip()] = value.strip()
+    days = []
+    for value in weekdays:
+        if not value.isdigit():
+            problems.append(f"weekdays: {value!r} is not a day number")
+        else:
+            days.append(int(value))
+    dates: dict[str, date | None] = {}
+    for key in ("start_date", "end_date"):
+        raw = form.get(key, "").strip()
+        try:
+            dates[key] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            problems.append(f"{key}: {raw!r} is not a date (YYYY-MM-DD)")
+    if dates.get("start_date") is None and not any(p.startswith("start_date") for p in problems):
+        problems.append("start_date: required")
+    args: dict[str, Any] = {
+        "area": form.get("area", "").strip(),
+        "template": form.get("template", "").strip(),
+        "variables": variables,
+        "times": [t.strip() for t in form.get("times", "").split(",") if t.strip()],
+        "weekdays": days,
+        **dates,
+    }
+    return args, problems
+
+
+async def _schedules_page(
+    request: Request,
+    who: ReaderDep,
+    *,
+    problems: list[str] | None = None,
+    form: dict[str, str] | None = None,
+    code: int = 200,
+) -> Response:
+    hub = console_state(request).hub
+    return page(
+        request,
+        who,
+        "voice_schedules.html",
+        status_code=code,
+        schedules=await schedules_of(hub.voice_schedules).all(),
+        templates=await hub.notices.templates(),
+        problems=problems or [],
+        form=form or {},
+    )
+
+
+@router.get("/voice-schedules", response_model=None)
+async def schedules_page(request: Request, who: ReaderDep) -> Response:
+    """Scheduled announcements with their latest slots, and the form for a new one."""
+    return await _schedules_page(request, who)
+
+
+@router.post("/voice-schedules", response_model=None)
+async def add_schedule(request: Request, who: CommanderDep) -> Response:
+    """Keep a new schedule; problems re-render the page with the form kept."""
+    state = console_state(request)
+    raw = await request.form(max_part_size=64 * 1024)
+    form = {
+        k: v for k, v in raw.items() if isinstance(v, str) and k not in ("csrf_token", "weekday")
+    }
+    weekdays = [str(v) for v in raw.getlist("weekday")]
+    form["weekdays"] = ",".join(weekdays)
+    args, problems = parse_schedule_form(form, weekdays)
+    if not problems:
+        try:
+            await schedules_of(state.hub.voice_schedules).create(**args, actor=who.user.name)
+        except HubError as exc:
+            problems = [str(exc)]
+        else:
+            return RedirectResponse(state.url("/voice-schedules"), status.HTTP_303_SEE_OTHER)
+    return await _schedules_page(
+        request, who, problems=problems, form=form, code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+@router.post("/voice-schedules/{schedule_id}/cancel", response_model=None)
+async def cancel_schedule(request: Request, schedule_id: int, who: CommanderDep) -> Response:
+    """Stop a schedule."""
+    state = console_state(request)
+    try:
+        await schedules_of(state.hub.voice_schedules).cancel(schedule_id)
+    except NotFoundError:
+        return page(request, who, "error.html", 404, message=who.t("err.not_found"))
+    return RedirectResponse(state.url("/voice-schedules"), status.HTTP_303_SEE_OTHER)
