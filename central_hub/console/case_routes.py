@@ -184,6 +184,10 @@ async def _detail_context(state: ConsoleState, detail: CaseDetail, who: Viewer) 
         "parking": await state.hub.parking.check(case.id) if state.hub.parking else None,
         # Who watched the case's cameras live from this case (the live view's audit).
         "live_views": await state.hub.live.history(case_id=case.id) if state.hub.live else [],
+        # Who said what through the units' loudspeakers from this case (高空喊话).
+        "voice_sent": await state.hub.voice.sent_for_case(case.id, {e.device_id for e in evs})
+        if state.hub.voice
+        else [],
         "may_moderate": who.role in MODERATORS,
         "reason_max": REASON_MAX,
         "squads": sorted(

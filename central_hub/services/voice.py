@@ -169,6 +169,22 @@ class VoiceService:
         )
         return cmd
 
+    async def sent_for_case(self, case_id: int, device_ids: set[str]) -> list[CommandView]:
+        """The messages sent from a case to the units of its events, newest first."""
+        if not device_ids:
+            return []
+        async with self.engine.connect() as conn:
+            ids = (
+                await conn.execute(
+                    sa.select(commands.c.cmd_id, commands.c.params)
+                    .where(commands.c.kind == PLAY_CLIP, commands.c.device_id.in_(device_ids))
+                    .order_by(commands.c.issued_at.desc())
+                    .limit(500)
+                )
+            ).all()
+        found = [c for c, p in ids if isinstance(p, dict) and p.get("case_id") == case_id]
+        return [await self.commands.get(c) for c in found]
+
     async def authorize(self, sha256: str, token: str | None) -> Path:
         """The clip's file, if ``token`` is the one-time token of an open command for it."""
         path = self.path(sha256)

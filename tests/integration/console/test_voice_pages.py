@@ -1,7 +1,8 @@
-"""The console's scheduled announcements page: an operator keeps a schedule for a grid
-area (CSRF like every form), bad input comes back with each problem named and the form
-kept, the slot the hub announces is listed with its notice, and the schedule is stopped;
-handlers may not add one."""
+"""The console's voice pages. The scheduled announcements page: an operator keeps a
+schedule for a grid area (CSRF like every form), bad input comes back with each problem
+named and the form kept, the slot the hub announces is listed with its notice, and the
+schedule is stopped; dispatchers read it, handlers may not. A case page lists the
+messages spoken from it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import re
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from central_hub.adapters.audio_convert import pcm_wav
 from central_hub.console.voice_routes import parse_schedule_form
+from central_hub.db.schema import cases
 from central_hub.hub import Hub
-from central_hub.testing import FakeClock
+from central_hub.testing import FakeClock, ListSource, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +94,25 @@ async def test_an_operator_keeps_follows_and_stops_a_schedule(
     )
     assert r.status_code == 403
     assert (await (await as_role("handler")).get("/console/voice-schedules")).status_code == 403
+
+
+async def test_a_case_page_lists_the_messages_spoken_from_it(
+    as_role: Any, hub: Hub, clock: FakeClock
+) -> None:
+    await hub.devices.register("pole-1", "pole")
+    worker = IngestWorker(hub.engine, ListSource(), hub.evidence, hub.filer, clock)
+    await worker.process([inbound(make_event("pole-1", at=clock.now))])
+    async with hub.engine.connect() as conn:
+        case_id = (await conn.execute(sa.select(cases.c.id))).scalar_one()
+    message = pcm_wav(bytes(16_000 * 2))  # 1 s at 16 kHz
+    assert hub.voice is not None
+    sent = await hub.voice.send("pole-1", message, actor="operator", case_id=case_id)
+    await hub.voice.send("pole-1", message, actor="admin")  # not from the case
+    op = await as_role("dispatcher")
+    page = await op.get(f"/console/cases/{case_id}")
+    assert page.status_code == 200
+    section = page.text.split('id="voice-audit"', 1)[1].split("</section>", 1)[0]
+    assert section.count("data-cmd-id=") == 1
+    assert f'data-cmd-id="{sent.cmd_id}"' in section
+    assert sent.params["sha256"][:12] in section
+    assert ">operator<" in section
