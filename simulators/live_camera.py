@@ -1,6 +1,6 @@
 """A unit with a moving camera for live-view tests and bench/live.py.
 
-Writes a short looping clip (a bright square crossing a dark street, so consecutive
+Writes a short looping clip (a bright square crossing a textured street, so consecutive
 frames differ), a constant detector that sees a stall in every frame, and an agent
 config that runs them at 5 fps against a broker, trusting ``hub_public_key``.
 """
@@ -23,9 +23,15 @@ def moving_clip(path: Path, frames: int = 20, size: tuple[int, int] = (640, 360)
     import numpy as np
 
     width, height = size
+    # A street-like texture (a gradient, stripes and grain): a 640 px frame weighs about
+    # 20-30 kB as a JPEG, as a city camera's does, not the 5 kB of a flat picture.
+    yy, xx = np.mgrid[0:height, 0:width]
+    ground = 40 + 60 * xx / width + 30 * np.sin(yy / 17.0)
+    grain = np.random.default_rng(1).normal(0, 8, (height, width, 3))
+    street = np.clip(ground[..., None] + grain, 0, 255).astype(np.uint8)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, size)
     for i in range(frames):
-        frame = np.full((height, width, 3), 40, np.uint8)
+        frame = street.copy()
         x = int((width - 80) * i / max(1, frames - 1))
         frame[height // 3 : height // 3 + 80, x : x + 80] = (40, 200, 240)
         writer.write(frame)
