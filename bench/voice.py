@@ -135,11 +135,14 @@ def _baseline(port: int, wav: bytes, n: int) -> list[float]:
     return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
+class BenchFailed(RuntimeError):
+    """The run could not measure (a process did not start, a message did not play)."""
+
+
+def measure(messages: int = 20, seconds: float = 5.0) -> dict[str, Any]:
+    """Run the bench (see the module doc) and return its figures; another bench (e.g.
+    bench/live.py's ``voice_figures``) may call this to put them on its own line."""
+    args = argparse.Namespace(messages=messages, seconds=seconds)
     with tempfile.TemporaryDirectory(prefix="xh-bench-voice-") as tmp:
         root = Path(tmp)
         data = root / "hub"
@@ -201,9 +204,10 @@ def main() -> int:
                         return r.status_code == 200 and r.json()["state"] == "online"
 
                     if not eventually_sync(online, 60, every_s=0.1):
-                        print((root / "serve.log").read_text()[-3000:], file=sys.stderr)
-                        print((root / "agent.log").read_text()[-3000:], file=sys.stderr)
-                        return 1
+                        raise BenchFailed(
+                            (root / "serve.log").read_text()[-3000:]
+                            + (root / "agent.log").read_text()[-3000:]
+                        )
                     spoken = unit_dir / "spoken"
                     times: list[float] = []
                     wav = b""
@@ -223,8 +227,7 @@ def main() -> int:
 
                         final = eventually_sync(done, 30, every_s=0.02)
                         if final is None or final["state"] != "succeeded":
-                            print(f"message {i}: {final}", file=sys.stderr)
-                            return 1
+                            raise BenchFailed(f"message {i}: {final}")
                         [written] = sorted(
                             spoken.glob(f"*-voice-{cmd['params']['sha256'][:12]}.wav")
                         )
@@ -241,7 +244,7 @@ def main() -> int:
                 log.close()
     p95 = _percentile(times, 0.95)
     base95 = _percentile(baseline, 0.95)
-    figures = {
+    return {
         "messages": len(times),
         "seconds": args.seconds,
         "p50_voice_ms": round(statistics.median(times), 1),
@@ -253,6 +256,18 @@ def main() -> int:
         "goal_ms": GOAL_MS,
         "goal_met": p95 <= GOAL_MS,
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    try:
+        figures = measure(args.messages, args.seconds)
+    except BenchFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(json.dumps(figures))
     return 0 if figures["goal_met"] else 1
 
