@@ -406,7 +406,8 @@ _EN: dict[str, str] = {
     "voice.sent": "Messages spoken from this case",
     "nav.voice_schedules": "Announcements",
     "vsched.title": "Scheduled announcements",
-    "vsched.intro": "A notice template played on every loudspeaker of a grid area at set times (each slot once).",
+    "vsched.intro": "A notice template played on every loudspeaker of a grid area at set "
+    "times (each slot once).",
     "vsched.area": "Grid area",
     "vsched.times": "Times (HH:MM, comma-separated)",
     "vsched.weekdays": "Weekdays",
