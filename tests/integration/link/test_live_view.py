@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import protocol
 from edge_agent.config import load_config
@@ -167,10 +171,39 @@ async def test_a_lease_streams_renewals_keep_it_and_it_lapses_without_them(
         await asyncio.wait_for(task, 20)
 
 
+class EventClock:
+    """When each of the unit's events reached the broker (wall clock), by event id."""
+
+    def __init__(self, port: int) -> None:
+        self.arrived: dict[str, tuple[datetime, datetime]] = {}
+        self.client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id="event-clock"
+        )
+        ready = threading.Event()
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            protocol.topic(DEVICE, protocol.Channel.EVENT), qos=1
+        )
+        self.client.on_subscribe = lambda *_: ready.set()
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
+        event = json.loads(msg.payload)
+        detected = datetime.fromisoformat(event["detected_at"])
+        self.arrived[event["event_id"]] = (detected, datetime.now(UTC))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 async def test_over_the_bandwidth_cap_the_rate_drops_and_events_still_arrive(
     mosquitto, agent_config, recorder_factory, hub_key, tmp_path: Path
 ) -> None:
     recorder = await asyncio.to_thread(recorder_factory, mosquitto)
+    clock = await asyncio.to_thread(EventClock, mosquitto.port)
     agent, task = await start_unit(
         tmp_path, mosquitto, agent_config, {"max_bytes_per_s": 20_000}, noisy=True
     )
@@ -194,6 +227,17 @@ async def test_over_the_bandwidth_cap_the_rate_drops_and_events_still_arrive(
             lambda: recorder.on("event")[events_before:] or None, 20, every_s=0.05
         )
         assert events, "no event arrived while the unit streamed at its cap"
+        # Each arrived promptly: detection (the rule firing) to the broker, evidence and
+        # outbox included, well under the fleet's event-to-case goal plus a margin.
+        delays = [
+            (arrived - detected).total_seconds()
+            for e in events
+            if e["event_id"] in clock.arrived
+            for detected, arrived in [clock.arrived[e["event_id"]]]
+        ]
+        assert delays, "the event clock saw none of the events"
+        assert max(delays) < 2.0, delays
     finally:
+        clock.close()
         agent.request_stop()
         await asyncio.wait_for(task, 20)
