@@ -10,7 +10,7 @@
   var status = document.getElementById("talk-status");
   var tag = document.querySelector('meta[name="csrf-token"]');
   var CSRF = tag ? tag.getAttribute("content") : "";
-  var stream = null, recorder = null, chunks = [], holding = false, current = null;
+  var stream = null, recorder = null, chunks = [], holding = false, current = null, limit = null;
 
   function say(text, state) {
     status.textContent = text;
@@ -40,6 +40,9 @@
       recorder.ondataavailable = function (e) { if (e.data && e.data.size) chunks.push(e.data); };
       recorder.onstop = function () { send(new Blob(chunks, { type: recorder.mimeType || "audio/webm" })); };
       recorder.start();
+      // The hub takes at most 30 s: a button held longer sends what was said so far.
+      clearTimeout(limit);
+      limit = setTimeout(stop, 29500);
       button.setAttribute("aria-pressed", "true");
       box.setAttribute("data-recording", "true");
       say(status.getAttribute("data-recording"), "recording");
@@ -50,6 +53,7 @@
   }
 
   function stop() {
+    clearTimeout(limit);
     if (!holding) return;
     holding = false;
     button.setAttribute("aria-pressed", "false");
