@@ -18,7 +18,8 @@ live messages, at 5 a second through the same Mosquitto (what the broker hop alo
 Figures (one JSON line): seconds, viewers, unit_streams, unit_frames, frames_per_viewer,
 fps_seen, p50_live_ms, p95_live_ms, max_live_ms, baseline_p50_ms, baseline_p95_ms, ratio
 (p95_live_ms / baseline_p95_ms), goal_ms (700: the issue's acceptance at 5 fps), goal_met,
-and whatever :func:`voice_figures` adds (see there).
+and with ``--voice N`` the voice half's figures (``p95_voice_ms``, ``voice_goal_met``...,
+from bench/voice.py's ``measure`` with N messages: :func:`voice_figures`).
 """
 
 from __future__ import annotations
@@ -192,14 +193,18 @@ def _baseline(port: int, size: int, count: int) -> list[float]:
     return [(got[i] - sent[i]) * 1000 for i in sent if i in got]
 
 
-def voice_figures() -> dict[str, Any]:
-    """Figures of the voice half (``p95_voice_ms``) when measured in this run.
+def voice_figures(messages: int) -> dict[str, Any]:
+    """The voice half's figures on this line: ``p95_voice_ms`` and its goal, measured by
+    bench/voice.py's :func:`measure` with ``messages`` recordings (its own broker, hub
+    and unit, after the live run); nothing when ``messages`` is 0."""
+    if messages <= 0:
+        return {}
+    sys.path.insert(0, str(Path(__file__).parent))
+    import voice  # bench/voice.py, beside this file
 
-    bench/voice.py measures voice on its own; to report it here as well, return its
-    figures from this function (e.g. run its measurement against the same hub and unit)
-    and they join this bench's JSON line.
-    """
-    return {}
+    found: dict[str, Any] = voice.measure(messages)
+    keep = ("p50_voice_ms", "p95_voice_ms", "max_voice_ms", "goal_ms", "goal_met", "messages")
+    return {f"voice_{k}" if not k.endswith("voice_ms") else k: found[k] for k in keep if k in found}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -224,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--viewers", type=int, default=3)
+    parser.add_argument(
+        "--voice", type=int, default=0, help="also run bench/voice.py with this many messages"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
         assert broker.port is not None
@@ -305,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         "goal_ms": GOAL_P95_MS,
         "goal_met": p95 <= GOAL_P95_MS and unit_streams == 1,
     }
-    figures |= voice_figures()
+    figures |= voice_figures(args.voice)
     print(json.dumps(figures))
-    return 0 if figures["goal_met"] else 1
+    return 0 if figures["goal_met"] and figures.get("voice_goal_met", True) else 1
 
 
 if __name__ == "__main__":
