@@ -1,8 +1,10 @@
 """高空喊话 end to end: Chromium with a fake microphone holds the device page's talk button,
 releases it, and the real agent (its own process, WAV-file speaker) fetches the message
 from the hub with the command's one-time token and plays it: its WAV sink holds the
-message and the panel shows ``succeeded``. A clip altered on the hub after it was sent is
-rejected by the unit and never played."""
+message and the panel shows ``succeeded`` (the space bar works the button too; a page
+opened from an unknown case sends nothing). A clip damaged on the hub's disk is rejected by
+the unit and never played; an operator's message pre-empts an automatic warning playing
+(its command fails as interrupted). The unit's WAV speaker plays in real time here."""
 
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ def unit(
     """The real agent with a WAV-file speaker; yields the folder its speaker writes."""
     folder = tmp_path_factory.mktemp("voice-unit")
     config = folder / "agent.yaml"
+    (folder / "long-warning.wav").write_bytes(tone(8.0))
     config.write_text(
         yaml.safe_dump(
             {
@@ -67,6 +70,8 @@ def unit(
                     "wav_dir": "spoken",
                     "tts_cache": "state/tts",
                     "volume": 1.0,
+                    "wav_pace": 1.0,  # a playback lasts as long as on a real speaker
+                    "clips": {"long-warning": str(folder / "long-warning.wav")},
                 },
                 "telemetry": {"interval_s": 0.5},
             }
@@ -95,6 +100,12 @@ def unit(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def tone(seconds: float, step: float = 8.0) -> bytes:
+    """A 16 kHz mono WAV of a tone: what units play as it is."""
+    n = int(16_000 * seconds)
+    return pcm_wav(struct.pack(f"<{n}h", *(int(6000 * math.sin(i / step)) for i in range(n))))
 
 
 def played(folder: Path) -> list[Path]:
@@ -167,16 +178,14 @@ def test_a_clip_damaged_on_the_hub_is_rejected_and_not_played(
     hub_server: HubThread, unit: Path
 ) -> None:
     before = played(unit)
-    tone = pcm_wav(
-        struct.pack("<16000h", *(int(6000 * math.sin(i / 8)) for i in range(16_000)))
-    )  # 1 s at 16 kHz mono
+    message = tone(1.0)
     # A WAV the units play as it is is stored as sent, by its sha256; a damaged file is put
     # in its place on the hub's disk first (same size, other samples), as a disk fault would.
-    sha = hashlib.sha256(tone).hexdigest()
+    sha = hashlib.sha256(message).hexdigest()
     stored = hub_server.data_dir / "voice" / f"{sha}.wav"
     stored.parent.mkdir(parents=True, exist_ok=True)
-    stored.write_bytes(tone[:-100] + bytes(100))
-    r = hub_server.api("POST", f"/devices/{DEVICE}/voice", role="operator", content=tone)
+    stored.write_bytes(message[:-100] + bytes(100))
+    r = hub_server.api("POST", f"/devices/{DEVICE}/voice", role="operator", content=message)
     assert r.status_code == 202, r.text
     cmd = r.json()
     assert cmd["params"]["sha256"] == sha
@@ -190,3 +199,27 @@ def test_a_clip_damaged_on_the_hub_is_rejected_and_not_played(
     assert done["state"] == "rejected", done
     assert "sha256" in done["detail"]
     assert played(unit) == before
+
+
+def test_an_operators_message_pre_empts_an_automatic_warning(
+    hub_server: HubThread, unit: Path
+) -> None:
+    auto = hub_server.api(
+        "POST",
+        f"/devices/{DEVICE}/commands",
+        role="operator",
+        json={"kind": "speaker.play", "params": {"clip": "long-warning", "priority": "auto"}},
+    ).json()
+    assert eventually_sync(lambda: list(unit.glob("*-clip-long-warning.wav")), 10)
+    r = hub_server.api("POST", f"/devices/{DEVICE}/voice", role="operator", content=tone(0.5, 5))
+    assert r.status_code == 202, r.text
+    voice = r.json()
+
+    def state(cmd_id: str) -> str:
+        return str(hub_server.api("GET", f"/commands/{cmd_id}").json()["state"])
+
+    assert eventually_sync(lambda: state(voice["cmd_id"]) == "succeeded", 15)
+    assert state(auto["cmd_id"]) == "failed"  # interrupted, well before its 8 s were up
+    assert "interrupted" in hub_server.api("GET", f"/commands/{auto['cmd_id']}").json()["detail"]
+    assert list(unit.glob("*-clip-long-warning.stopped.wav"))
+    assert list(unit.glob(f"*-voice-{voice['params']['sha256'][:12]}.wav"))
