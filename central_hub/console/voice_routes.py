@@ -9,6 +9,7 @@ follows as the speak panel does (``/data/commands/{cmd_id}``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date
 from typing import Any
@@ -40,6 +41,18 @@ async def phrases(request: Request, who: CommanderDep) -> Response:
             {"code": code, "name_zh": entry.name_zh, "name_en": entry.name_en, "phrases": texts}
         )
     return JSONResponse(out)
+
+
+@router.get("/voice/clips/{sha256}", response_model=None)
+async def clip(request: Request, sha256: str, who: ReaderDep) -> Response:
+    """A message as it was sent (16 kHz WAV), for the audit: who said what to whom."""
+    state = console_state(request)
+    try:
+        path = voice_of(state.hub.voice).path(sha256)
+        data = await asyncio.to_thread(path.read_bytes)
+    except (NotFoundError, FileNotFoundError):
+        return JSONResponse({"detail": f"no clip {sha256[:64]!r}"}, status.HTTP_404_NOT_FOUND)
+    return Response(data, media_type="audio/wav", headers={"Cache-Control": "private"})
 
 
 @router.post("/devices/{device_id}/voice", response_model=None)

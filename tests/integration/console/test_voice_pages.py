@@ -116,3 +116,12 @@ async def test_a_case_page_lists_the_messages_spoken_from_it(
     assert f'data-cmd-id="{sent.cmd_id}"' in section
     assert sent.params["sha256"][:12] in section
     assert ">operator<" in section
+    # What was said can be heard again: the clip as the unit got it, for readers.
+    link = f"/console/voice/clips/{sent.params['sha256']}"
+    assert link in section
+    heard = await op.get(link)
+    assert heard.status_code == 200
+    assert heard.headers["content-type"] == "audio/wav"
+    assert heard.content == message
+    assert (await op.get("/console/voice/clips/" + "0" * 64)).status_code == 404
+    assert (await (await as_role("handler")).get(link)).status_code == 403
