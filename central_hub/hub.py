@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,6 +53,7 @@ from central_hub.workers.ingest import IngestWorker
 from central_hub.workers.notices import NoticeWorker, notices_from_settings
 from central_hub.workers.rollout import RolloutWorker
 from edge_agent.protocol import (
+    Channel,
     ProtocolError,
     generate_signing_key,
     hub_subscriptions,
@@ -197,9 +197,14 @@ async def build_hub(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
             client_id=hub_client_id(settings.mqtt_client_id, identity),
-            subscriptions=hub_subscriptions(share_group_of(settings.share_group, identity))
-            if ingest
-            else [],
+            subscriptions=[
+                *(
+                    hub_subscriptions(share_group_of(settings.share_group, identity))
+                    if ingest
+                    else []
+                ),
+                LIVE_FILTER,  # every process serving viewers gets the frames (not shared)
+            ],
             username=settings.mqtt_username,
             password=settings.mqtt_secret(),
             tls_ca=settings.mqtt_tls_ca,
@@ -265,28 +270,21 @@ async def build_hub(
             can_text=settings.notice_sms_url is not None,
             tick_s=settings.parking_tick_s,
         )
-    if mqtt:
+    if broker is not None:
+        # Live frames come on the hub's one session (a second session under the same
+        # broker user would be knocked off by it, and knock it off, where the broker names
+        # clients after their user): tapped off before ingest, never stored.
         hub.live = LiveViews(
             engine,
             key,
-            HubMqtt(
-                host=settings.mqtt_host,
-                port=settings.mqtt_port,
-                client_id=hub_client_id(f"{settings.mqtt_client_id}-live", identity)
-                + f"-{uuid.uuid4().hex[:8]}",  # every process gets every frame of its viewers
-                subscriptions=[LIVE_FILTER],
-                username=settings.mqtt_username,
-                password=settings.mqtt_secret(),
-                clean_session=True,
-                tls_ca=settings.mqtt_tls_ca,
-                tls_cert=settings.mqtt_tls_cert,
-                tls_key=settings.mqtt_tls_key,
-            ),
+            broker,
             clock,
             lease_s=settings.live_lease_s,
             fps=settings.live_fps,
             width=settings.live_width,
+            owns_link=False,
         )
+        broker.tap(f"/{Channel.LIVE.value}", hub.live.deliver)
     hub.industries = Taxonomy.load(settings.industries_path)
     hub.object_link_radius_m = settings.object_link_radius_m
     # Notices to the registry's audiences: an object, an industry, a subcategory, an area.

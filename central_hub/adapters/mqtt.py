@@ -17,6 +17,7 @@ import collections
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class HubMqtt:
         self.port = port
         self.client_id = client_id
         self.subscriptions = list(subscriptions)
+        self._taps: dict[str, Callable[[Inbound], None]] = {}
         self._client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -180,6 +182,13 @@ class HubMqtt:
         self._connected.clear()
         log.warning("disconnected from %s:%s: %s", self.host, self.port, reason)
 
+    def tap(self, suffix: str, handler: Callable[[Inbound], None]) -> None:
+        """Hand messages whose topic ends with ``suffix`` to ``handler`` on the event loop,
+        instead of queueing them for :meth:`receive` (live frames: never stored). One
+        session serves both, so the hub never holds two sessions under one broker user
+        (a broker that names clients after their user would play them off each other)."""
+        self._taps[suffix] = handler
+
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         if msg.topic == self.probe_topic:  # the hub's own probe: not a device's message
             self._probed.set()
@@ -189,6 +198,13 @@ class HubMqtt:
         item = Inbound(
             topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=msg.retain, mid=msg.mid
         )
+        for suffix, handler in self._taps.items():
+            if msg.topic.endswith(suffix):
+                if msg.qos > 0:
+                    self._client.ack(msg.mid, msg.qos)
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(handler, item)
+                return
         with self._lock:
             self._pending.append(item)
             if self._wake_scheduled or self._loop is None:

@@ -123,7 +123,10 @@ class Viewer:
 
 
 class LiveViews:
-    """See the module docstring. Run :meth:`run` as a hub task; it owns ``link``."""
+    """See the module docstring. Run :meth:`run` as a hub task. With ``owns_link`` it
+    starts, reads and stops ``link`` itself; without (the hub's own session, shared with
+    ingest) the session hands frames to :meth:`deliver` (``HubMqtt.tap``) and is only
+    used to publish."""
 
     def __init__(
         self,
@@ -136,10 +139,12 @@ class LiveViews:
         fps: float = 5.0,
         width: int = 640,
         monotonic: Callable[[], float] = time.monotonic,
+        owns_link: bool = True,
     ) -> None:
         self.engine = engine
         self.key = key
         self.link = link
+        self.owns_link = owns_link
         self.clock = clock
         self.lease_s = lease_s
         self.fps = fps
@@ -265,16 +270,18 @@ class LiveViews:
 
     async def run(self) -> None:
         """Receive frames and keep leases until cancelled; ends every viewer on the way out."""
-        if self.link is not None:
-            await self.link.start()
+        owned = self.link if self.owns_link else None
+        if owned is not None:
+            await owned.start()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(), name="live-receive")
+                if owned is not None:
+                    tg.create_task(self._receive(), name="live-receive")
                 tg.create_task(self._housekeep(), name="live-housekeep")
         finally:
             self.close()
-            if self.link is not None:
-                await self.link.stop()
+            if owned is not None:
+                await owned.stop()
 
     def close(self) -> None:
         """End every open viewer's stream (their requests then finish)."""
