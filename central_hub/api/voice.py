@@ -22,6 +22,7 @@ from central_hub.errors import StorageError, TooLargeError
 from central_hub.services.commands import CommandView
 from central_hub.services.voice import VoiceService
 from central_hub.services.voice_schedules import ScheduleView, VoiceSchedules
+from edge_agent.protocol import MAX_WIRE_INT
 
 __all__ = ["ScheduleRequest", "install_clip_downloads", "read_limited", "router"]
 
@@ -55,7 +56,7 @@ async def send_voice(
     request: Request,
     hub: HubDep,
     user: CurrentUser,
-    case_id: Annotated[int | None, Query(ge=1)] = None,
+    case_id: Annotated[int | None, Query(ge=1, le=MAX_WIRE_INT)] = None,
 ) -> CommandView:
     """Store a recorded message (WebM/Ogg Opus or WAV; converted to 16 kHz mono WAV) and
     queue a signed ``speaker.play_clip`` for the device; 202 with the command, whose state

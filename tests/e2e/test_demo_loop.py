@@ -39,7 +39,7 @@ from simulators.polling import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(290)]
 
 SPEED = 20.0
-OUTAGE_S = 15.0
+OUTAGE_S = 30.0
 
 
 def metres_to_segment(

@@ -95,7 +95,9 @@ payloads = st.one_of(
     deep_nesting(),
     _json.map(_dump),
 )
-channels = st.sampled_from([c for c in Channel if c.from_device])
+# Live frames never reach ingest (the live view drops a bad one with a warning), so they
+# are not fuzzed into dead letters here.
+channels = st.sampled_from([c for c in Channel if c.from_device and c is not Channel.LIVE])
 
 
 def _collect(n: int, per_example: int = 50) -> list[tuple[Channel, bytes]]:
