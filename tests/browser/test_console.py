@@ -185,6 +185,12 @@ def test_workflow_across_roles_with_photo_and_statistics(
         assert stage_of(hand) == "handled"
         thumb = hand.locator('#audit li[data-action="handle"] img.thumb')
         thumb.wait_for()
+        # The element is there before the photo is fetched and decoded: wait for that.
+        hand.wait_for_function(
+            "() => { const i = document.querySelector("
+            "'#audit li[data-action=\"handle\"] img.thumb'); "
+            "return i !== null && i.complete && i.naturalWidth > 0; }"
+        )
         assert (
             hand.evaluate(
                 "document.querySelector('#audit li[data-action=\"handle\"] img.thumb').naturalWidth"
