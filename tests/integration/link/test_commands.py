@@ -125,8 +125,17 @@ async def test_signed_commands_are_run_and_bad_ones_refused(
             assert ack["detail"].startswith(reason), ack
 
     # After a restart the replay is still refused: the seen ids live on disk.
+    online_before = len([s for s in recorder.on("status") if s["state"] == "online"])
     async with running(config):
         before = len([a for a in recorder.on("cmd/ack") if a["cmd_id"] == good.cmd_id])
+        # Send once the restarted unit is back online (its start can be slow on a busy box).
+        assert await eventually(
+            lambda: (
+                len([s for s in recorder.on("status") if s["state"] == "online"]) > online_before
+            ),
+            60,
+            every_s=0.05,
+        ), "the unit did not come back online"
         await asyncio.to_thread(send, recorder, good)
         acks = await eventually(
             lambda: (
