@@ -53,6 +53,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from PIL import Image
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -73,18 +74,6 @@ CODES: list[tuple[str, dict[str, str]]] = [
 #: Inside the sample district (a box of its streets).
 LAT_RANGE = (28.640, 28.652)
 LON_RANGE = (121.252, 121.268)
-
-
-def _cli(data: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=env,
-    )
-    return done.stdout.strip()
 
 
 def _photo(rng: random.Random) -> bytes:
@@ -302,7 +291,7 @@ def main() -> None:
                 "XH_HUB_OPEN311_KEY_PER_MIN": str(args.reports * 60),
                 "XH_HUB_OPEN311_ADDRESS_BURST": str(args.address_burst),
             }
-            key = _cli(data, env, "open311", "key", "add", "bench-app").splitlines()[-1]
+            key = hub_cli(data, env, "open311", "key", "add", "bench-app").splitlines()[-1]
             assert broker.port is not None
             with _served(data, env, broker.port) as base:
                 figures = asyncio.run(_run(args, base, key, url))

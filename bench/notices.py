@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from central_hub.adapters.notice_channels import SIGNATURE_HEADER, sign_body
@@ -60,18 +61,6 @@ TEMPLATE = {
     "body": "您的车辆 {plate} 停在 {place}，影响通行，请尽快挪走。",
     "variables": ["plate", "place"],
 }
-
-
-def _cli(data: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=env,
-    )
-    return done.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -241,7 +230,7 @@ def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "XH_HUB_NOTICE_RETRY_INITIAL_S": "0.5",
             "XH_HUB_NOTICE_RETRY_CAP_S": "5",
         }
-        token = _cli(data, env, "user", "add", "bench-admin", "--role", "admin").splitlines()[-1]
+        token = hub_cli(data, env, "user", "add", "bench-admin", "--role", "admin").splitlines()[-1]
         assert broker.port is not None
         hub = _Hub(data, env, broker.port)
         hub.start()

@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 import yaml
+from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.mosquitto import MosquittoBroker, free_port
@@ -49,18 +50,6 @@ GOAL_MS = 1500.0
 DEVICE = "pole-bench-voice"
 REPO = Path(__file__).resolve().parents[1]
 PLACE = {"lat": 30.27, "lon": 120.15}
-
-
-def _cli(data: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=env,
-    )
-    return done.stdout.strip()
 
 
 def _recording(path: Path, seconds: float, freq: int) -> bytes:
@@ -159,10 +148,10 @@ def measure(messages: int = 20, seconds: float = 5.0) -> dict[str, Any]:
                 "XH_HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
             }
             data.mkdir()
-            public_key = _cli(data, env, "keygen").splitlines()[-1].split()[-1]
-            token = _cli(data, env, "user", "add", "bench-op", "--role", "operator").splitlines()[
-                -1
-            ]
+            public_key = hub_cli(data, env, "keygen").splitlines()[-1].split()[-1]
+            token = hub_cli(
+                data, env, "user", "add", "bench-op", "--role", "operator"
+            ).splitlines()[-1]
             log = (root / "serve.log").open("ab")
             hub = subprocess.Popen(
                 [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), "serve",

@@ -251,6 +251,8 @@ async def build_hub(
             cipher=load_key_file(key_file) if (key_file := settings.vendor_file_key_file) else None,
         ),
         mqtt=broker,
+        industries=Taxonomy.load(settings.industries_path),
+        object_link_radius_m=settings.object_link_radius_m,
     )
     hub.voice = VoiceService(
         engine, commands, settings.data_dir / "voice", clock, public_url=settings.api_url
@@ -285,8 +287,6 @@ async def build_hub(
             owns_link=False,
         )
         broker.tap(f"/{Channel.LIVE.value}", hub.live.deliver)
-    hub.industries = Taxonomy.load(settings.industries_path)
-    hub.object_link_radius_m = settings.object_link_radius_m
     # Notices to the registry's audiences: an object, an industry, a subcategory, an area.
     notices.resolver = HubAudiences(engine, grid, RegistryAudiences(ServiceObjects.of_hub(hub)))
     if broker is not None and ingest:
