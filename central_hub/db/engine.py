@@ -18,7 +18,7 @@ from central_hub.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["create_engine", "insert_ignore", "is_sqlite", "writer_turn"]
+__all__ = ["create_engine", "insert_ignore", "is_sqlite", "reader", "writer_turn"]
 
 #: How long an SQLite writer waits for the lock before failing (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -30,6 +30,8 @@ def is_sqlite(engine: AsyncEngine | sa.engine.Connection | sa.Dialect) -> bool:
     return dialect.name == "sqlite"
 
 
+#: The execution option that marks a transaction that only reads (`reader`).
+_READ_ONLY = "xh_read_only"
 _WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -64,7 +66,24 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_on_begin(conn: sa.engine.Connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that later
     # upgrades to a writer fails with SQLITE_BUSY without waiting for busy_timeout.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reader (see `reader`) begins deferred: in WAL it reads its snapshot while a
+    # writer writes, instead of queueing for the write lock behind every writer.
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for transactions that only read.
+
+    On SQLite every other transaction begins IMMEDIATE, taking the one write lock, so a
+    burst of reads (an api_key checked on every Open311 POST) would wait in line behind
+    the writers; a reader's transaction takes no lock. Never write through it: a deferred
+    transaction cannot wait for the lock when it starts writing. On PostgreSQL it changes
+    nothing.
+    """
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def create_engine(

@@ -23,6 +23,8 @@ and photo are gone from the row.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central_hub.db.engine import writer_turn
+from central_hub.db.engine import reader, writer_turn
 from central_hub.db.schema import audits, cases, citizen_reports, open311_keys
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts
@@ -65,6 +67,10 @@ __all__ = [
 KEY_PREFIX = "xh311_"
 #: Tries of a submission whose Idempotency-Key another submission took meanwhile.
 _ATTEMPTS = 3
+#: The most api_keys one query checks.
+_CHECK_MAX = 500
+#: The most reports one group commit stores and files.
+_BATCH_MAX = 256
 _FINALS = sorted(s.value for s in FINAL_STAGES)
 
 
@@ -84,6 +90,8 @@ class Open311Keys:
     def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
         self.engine = engine
         self.clock = clock
+        self._asked: dict[str, list[asyncio.Future[Open311Key | None]]] = {}
+        self._checker: asyncio.Task[None] | None = None
 
     async def add(self, name: str) -> tuple[Open311Key, str]:
         """A new key for client ``name`` and the key itself (shown once)."""
@@ -124,18 +132,46 @@ class Open311Keys:
         log.info("open311 key %s revoked", name)
 
     async def authenticate(self, key: str | None) -> Open311Key | None:
-        """The live key ``key`` is, or None (missing, unknown or revoked)."""
+        """The live key ``key`` is, or None (missing, unknown or revoked).
+
+        Checks asked for at the same moment are answered by one query (every Open311 POST
+        asks, and a query each was most of a burst's cost); each is answered from the
+        database as it is after the check was asked for, so a revoked key stops at once.
+        """
         if not key:
             return None
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    open311_keys.select().where(open311_keys.c.key_hash == hash_token(key))
-                )
-            ).first()
-        if row is None or row.revoked_at is not None:
-            return None
-        return Open311Key(row.id, row.name, row.created_at, row.revoked_at)
+        answer: asyncio.Future[Open311Key | None] = asyncio.get_running_loop().create_future()
+        self._asked.setdefault(hash_token(key), []).append(answer)
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._check_asked())
+        return await answer
+
+    async def _check_asked(self) -> None:
+        while self._asked:
+            digests = list(self._asked)[:_CHECK_MAX]
+            asked = {d: self._asked.pop(d) for d in digests}
+            try:
+                async with reader(self.engine).connect() as conn:
+                    rows = (
+                        await conn.execute(
+                            open311_keys.select().where(open311_keys.c.key_hash.in_(digests))
+                        )
+                    ).all()
+            except Exception as exc:  # each caller gets the failure (a 500), none waits
+                for answers in asked.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                continue
+            live = {
+                r.key_hash: Open311Key(r.id, r.name, r.created_at, r.revoked_at)
+                for r in rows
+                if r.revoked_at is None
+            }
+            for digest, answers in asked.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(live.get(digest))
 
 
 @dataclass(frozen=True)
@@ -181,6 +217,44 @@ class StoredReport:
     redacted_by: str | None = None
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A report waiting for the next group commit, and where its answer goes."""
+
+    report: ReportInput
+    key: Open311Key
+    idempotency_key: str | None
+    photo_sha256: str | None
+    now: datetime
+    done: asyncio.Future[Submitted]
+
+
+def _report_row(p: _Pending, token: str, case_id: int) -> dict[str, Any]:
+    r = p.report
+    return {
+        "report_id": token,
+        "api_key_id": p.key.id,
+        "idempotency_key": p.idempotency_key,
+        "code": r.service_code,
+        "case_id": case_id,
+        "lat": r.lat,
+        "lon": r.lon,
+        "location_source": r.location_source,
+        "address": r.address,
+        "description": r.description,
+        "attributes": r.attributes,
+        "media_url": r.media_url,
+        "photo_sha256": p.photo_sha256,
+        "email": r.email,
+        "first_name": r.first_name,
+        "last_name": r.last_name,
+        "phone": r.phone,
+        "device_id": r.device_id,
+        "account_id": r.account_id,
+        "created_at": p.now,
+    }
+
+
 class CitizenReports:
     """Files citizen reports and reads them back for Open311 and for staff."""
 
@@ -190,6 +264,8 @@ class CitizenReports:
         self.engine = engine
         self.filer = filer
         self.clock = clock
+        self._waiting: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def submit(
         self,
@@ -200,91 +276,148 @@ class CitizenReports:
         photo_sha256: str | None = None,
         now: datetime | None = None,
     ) -> Submitted:
-        """Store and file ``report`` in one transaction (see the module doc).
+        """Store and file ``report`` (see the module doc): with the other reports waiting
+        at this moment, in one transaction.
 
         Raises :class:`Open311Error` (400) when filing refuses the report.
         """
-        now = now or self.clock()
-        for attempt in range(1, _ATTEMPTS + 1):
+        pending = _Pending(
+            report,
+            key,
+            idempotency_key,
+            photo_sha256,
+            now or self.clock(),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._waiting.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        # Shielded: a client that hangs up does not unfile a report being committed.
+        return await asyncio.shield(pending.done)
+
+    async def _commit_waiting(self) -> None:
+        """Commit what waits, a batch at a time, until nothing does (the group commit)."""
+        while self._waiting:
+            batch = self._waiting[:_BATCH_MAX]
+            del self._waiting[:_BATCH_MAX]
             try:
                 async with writer_turn(self.engine):  # SQLite: in turn, not in its busy loop
-                    return await self._submit_once(report, key, idempotency_key, photo_sha256, now)
-            except sa.exc.IntegrityError:
-                if idempotency_key is None or attempt == _ATTEMPTS:
-                    raise
+                    outcomes = await self._submit_batch(batch)
+            except asyncio.CancelledError:
+                for p in batch:
+                    if not p.done.done():
+                        p.done.cancel()
+                raise
+            except Exception as exc:  # every report still gets its own answer
+                # Another process took an Idempotency-Key meanwhile, or the database
+                # refused the batch: each report then goes alone, so one cannot fail
+                # the others and each gets its own answer.
+                log.info("a batch of %d citizen reports goes one by one: %s", len(batch), exc)
+                outcomes = [await self._submit_alone(p) for p in batch]
+            for p, outcome in zip(batch, outcomes, strict=True):
+                if p.done.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    p.done.set_exception(outcome)
+                else:
+                    p.done.set_result(outcome)
+
+    async def _submit_alone(self, p: _Pending) -> Submitted | Exception:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with writer_turn(self.engine):
+                    [outcome] = await self._submit_batch([p])
+                return outcome
+            except sa.exc.IntegrityError as exc:
+                if p.idempotency_key is None or attempt == _ATTEMPTS:
+                    return exc
                 log.info("an Open311 submission with the same Idempotency-Key won; reading it")
+            except Exception as exc:  # the report's own answer (a 500)
+                return exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _submit_once(
-        self,
-        report: ReportInput,
-        key: Open311Key,
-        idempotency_key: str | None,
-        photo_sha256: str | None,
-        now: datetime,
-    ) -> Submitted:
-        report_id = uuid7()
+    async def _submit_batch(self, batch: list[_Pending]) -> list[Submitted | Exception]:
+        """Store and file ``batch`` in one transaction; per report its answer."""
+        out: list[Submitted | Exception | None] = [None] * len(batch)
+        first: dict[tuple[int, str], int] = {}  # (api_key, Idempotency-Key) -> index
+        repeats: list[tuple[int, int]] = []  # (index, index of the same key's first)
+        for n, p in enumerate(batch):
+            if p.idempotency_key is not None:
+                pair = (p.key.id, p.idempotency_key)
+                if pair in first:
+                    repeats.append((n, first[pair]))
+                    continue
+                first[pair] = n
         async with self.engine.begin() as conn:
-            if idempotency_key is not None:
-                earlier = (
+            if first:
+                rows = (
                     await conn.execute(
                         sa.select(
                             citizen_reports.c.id,
                             citizen_reports.c.report_id,
                             citizen_reports.c.case_id,
                             citizen_reports.c.account_id,
+                            citizen_reports.c.api_key_id,
+                            citizen_reports.c.idempotency_key,
                         ).where(
-                            citizen_reports.c.api_key_id == key.id,
-                            citizen_reports.c.idempotency_key == idempotency_key,
+                            citizen_reports.c.api_key_id.in_(sorted({k for k, _ in first})),
+                            citizen_reports.c.idempotency_key.in_(sorted({i for _, i in first})),
                         )
                     )
-                ).first()
-                if earlier is not None:
-                    return Submitted(
-                        earlier.id, earlier.report_id, earlier.case_id, earlier.account_id, False
-                    )
-            facts = EventFacts(
-                event_id=report_id,
-                code=report.service_code,
-                lat=report.lat,
-                lon=report.lon,
-                detected_at=now,
-                source="citizen",
-                kind="open311",
-            )
-            [outcome] = await self.filer.file_many(conn, [facts], now)
-            if isinstance(outcome, DomainError):
-                raise Open311Error(400, f"the report cannot be filed: {outcome}")
-            row_id = (
-                await conn.execute(
-                    citizen_reports.insert()
-                    .values(
-                        report_id=report_id,
-                        api_key_id=key.id,
-                        idempotency_key=idempotency_key,
-                        code=report.service_code,
-                        case_id=outcome,
-                        lat=report.lat,
-                        lon=report.lon,
-                        location_source=report.location_source,
-                        address=report.address,
-                        description=report.description,
-                        attributes=report.attributes,
-                        media_url=report.media_url,
-                        photo_sha256=photo_sha256,
-                        email=report.email,
-                        first_name=report.first_name,
-                        last_name=report.last_name,
-                        phone=report.phone,
-                        device_id=report.device_id,
-                        account_id=report.account_id,
-                        created_at=now,
-                    )
-                    .returning(citizen_reports.c.id)
+                ).all()
+                for r in rows:
+                    hit = first.get((r.api_key_id, r.idempotency_key))
+                    if hit is not None:
+                        out[hit] = Submitted(r.id, r.report_id, r.case_id, r.account_id, False)
+            skip = {n for n, _ in repeats}
+            todo = [n for n in range(len(batch)) if out[n] is None and n not in skip]
+            facts = [
+                EventFacts(
+                    event_id=uuid7(),
+                    code=batch[n].report.service_code,
+                    lat=batch[n].report.lat,
+                    lon=batch[n].report.lon,
+                    detected_at=batch[n].now,
+                    source="citizen",
+                    kind="open311",
                 )
-            ).scalar_one()
-        log.info("citizen report %s filed into case %s (client %s)", row_id, outcome, key.name)
-        return Submitted(int(row_id), report_id, int(outcome), report.account_id, True)
+                for n in todo
+            ]
+            filed = await self.filer.file_many(conn, facts, max(p.now for p in batch))
+            rows_in: list[dict[str, Any]] = []
+            stored: list[tuple[int, str, int]] = []  # (index, token, case id)
+            for n, f, outcome in zip(todo, facts, filed, strict=True):
+                if isinstance(outcome, DomainError):
+                    out[n] = Open311Error(400, f"the report cannot be filed: {outcome}")
+                    continue
+                stored.append((n, f.event_id, outcome))
+                rows_in.append(_report_row(batch[n], f.event_id, outcome))
+            if rows_in:
+                ids = (
+                    await conn.execute(
+                        citizen_reports.insert().returning(
+                            citizen_reports.c.id, sort_by_parameter_order=True
+                        ),
+                        rows_in,
+                    )
+                ).scalars()
+                for (n, token, case_id), row_id in zip(stored, ids, strict=True):
+                    p = batch[n]
+                    out[n] = Submitted(int(row_id), token, int(case_id), p.report.account_id, True)
+                    log.info(
+                        "citizen report %s filed into case %s (client %s)",
+                        row_id,
+                        case_id,
+                        p.key.name,
+                    )
+        for n, m in repeats:
+            earlier = out[m]
+            out[n] = (
+                dataclasses.replace(earlier, created=False)
+                if isinstance(earlier, Submitted)
+                else earlier
+            )
+        return [o if o is not None else AssertionError("unanswered") for o in out]
 
     async def find(self, query: RequestQuery, *, limit: int = MAX_RESULTS) -> list[RequestView]:
         """Reports matching a ``GET requests``, newest first (at most ``limit``); hidden

@@ -8,6 +8,7 @@ Storage-bound tests run on SQLite and PostgreSQL (the ``hub`` fixture)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import subprocess
@@ -25,9 +26,10 @@ import sqlalchemy as sa
 from central_hub.api import API_PREFIX, create_app
 from central_hub.api.open311 import Open311Limits, Open311State
 from central_hub.db.schema import cases, citizen_reports
+from central_hub.domain.open311 import Open311Error, ReportInput
 from central_hub.domain.workflow import Action, Role, Stage
 from central_hub.hub import Hub
-from central_hub.services.citizen_reports import Open311Keys
+from central_hub.services.citizen_reports import CitizenReports, Open311Keys, Submitted
 from central_hub.services.throttle import RateBudget
 from central_hub.services.users import User
 from central_hub.testing import FakeClock
@@ -332,6 +334,61 @@ async def test_post_refusals_in_the_spec_error_format(
     async with hub.engine.connect() as conn:
         count = await conn.execute(sa.select(sa.func.count()).select_from(citizen_reports))
         assert count.scalar_one() == 1  # only the one accepted
+
+
+async def test_api_keys_asked_at_once_are_checked_together_and_each_answered(hub: Hub) -> None:
+    keys = Open311Keys(hub.engine, hub.clock)
+    live, good = await keys.add("city-app")
+    _, retired = await keys.add("retired-app")
+    await keys.revoke("retired-app")
+    selects: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if "FROM open311_keys" in statement:
+            selects.append(statement)
+
+    sync = hub.engine.sync_engine
+    sa.event.listen(sync, "before_cursor_execute", count)
+    try:
+        asked = [good, retired, "xh311_unknown", "", good] * 20
+        answers = await asyncio.gather(*(keys.authenticate(k) for k in asked))
+    finally:
+        sa.event.remove(sync, "before_cursor_execute", count)
+    assert [a.id if a else None for a in answers] == [live.id, None, None, None, live.id] * 20
+    assert 1 <= len(selects) <= 2  # one query for the burst (two if it straddles a turn)
+    # Asked again after a revocation: refused at once.
+    await keys.revoke("city-app")
+    assert await keys.authenticate(good) is None
+
+
+async def test_reports_committed_together_each_get_their_own_answer(hub: Hub) -> None:
+    """The group commit: one report filing refuses fails alone; the others are stored,
+    and a repeat of an Idempotency-Key in the same batch gets the first's report."""
+    keys = Open311Keys(hub.engine, hub.clock)
+    key, _ = await keys.add("city-app")
+    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    good = ReportInput("0507", 28.6472, 121.2615, "gps", description="bags on the kerb")
+    bad = ReportInput("9999", 28.6472, 121.2615, "gps")  # no such problem in the catalogue
+    answers = await asyncio.gather(
+        reports.submit(good, key=key, idempotency_key="a"),
+        reports.submit(bad, key=key, idempotency_key="b"),
+        reports.submit(good, key=key, idempotency_key="a"),
+        reports.submit(good, key=key),
+        return_exceptions=True,
+    )
+    first, refused, repeat, other = answers
+    assert isinstance(first, Submitted)
+    assert first.created
+    assert isinstance(refused, Open311Error)
+    assert refused.status == 400
+    assert repeat == dataclasses.replace(first, created=False)
+    assert isinstance(other, Submitted)
+    assert other.created
+    assert other.id != first.id
+    assert other.case_id == first.case_id  # the same problem at the same place: one case
+    async with hub.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(citizen_reports.c.id))).scalars().all()
+    assert sorted(stored) == sorted([first.id, other.id])
 
 
 async def test_an_address_naming_a_road_places_the_report(sqlite_hub: Hub, tmp_path: Path) -> None:
