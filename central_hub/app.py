@@ -79,6 +79,7 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
             settings.retention,
             hub.clock,
             every_s=settings.retention_every_s,
+            voice=settings.voice_path,
         )
         tasks.append(tg.create_task(retention.run(), name="retention"))
         if api:

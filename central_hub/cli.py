@@ -256,6 +256,7 @@ async def _retention(settings: HubSettings, dry_run: bool) -> str:
             EvidenceStore(settings.frames_path),
             policy,
             datetime.now(UTC),
+            voice=settings.voice_path,
             dry_run=dry_run,
         )
     finally:

@@ -255,7 +255,7 @@ async def build_hub(
         object_link_radius_m=settings.object_link_radius_m,
     )
     hub.voice = VoiceService(
-        engine, commands, settings.data_dir / "voice", clock, public_url=settings.api_url
+        engine, commands, settings.voice_path, clock, public_url=settings.api_url
     )
     hub.voice_schedules = VoiceSchedules(engine, notices, clock, tz=calendar.tz)
     hub.voice_phrases = load_phrases(catalogue)

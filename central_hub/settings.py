@@ -119,6 +119,11 @@ class HubSettings(BaseSettings):
         ge=0,
         description="citizen reporters' contact details, from their case's closure",
     )
+    retention_voice_days: int = Field(
+        default=90,
+        ge=0,
+        description="operators' recorded loudspeaker messages, from their last sending",
+    )
     retention_every_s: float = Field(
         default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
     )
@@ -388,7 +393,13 @@ class HubSettings(BaseSettings):
             dead_letters_days=self.retention_dead_letters_days,
             shadow_days=self.retention_shadow_days,
             citizen_contact_days=self.retention_citizen_contact_days,
+            voice_days=self.retention_voice_days,
         )
+
+    @property
+    def voice_path(self) -> Path:
+        """Where operators' recorded messages are kept (by sha256), for units to fetch."""
+        return self.data_dir / "voice"
 
     @property
     def frames_path(self) -> Path:

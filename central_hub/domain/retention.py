@@ -1,5 +1,5 @@
 """How long the hub keeps what is personal: photos, clean frames, GPS tracks, refused raw
-messages, citizen reporters' contact details. A city sets the days
+messages, citizen reporters' contact details, operators' recorded voice. A city sets the days
 (``XH_HUB_RETENTION_*``); this module turns them into the instants before which each kind
 goes. Pure: the clock is passed in.
 
@@ -29,6 +29,8 @@ class RetentionPolicy:
     * ``citizen_contact_days``: a citizen reporter's contact (email, names, phone, device
       and account ids), from the closure (or cancellation) of the report's case; the
       report itself stays. Their photos go with the case's (``evidence_days``).
+    * ``voice_days``: operators' recorded loudspeaker messages (the audio), from the last
+      time one was sent; who sent what to which unit stays in the command's row.
     """
 
     evidence_days: int = 730
@@ -38,6 +40,7 @@ class RetentionPolicy:
     dead_letters_days: int = 30
     shadow_days: int = 60
     citizen_contact_days: int = 180
+    voice_days: int = 90
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,6 +61,7 @@ class RetentionPolicy:
             dead_letters=before(self.dead_letters_days),
             shadow=before(self.shadow_days),
             citizen_contact=before(self.citizen_contact_days),
+            voice=before(self.voice_days),
         )
 
 
@@ -72,6 +76,7 @@ class RetentionCutoffs:
     dead_letters: datetime | None
     shadow: datetime | None
     citizen_contact: datetime | None
+    voice: datetime | None
 
 
 @dataclass(frozen=True)
@@ -88,4 +93,5 @@ class RetentionReport:
     citizen_contacts_cleared: int = 0
     evidence_files_deleted: int = 0
     frame_files_deleted: int = 0
+    voice_clips_deleted: int = 0
     dry_run: bool = False

@@ -36,7 +36,7 @@ from edge_agent.protocol import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CommandService", "CommandState", "CommandView", "apply_ack"]
+__all__ = ["OPEN_STATES", "CommandService", "CommandState", "CommandView", "apply_ack"]
 
 
 class CommandState(enum.StrEnum):
@@ -59,7 +59,8 @@ class CommandState(enum.StrEnum):
 _FINAL = frozenset(
     {CommandState.SUCCEEDED, CommandState.FAILED, CommandState.REJECTED, CommandState.EXPIRED}
 )
-_OPEN = [CommandState.QUEUED.value, CommandState.SENT.value, CommandState.DELIVERED.value]
+#: The states of a command not yet acked, failed or expired.
+OPEN_STATES = [CommandState.QUEUED.value, CommandState.SENT.value, CommandState.DELIVERED.value]
 #: Ack state → command state.
 _FROM_ACK = {
     "received": CommandState.DELIVERED,
@@ -112,7 +113,7 @@ async def apply_ack(conn: AsyncConnection, ack: CommandAck, now: datetime) -> bo
     duplicate) changes nothing.
     """
     new = _FROM_ACK[ack.state]
-    allowed = _OPEN if new.final else [CommandState.QUEUED.value, CommandState.SENT.value]
+    allowed = OPEN_STATES if new.final else [CommandState.QUEUED.value, CommandState.SENT.value]
     result = await conn.execute(
         commands.update()
         .where(
@@ -221,7 +222,7 @@ class CommandService:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 commands.update()
-                .where(commands.c.state.in_(_OPEN), commands.c.expires_at <= now)
+                .where(commands.c.state.in_(OPEN_STATES), commands.c.expires_at <= now)
                 .values(state=CommandState.EXPIRED.value, detail="expired at hub", updated_at=now)
             )
         if result.rowcount:

@@ -6,6 +6,11 @@ file is older than :data:`FILE_GRACE` (an upload not yet attached to a transitio
 image being ingested, has a fresh mtime; :meth:`EvidenceStore.put_sync` refreshes the
 mtime of bytes stored again). Case records and audit trails stay; a case's attachments
 keep their hashes, so the trail still says a photo was there.
+
+Operators' recorded messages (the voice folder, ``<sha256>.wav``) go when no
+``speaker.play_clip`` command sent within ``voice_days`` nor any still open names them and
+the file is older than both the grace and the cutoff; the commands' rows (who said what
+to which unit) stay.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from central_hub.db.schema import (
     audits,
     cases,
     citizen_reports,
+    commands,
     dead_letters,
     events,
     service_object_photos,
@@ -32,6 +38,8 @@ from central_hub.db.schema import (
 )
 from central_hub.domain.retention import RetentionPolicy, RetentionReport
 from central_hub.domain.workflow import FINAL_STAGES
+from central_hub.services.commands import OPEN_STATES
+from central_hub.services.voice import PLAY_CLIP
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +58,13 @@ async def apply_retention(
     policy: RetentionPolicy,
     now: datetime,
     *,
+    voice: Path | None = None,
     dry_run: bool = False,
 ) -> RetentionReport:
-    """One pass of ``policy`` at ``now``; with ``dry_run`` count and change nothing."""
+    """One pass of ``policy`` at ``now``; with ``dry_run`` count and change nothing.
+
+    ``voice`` is the folder of operators' recorded messages (none: not swept).
+    """
     cut = policy.cutoffs(now)
     counts: dict[str, int] = {}
     final = [s.value for s in FINAL_STAGES]
@@ -122,6 +134,7 @@ async def apply_retention(
                 sa.select(events.c.frame_sha256).where(events.c.frame_sha256.is_not(None))
             )
         }
+        voiced = await _voice_in_use(conn, cut.voice, now) if cut.voice and voice else set()
         if dry_run:
             await trans.rollback()
         else:
@@ -133,6 +146,10 @@ async def apply_retention(
     counts["frame_files_deleted"] = await asyncio.to_thread(
         _sweep, frames.root, live_frames, grace, dry_run
     )
+    if cut.voice is not None and voice is not None:
+        counts["voice_clips_deleted"] = await asyncio.to_thread(
+            _sweep_voice, voice, voiced, min(grace, cut.voice.timestamp()), dry_run
+        )
     report = RetentionReport(dry_run=dry_run, **counts)
     log.info("retention pass%s: %s", " (dry run)" if dry_run else "", report)
     return report
@@ -165,6 +182,34 @@ async def _live_evidence(
     for (attached,) in await conn.execute(q):
         live.update(str(sha) for sha in attached or ())
     return live
+
+
+async def _voice_in_use(conn: AsyncConnection, cutoff: datetime, now: datetime) -> set[str]:
+    """The clips a play_clip command issued since ``cutoff``, or still open, names."""
+    still_open = commands.c.state.in_(OPEN_STATES) & (commands.c.expires_at > now)
+    q = sa.select(commands.c.params).where(
+        commands.c.kind == PLAY_CLIP, (commands.c.issued_at >= cutoff) | still_open
+    )
+    return {str(p.get("sha256")) for (p,) in await conn.execute(q) if isinstance(p, dict)}
+
+
+def _sweep_voice(root: Path, live: set[str], older_than: float, dry_run: bool) -> int:
+    """Delete (or count) the recorded messages no recent or open command names."""
+    if not root.is_dir():
+        return 0
+    gone = 0
+    for path in root.glob("*.wav"):
+        if path.stem in live:
+            continue
+        try:
+            if path.stat().st_mtime >= older_than:
+                continue
+            if not dry_run:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        gone += 1
+    return gone
 
 
 def _sweep(root: Path, live: set[str], older_than: float, dry_run: bool) -> int:

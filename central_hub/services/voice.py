@@ -41,7 +41,7 @@ from central_hub.domain.voice import (
     wav_info,
 )
 from central_hub.errors import AuthError, InvalidInputError, NotFoundError
-from central_hub.services.commands import CommandService, CommandState, CommandView
+from central_hub.services.commands import OPEN_STATES, CommandService, CommandView
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ __all__ = ["PLAY_CLIP", "ClipView", "VoiceService"]
 #: The command kind that carries a clip.
 PLAY_CLIP = "speaker.play_clip"
 _SHA = re.compile(r"^[0-9a-f]{64}$")
-_OPEN = [CommandState.QUEUED.value, CommandState.SENT.value, CommandState.DELIVERED.value]
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,7 @@ class VoiceService:
     def _write(self, sha: str, wav: bytes) -> None:
         target = self.path(sha)
         if target.exists():
+            os.utime(target)  # sent again: retention counts from now (services.retention)
             return
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.tmp")
@@ -195,7 +195,7 @@ class VoiceService:
             rows = (
                 await conn.execute(
                     sa.select(commands.c.params, commands.c.state, commands.c.expires_at).where(
-                        commands.c.kind == PLAY_CLIP, commands.c.state.in_(_OPEN)
+                        commands.c.kind == PLAY_CLIP, commands.c.state.in_(OPEN_STATES)
                     )
                 )
             ).all()

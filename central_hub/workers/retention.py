@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,16 +34,23 @@ class RetentionWorker:
         clock: Callable[[], datetime],
         *,
         every_s: float,
+        voice: Path | None = None,
     ) -> None:
         self.engine, self.evidence, self.frames = engine, evidence, frames
         self.policy, self.clock, self.every_s = policy, clock, every_s
+        self.voice = voice
 
     async def run(self) -> None:
         """Pass, sleep, repeat until cancelled."""
         while True:
             try:
                 await apply_retention(
-                    self.engine, self.evidence, self.frames, self.policy, self.clock()
+                    self.engine,
+                    self.evidence,
+                    self.frames,
+                    self.policy,
+                    self.clock(),
+                    voice=self.voice,
                 )
             except (sa.exc.SQLAlchemyError, OSError, HubError) as exc:
                 log.error("retention pass failed, retrying later: %s", exc)

@@ -4,8 +4,12 @@ what the city no longer keeps goes, rows and files; what is still in use stays (
 
 from __future__ import annotations
 
+import io
+import math
 import os
+import struct
 import time
+import wave
 from datetime import timedelta
 from pathlib import Path
 
@@ -271,3 +275,64 @@ async def test_citizen_contacts_and_photos_go_after_their_case_closed(
     assert hub.evidence.path_of(recently_closed[2]).exists()
     again = await apply_retention(hub.engine, hub.evidence, hub.frames, policy, now)
     assert again.citizen_contacts_cleared == again.citizen_photos_dropped == 0
+
+
+def _wav(frequency: int) -> bytes:
+    """A second of a tone as units play it (16 kHz mono 16-bit: stored unconverted)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * frequency * n / 16_000)))
+                for n in range(16_000)
+            )
+        )
+    return out.getvalue()
+
+
+async def test_recorded_voice_goes_when_no_recent_or_open_command_names_it(
+    hub: Hub, clock: FakeClock
+) -> None:
+    await hub.devices.register("pole-1", "pole")
+    voice = hub.voice
+    old = await voice.send("pole-1", _wav(440), actor="op")  # sent once, long ago
+    again = await voice.send("pole-1", _wav(550), actor="op")  # sent long ago and lately
+    never = await voice.store(_wav(660))  # stored, never sent (a send that failed)
+    clock.advance(days=90)
+    await voice.send("pole-1", _wav(550), actor="op")
+    clock.advance(days=10)
+    fresh = await voice.store(_wav(770))  # stored moments ago: within the grace
+    then = (clock.now - timedelta(days=100)).timestamp()
+    for sha in (old.params["sha256"], again.params["sha256"], never.sha256):
+        os.utime(voice.path(sha), (then, then))
+    policy = RetentionPolicy(voice_days=90)
+
+    dry = await apply_retention(
+        hub.engine, hub.evidence, hub.frames, policy, clock.now, voice=voice.root, dry_run=True
+    )
+    assert dry.voice_clips_deleted == 2
+    assert len(list(voice.root.glob("*.wav"))) == 4
+    report = await apply_retention(
+        hub.engine, hub.evidence, hub.frames, policy, clock.now, voice=voice.root
+    )
+    assert report.voice_clips_deleted == 2
+    assert not voice.path(old.params["sha256"]).exists()
+    assert not voice.path(never.sha256).exists()
+    assert voice.path(again.params["sha256"]).exists()
+    assert voice.path(fresh.sha256).exists()
+    # Who said what stays: the three commands are still there.
+    assert len(await hub.commands.list_for("pole-1")) == 3
+    # Kept for ever with 0 days.
+    keep = RetentionPolicy(voice_days=0)
+    kept = await apply_retention(
+        hub.engine,
+        hub.evidence,
+        hub.frames,
+        keep,
+        clock.now + timedelta(days=900),
+        voice=voice.root,
+    )
+    assert kept.voice_clips_deleted == 0
