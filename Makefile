@@ -11,6 +11,9 @@ RUN_EXTRAS ?= edge,hub,audio
 STAMP := $(VENV)/.xiuhua-installed
 RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
+# Test files run on this many processes (pytest-xdist); a file's tests stay together on
+# one, since they share fixtures and brokers. 2 fits the project's 2-core machines.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \
 	bench-edge bench-outbox bench-hub bench-fleet bench-console bench-citizens bench-registry bench-notices bench-voice bench-live fuzz-api audit
@@ -19,7 +22,7 @@ demo: venv-run
 	$(BIN)/xiuhua demo $(DEMO_ARGS)
 
 test: venv check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # schemathesis against a running hub for ten minutes with a fresh seed (`make test`
 # runs the same test for a minute with a fixed one).
