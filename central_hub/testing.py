@@ -76,8 +76,10 @@ def make_event(
     snapshot: bytes | None = None,
     frame: bytes | None = None,
     event_id: str | None = None,
+    plate: str | None = None,
 ) -> Event:
-    """A valid event for ``device_id`` (at the market pole unless told otherwise)."""
+    """A valid event for ``device_id`` (at the market pole unless told otherwise), with
+    the licence plate ``plate`` read when given."""
     at = at or datetime.now(UTC)
     fields: dict[str, Any] = {
         "event_id": event_id or uuid7(int(at.timestamp() * 1000)),
@@ -98,6 +100,8 @@ def make_event(
     for name, image in (("snapshot", snapshot), ("frame", frame)):
         if image is not None:
             fields[name] = {"jpeg_b64": base64.b64encode(image).decode(), "width": 64, "height": 48}
+    if plate is not None:
+        fields["plate"] = {"text": plate, "score": 0.9}
     return Event.model_validate(fields)
 
 

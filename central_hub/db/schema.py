@@ -167,6 +167,9 @@ cases = sa.Table(
     # The square of the case's place (case_filing.place_key): filing reads a code's open
     # cases in the few squares its reports' merge radii reach. Null without a place.
     sa.Column("place_key", sa.BigInteger, nullable=True),
+    # The plate of the vehicle the case is about (its first report's, read by the unit):
+    # a report of another plate is another vehicle, so another case. Null: none read.
+    sa.Column("plate", sa.String(16), nullable=True),
     sa.Index("ix_cases_code_place", "code", "place_key"),
 )
 

@@ -48,6 +48,7 @@ __all__ = [
     "OpenCase",
     "haversine_m",
     "plan_filing",
+    "same_vehicle",
 ]
 
 #: Mean Earth radius (IUGG), metres.
@@ -77,6 +78,8 @@ class EventFacts:
     source: CaseSource = "ai"
     device_id: str | None = None
     kind: str | None = None
+    #: The vehicle's licence plate as the unit read it (None: no plate, or unreadable).
+    plate: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> EventFacts:
@@ -90,6 +93,7 @@ class EventFacts:
             source="ai",
             device_id=event.device_id,
             kind=event.kind,
+            plate=event.plate.text if event.plate else None,
         )
 
 
@@ -103,6 +107,7 @@ class OpenCase:
     lon: float | None
     stage: Stage | str
     last_event_at: datetime
+    plate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,20 @@ class _Locate(enum.Enum):
     IN_GRID = "in grid"
 
 
+def same_vehicle(plate: str | None, other: str | None) -> bool:
+    """False only when both plates were read and differ: two cars parked nose to tail
+    are two violations (each owner is told, each is recorded), however close. An
+    unreadable plate cannot tell cars apart, so it merges by place as any report does.
+    Separators and case are ignored (``浙A·12345`` is ``浙a12345``)."""
+    if not plate or not other:
+        return True
+    return _plate_key(plate) == _plate_key(other)
+
+
+def _plate_key(plate: str) -> str:
+    return "".join(ch for ch in plate.upper() if ch.isalnum())
+
+
 def plan_filing(
     event_facts: EventFacts,
     open_cases_nearby: Iterable[OpenCase],
@@ -191,6 +210,8 @@ def plan_filing(
         except ValueError as exc:
             raise FilingError(f"case {case.case_id}.stage: {case.stage!r} is not a stage") from exc
         if case.code != event_facts.code or not still_open:
+            continue
+        if not same_vehicle(event_facts.plate, case.plate):
             continue
         if case.lat is None or case.lon is None:
             continue

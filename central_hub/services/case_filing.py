@@ -22,6 +22,7 @@ its transactions begin IMMEDIATE and so already file one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -184,6 +185,7 @@ class CaseFiler:
                         facts.lon,
                         plan.initial_stage,
                         facts.detected_at,
+                        facts.plate,
                     )
                 )
                 results.append(local)
@@ -265,9 +267,9 @@ class CaseFiler:
             result = await conn.exec_driver_sql(_candidates_sqlite(dialect.paramstyle), params)
         found: list[OpenCase] = []
         for row in result.all():
-            case_id, code, lat, lon, stage, last = tuple(row)
+            case_id, code, lat, lon, stage, last, plate = tuple(row)
             at = utc_from_driver(last)  # NOT NULL column
-            found.append(OpenCase(int(case_id), code, lat, lon, stage, at))
+            found.append(OpenCase(int(case_id), code, lat, lon, stage, at, plate))
         return found
 
     def _case_row(self, plan: FilingPlan, facts: EventFacts, now: datetime) -> dict[str, Any]:
@@ -295,6 +297,7 @@ class CaseFiler:
             "first_report_id": facts.event_id,
             "grid_version": self.grid.version,
             "place_key": place_key(facts.lat, facts.lon),
+            "plate": facts.plate[:16] if facts.plate else None,
         }
 
     @staticmethod
@@ -320,10 +323,10 @@ _FINALS = sorted(s.value for s in FINAL_STAGES)
 #: lookup per square: without it, the generic plan a prepared statement falls back to
 #: after five runs may join the squares against every open case of the code.
 _CANDIDATES_PG = """
-SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at
+SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate
 FROM unnest($1::text[], $2::bigint[]) AS k(code, place_key)
 CROSS JOIN LATERAL (
-  SELECT id, code, lat, lon, stage, last_event_at FROM cases
+  SELECT id, code, lat, lon, stage, last_event_at, plate FROM cases
   WHERE code = k.code AND place_key = k.place_key
     AND last_event_at BETWEEN $3 AND $4 AND stage <> ALL($5::text[])
   OFFSET 0
@@ -351,7 +354,7 @@ def _candidates_sqlite(paramstyle: str) -> str:
     squares, t0, t1 = p(), p(), p()
     finals = ", ".join(p() for _ in _FINALS)
     return (
-        "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at"
+        "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate"
         f" FROM json_each({squares}) AS k CROSS JOIN cases AS c"
         " ON c.code = json_extract(k.value, '$[0]') AND c.place_key = json_extract(k.value, '$[1]')"
         f" WHERE c.last_event_at BETWEEN {t0} AND {t1} AND c.stage NOT IN ({finals})"
@@ -402,9 +405,7 @@ class _Buckets:
             return
         case = self.tiles[key][case_id]
         if at > case.last_event_at:
-            self.tiles[key][case_id] = OpenCase(
-                case.case_id, case.code, case.lat, case.lon, case.stage, at
-            )
+            self.tiles[key][case_id] = dataclasses.replace(case, last_event_at=at)
 
     def near(self, facts: EventFacts) -> list[OpenCase]:
         """Cases of the report's code in the 3x3 tiles around it."""

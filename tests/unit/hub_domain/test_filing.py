@@ -17,6 +17,7 @@ from central_hub.domain.filing import (
     OpenCase,
     haversine_m,
     plan_filing,
+    same_vehicle,
 )
 from central_hub.domain.grid import Grid
 from central_hub.domain.workflow import Stage
@@ -205,7 +206,7 @@ def test_bad_facts_are_refused(world: tuple[Catalogue, Grid, WorkCalendar]) -> N
 
 
 def test_from_wire_event() -> None:
-    from edge_agent.protocol import Event, uuid7
+    from edge_agent.protocol import Event, Plate, uuid7
 
     event = Event.model_validate(
         {
@@ -232,8 +233,35 @@ def test_from_wire_event() -> None:
     assert facts.device_id == "pole-01"
     assert facts.detected_at == T0
     assert (facts.lat, facts.lon) == MARKET
+    assert facts.plate is None
+    plated = event.model_copy(update={"plate": Plate(text="浙J·12345", score=0.9)})
+    assert EventFacts.from_event(plated).plate == "浙J·12345"
 
 
 def test_unknown_case_stage_is_named(world: tuple[Catalogue, Grid, WorkCalendar]) -> None:
     with pytest.raises(FilingError, match=r"case 7\.stage"):
         plan(world, ev(), [OpenCase(7, "0504", *MARKET, "lost", T0)])
+
+
+@pytest.mark.parametrize(
+    ("event_plate", "case_plate", "merges"),
+    [
+        ("浙J·12345", "浙J·67890", False),  # two cars nose to tail: two cases
+        ("浙J·12345", "浙J·12345", True),
+        ("浙j12345", "浙J·12345", True),  # separators and case do not make another car
+        (None, "浙J·12345", True),  # unreadable: cannot tell cars apart, merges by place
+        ("浙J·12345", None, True),
+        (None, None, True),
+    ],
+)
+def test_parked_cars_merge_only_with_their_own_plate(
+    world: tuple[Catalogue, Grid, WorkCalendar],
+    event_plate: str | None,
+    case_plate: str | None,
+    merges: bool,
+) -> None:
+    # 0505: merge radius 15 m; the other car 5 m away
+    near = OpenCase(9, "0505", PARKING[0] + 5 * M_LAT, PARKING[1], Stage.REGISTERED, T0, case_plate)
+    p = plan(world, ev(code="0505", lat=PARKING[0], lon=PARKING[1], plate=event_plate), [near])
+    assert (p.merge_into == 9) is merges
+    assert same_vehicle(event_plate, case_plate) is merges

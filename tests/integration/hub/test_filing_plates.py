@@ -1,0 +1,68 @@
+"""Cars parked side by side are separate cases (``cases.plate``): through the real ingest
+worker and filer, on SQLite and PostgreSQL, in one batch and across batches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central_hub.adapters.evidence import EvidenceStore
+from central_hub.db.schema import cases, events
+from central_hub.domain.calendar import WorkCalendar
+from central_hub.domain.catalogue import Catalogue
+from central_hub.domain.grid import Grid
+from central_hub.services.case_filing import CaseFiler
+from central_hub.testing import ListSource, inbound, make_event
+from central_hub.workers.ingest import IngestWorker
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+LAT, LON = 28.6455, 121.2650
+#: About a metre of latitude in degrees.
+M_LAT = 1 / 111_195
+
+
+async def test_two_cars_nose_to_tail_are_two_cases_and_each_keeps_its_own(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path), filer, lambda: NOW)
+
+    def parked(seq: int, plate: str | None, metres: float, minutes: int) -> object:
+        return make_event(
+            "pole-7",
+            code="0505",
+            seq=seq,
+            at=NOW - timedelta(minutes=minutes),
+            lat=LAT + metres * M_LAT,
+            lon=LON,
+            plate=plate,
+        )
+
+    # One batch: car A, car B 5 m behind it (0505 merges within 15 m), A seen again.
+    await worker.process(
+        [
+            inbound(parked(1, "浙J·A1234", 0, 30)),
+            inbound(parked(2, "浙J·B5678", 5, 29)),
+            inbound(parked(3, "浙J·A1234", 1, 28)),
+        ]
+    )
+    # A later batch: B again (separators differ), and a car whose plate was unreadable,
+    # which cannot be told apart and joins the nearest case, as any report does.
+    await worker.process([inbound(parked(4, "浙JB5678", 5, 20)), inbound(parked(5, None, 4, 19))])
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(cases.c.id, cases.c.plate, cases.c.event_count).order_by(cases.c.id)
+            )
+        ).all()
+        seen = await conn.execute(sa.select(events.c.seq, events.c.case_id))
+        filed = {r.seq: r.case_id for r in seen}
+    assert [(r.plate, r.event_count) for r in rows] == [("浙J·A1234", 2), ("浙J·B5678", 3)]
+    a, b = rows[0].id, rows[1].id
+    assert filed == {1: a, 2: b, 3: a, 4: b, 5: b}
