@@ -148,7 +148,7 @@ async def apply_retention(
     )
     if cut.voice is not None and voice is not None:
         counts["voice_clips_deleted"] = await asyncio.to_thread(
-            _sweep_voice, voice, voiced, min(grace, cut.voice.timestamp()), dry_run
+            _sweep, voice, voiced, min(grace, cut.voice.timestamp()), dry_run, "*.wav"
         )
     report = RetentionReport(dry_run=dry_run, **counts)
     log.info("retention pass%s: %s", " (dry run)" if dry_run else "", report)
@@ -193,31 +193,15 @@ async def _voice_in_use(conn: AsyncConnection, cutoff: datetime, now: datetime) 
     return {str(p.get("sha256")) for (p,) in await conn.execute(q) if isinstance(p, dict)}
 
 
-def _sweep_voice(root: Path, live: set[str], older_than: float, dry_run: bool) -> int:
-    """Delete (or count) the recorded messages no recent or open command names."""
+def _sweep(
+    root: Path, live: set[str], older_than: float, dry_run: bool, pattern: str = "??/??/*.jpg"
+) -> int:
+    """Delete (or count) the files under ``root`` (``pattern``, named by their hash) no kept
+    row points at, older than ``older_than``."""
     if not root.is_dir():
         return 0
     gone = 0
-    for path in root.glob("*.wav"):
-        if path.stem in live:
-            continue
-        try:
-            if path.stat().st_mtime >= older_than:
-                continue
-            if not dry_run:
-                path.unlink()
-        except FileNotFoundError:
-            continue
-        gone += 1
-    return gone
-
-
-def _sweep(root: Path, live: set[str], older_than: float, dry_run: bool) -> int:
-    """Delete (or count) the store's files no kept row points at, older than the grace."""
-    if not root.is_dir():
-        return 0
-    gone = 0
-    for path in root.glob("??/??/*.jpg"):
+    for path in root.glob(pattern):
         if path.stem in live:
             continue
         try:
