@@ -1,12 +1,14 @@
 """Live view on the unit, over a real Mosquitto: a signed ``live.start`` streams JPEG
 frames on the ``live`` channel, renewals keep it going, without them it stops within the
 lease, a forged or expired start streams nothing, and a bandwidth cap lowers the rate
-while events still arrive."""
+while events still arrive. And the hub's live view of a real unit over NATS server's MQTT
+gateway (the second broker), start to stop."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -18,9 +20,12 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.settings import HubSettings
+from central_hub.testing import running_hub
 from edge_agent import protocol
 from edge_agent.config import load_config
 from edge_agent.runner import Agent
+from simulators.nats import NatsBroker
 from simulators.polling import eventually
 
 cv2 = pytest.importorskip("cv2")
@@ -54,7 +59,12 @@ def clip(path: Path, noisy: bool) -> Path:
 
 
 async def start_unit(
-    tmp_path: Path, mosquitto: Any, agent_config: Any, live: dict[str, Any], noisy: bool = False
+    tmp_path: Path,
+    mosquitto: Any,
+    agent_config: Any,
+    live: dict[str, Any],
+    noisy: bool = False,
+    **config: Any,
 ) -> tuple[Agent, asyncio.Task[None]]:
     model = await asyncio.to_thread(stall_model, tmp_path / "model")
     source = await asyncio.to_thread(clip, tmp_path / "clip.avi", noisy)
@@ -62,6 +72,7 @@ async def start_unit(
         mosquitto,
         DEVICE,
         live=live,
+        **config,
         vision={
             "detector": {"model": str(model), "intra_threads": 1},
             "cameras": [
@@ -241,3 +252,59 @@ async def test_over_the_bandwidth_cap_the_rate_drops_and_events_still_arrive(
         clock.close()
         agent.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def test_the_hubs_live_view_of_a_unit_over_nats(agent_config: Any, tmp_path: Path) -> None:
+    """The whole chain on the second broker: the hub's signed start, the unit's QoS 0
+    frames through NATS's MQTT gateway to the hub's tap, the viewer leaving, the stop."""
+    with NatsBroker(tmp_path / "nats") as nats:
+        settings = HubSettings(
+            data_dir=tmp_path / "hub",
+            mqtt_port=nats.port,
+            mqtt_client_id="hub-nats-live",
+            share_group="",  # NATS has no $share groups
+            command_tick_s=0.2,
+        )
+        async with running_hub(settings) as hub:
+            assert hub.live is not None
+            views = asyncio.create_task(hub.live.run())
+            agent, task = await start_unit(
+                tmp_path,
+                nats,
+                agent_config,
+                {},
+                hub={"public_key": protocol.public_key_b64(hub.key)},
+            )
+            try:
+                got: list[protocol.LiveFrame] = []
+
+                async def watch() -> None:
+                    assert hub.live is not None
+                    async with hub.live.watch(DEVICE, "mast", user="ann", case_id=None) as viewer:
+                        async for frame in viewer.frames_until_closed():
+                            got.append(frame)
+                            if len(got) >= 3:
+                                return
+
+                await asyncio.wait_for(watch(), 60)  # the unit loads its model first
+                assert [f.camera_id for f in got] == ["mast"] * 3
+                assert all(f.jpeg_bytes()[:2] == b"\xff\xd8" for f in got)
+                assert [f.seq for f in got] == sorted(f.seq for f in got)
+                assert any(o.label == "stall" for f in got for o in f.objects)
+                # The last viewer left: the hub's live.stop reaches the unit over NATS.
+                assert await eventually(lambda: agent.live.streaming() == [], 15, every_s=0.1)
+                history = await eventually(
+                    lambda: _ended(hub.live.history(device_id=DEVICE)), 10, every_s=0.1
+                )
+                assert [(v.user_name, v.frames >= 3) for v in history] == [("ann", True)]
+            finally:
+                agent.request_stop()
+                await asyncio.wait_for(task, 20)
+                views.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await views
+
+
+async def _ended(history: Any) -> list[Any] | None:
+    views = await history
+    return views if views and all(v.ended_at is not None for v in views) else None
