@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from central_hub.db.bulk import insert_rows
 from central_hub.db.schema import UTCDateTime, audits, cases, utc_from_driver
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
@@ -203,14 +204,13 @@ class CaseFiler:
         ids: dict[str, int] = {}
         if new_rows:
             # Unsorted RETURNING is one multi-row statement; map rows back by report id.
-            inserted = await conn.execute(
-                cases.insert().returning(cases.c.id, cases.c.first_report_id), new_rows
-            )
-            by_report = {r.first_report_id: int(r.id) for r in inserted}
+            inserted = await insert_rows(conn, cases, new_rows, returning=("id", "first_report_id"))
+            by_report = {report: int(case_id) for case_id, report in inserted}
             for local, row in zip(pending, new_rows, strict=True):
                 ids[local] = by_report[row["first_report_id"]]
-            await conn.execute(
-                audits.insert(),
+            await insert_rows(
+                conn,
+                audits,
                 [
                     self._filing_audit(ids[local], batch[int(local[4:])], row["stage"], now)
                     for local, row in zip(pending, new_rows, strict=True)

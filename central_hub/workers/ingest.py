@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import Inbound
+from central_hub.db.bulk import insert_rows
 from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import dead_letters, events, snapshots, tracks
 from central_hub.domain.errors import DomainError
@@ -504,8 +505,10 @@ class IngestWorker:
             rows.append(_event_row(ev, shas.get(i, _NONE), now, outcome, held.get(n)))
         if not rows:
             return
-        stmt = insert_ignore(events, conn.dialect, ["event_id"]).returning(events.c.event_id)
-        inserted = len((await conn.execute(stmt, rows)).all())
+        stored = await insert_rows(
+            conn, events, rows, returning=["event_id"], ignore_conflicts_on=["event_id"]
+        )
+        inserted = len(stored)
         if inserted != len(rows):
             raise _RaceLost(
                 f"{len(rows) - inserted} events were stored by another worker meanwhile"
