@@ -289,6 +289,8 @@ class CitizenReports:
             now or self.clock(),
             asyncio.get_running_loop().create_future(),
         )
+        # Read here too, so a refusal whose client hung up is not logged as never retrieved.
+        pending.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append(pending)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting())

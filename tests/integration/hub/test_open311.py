@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import io
 import os
 import subprocess
@@ -389,6 +390,27 @@ async def test_reports_committed_together_each_get_their_own_answer(hub: Hub) ->
     async with hub.engine.connect() as conn:
         stored = (await conn.execute(sa.select(citizen_reports.c.id))).scalars().all()
     assert sorted(stored) == sorted([first.id, other.id])
+
+
+async def test_a_report_whose_client_hangs_up_is_still_stored_once(hub: Hub) -> None:
+    keys = Open311Keys(hub.engine, hub.clock)
+    key, _ = await keys.add("city-app")
+    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    good = ReportInput("0507", 28.6472, 121.2615, "gps")
+    bad = ReportInput("9999", 28.6472, 121.2615, "gps")
+    sends = [
+        asyncio.create_task(reports.submit(good, key=key, idempotency_key="gone")),
+        asyncio.create_task(reports.submit(bad, key=key, idempotency_key="gone-bad")),
+    ]
+    await asyncio.sleep(0)  # both wait for the group commit
+    for send in sends:
+        send.cancel()  # the clients hang up
+    retry = await reports.submit(good, key=key, idempotency_key="gone")
+    assert not retry.created  # the first was stored all the same; the retry finds it
+    async with hub.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(citizen_reports.c.idempotency_key))).scalars()
+        assert list(stored) == ["gone"]
+    gc.collect()  # the refusal nobody awaited is not logged as never retrieved
 
 
 async def test_an_address_naming_a_road_places_the_report(sqlite_hub: Hub, tmp_path: Path) -> None:
