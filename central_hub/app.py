@@ -70,6 +70,8 @@ async def run_hub(hub: Hub, settings: HubSettings, *, api: bool, stop: asyncio.E
         tasks.append(tg.create_task(hub.notice_worker.run(), name="notices"))
         if hub.parking is not None:
             tasks.append(tg.create_task(hub.parking.run(), name="parking"))
+        if hub.followup is not None:
+            tasks.append(tg.create_task(hub.followup.run(), name="followup"))
         if hub.voice_schedules is not None:
             tasks.append(tg.create_task(hub.voice_schedules.run(), name="voice-schedules"))
         retention = RetentionWorker(

@@ -27,6 +27,7 @@ from central_hub.domain.voice_phrases import PhraseBook, load_phrases
 from central_hub.errors import HubError
 from central_hub.services.case_filing import CaseFiler
 from central_hub.services.cases import CaseService
+from central_hub.services.citizen_followup import ReporterFollowUp
 from central_hub.services.city_data import load_city_data
 from central_hub.services.commands import CommandService
 from central_hub.services.devices import DeviceService
@@ -144,6 +145,8 @@ class Hub:
     vendor_file: VendorFile
     #: The move-your-car loop (reminders and rechecks of parked cars).
     parking: ParkingLoop | None = None
+    #: Tells citizen reporters of their cases' status changes (when a channel exists).
+    followup: ReporterFollowUp | None = None
     #: Operators' recorded messages to units' loudspeakers (高空喊话).
     voice: VoiceService | None = None
     #: Announcements to a grid area's loudspeakers at set times.
@@ -271,6 +274,18 @@ async def build_hub(
             policy=parking_policy(settings, grid),
             can_text=settings.notice_sms_url is not None,
             tick_s=settings.parking_tick_s,
+        )
+    can_text = settings.notice_sms_url is not None
+    can_mail = settings.notice_smtp_host is not None
+    if can_text or can_mail:
+        hub.followup = ReporterFollowUp(
+            engine,
+            notices,
+            clock,
+            public_url=settings.api_url,
+            can_text=can_text,
+            can_mail=can_mail,
+            tick_s=settings.followup_tick_s,
         )
     if broker is not None:
         # Live frames come on the hub's one session (a second session under the same

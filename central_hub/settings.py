@@ -124,6 +124,12 @@ class HubSettings(BaseSettings):
         ge=0,
         description="operators' recorded loudspeaker messages, from their last sending",
     )
+    followup_tick_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often citizen reporters' follow-ups are looked for (needs an SMS "
+        "gateway or SMTP)",
+    )
     retention_every_s: float = Field(
         default=6 * 3600.0, gt=0, description="how often serve runs a retention pass"
     )

@@ -20,6 +20,7 @@ __all__ = [
     "box_corrections",
     "case_objects",
     "cases",
+    "citizen_followups",
     "citizen_reports",
     "commands",
     "contact_reads",
@@ -802,4 +803,18 @@ voice_schedule_slots = sa.Table(
     sa.Column("slot_at", UTCDateTime, primary_key=True),
     sa.Column("claimed_at", UTCDateTime, nullable=False),
     sa.Column("notice_id", sa.String(36), nullable=True),
+)
+
+#: Reporter follow-up (services.citizen_followup): one row per report and status change
+#: told (the audit row of the change), claimed before the notice is queued so two hub
+#: workers tell it once; ``channel`` None when the reporter left no address the hub can
+#: reach (the change is then not looked at again).
+citizen_followups = sa.Table(
+    "citizen_followups",
+    metadata,
+    sa.Column("report_id", sa.Integer, sa.ForeignKey("citizen_reports.id"), primary_key=True),
+    sa.Column("audit_id", sa.Integer, sa.ForeignKey("audits.id"), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("notice_id", sa.String(36), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=True),
 )
