@@ -7,7 +7,7 @@ never with a check-then-insert. Evidence images are not stored here, only their 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 
+_ZERO = timedelta(0)
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """A timezone-aware datetime stored in UTC on every backend (SQLite keeps no zone)."""
 
@@ -81,9 +84,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTCDateTime column")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.utcoffset() == _ZERO:
+                # Already UTC (datetime.UTC, or pydantic's zone of a parsed "Z"): the
+                # text less its "+00:00", without building a converted copy first.
+                return value.isoformat(" ", "microseconds")[:-6]
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 

@@ -1,0 +1,46 @@
+"""UTCDateTime's SQLite bind processor writes every aware instant as UTC text.
+
+Zones with a zero offset take a short path (the text less its "+00:00"); every zone must
+give the text of the instant converted to UTC, as SQLAlchemy's SQLite DateTime writes it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import TypeAdapter
+from sqlalchemy.dialects.sqlite import aiosqlite
+
+from central_hub.db.schema import UTCDateTime
+
+PROCESS = UTCDateTime().dialect_impl(aiosqlite.dialect()).bind_processor(aiosqlite.dialect())
+PARSED = TypeAdapter(datetime).validate_json('"2026-12-05T22:00:00.123456Z"')  # pydantic's zone
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 5, 22, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 12, 5, 22, 0, tzinfo=UTC),  # no microseconds: still six digits
+        PARSED,
+        datetime(2026, 12, 6, 6, 0, 0, 5, tzinfo=ZoneInfo("Asia/Shanghai")),
+        datetime(2026, 12, 5, 22, 0, tzinfo=ZoneInfo("Europe/London")),  # +00:00 in winter
+        datetime(2026, 7, 5, 22, 0, tzinfo=ZoneInfo("Europe/London")),  # +01:00 in summer
+        datetime(2026, 12, 5, 22, 0, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        datetime(2026, 12, 5, 22, 0, tzinfo=timezone(timedelta(seconds=30))),
+    ],
+)
+def test_every_zone_is_written_as_utc_text(value: datetime) -> None:
+    assert PROCESS is not None
+    expected = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert PROCESS(value) == expected
+    assert len(expected) == len("2026-12-05 22:00:00.000000")
+
+
+def test_naive_and_none() -> None:
+    assert PROCESS is not None
+    assert PROCESS(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        PROCESS(datetime(2026, 12, 5, 22, 0))
