@@ -118,7 +118,8 @@ class FilingPlan:
     identification fields matter), or None to open a new case described by the rest.
     ``squad_id`` is None when the place is outside the grid or no squad owns the line
     there; ``grid_cell_id`` is None outside the grid (the case is still filed, for a
-    person to place).
+    person to place). ``deadline`` is None when the plan merges (the case keeps its own:
+    the working-time walk is not done for a report that opens nothing).
     """
 
     merge_into: int | str | None
@@ -131,7 +132,7 @@ class FilingPlan:
     grid_cell_id: str | None
     squad_id: str | None
     reported_at: datetime
-    deadline: datetime
+    deadline: datetime | None
     initial_stage: Stage
     verification_required: bool
     source: CaseSource
@@ -240,7 +241,7 @@ def plan_filing(
         grid_cell_id=cell.id if cell is not None else None,
         squad_id=squad,
         reported_at=reported_at,
-        deadline=deadline(reported_at, entry.limit, calendar),
+        deadline=deadline(reported_at, entry.limit, calendar) if best is None else None,
         initial_stage=Stage.REPORTED if verify else Stage.REGISTERED,
         verification_required=verify,
         source=event_facts.source,

@@ -141,6 +141,7 @@ def test_merges_into_the_open_case_nearby(world: tuple[Catalogue, Grid, WorkCale
     assert not p.is_new_case
     assert p.merge_into == 7
     assert p.distance_m == pytest.approx(10, abs=0.1)
+    assert p.deadline is None  # the case keeps its own; none is computed for a merge
 
 
 @pytest.mark.parametrize(
