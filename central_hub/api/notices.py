@@ -28,6 +28,7 @@ from central_hub.domain.errors import NoticeError
 from central_hub.domain.notices import Audience, NoticeChannel, Recipient
 from central_hub.domain.workflow import Role
 from central_hub.errors import InvalidInputError, NotFoundError
+from central_hub.services.citizen_followup import masked_for
 from central_hub.services.notices import (
     DeliveryView,
     NoticeRequest,
@@ -213,10 +214,12 @@ async def get_notice(notice_id: NoticeId, hub: HubDep) -> NoticeView:
 
 @router.get("/notices/{notice_id}/deliveries", **guard(*_SENDERS))
 async def list_deliveries(
-    notice_id: NoticeId, hub: HubDep, limit: Limit = 100, offset: Offset = 0
+    notice_id: NoticeId, hub: HubDep, user: CurrentUser, limit: Limit = 100, offset: Offset = 0
 ) -> list[DeliveryView]:
-    """A notice's deliveries: state, attempts, next attempt, provider id, receipt, error."""
-    return await hub.notices.deliveries(notice_id, limit=limit, offset=offset)
+    """A notice's deliveries: state, attempts, next attempt, provider id, receipt, error.
+    A citizen reporter's address (a follow-up) is masked but to admins."""
+    found = await hub.notices.deliveries(notice_id, limit=limit, offset=offset)
+    return [masked_for(d, user.role) for d in found]
 
 
 @router.get("/notice-opt-outs", **guard(*_SENDERS))

@@ -118,8 +118,9 @@ def create_engine(
     raise StorageError(f"unsupported database {backend!r} in {parsed!r}: use sqlite or postgresql")
 
 
-def insert_ignore(table: sa.Table, dialect: sa.Dialect, index: list[str]) -> Any:
-    """``INSERT ... ON CONFLICT (index) DO NOTHING`` for ``dialect``; add ``.values()``."""
+def insert_ignore(table: sa.Table, dialect: sa.Dialect, index: list[str] | None) -> Any:
+    """``INSERT ... ON CONFLICT (index) DO NOTHING`` for ``dialect`` (``index`` None: a
+    conflict on any unique key does nothing); add ``.values()``."""
     if dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
     if dialect.name == "postgresql":

@@ -811,9 +811,11 @@ voice_schedule_slots = sa.Table(
 )
 
 #: Reporter follow-up (services.citizen_followup): one row per report and status change
-#: told (the audit row of the change), claimed before the notice is queued so two hub
-#: workers tell it once; ``channel`` None when the reporter left no address the hub can
-#: reach (the change is then not looked at again).
+#: looked at (the audit row of the change). ``address_key`` is a hash of the channel and
+#: the address told, unique per change, so one person who reported a problem twice is
+#: told once (the second report's row gets a key of its own and ``error`` says why); the
+#: row is claimed before the notice is queued, so two hub workers tell it once. ``channel``
+#: None: nobody was told (no reachable address, the address's daily cap, told already).
 citizen_followups = sa.Table(
     "citizen_followups",
     metadata,
@@ -822,4 +824,7 @@ citizen_followups = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("notice_id", sa.String(36), nullable=True),
     sa.Column("channel", sa.String(16), nullable=True),
+    sa.Column("address_key", sa.String(64), nullable=False, index=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.UniqueConstraint("audit_id", "address_key"),
 )

@@ -91,6 +91,7 @@ class RetentionReport:
     shadow_events_deleted: int = 0
     citizen_photos_dropped: int = 0
     citizen_contacts_cleared: int = 0
+    followup_addresses_masked: int = 0
     evidence_files_deleted: int = 0
     frame_files_deleted: int = 0
     voice_clips_deleted: int = 0

@@ -24,6 +24,7 @@ while they last only urgent deliveries off the speaker channel are claimed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
@@ -346,6 +347,17 @@ class NoticeService:
         if done.rowcount != 1:
             raise ConflictError(f"a template named {name!r} exists")
         return await self.template(name)
+
+    async def ensure_template(
+        self, name: str, subject: str, body: str, variables: Sequence[str], *, actor: str
+    ) -> None:
+        """Create the hub's own template ``name`` unless it exists (the city's, made
+        first, wins; so does another worker's, made meanwhile)."""
+        try:
+            await self.template(name)
+        except NotFoundError:
+            with contextlib.suppress(ConflictError):
+                await self.create_template(name, subject, body, variables, actor=actor)
 
     async def templates(self) -> list[TemplateView]:
         """Every template, by name."""

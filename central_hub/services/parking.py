@@ -24,7 +24,6 @@ takes a case over meanwhile (``start_verify``, ``cancel``), the loop lets go of 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,17 +166,13 @@ class ParkingLoop:
         """Create the reminder's notice template when the city has not made its own."""
         if self._template_ready:
             return
-        try:
-            await self.notices.template(self.policy.template)
-        except NotFoundError:
-            with contextlib.suppress(ConflictError):  # another worker made it first
-                await self.notices.create_template(
-                    self.policy.template,
-                    "挪车提醒",
-                    DEFAULT_TEMPLATE,
-                    ["plate", "place", "minutes"],
-                    actor=HUB_ACTOR.name,
-                )
+        await self.notices.ensure_template(
+            self.policy.template,
+            "挪车提醒",
+            DEFAULT_TEMPLATE,
+            ["plate", "place", "minutes"],
+            actor=HUB_ACTOR.name,
+        )
         self._template_ready = True
 
     async def run(self) -> None:

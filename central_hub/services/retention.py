@@ -32,12 +32,14 @@ from central_hub.db.schema import (
     commands,
     dead_letters,
     events,
+    notice_deliveries,
     service_object_photos,
     snapshots,
     tracks,
 )
 from central_hub.domain.retention import RetentionPolicy, RetentionReport
 from central_hub.domain.workflow import FINAL_STAGES
+from central_hub.services.citizen_followup import CONTACT_PREFIX, mask_address
 from central_hub.services.commands import OPEN_STATES
 from central_hub.services.voice import PLAY_CLIP
 
@@ -118,6 +120,16 @@ async def apply_retention(
                 cases.c.stage.in_(final), cases.c.closed_at < cut.citizen_contact
             )
             contact = [citizen_reports.c[name] for name in _CONTACT]
+            clearing = [
+                r[0]
+                for r in await conn.execute(
+                    sa.select(citizen_reports.c.id).where(
+                        citizen_reports.c.case_id.in_(closed_long_ago),
+                        sa.or_(*(column.is_not(None) for column in contact)),
+                    )
+                )
+            ]
+            counts["followup_addresses_masked"] = await _mask_followups(conn, clearing)
             await step(
                 "citizen_contacts_cleared",
                 citizen_reports.update()
@@ -182,6 +194,30 @@ async def _live_evidence(
     for (attached,) in await conn.execute(q):
         live.update(str(sha) for sha in attached or ())
     return live
+
+
+async def _mask_followups(conn: AsyncConnection, report_ids: list[int]) -> int:
+    """Mask the addresses the follow-ups of ``report_ids`` went to (their deliveries)."""
+    masked = 0
+    for at in range(0, len(report_ids), 500):
+        contacts = [f"{CONTACT_PREFIX}{n}" for n in report_ids[at : at + 500]]
+        rows = (
+            await conn.execute(
+                sa.select(notice_deliveries.c.id, notice_deliveries.c.address).where(
+                    notice_deliveries.c.contact_id.in_(contacts)
+                )
+            )
+        ).all()
+        for delivery_id, address in rows:
+            hidden = mask_address(address)
+            if hidden != address:
+                await conn.execute(
+                    notice_deliveries.update()
+                    .where(notice_deliveries.c.id == delivery_id)
+                    .values(address=hidden)
+                )
+                masked += 1
+    return masked
 
 
 async def _voice_in_use(conn: AsyncConnection, cutoff: datetime, now: datetime) -> set[str]:

@@ -26,6 +26,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("notice_id", sa.String(36), nullable=True),
         sa.Column("channel", sa.String(16), nullable=True),
+        sa.Column("address_key", sa.String(64), nullable=False),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.UniqueConstraint("audit_id", "address_key", name="uq_citizen_followups_audit_id"),
+        sa.Index("ix_citizen_followups_address_key", "address_key"),
     )
 
 
