@@ -12,7 +12,8 @@ STAMP := $(VENV)/.xiuhua-installed
 RUN_STAMP := $(VENV)/.xiuhua-run-installed
 PYTEST_ARGS ?=
 # Test files run on this many processes (pytest-xdist); a file's tests stay together on
-# one, since they share fixtures and brokers. 2 fits the project's 2-core machines.
+# one, since they share fixtures and brokers. 2 fits the project's 2-core machines; 0 runs
+# them in pytest's own process, one after another.
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test check format schemas system-deps venv venv-run model eval-model eval-real clean \

@@ -28,7 +28,7 @@ Throttle check: a fresh address posts its burst and one more; the last answer's 
 Figures (one JSON line): reports, stored, duplicated, errors ({status: count}), cases,
 p50_ms, p95_ms, max_ms, wall_s, reports_per_s, baseline_p50_ms, baseline_p95_ms,
 ratio_p95_vs_baseline, baseline_per_s (the GETs' rate), goal_needs_per_s (with all of them
-in flight at once, a p95 under 300 ms needs the hub to take them about this fast),
+in flight at once, a p95 under 300 ms needs the hub to answer 95 % of them this fast),
 throttled_status, retry_after_s, goal_met (p95 <= 300 ms, every report stored once), db,
 concurrency.
 """
@@ -300,7 +300,7 @@ async def _run(args: argparse.Namespace, base: str, key: str, db_url: str) -> di
         "ratio_p95_vs_baseline": round(p95 / b95, 2) if b95 else None,
         "baseline_per_s": round(args.reports / baseline_wall, 1),
         # The rate at which all of them would be answered within the goal.
-        "goal_needs_per_s": round(args.reports / (GOAL_P95_MS / 1000.0), 1),
+        "goal_needs_per_s": round(0.95 * args.reports / (GOAL_P95_MS / 1000.0), 1),
         "throttled_status": last.status,
         "retry_after_s": int(last.headers.get("retry-after", "0") or 0),
         "goal_met": p95 <= GOAL_P95_MS and int(stored) == args.reports and stored == distinct,

@@ -47,7 +47,7 @@ from central_hub.domain.open311 import (
     RequestView,
 )
 from central_hub.domain.workflow import FINAL_STAGES, Action, Stage
-from central_hub.errors import ConflictError, NotFoundError
+from central_hub.errors import ConflictError, NotFoundError, StorageError
 from central_hub.services.users import hash_token
 from central_hub.workers.ingest import EventFiler
 from edge_agent.protocol import uuid7
@@ -69,6 +69,8 @@ KEY_PREFIX = "xh311_"
 _ATTEMPTS = 3
 #: The most api_keys one query checks.
 _CHECK_MAX = 500
+#: A batch's answer for a report that goes alone after it (a repeat of a refused one).
+_ALONE = StorageError("filed alone")
 #: The most reports one group commit stores and files.
 _BATCH_MAX = 256
 _FINALS = sorted(s.value for s in FINAL_STAGES)
@@ -143,10 +145,22 @@ class Open311Keys:
         answer: asyncio.Future[Open311Key | None] = asyncio.get_running_loop().create_future()
         self._asked.setdefault(hash_token(key), []).append(answer)
         if self._checker is None or self._checker.done():
-            self._checker = asyncio.create_task(self._check_asked())
+            self._checker = asyncio.create_task(self._check_asked(), name="open311-key-check")
+            self._checker.add_done_callback(self._checker_ended)
         return await answer
 
+    def _checker_ended(self, task: asyncio.Task[None]) -> None:
+        # Cancelled before it began, it never reached its own handler: answer here.
+        if task.cancelled() or task.exception() is not None:
+            stopping = StorageError("the hub is stopping")
+            for answers in self._asked.values():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_exception(stopping)
+            self._asked.clear()
+
     async def _check_asked(self) -> None:
+        asked: dict[str, list[asyncio.Future[Open311Key | None]]] = {}
         while self._asked:
             digests = list(self._asked)[:_CHECK_MAX]
             asked = {d: self._asked.pop(d) for d in digests}
@@ -157,11 +171,15 @@ class Open311Keys:
                             open311_keys.select().where(open311_keys.c.key_hash.in_(digests))
                         )
                     ).all()
-            except Exception as exc:  # each caller gets the failure (a 500), none waits
-                for answers in asked.values():
+            except BaseException as exc:  # each caller gets the failure (a 500), none waits
+                failed = exc if isinstance(exc, Exception) else StorageError("the hub is stopping")
+                for answers in [*asked.values(), *self._asked.values()]:
                     for answer in answers:
                         if not answer.done():
-                            answer.set_exception(exc)
+                            answer.set_exception(failed)
+                if not isinstance(exc, Exception):
+                    self._asked.clear()
+                    raise
                 continue
             live = {
                 r.key_hash: Open311Key(r.id, r.name, r.created_at, r.revoked_at)
@@ -293,36 +311,64 @@ class CitizenReports:
         pending.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append(pending)
         if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting())
+            self._committer = asyncio.create_task(
+                self._commit_waiting(), name="citizen-reports-commit"
+            )
+            self._committer.add_done_callback(self._committer_ended)
         # Shielded: a client that hangs up does not unfile a report being committed.
         return await asyncio.shield(pending.done)
 
     async def _commit_waiting(self) -> None:
-        """Commit what waits, a batch at a time, until nothing does (the group commit)."""
-        while self._waiting:
-            batch = self._waiting[:_BATCH_MAX]
-            del self._waiting[:_BATCH_MAX]
-            try:
-                async with writer_turn(self.engine):  # SQLite: in turn, not in its busy loop
-                    outcomes = await self._submit_batch(batch)
-            except asyncio.CancelledError:
-                for p in batch:
-                    if not p.done.done():
-                        p.done.cancel()
-                raise
-            except Exception as exc:  # every report still gets its own answer
-                # Another process took an Idempotency-Key meanwhile, or the database
-                # refused the batch: each report then goes alone, so one cannot fail
-                # the others and each gets its own answer.
-                log.info("a batch of %d citizen reports goes one by one: %s", len(batch), exc)
-                outcomes = [await self._submit_alone(p) for p in batch]
-            for p, outcome in zip(batch, outcomes, strict=True):
-                if p.done.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    p.done.set_exception(outcome)
-                else:
-                    p.done.set_result(outcome)
+        """Commit what waits, a batch at a time, until nothing does (the group commit).
+
+        Cancelled (the hub stopping), every report not answered yet is answered with a
+        StorageError (a 500), so no request waits for ever."""
+        batch: list[_Pending] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[:_BATCH_MAX]
+                del self._waiting[:_BATCH_MAX]
+                for p, outcome in zip(batch, await self._commit(batch), strict=True):
+                    if p.done.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        p.done.set_exception(outcome)
+                    else:
+                        p.done.set_result(outcome)
+        except asyncio.CancelledError:
+            stopping = StorageError("the hub is stopping; send the report again")
+            for p in [*batch, *self._waiting]:
+                if not p.done.done():
+                    p.done.set_exception(stopping)
+            self._waiting.clear()
+            raise
+
+    def _committer_ended(self, task: asyncio.Task[None]) -> None:
+        # Cancelled before it began, it never reached its own handler: answer here.
+        if task.cancelled() or task.exception() is not None:
+            stopping = StorageError("the hub is stopping; send the report again")
+            for p in self._waiting:
+                if not p.done.done():
+                    p.done.set_exception(stopping)
+            self._waiting.clear()
+
+    async def _commit(self, batch: list[_Pending]) -> list[Submitted | Exception]:
+        try:
+            async with writer_turn(self.engine):  # SQLite: in turn, not in its busy loop
+                outcomes = await self._submit_batch(batch)
+        except sa.exc.IntegrityError as exc:
+            # Another process took one of the batch's Idempotency-Keys meanwhile (the
+            # batch rolled back whole): each report goes alone, so each gets its answer.
+            log.info("a batch of %d citizen reports goes one by one: %s", len(batch), exc)
+            return [await self._submit_alone(p) for p in batch]
+        except Exception as exc:  # the database failed: each report's answer (a 500)
+            log.error("a batch of %d citizen reports was not stored: %s", len(batch), exc)
+            return [exc] * len(batch)
+        # A repeat of a key whose first report was refused is a report of its own.
+        return [
+            await self._submit_alone(p) if outcome is _ALONE else outcome
+            for p, outcome in zip(batch, outcomes, strict=True)
+        ]
 
     async def _submit_alone(self, p: _Pending) -> Submitted | Exception:
         for attempt in range(1, _ATTEMPTS + 1):
@@ -417,7 +463,7 @@ class CitizenReports:
             out[n] = (
                 dataclasses.replace(earlier, created=False)
                 if isinstance(earlier, Submitted)
-                else earlier
+                else _ALONE
             )
         return [o if o is not None else AssertionError("unanswered") for o in out]
 

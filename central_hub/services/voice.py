@@ -106,9 +106,11 @@ class VoiceService:
 
     def _write(self, sha: str, wav: bytes) -> None:
         target = self.path(sha)
-        if target.exists():
+        try:
             os.utime(target)  # sent again: retention counts from now (services.retention)
             return
+        except FileNotFoundError:
+            pass  # new, or swept a moment ago: written below
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.tmp")
         with tmp.open("wb") as fh:

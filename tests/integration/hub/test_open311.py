@@ -29,6 +29,7 @@ from central_hub.api.open311 import Open311Limits, Open311State
 from central_hub.db.schema import cases, citizen_reports
 from central_hub.domain.open311 import Open311Error, ReportInput
 from central_hub.domain.workflow import Action, Role, Stage
+from central_hub.errors import StorageError
 from central_hub.hub import Hub
 from central_hub.services.citizen_reports import CitizenReports, Open311Keys, Submitted
 from central_hub.services.throttle import RateBudget
@@ -411,6 +412,49 @@ async def test_a_report_whose_client_hangs_up_is_still_stored_once(hub: Hub) -> 
         stored = (await conn.execute(sa.select(citizen_reports.c.idempotency_key))).scalars()
         assert list(stored) == ["gone"]
     gc.collect()  # the refusal nobody awaited is not logged as never retrieved
+
+
+async def test_a_repeat_of_a_refused_key_is_its_own_report_and_a_stop_answers_everyone(
+    hub: Hub,
+) -> None:
+    keys = Open311Keys(hub.engine, hub.clock)
+    key, _ = await keys.add("city-app")
+    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    good = ReportInput("0507", 28.6472, 121.2615, "gps")
+    bad = ReportInput("9999", 28.6472, 121.2615, "gps")
+    refused, fixed = await asyncio.gather(
+        reports.submit(bad, key=key, idempotency_key="k"),
+        reports.submit(good, key=key, idempotency_key="k"),  # the client corrected it
+        return_exceptions=True,
+    )
+    assert isinstance(refused, Open311Error)
+    assert isinstance(fixed, Submitted)
+    assert fixed.created
+    # The hub stopping while reports wait: every one is answered, none hangs.
+    sends = [
+        asyncio.create_task(reports.submit(good, key=key, idempotency_key=f"s{n}"))
+        for n in range(300)
+    ]
+    await asyncio.sleep(0)
+    assert reports._committer is not None
+    reports._committer.cancel()
+    done, pending = await asyncio.wait(sends, timeout=10)
+    assert not pending
+    answers = [t.exception() or t.result() for t in done]
+    assert all(isinstance(a, Submitted | StorageError) for a in answers)
+    assert any(isinstance(a, StorageError) for a in answers)
+    # ... and stopping while a batch is being written.
+    sends = [
+        asyncio.create_task(reports.submit(good, key=key, idempotency_key=f"t{n}"))
+        for n in range(300)
+    ]
+    while len(reports._waiting) != 300 - 256:  # noqa: ASYNC110 - the committer took a batch
+        await asyncio.sleep(0)
+    reports._committer.cancel()
+    done, pending = await asyncio.wait(sends, timeout=10)
+    assert not pending
+    stopped = [t.exception() for t in done]
+    assert all(isinstance(e, StorageError) for e in stopped)
 
 
 async def test_an_address_naming_a_road_places_the_report(sqlite_hub: Hub, tmp_path: Path) -> None:
