@@ -37,6 +37,7 @@ from central_hub.domain.calendar import WorkCalendar, deadline
 from central_hub.domain.catalogue import Catalogue, Line, TimeLimit
 from central_hub.domain.errors import FilingError
 from central_hub.domain.grid import Grid, GridCell
+from central_hub.domain.service_objects import normalise_plate
 from central_hub.domain.workflow import Stage, is_open, needs_verification
 from edge_agent.protocol import Event
 
@@ -167,17 +168,18 @@ class _Locate(enum.Enum):
 
 
 def same_vehicle(plate: str | None, other: str | None) -> bool:
-    """False only when both plates were read and differ: two cars parked nose to tail
-    are two violations (each owner is told, each is recorded), however close. An
-    unreadable plate cannot tell cars apart, so it merges by place as any report does.
-    Separators and case are ignored (``浙A·12345`` is ``浙a12345``)."""
-    if not plate or not other:
+    """False only when both plates were read and are two cars' plates: two cars parked
+    nose to tail are two violations (each owner is told, each is recorded), however
+    close. Plates are compared as the vehicle registry keys them
+    (:func:`~central_hub.domain.service_objects.normalise_plate`: separators, case and a
+    letter O ignored); one character apart is one car read twice, once wrongly. A
+    plate missing or not a plate cannot tell cars apart, so it merges by place as any
+    report does."""
+    a = normalise_plate(plate) if plate else None
+    b = normalise_plate(other) if other else None
+    if a is None or b is None or a == b:
         return True
-    return _plate_key(plate) == _plate_key(other)
-
-
-def _plate_key(plate: str) -> str:
-    return "".join(ch for ch in plate.upper() if ch.isalnum())
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 1
 
 
 def plan_filing(

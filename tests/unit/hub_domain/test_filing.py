@@ -248,10 +248,15 @@ def test_unknown_case_stage_is_named(world: tuple[Catalogue, Grid, WorkCalendar]
     ("event_plate", "case_plate", "merges"),
     [
         ("浙J·12345", "浙J·67890", False),  # two cars nose to tail: two cases
+        ("浙J·A1234", "浙J·B5678", False),
         ("浙J·12345", "浙J·12345", True),
         ("浙j12345", "浙J·12345", True),  # separators and case do not make another car
+        ("浙J·O1234", "浙J·01234", True),  # plates have no letter O: it is a 0
+        ("浙J·12345", "浙J·12346", True),  # one character apart: one car misread once
+        ("浙J·12345", "浙J·12356", False),  # two apart: two cars
         (None, "浙J·12345", True),  # unreadable: cannot tell cars apart, merges by place
         ("浙J·12345", None, True),
+        ("not a plate", "浙J·12345", True),
         (None, None, True),
     ],
 )
