@@ -158,6 +158,7 @@ class CaseFiler:
             buckets.put(found)
         new_rows: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # local id -> index in new_rows
+        plates: dict[int, str] = {}  # merged-into case -> the first plate read
         merges: dict[int, tuple[int, datetime]] = {}
         cells = self.grid.locate_many([(f.lat, f.lon) for f in batch])
         for n, (facts, cell) in enumerate(zip(batch, cells, strict=True)):
@@ -192,14 +193,18 @@ class CaseFiler:
                 results.append(local)
                 continue
             target = plan.merge_into
-            buckets.touch(target, facts.detected_at)
+            plate = facts.plate[:16] if facts.plate else None
+            buckets.touch(target, facts.detected_at, plate)
             if isinstance(target, str):
                 row = new_rows[pending[target]]
                 row["event_count"] += 1
                 row["last_event_at"] = max(row["last_event_at"], facts.detected_at)
+                row["plate"] = row["plate"] or plate
             else:
                 count, last = merges.get(int(target), (0, facts.detected_at))
                 merges[int(target)] = (count + 1, max(last, facts.detected_at))
+                if plate is not None:
+                    plates.setdefault(int(target), plate)
             results.append(target)
         ids: dict[str, int] = {}
         if new_rows:
@@ -232,6 +237,13 @@ class CaseFiler:
                     updated_at=now,
                 ),
                 [{"b_id": k, "b_count": c, "b_last": t} for k, (c, t) in merges.items()],
+            )
+        if plates:  # a case opened without a plate takes the first one read (one car)
+            await conn.execute(
+                cases.update()
+                .where(cases.c.id == sa.bindparam("b_id"), cases.c.plate.is_(None))
+                .values(plate=sa.bindparam("b_plate")),
+                [{"b_id": k, "b_plate": p} for k, p in plates.items()],
             )
         return [ids[r] if isinstance(r, str) else r for r in results]
 
@@ -398,14 +410,16 @@ class _Buckets:
         self.tiles.setdefault(key, {})[case.case_id] = case
         self.where[case.case_id] = key
 
-    def touch(self, case_id: int | str, at: datetime) -> None:
-        """Record that a report merged into ``case_id`` at ``at``."""
+    def touch(self, case_id: int | str, at: datetime, plate: str | None = None) -> None:
+        """Record that a report (of ``plate``) merged into ``case_id`` at ``at``."""
         key = self.where.get(case_id)
         if key is None:
             return
         case = self.tiles[key][case_id]
-        if at > case.last_event_at:
-            self.tiles[key][case_id] = dataclasses.replace(case, last_event_at=at)
+        if at > case.last_event_at or (plate and not case.plate):
+            self.tiles[key][case_id] = dataclasses.replace(
+                case, last_event_at=max(at, case.last_event_at), plate=case.plate or plate
+            )
 
     def near(self, facts: EventFacts) -> list[OpenCase]:
         """Cases of the report's code in the 3x3 tiles around it."""

@@ -66,3 +66,42 @@ async def test_two_cars_nose_to_tail_are_two_cases_and_each_keeps_its_own(
     assert [(r.plate, r.event_count) for r in rows] == [("浙J·A1234", 2), ("浙J·B5678", 3)]
     a, b = rows[0].id, rows[1].id
     assert filed == {1: a, 2: b, 3: a, 4: b, 5: b}
+
+
+async def test_a_case_opened_before_its_plate_was_read_takes_the_first_one(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path), filer, lambda: NOW)
+
+    def parked(seq: int, plate: str | None, metres: float, minutes: int) -> object:
+        return make_event(
+            "pole-8", code="0505", seq=seq, at=NOW - timedelta(minutes=minutes),
+            lat=LAT + metres * M_LAT, lon=LON, plate=plate,
+        )  # fmt: skip
+
+    # The car arrives unread, then is read in the same batch: the case takes the plate,
+    # and another car beside it is another case.
+    await worker.process(
+        [
+            inbound(parked(1, None, 0, 30)),
+            inbound(parked(2, "浙J·C9999", 0, 29)),
+            inbound(parked(3, "浙J·D1111", 3, 28)),
+        ]
+    )
+    # Across batches: a third car arrives unread further along and is read later; a
+    # fourth parks beside it.
+    await worker.process([inbound(parked(4, None, 40, 20))])
+    await worker.process(
+        [inbound(parked(5, "浙J·E2222", 40, 19)), inbound(parked(6, "浙J·F3333", 43, 18))]
+    )
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(sa.select(cases.c.plate, cases.c.event_count).order_by(cases.c.id))
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("浙J·C9999", 2),
+        ("浙J·D1111", 1),
+        ("浙J·E2222", 2),
+        ("浙J·F3333", 1),
+    ]
