@@ -18,6 +18,7 @@ from central_hub.domain.grid import Grid
 from central_hub.services.case_filing import CaseFiler
 from central_hub.testing import ListSource, inbound, make_event
 from central_hub.workers.ingest import IngestWorker
+from edge_agent.protocol import Event
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +28,23 @@ LAT, LON = 28.6455, 121.2650
 M_LAT = 1 / 111_195
 
 
+def _worker(db: AsyncEngine, where: Path) -> IngestWorker:
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    return IngestWorker(db, ListSource(), EvidenceStore(where), filer, lambda: NOW)
+
+
+def parked(seq: int, plate: str | None, metres: float, minutes: int) -> Event:
+    """A car in a no-parking box, ``metres`` north of the spot, seen ``minutes`` ago."""
+    return make_event(
+        "pole-7", code="0505", seq=seq, at=NOW - timedelta(minutes=minutes),
+        lat=LAT + metres * M_LAT, lon=LON, plate=plate,
+    )  # fmt: skip
+
+
 async def test_two_cars_nose_to_tail_are_two_cases_and_each_keeps_its_own(
     db: AsyncEngine, tmp_path: Path
 ) -> None:
-    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
-    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path), filer, lambda: NOW)
-
-    def parked(seq: int, plate: str | None, metres: float, minutes: int) -> object:
-        return make_event(
-            "pole-7",
-            code="0505",
-            seq=seq,
-            at=NOW - timedelta(minutes=minutes),
-            lat=LAT + metres * M_LAT,
-            lon=LON,
-            plate=plate,
-        )
+    worker = _worker(db, tmp_path)
 
     # One batch: car A, car B 5 m behind it (0505 merges within 15 m), A seen again.
     await worker.process(
@@ -71,14 +73,7 @@ async def test_two_cars_nose_to_tail_are_two_cases_and_each_keeps_its_own(
 async def test_a_case_opened_before_its_plate_was_read_takes_the_first_one(
     db: AsyncEngine, tmp_path: Path
 ) -> None:
-    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
-    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path), filer, lambda: NOW)
-
-    def parked(seq: int, plate: str | None, metres: float, minutes: int) -> object:
-        return make_event(
-            "pole-8", code="0505", seq=seq, at=NOW - timedelta(minutes=minutes),
-            lat=LAT + metres * M_LAT, lon=LON, plate=plate,
-        )  # fmt: skip
+    worker = _worker(db, tmp_path)
 
     # The car arrives unread, then is read in the same batch: the case takes the plate,
     # and another car beside it is another case.
