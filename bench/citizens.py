@@ -56,11 +56,10 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from PIL import Image
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from central_hub.testing import PG_ADMIN_URL, fresh_pg_database
+from central_hub.testing import PG_ADMIN_URL, fresh_pg_database, hub_cli
 from simulators.mosquitto import MosquittoBroker, free_port
 from simulators.polling import eventually_sync
 
@@ -336,7 +335,7 @@ def main() -> None:
                 "XH_HUB_OPEN311_KEY_PER_MIN": str(args.reports * 60),
                 "XH_HUB_OPEN311_ADDRESS_BURST": str(args.address_burst),
             }
-            key = hub_cli(data, env, "open311", "key", "add", "bench-app").splitlines()[-1]
+            key = hub_cli(data, "open311", "key", "add", "bench-app", env=env).splitlines()[-1]
             assert broker.port is not None
             with _served(data, env, broker.port) as base:
                 figures = asyncio.run(_run(args, base, key, url))

@@ -52,6 +52,7 @@ from edge_agent.protocol import public_key_b64
 from simulators.live_camera import write_live_unit
 from simulators.mosquitto import MosquittoBroker, free_port
 from simulators.polling import eventually_sync
+from simulators.subscriber import Subscriber
 
 #: The acceptance goal: p95 from capture to a viewer, at 5 fps.
 GOAL_P95_MS = 700.0
@@ -87,33 +88,24 @@ class Tap:
         self.sizes: list[int] = []
         self.acks: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id="live-bench-tap"
+        self.link = Subscriber(
+            port, [f"xh/v1/dev/{DEVICE}/#"], self._message, client_id="live-bench-tap"
         )
-        ready = threading.Event()
-        self.client.on_connect = lambda c, *_: c.subscribe(f"xh/v1/dev/{DEVICE}/#", qos=1)
-        self.client.on_subscribe = lambda *_: ready.set()
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        if not ready.wait(10):
-            raise RuntimeError("the tap could not subscribe")
 
-    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _message(self, topic: str, payload: bytes) -> None:
         with self.lock:
-            if msg.topic.endswith("/live"):
+            if topic.endswith("/live"):
                 self.frames += 1
-                self.sizes.append(len(msg.payload))
-            elif msg.topic.endswith("/cmd/ack"):
-                self.acks.append(json.loads(msg.payload))
+                self.sizes.append(len(payload))
+            elif topic.endswith("/cmd/ack"):
+                self.acks.append(json.loads(payload))
 
     def new_streams(self) -> int:
         with self.lock:
             return sum(1 for a in self.acks if str(a.get("detail", "")).startswith("streaming"))
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.close()
 
 
 async def _login(base: str, token: str) -> httpx.AsyncClient:

@@ -44,11 +44,10 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from central_hub.adapters.notice_channels import SIGNATURE_HEADER, sign_body
-from central_hub.testing import PG_ADMIN_URL, fresh_pg_database
+from central_hub.testing import PG_ADMIN_URL, fresh_pg_database, hub_cli
 from simulators.mosquitto import MosquittoBroker, free_port
 from simulators.polling import eventually_sync
 
@@ -230,7 +229,9 @@ def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "XH_HUB_NOTICE_RETRY_INITIAL_S": "0.5",
             "XH_HUB_NOTICE_RETRY_CAP_S": "5",
         }
-        token = hub_cli(data, env, "user", "add", "bench-admin", "--role", "admin").splitlines()[-1]
+        token = hub_cli(
+            data, "user", "add", "bench-admin", "--role", "admin", env=env
+        ).splitlines()[-1]
         assert broker.port is not None
         hub = _Hub(data, env, broker.port)
         hub.start()

@@ -48,6 +48,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from central_hub.testing import hub_cli
 from edge_agent import protocol
 from edge_agent.update.download import fetch_archive, part_path
 from edge_agent.vision.package import PackageError, verify_package
@@ -149,19 +150,6 @@ def start_hub(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"central-hub {' '.join(args)}: {out.stderr.strip()}")
-    return out.stdout
-
-
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -207,16 +195,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "XH_HUB_COMMAND_TICK_S": "0.2",
             "XH_HUB_ROLLOUT_TICK_S": "0.2",
         }
-        token = run_cli(env, "user", "add", "bench-admin", "--role", "admin").split()[-1]
-        model_key = protocol.load_public_key(run_cli(env, "model", "key").strip())
+        token = hub_cli(None, "user", "add", "bench-admin", "--role", "admin", env=env).split()[-1]
+        model_key = protocol.load_public_key(hub_cli(None, "model", "key", env=env).strip())
         package = work / "street-detector"
         shutil.copytree(ROOT / "models" / "street-detector", package)
         (package / "manifest.yaml").write_text(
             (package / "manifest.yaml").read_text().replace('version: "1.0.0"', 'version: "1.0.1"')
         )
-        run_cli(env, "model", "sign", str(package))
+        hub_cli(None, "model", "sign", str(package), env=env)
         sha = (
-            run_cli(env, "model", "publish", str(package), "--by", "bench-admin")
+            hub_cli(None, "model", "publish", str(package), "--by", "bench-admin", env=env)
             .split(": ")[1]
             .split()[0]
         )
@@ -227,7 +215,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
         hub = await asyncio.to_thread(start_hub, env, work / "hub.log")
         auth = {"Authorization": f"Bearer {token}"}
-        hub_key = protocol.load_public_key(run_cli(env, "keygen").strip())
+        hub_key = protocol.load_public_key(hub_cli(None, "keygen", env=env).strip())
         rng = random.Random(5)
         ids = [f"sim-{i:04d}" for i in range(args.units)]
         cut = set(rng.sample(ids, int(args.cut_share * args.units)))

@@ -40,9 +40,9 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 import yaml
-from hub_cli import hub_cli  # bench/ is on sys.path when run as a script
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central_hub.testing import hub_cli
 from simulators.mosquitto import MosquittoBroker, free_port
 from simulators.polling import eventually_sync
 
@@ -148,9 +148,9 @@ def measure(messages: int = 20, seconds: float = 5.0) -> dict[str, Any]:
                 "XH_HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
             }
             data.mkdir()
-            public_key = hub_cli(data, env, "keygen").splitlines()[-1].split()[-1]
+            public_key = hub_cli(data, "keygen", env=env).splitlines()[-1].split()[-1]
             token = hub_cli(
-                data, env, "user", "add", "bench-op", "--role", "operator"
+                data, "user", "add", "bench-op", "--role", "operator", env=env
             ).splitlines()[-1]
             log = (root / "serve.log").open("ab")
             hub = subprocess.Popen(

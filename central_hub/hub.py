@@ -262,6 +262,8 @@ async def build_hub(
     )
     hub.voice_schedules = VoiceSchedules(engine, notices, clock, tz=calendar.tz)
     hub.voice_phrases = load_phrases(catalogue)
+    can_text = settings.notice_sms_url is not None
+    can_mail = settings.notice_smtp_host is not None
     if settings.parking_enabled:
         hub.parking = ParkingLoop(
             engine,
@@ -272,11 +274,9 @@ async def build_hub(
             grid=grid,
             clock=clock,
             policy=parking_policy(settings, grid),
-            can_text=settings.notice_sms_url is not None,
+            can_text=can_text,
             tick_s=settings.parking_tick_s,
         )
-    can_text = settings.notice_sms_url is not None
-    can_mail = settings.notice_smtp_host is not None
     if can_text or can_mail:
         hub.followup = ReporterFollowUp(
             engine,

@@ -6,8 +6,11 @@ import asyncio
 import base64
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from central_hub.adapters.mqtt import Inbound
@@ -24,6 +27,7 @@ __all__ = [
     "ListSource",
     "RecordingPublisher",
     "fresh_pg_database",
+    "hub_cli",
     "inbound",
     "make_event",
     "make_status",
@@ -63,6 +67,31 @@ TINY_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12 + b"\xff\xd9"
 
 #: Default event location: the market pole of the sample district.
 MARKET_POLE = (28.6472, 121.2615)
+
+
+def hub_cli(
+    data: Path | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 120,
+) -> str:
+    """Run ``central-hub [--data-dir DATA] ARGS...`` as a newcomer would (tests and the
+    benchmarks that serve a hub); its standard output, stripped. A failing command raises
+    RuntimeError with the command and its standard error."""
+    where = ["--data-dir", str(data)] if data is not None else []
+    done = subprocess.run(
+        [sys.executable, "-m", "central_hub.cli", *where, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"central-hub {' '.join(args)}: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
 
 
 def make_event(

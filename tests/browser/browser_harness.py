@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,19 @@ from central_hub.testing import make_event, make_status
 from edge_agent.protocol import Channel, Event, Telemetry, encode, public_key_b64, topic
 from simulators.mosquitto import free_port
 from simulators.polling import eventually_sync
+
+#: Debian's Chromium (or ``XH_CHROMIUM``) and how every browser test launches it.
+CHROMIUM = os.environ.get("XH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 ROLES = ("operator", "dispatcher", "handler", "admin")
 

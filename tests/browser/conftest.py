@@ -9,7 +9,6 @@ Python package; no browser download is needed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -21,19 +20,8 @@ from simulators.mosquitto import MosquittoBroker
 
 # The harness sits beside this file; tests import it by name (tests/ is not a package).
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_harness import HubThread
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, HubThread
 
-CHROMIUM = os.environ.get("XH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as paho
 import pytest
 from browser_harness import HubThread, event_at, publish_event
-from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.testing import MARKET_POLE
 from simulators.live_camera import write_live_unit
 from simulators.mosquitto import MosquittoBroker
 from simulators.polling import eventually_sync
+from simulators.subscriber import Subscriber
 
 pytestmark = pytest.mark.browser
 
@@ -39,27 +38,17 @@ class Tap:
         self.frames: list[float] = []
         self.acks: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id="live-tap"
-        )
-        ready = threading.Event()
-        self.client.on_connect = lambda c, *_: c.subscribe(f"xh/v1/dev/{DEVICE}/#", qos=1)
-        self.client.on_subscribe = lambda *_: ready.set()
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(10)
+        self.link = Subscriber(port, [f"xh/v1/dev/{DEVICE}/#"], self._message, client_id="live-tap")
 
-    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _message(self, topic: str, payload: bytes) -> None:
         with self.lock:
-            if msg.topic.endswith("/live"):
+            if topic.endswith("/live"):
                 self.frames.append(time.monotonic())
-            elif msg.topic.endswith("/cmd/ack"):
-                self.acks.append(json.loads(msg.payload))
+            elif topic.endswith("/cmd/ack"):
+                self.acks.append(json.loads(payload))
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.close()
 
 
 @pytest.fixture

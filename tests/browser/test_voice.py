@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from browser_harness import HubThread
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, HubThread
 
 from central_hub.adapters.audio_convert import pcm_wav
 from edge_agent.speaker.audio import read_wav
@@ -33,19 +33,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "pole-voice-1"
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-# As tests/browser/conftest.py launches it (not imported from there: in a whole-suite run
-# the name ``conftest`` may be another directory's).
-CHROMIUM = os.environ.get("XH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central_hub.testing import make_event
+from central_hub.testing import hub_cli, make_event
 from edge_agent.protocol import Channel, encode, topic
 from simulators.mosquitto import MosquittoBroker, free_port
 from simulators.polling import eventually_sync
@@ -36,17 +36,6 @@ CHECKS = (
     "content_type_conformance",
     "response_schema_conformance",
 )
-
-
-def _cli(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def _seed_events(port: int, base: str, auth: dict[str, str]) -> None:
@@ -75,7 +64,7 @@ def test_the_api_answers_a_fuzzer_within_its_document(
     tmp_path: Path, mosquitto: MosquittoBroker
 ) -> None:
     data = tmp_path / "hub"
-    token = _cli(data, "user", "add", "fuzz-admin", "--role", "admin").splitlines()[-1]
+    token = hub_cli(data, "user", "add", "fuzz-admin", "--role", "admin").splitlines()[-1]
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from central_hub.services import pki
+from central_hub.testing import hub_cli
 from edge_agent.config import load_config
 from edge_agent.model_install import download_client
 from simulators.mosquitto import MosquittoBroker, free_port
@@ -30,24 +31,11 @@ async def _fetch(client: httpx.AsyncClient, url: str) -> httpx.Response:
         return await client.get(url, headers={"Authorization": "Bearer nope"})
 
 
-def _cli(data: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_the_api_speaks_https_with_the_citys_certificate(
     tmp_path: Path, mosquitto: MosquittoBroker
 ) -> None:
     data, broker_dir, out = tmp_path / "hub", tmp_path / "broker", tmp_path / "devices"
-    said = _cli(
+    said = hub_cli(
         data, "provision", "pole-1", "--broker-dir", str(broker_dir), "--out", str(out),
         "--api-name", "hub.city.local",
     )  # fmt: skip
@@ -55,7 +43,7 @@ def test_the_api_speaks_https_with_the_citys_certificate(
     cert = pki._read_cert(broker_dir / "tls" / "api.crt")
     assert {"hub.city.local", "localhost", "127.0.0.1"} <= pki.san_names(cert)
     assert (broker_dir / "tls" / "api.key").stat().st_mode & 0o077 == 0
-    token = _cli(data, "user", "add", "ops", "--role", "operator").strip().splitlines()[-1]
+    token = hub_cli(data, "user", "add", "ops", "--role", "operator").strip().splitlines()[-1]
     port = free_port()
     env = {
         **os.environ,

@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image
 
 from central_hub.services.provision import ProvisionResult, ensure_hub_user, provision_device
-from central_hub.testing import make_event, make_status
+from central_hub.testing import hub_cli, make_event, make_status
 from central_hub.workers.ingest import (
     DEAD_LETTER_BURST,
     DEAD_LETTERS_PER_MIN,
@@ -66,18 +66,6 @@ AGENT, EVIL, FLOOD, BYSTANDER = "pole-good", "pole-evil", "pole-flood", "pole-by
 MITM_USER = "hub-mitm"
 #: The far future a unit's clock (or an attacker) may claim.
 YEAR_9999 = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
-
-
-def _cli(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "central_hub.cli", "--data-dir", str(data), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=REPO,
-    )
-    return done.stdout.strip().splitlines()[-1]
 
 
 class Mqtt:
@@ -243,10 +231,14 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     tmp = tmp_path_factory.mktemp("city")
     data = tmp / "hub"
     # The hub's key, as `central-hub keygen` makes it; units trust its public half.
-    public_key = _cli(data, "keygen")
+    public_key = hub_cli(data, "keygen", cwd=REPO).splitlines()[-1]
     tokens = {
-        "operator": _cli(data, "user", "add", "li.na", "--role", "operator"),
-        "admin": _cli(data, "user", "add", "wang.wei", "--role", "admin"),
+        "operator": hub_cli(
+            data, "user", "add", "li.na", "--role", "operator", cwd=REPO
+        ).splitlines()[-1],
+        "admin": hub_cli(data, "user", "add", "wang.wei", "--role", "admin", cwd=REPO).splitlines()[
+            -1
+        ],
     }
     tls_port, plain_port = free_port(), free_port()
     broker_dir = tmp / "broker"

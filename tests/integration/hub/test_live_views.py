@@ -14,9 +14,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central_hub.adapters.mqtt import HubMqtt
@@ -24,6 +22,7 @@ from central_hub.services.live import LIVE_FILTER, LiveViews
 from edge_agent import protocol
 from simulators.mosquitto import MosquittoBroker
 from simulators.polling import eventually
+from simulators.subscriber import Subscriber
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +36,17 @@ class Unit:
     def __init__(self, port: int) -> None:
         self.commands: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id="fake-unit-link"
+        self.link = Subscriber(
+            port,
+            [protocol.topic(DEVICE, protocol.Channel.CMD)],
+            self._message,
+            client_id="fake-unit-link",
         )
-        ready = threading.Event()
-        self.client.on_connect = lambda c, *_: c.subscribe(
-            protocol.topic(DEVICE, protocol.Channel.CMD), qos=1
-        )
-        self.client.on_subscribe = lambda *_: ready.set()
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(10)
         self.seq = 0
 
-    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _message(self, _topic: str, payload: bytes) -> None:
         with self.lock:
-            self.commands.append(json.loads(msg.payload))
+            self.commands.append(json.loads(payload))
 
     def kinds(self) -> list[str]:
         with self.lock:
@@ -71,13 +64,12 @@ class Unit:
             height=240,
             fps=5.0,
         )
-        self.client.publish(
+        self.link.publish(
             protocol.topic(DEVICE, protocol.Channel.LIVE), protocol.encode(frame), qos=0
         )
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.close()
 
 
 async def test_two_viewers_one_stream_renewed_then_stopped_and_audited(

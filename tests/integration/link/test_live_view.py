@@ -10,15 +10,12 @@ import asyncio
 import base64
 import contextlib
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from central_hub.settings import HubSettings
 from central_hub.testing import running_hub
@@ -27,6 +24,7 @@ from edge_agent.config import load_config
 from edge_agent.runner import Agent
 from simulators.nats import NatsBroker
 from simulators.polling import eventually
+from simulators.subscriber import Subscriber
 
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
@@ -187,27 +185,20 @@ class EventClock:
 
     def __init__(self, port: int) -> None:
         self.arrived: dict[str, tuple[datetime, datetime]] = {}
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id="event-clock"
+        self.link = Subscriber(
+            port,
+            [protocol.topic(DEVICE, protocol.Channel.EVENT)],
+            self._message,
+            client_id="event-clock",
         )
-        ready = threading.Event()
-        self.client.on_connect = lambda c, *_: c.subscribe(
-            protocol.topic(DEVICE, protocol.Channel.EVENT), qos=1
-        )
-        self.client.on_subscribe = lambda *_: ready.set()
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(10)
 
-    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
-        event = json.loads(msg.payload)
+    def _message(self, _topic: str, payload: bytes) -> None:
+        event = json.loads(payload)
         detected = datetime.fromisoformat(event["detected_at"])
         self.arrived[event["event_id"]] = (detected, datetime.now(UTC))
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.close()
 
 
 async def test_over_the_bandwidth_cap_the_rate_drops_and_events_still_arrive(
