@@ -208,15 +208,19 @@ async def _mask_followups(conn: AsyncConnection, report_ids: list[int]) -> int:
                 )
             )
         ).all()
-        for delivery_id, address in rows:
-            hidden = mask_address(address)
-            if hidden != address:
-                await conn.execute(
-                    notice_deliveries.update()
-                    .where(notice_deliveries.c.id == delivery_id)
-                    .values(address=hidden)
-                )
-                masked += 1
+        hidden = [
+            {"b_id": delivery_id, "b_address": masked_address}
+            for delivery_id, address in rows
+            if (masked_address := mask_address(address)) != address
+        ]
+        if hidden:
+            await conn.execute(
+                notice_deliveries.update()
+                .where(notice_deliveries.c.id == sa.bindparam("b_id"))
+                .values(address=sa.bindparam("b_address")),
+                hidden,
+            )
+        masked += len(hidden)
     return masked
 
 

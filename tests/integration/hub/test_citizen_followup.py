@@ -19,7 +19,7 @@ from central_hub.domain.retention import RetentionPolicy
 from central_hub.domain.workflow import Action, Role
 from central_hub.hub import Hub
 from central_hub.services.citizen_followup import ReporterFollowUp, address_key, masked_for
-from central_hub.services.citizen_reports import CitizenReports, Open311Keys
+from central_hub.services.citizen_reports import CitizenReports, Open311Key, Open311Keys
 from central_hub.services.retention import apply_retention
 from central_hub.testing import FakeClock
 
@@ -39,6 +39,12 @@ def followup(hub: Hub, *, can_text: bool = True, can_mail: bool = True) -> Repor
     )
 
 
+async def client(hub: Hub) -> tuple[Open311Key, CitizenReports]:
+    """The city app's api_key and the service its reports are submitted through."""
+    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
+    return key, CitizenReports(hub.engine, hub.filer, hub.clock)
+
+
 async def told(hub: Hub) -> list[tuple[str, str, str]]:
     """(channel, address, body) of every follow-up delivery, by channel and address."""
     out = []
@@ -53,8 +59,7 @@ async def told(hub: Hub) -> list[tuple[str, str, str]]:
 async def test_reporters_hear_of_registration_and_closure_once_each(
     hub: Hub, clock: FakeClock
 ) -> None:
-    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
-    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    key, reports = await client(hub)
     report = ReportInput("0507", *HERE, "gps", description="垃圾堆在路边")
     texted = await reports.submit(
         dataclasses.replace(report, phone="13800138000", email="a@example.cn"), key=key
@@ -113,8 +118,7 @@ async def test_reporters_hear_of_registration_and_closure_once_each(
 async def test_not_registered_says_why_and_no_channel_means_no_notice(
     hub: Hub, clock: FakeClock
 ) -> None:
-    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
-    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    key, reports = await client(hub)
     report = ReportInput("0507", *HERE, "gps")
     texted = await reports.submit(dataclasses.replace(report, phone="13800138000"), key=key)
     mailed = await reports.submit(dataclasses.replace(report, email="b@example.cn"), key=key)
@@ -140,8 +144,7 @@ async def test_not_registered_says_why_and_no_channel_means_no_notice(
 async def test_a_contact_retention_cleared_a_hidden_report_and_old_news_get_nothing(
     hub: Hub, clock: FakeClock
 ) -> None:
-    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
-    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    key, reports = await client(hub)
     report = ReportInput("0507", *HERE, "gps", phone="13800138000")
     cleared = await reports.submit(report, key=key)
     hidden = await reports.submit(dataclasses.replace(report, phone="13900139000"), key=key)
@@ -181,8 +184,7 @@ async def test_one_person_is_told_once_and_at_most_five_times_a_day(
 ) -> None:
     """Reporting one problem twice gives one text a change; anyone can type someone
     else's number into the report page, so one address gets at most five a day."""
-    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
-    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    key, reports = await client(hub)
     operator, _ = await hub.users.add("op-f", Role.OPERATOR)
     filed = []
     for n in range(6):  # six problems 110 m apart, each its own case
@@ -205,8 +207,7 @@ async def test_one_person_is_told_once_and_at_most_five_times_a_day(
 async def test_a_long_reason_is_cut_a_stale_claim_is_retaken_and_addresses_are_masked(
     hub: Hub, clock: FakeClock
 ) -> None:
-    key, _ = await Open311Keys(hub.engine, hub.clock).add("city-app")
-    reports = CitizenReports(hub.engine, hub.filer, hub.clock)
+    key, reports = await client(hub)
     texted = await reports.submit(ReportInput("0507", *HERE, "gps", phone="13800138000"), key=key)
     operator, _ = await hub.users.add("op-f", Role.OPERATOR)
     await hub.cases.transition(texted.case_id, Action.START_VERIFY, operator)
