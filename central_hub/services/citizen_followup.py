@@ -123,11 +123,7 @@ class ReporterFollowUp:
         if self._template_ready:
             return
         await self.notices.ensure_template(
-            TEMPLATE,
-            "市民反映问题进展",
-            DEFAULT_TEMPLATE,
-            ["number", "status", "link"],
-            actor=ACTOR,
+            TEMPLATE, "市民反映问题进展", DEFAULT_TEMPLATE, VARIABLES, actor=ACTOR
         )
         self._template_ready = True
 
