@@ -299,7 +299,6 @@ async def build_hub(
             lease_s=settings.live_lease_s,
             fps=settings.live_fps,
             width=settings.live_width,
-            owns_link=False,
         )
         broker.tap(f"/{Channel.LIVE.value}", hub.live.deliver)
     # Notices to the registry's audiences: an object, an industry, a subcategory, an area.

@@ -61,7 +61,9 @@ TICK_S = 0.5
 
 
 class LiveLink(Protocol):
-    """What the live view needs of the broker (``HubMqtt`` subscribed to LIVE_FILTER)."""
+    """What the live view needs of the broker: to publish its commands. Frames come the
+    other way, handed to :meth:`LiveViews.deliver` by the session that receives them
+    (``HubMqtt.tap`` on the hub's one session, subscribed to LIVE_FILTER)."""
 
     @property
     def connected(self) -> bool:
@@ -72,10 +74,6 @@ class LiveLink(Protocol):
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
         """Publish; raise BrokerError on failure."""
-        ...
-
-    async def receive(self, max_items: int) -> list[Inbound]:
-        """Wait for the next messages."""
         ...
 
     async def start(self) -> None:
@@ -123,10 +121,9 @@ class Viewer:
 
 
 class LiveViews:
-    """See the module docstring. Run :meth:`run` as a hub task. With ``owns_link`` it
-    starts, reads and stops ``link`` itself; without (the hub's own session, shared with
-    ingest) the session hands frames to :meth:`deliver` (``HubMqtt.tap``) and is only
-    used to publish."""
+    """See the module docstring. Run :meth:`run` as a hub task; the session that receives
+    the frames hands them to :meth:`deliver` (``HubMqtt.tap``), and ``link`` is only used
+    to publish (it is started and stopped by its owner)."""
 
     def __init__(
         self,
@@ -139,12 +136,10 @@ class LiveViews:
         fps: float = 5.0,
         width: int = 640,
         monotonic: Callable[[], float] = time.monotonic,
-        owns_link: bool = True,
     ) -> None:
         self.engine = engine
         self.key = key
         self.link = link
-        self.owns_link = owns_link
         self.clock = clock
         self.lease_s = lease_s
         self.fps = fps
@@ -269,19 +264,11 @@ class LiveViews:
     # ------------------------------------------------------------------ running
 
     async def run(self) -> None:
-        """Receive frames and keep leases until cancelled; ends every viewer on the way out."""
-        owned = self.link if self.owns_link else None
-        if owned is not None:
-            await owned.start()
+        """Keep leases and audit rows until cancelled; ends every viewer on the way out."""
         try:
-            async with asyncio.TaskGroup() as tg:
-                if owned is not None:
-                    tg.create_task(self._receive(), name="live-receive")
-                tg.create_task(self._housekeep(), name="live-housekeep")
+            await self._housekeep()
         finally:
             self.close()
-            if owned is not None:
-                await owned.stop()
 
     def close(self) -> None:
         """End every open viewer's stream (their requests then finish)."""
@@ -291,13 +278,6 @@ class LiveViews:
                     if viewer.queue.full():
                         viewer.queue.get_nowait()
                     viewer.queue.put_nowait(None)
-
-    async def _receive(self) -> None:
-        if self.link is None:
-            return
-        while True:
-            for message in await self.link.receive(64):
-                self.deliver(message)
 
     async def _housekeep(self) -> None:
         while True:

@@ -85,6 +85,8 @@ async def test_two_viewers_one_stream_renewed_then_stopped_and_audited(
         clean_session=True,
     )
     live = LiveViews(db, key, link, protocol.utc_now, lease_s=3.0)
+    link.tap(f"/{protocol.Channel.LIVE.value}", live.deliver)  # as build_hub wires it
+    await link.start()
     unit = await asyncio.to_thread(Unit, mosquitto.port)
     task = asyncio.create_task(live.run())
     try:
@@ -135,6 +137,7 @@ async def test_two_viewers_one_stream_renewed_then_stopped_and_audited(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await link.stop()
         await asyncio.to_thread(unit.close)
 
 
