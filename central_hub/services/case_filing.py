@@ -2,10 +2,14 @@
 
 :meth:`CaseFiler.file_many` is the one way a report becomes a case: ingest files a batch
 with it, and a single event (isolating a failed batch, or retrying a lost race) as a batch
-of one. The database pre-filters candidate cases (same code, open, in the squares of
-:data:`PLACE_SQUARE_DEG` that the reports' merge radii reach, last event within the merge
-windows, with no cap: the plan picks the nearest, which a cap could drop);
-:func:`central_hub.domain.filing.plan_filing` decides.
+of one. Candidate cases are the open cases of the report's code in the squares of
+:data:`PLACE_SQUARE_DEG` that its merge radius reaches, with no cap (the plan picks the
+nearest, which a cap could drop); :func:`central_hub.domain.filing.plan_filing` decides.
+On SQLite the filer keeps the squares it has read, and what it filed into them, in an
+:class:`~central_hub.domain.open_cases.OpenCaseIndex` for as long as a token the
+database's triggers change says no one else changed a case (:meth:`CaseFiler.file_many`);
+it reads only squares no batch has reached since. On PostgreSQL it reads every batch's
+squares, within the batch's merge windows.
 
 Each case stores the key of its square (``cases.place_key``, :func:`place_key`), indexed
 with its code, so the candidate read looks up a few squares per report: its cost follows
@@ -22,7 +26,6 @@ its transactions begin IMMEDIATE and so already file one at a time.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import itertools
@@ -42,6 +45,7 @@ from central_hub.domain.catalogue import Catalogue
 from central_hub.domain.errors import DomainError
 from central_hub.domain.filing import EventFacts, FilingPlan, OpenCase, plan_filing
 from central_hub.domain.grid import Grid
+from central_hub.domain.open_cases import OpenCaseIndex, Square
 from central_hub.domain.workflow import FINAL_STAGES
 from central_hub.errors import StorageError
 
@@ -49,7 +53,10 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FILING_ACTION",
+    "FILING_TOKEN_TABLE",
+    "FILING_TOKEN_TRIGGERS",
     "LOCK_TILE_M",
+    "MAX_INDEXED_CASES",
     "PLACE_SQUARE_DEG",
     "SYSTEM_ROLE",
     "CaseFiler",
@@ -74,6 +81,24 @@ _LOCK_M_PER_DEG = 110_000.0
 #: ``place_key`` packs a square's row and column: columns span 360 / PLACE_SQUARE_DEG.
 _PLACE_ROW = 1 << 21
 _PLACE_COL0 = 1 << 20
+#: The table (SQLite only, kept by triggers; migration 0022) whose one token changes with
+#: every change to a case that filing reads: the index of open cases holds while it stays.
+FILING_TOKEN_TABLE = "filing_token"
+#: The triggers that keep the token (a migration that rebuilds ``cases`` drops them).
+FILING_TOKEN_TRIGGERS = (
+    "cases_filing_token_insert",
+    "cases_filing_token_delete",
+    "cases_filing_token_update",
+)
+#: The token, or NULL while any of the triggers is missing (then no index is kept).
+_TOKEN_READ = (
+    f"SELECT token FROM {FILING_TOKEN_TABLE} WHERE id = 1 AND (SELECT count(*) FROM"
+    " sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases' AND name IN"
+    f" ({', '.join(repr(t) for t in FILING_TOKEN_TRIGGERS)})) = {len(FILING_TOKEN_TRIGGERS)}"
+)
+_TOKEN_NEXT = f"UPDATE {FILING_TOKEN_TABLE} SET token = random() WHERE id = 1 RETURNING token"
+#: Cases the index of open cases holds at most; past it, it starts again empty.
+MAX_INDEXED_CASES = 250_000
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
@@ -137,25 +162,68 @@ class CaseFiler:
         self.catalogue = catalogue
         self.grid = grid
         self.calendar = calendar
+        #: Open cases read or filed by earlier batches (see :meth:`file_many`).
+        self._index = OpenCaseIndex()
+        self._index_in_use = False
 
     async def file_many(
         self, conn: AsyncConnection, batch: list[EventFacts], now: datetime
     ) -> list[int | DomainError]:
         """File a batch of reports in a few statements; per report a case id or the refusal.
 
-        Candidates for every report come from one query (open cases in any of the
-        batch's bounding boxes); reports earlier in the batch are candidates for later ones,
-        so two reports of one new problem in the same batch open one case. New cases are
-        inserted with one multi-row INSERT ... RETURNING, merges and audits likewise.
+        Candidates come from the filer's :class:`OpenCaseIndex` of open cases; squares it
+        has not loaded are read with one query. Reports earlier in the batch are
+        candidates for later ones, so two reports of one new problem in the same batch
+        open one case. New cases are inserted with one multi-row INSERT ... RETURNING,
+        merges and audits likewise.
+
+        The index outlives the batch only on SQLite, where the database's filing token
+        (:data:`FILING_TOKEN_TABLE`) says whether it still holds: triggers give the token a
+        new random value whenever any connection inserts, deletes or changes a case's
+        code, place, stage, last report or plate, and each batch gives it one more at its
+        end, which the index keeps. A batch that finds another token (someone changed a
+        case, or the transaction that filed the last batch rolled back) starts the index
+        again. On PostgreSQL, where several workers file at once, the index lives for one
+        batch.
         """
-        results: list[int | str | DomainError] = []
         if not batch:
             return []
-        if conn.dialect.name == "postgresql":
+        index = self._index
+        if self._index_in_use:  # never two batches at once on one index: use a fresh one
+            index = OpenCaseIndex()
+        self._index_in_use = index is self._index
+        try:
+            return await self._file_many(conn, batch, now, index)
+        except BaseException:
+            index.clear()
+            raise
+        finally:
+            if index is self._index:
+                self._index_in_use = False
+
+    async def _file_many(
+        self, conn: AsyncConnection, batch: list[EventFacts], now: datetime, index: OpenCaseIndex
+    ) -> list[int | DomainError]:
+        sqlite = conn.dialect.name == "sqlite"
+        if not sqlite:
             await conn.execute(_LOCK_SQL, {"keys": lock_keys(batch, self.catalogue)})
-        buckets = _Buckets(self.catalogue, batch)
-        for found in await self._batch_candidates(conn, batch):
-            buckets.put(found)
+        token = (await conn.exec_driver_sql(_TOKEN_READ)).scalar() if sqlite else None
+        if token is None or token != index.token or len(index) > MAX_INDEXED_CASES:
+            index.clear()
+        reach: list[list[Square]] = []
+        for facts in batch:
+            if facts.code in self.catalogue:
+                radius = self.catalogue.get(facts.code).merge_radius_m
+                keys = place_keys_near(facts.lat, facts.lon, radius)
+                reach.append([(facts.code, k) for k in keys])
+            else:
+                reach.append([])
+        wanted = index.missing(square for squares in reach for square in squares)
+        if wanted:
+            # Without a token the index lives for this batch: read only its time window.
+            window = None if token is not None else self._window(batch)
+            index.fill(wanted, await self._read_squares(conn, wanted, window))
+        results: list[int | str | DomainError] = []
         new_rows: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # local id -> index in new_rows
         plates: dict[int, str] = {}  # merged-into case -> the first plate read
@@ -165,7 +233,7 @@ class CaseFiler:
             try:
                 plan = plan_filing(
                     facts,
-                    buckets.near(facts),
+                    index.near(reach[n]),
                     self.catalogue,
                     self.grid,
                     self.calendar,
@@ -178,8 +246,10 @@ class CaseFiler:
             if plan.merge_into is None:
                 local = f"new-{n}"
                 pending[local] = len(new_rows)
-                new_rows.append(self._case_row(plan, facts, now))
-                buckets.put(
+                row = self._case_row(plan, facts, now)
+                new_rows.append(row)
+                index.put(
+                    (facts.code, row["place_key"]),
                     OpenCase(
                         local,
                         facts.code,
@@ -187,14 +257,14 @@ class CaseFiler:
                         facts.lon,
                         plan.initial_stage,
                         facts.detected_at,
-                        facts.plate,
-                    )
+                        row["plate"],
+                    ),
                 )
                 results.append(local)
                 continue
             target = plan.merge_into
             plate = facts.plate[:16] if facts.plate else None
-            buckets.touch(target, facts.detected_at, plate)
+            index.touch(target, facts.detected_at, plate)
             if isinstance(target, str):
                 row = new_rows[pending[target]]
                 row["event_count"] += 1
@@ -213,6 +283,7 @@ class CaseFiler:
             by_report = {report: int(case_id) for case_id, report in inserted}
             for local, row in zip(pending, new_rows, strict=True):
                 ids[local] = by_report[row["first_report_id"]]
+                index.rename(local, ids[local])
             await insert_rows(
                 conn,
                 audits,
@@ -245,43 +316,54 @@ class CaseFiler:
                 .values(plate=sa.bindparam("b_plate")),
                 [{"b_id": k, "b_plate": p} for k, p in plates.items()],
             )
+        if token is not None:
+            # This batch's own token: if its transaction rolls back, the database's goes
+            # back to an earlier one and the next batch starts the index again.
+            index.token = (await conn.exec_driver_sql(_TOKEN_NEXT)).scalar()
         return [ids[r] if isinstance(r, str) else r for r in results]
 
-    async def _batch_candidates(
-        self, conn: AsyncConnection, batch: list[EventFacts]
-    ) -> list[OpenCase]:
-        """Open cases of the batch's codes in the squares their radii reach (one query)."""
-        wanted: set[tuple[str, int]] = set()
-        windows: list[timedelta] = []
-        for facts in batch:
-            if facts.code not in self.catalogue:
-                continue
-            entry = self.catalogue.get(facts.code)
-            windows.append(timedelta(hours=entry.merge_window_h))
-            for key in place_keys_near(facts.lat, facts.lon, entry.merge_radius_m):
-                wanted.add((facts.code, key))
-        if not wanted:
-            return []
-        widest = max(windows)
-        t0 = min(f.detected_at for f in batch) - widest
-        t1 = max(f.detected_at for f in batch) + widest
-        pairs = sorted(wanted)
+    def _window(self, batch: list[EventFacts]) -> tuple[datetime, datetime]:
+        """The times within which a case's last report lets a report of ``batch`` merge."""
+        widest = max(
+            (
+                timedelta(hours=self.catalogue.get(f.code).merge_window_h)
+                for f in batch
+                if f.code in self.catalogue
+            ),
+            default=timedelta(0),
+        )
+        return (
+            min(f.detected_at for f in batch) - widest,
+            max(f.detected_at for f in batch) + widest,
+        )
+
+    async def _read_squares(
+        self,
+        conn: AsyncConnection,
+        squares: list[Square],
+        window: tuple[datetime, datetime] | None,
+    ) -> list[tuple[Square, OpenCase]]:
+        """Open cases of ``squares`` (one query), each with its square; only those whose
+        last report falls in ``window`` when one is given."""
+        pairs = sorted(squares)
         if conn.dialect.name == "postgresql":
+            assert window is not None, "PostgreSQL keeps no index between batches"
             codes, keys = [c for c, _ in pairs], [k for _, k in pairs]
-            result = await conn.exec_driver_sql(_CANDIDATES_PG, (codes, keys, t0, t1, _FINALS))
+            result = await conn.exec_driver_sql(_CANDIDATES_PG, (codes, keys, *window, _FINALS))
         else:
             # Straight to the driver, the squares as one JSON parameter: SQLAlchemy's
             # per-parameter handling of a thousand values costs more than the lookups.
             dialect = conn.dialect
             to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
             assert to_db is not None
-            params = (json.dumps(pairs), to_db(t0), to_db(t1), *_FINALS)
-            result = await conn.exec_driver_sql(_candidates_sqlite(dialect.paramstyle), params)
-        found: list[OpenCase] = []
+            times = (to_db(window[0]), to_db(window[1])) if window is not None else ()
+            sql = _candidates_sqlite(dialect.paramstyle, window is not None)
+            result = await conn.exec_driver_sql(sql, (json.dumps(pairs), *times, *_FINALS))
+        found: list[tuple[Square, OpenCase]] = []
         for row in result.all():
-            case_id, code, lat, lon, stage, last, plate = tuple(row)
+            case_id, code, lat, lon, stage, last, plate, key = tuple(row)
             at = utc_from_driver(last)  # NOT NULL column
-            found.append(OpenCase(int(case_id), code, lat, lon, stage, at, plate))
+            found.append(((code, key), OpenCase(int(case_id), code, lat, lon, stage, at, plate)))
         return found
 
     def _case_row(self, plan: FilingPlan, facts: EventFacts, now: datetime) -> dict[str, Any]:
@@ -335,10 +417,10 @@ _FINALS = sorted(s.value for s in FINAL_STAGES)
 #: lookup per square: without it, the generic plan a prepared statement falls back to
 #: after five runs may join the squares against every open case of the code.
 _CANDIDATES_PG = """
-SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate
+SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate, c.place_key
 FROM unnest($1::text[], $2::bigint[]) AS k(code, place_key)
 CROSS JOIN LATERAL (
-  SELECT id, code, lat, lon, stage, last_event_at, plate FROM cases
+  SELECT id, code, lat, lon, stage, last_event_at, plate, place_key FROM cases
   WHERE code = k.code AND place_key = k.place_key
     AND last_event_at BETWEEN $3 AND $4 AND stage <> ALL($5::text[])
   OFFSET 0
@@ -347,11 +429,12 @@ CROSS JOIN LATERAL (
 
 
 @functools.lru_cache(maxsize=8)
-def _candidates_sqlite(paramstyle: str) -> str:
+def _candidates_sqlite(paramstyle: str, windowed: bool) -> str:
     """The candidate query on SQLite: the squares as a JSON array of [code, key] pairs.
 
     ``CROSS JOIN`` makes SQLite walk the squares and look each up in the
-    ``(code, place_key)`` index. Parameters: the JSON, t0, t1, then the final stages.
+    ``(code, place_key)`` index. Parameters: the JSON, t0 and t1 when ``windowed``, then
+    the final stages.
     """
     count = itertools.count(1)
 
@@ -363,72 +446,12 @@ def _candidates_sqlite(paramstyle: str) -> str:
             return f":{n}"
         raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
 
-    squares, t0, t1 = p(), p(), p()
+    squares = p()
+    window = f" AND c.last_event_at BETWEEN {p()} AND {p()}" if windowed else ""
     finals = ", ".join(p() for _ in _FINALS)
     return (
-        "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate"
+        "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate, c.place_key"
         f" FROM json_each({squares}) AS k CROSS JOIN cases AS c"
         " ON c.code = json_extract(k.value, '$[0]') AND c.place_key = json_extract(k.value, '$[1]')"
-        f" WHERE c.last_event_at BETWEEN {t0} AND {t1} AND c.stage NOT IN ({finals})"
+        f" WHERE c.stage NOT IN ({finals}){window}"
     )
-
-
-class _Buckets:
-    """Open cases bucketed by code and a tile as wide as that code's merge radius.
-
-    A report's 3x3 tiles of its own code hold every case within its radius (tiles are
-    wider in longitude by the latitude's cosine). Tiles are sized per code: with one size
-    for the batch's widest radius, a 15 m code would fetch and test every case within
-    150 m instead of 45 m.
-    """
-
-    def __init__(self, catalogue: Catalogue, batch: list[EventFacts]) -> None:
-        self.catalogue = catalogue
-        widest = min(max(abs(f.lat) for f in batch) + 1.0, 89.0)
-        stretch = 1.0 / math.cos(math.radians(widest))
-        #: Per code, the tile's (latitude, longitude) size in degrees.
-        self.size: dict[str, tuple[float, float]] = {}
-        for code in {f.code for f in batch if f.code in catalogue}:
-            dlat = catalogue.get(code).merge_radius_m / _METRES_PER_DEGREE
-            self.size[code] = (dlat, dlat * stretch)
-        self.tiles: dict[tuple[str, int, int], dict[int | str, OpenCase]] = {}
-        self.where: dict[int | str, tuple[str, int, int]] = {}
-
-    def _tile(self, code: str, lat: float, lon: float) -> tuple[str, int, int] | None:
-        size = self.size.get(code)
-        if size is None:  # a code no report of this batch has: no report looks for it
-            return None
-        return (code, math.floor(lat / size[0]), math.floor(lon / size[1]))
-
-    def put(self, case: OpenCase) -> None:
-        """Add or replace a case."""
-        if case.lat is None or case.lon is None:
-            return
-        key = self._tile(case.code, case.lat, case.lon)
-        if key is None:
-            return
-        self.tiles.setdefault(key, {})[case.case_id] = case
-        self.where[case.case_id] = key
-
-    def touch(self, case_id: int | str, at: datetime, plate: str | None = None) -> None:
-        """Record that a report (of ``plate``) merged into ``case_id`` at ``at``."""
-        key = self.where.get(case_id)
-        if key is None:
-            return
-        case = self.tiles[key][case_id]
-        if at > case.last_event_at or (plate and not case.plate):
-            self.tiles[key][case_id] = dataclasses.replace(
-                case, last_event_at=max(at, case.last_event_at), plate=case.plate or plate
-            )
-
-    def near(self, facts: EventFacts) -> list[OpenCase]:
-        """Cases of the report's code in the 3x3 tiles around it."""
-        key = self._tile(facts.code, facts.lat, facts.lon)
-        if key is None:
-            return []
-        code, ilat, ilon = key
-        out: list[OpenCase] = []
-        for da in (-1, 0, 1):
-            for do in (-1, 0, 1):
-                out.extend(self.tiles.get((code, ilat + da, ilon + do), {}).values())
-        return out

@@ -1,11 +1,12 @@
 """The candidate read keeps every case a report could merge into, in any direction.
 
-Filing reads open cases by square (``CaseFiler._batch_candidates``): a case just inside a
+Filing reads open cases by square (``CaseFiler._read_squares``): a case just inside a
 report's merge radius must be read (the report merges) and one just outside must not be
 merged into, whichever direction it lies in; a narrower read (fewer squares, or a box
 cut too tight) fails here. Each pair of reports is filed in a batch of its own after the
-cases, so the case comes from the database, not from the batch's own new cases. Runs on
-SQLite and PostgreSQL.
+cases, so the case comes from the database (a filer of its own, which has read nothing)
+or from the index of open cases the filer that opened them keeps (on SQLite), not from
+the batch's own new cases. Runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def _offset(lat: float, lon: float, metres: float, bearing: float) -> tuple[floa
     return lat + dlat, lon + dlon
 
 
+@pytest.mark.parametrize("reader", ["fresh filer", "same filer"])
 async def test_cases_just_inside_the_radius_are_read_in_every_direction(
-    db: AsyncEngine,
+    db: AsyncEngine, reader: str
 ) -> None:
     catalogue = Catalogue.load()
     filer = CaseFiler(catalogue, Grid.load_sample(), WorkCalendar.load())
@@ -62,6 +64,8 @@ async def test_cases_just_inside_the_radius_are_read_in_every_direction(
     async with db.begin() as conn:
         case_ids = await filer.file_many(conn, firsts, NOW)
     assert len(set(case_ids)) == len(spots)  # every first report opened its own case
+    if reader == "fresh filer":
+        filer = CaseFiler(catalogue, Grid.load_sample(), WorkCalendar.load())
     merged, opened = 0, 0
     async with db.begin() as conn:
         reports = [
