@@ -168,3 +168,14 @@ async def test_the_index_spares_the_read_only_while_the_token_holds(db: AsyncEng
     async with db.begin() as conn:  # and a change no trigger announces is still seen
         await conn.execute(cases.update().where(cases.c.id == first).values(stage="closed"))
     assert await file(db, filer, report(4)) != [first]
+
+
+async def test_a_second_filer_sees_the_cases_the_first_opened(db: AsyncEngine) -> None:
+    """Two workers (two hub processes on one SQLite file, or two pools): each one's index
+    learns of the other's cases, though both read the square while it was empty."""
+    one, two = _filer(), _filer()
+    first_a, first_b = await file(db, one, report(0, ELSEWHERE)), await file(db, two, report(1))
+    assert first_a != first_b  # a kilometre apart; `two` has read SPOT's square: one case
+    (by_one,) = await file(db, one, report(2, (SPOT[0] + 0.0003, SPOT[1])))  # 33 m north
+    assert await file(db, two, report(3, (SPOT[0] + 0.0003, SPOT[1]))) == [by_one]
+    assert await file(db, one, report(4)) == first_b
