@@ -97,7 +97,7 @@ _TOKEN_READ = (
     f" ({', '.join(repr(t) for t in FILING_TOKEN_TRIGGERS)})) = {len(FILING_TOKEN_TRIGGERS)}"
 )
 _TOKEN_NEXT = f"UPDATE {FILING_TOKEN_TABLE} SET token = random() WHERE id = 1 RETURNING token"
-#: Cases the index of open cases holds at most (memory stays bounded, some tens of MB);
+#: Cases the index of open cases holds at most (about 50 MB of memory at the cap);
 #: past it, it starts again empty and refills with the squares batches reach.
 MAX_INDEXED_CASES = 100_000
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
