@@ -205,9 +205,9 @@ class CaseFiler:
     async def _file_many(
         self, conn: AsyncConnection, batch: list[EventFacts], now: datetime, index: OpenCaseIndex
     ) -> list[int | DomainError]:
-        sqlite = conn.dialect.name == "sqlite"
-        if not sqlite:
+        if conn.dialect.name == "postgresql":
             await conn.execute(_LOCK_SQL, {"keys": lock_keys(batch, self.catalogue)})
+        sqlite = conn.dialect.name == "sqlite"
         token = (await conn.exec_driver_sql(_TOKEN_READ)).scalar() if sqlite else None
         if token is None or token != index.token or len(index) > MAX_INDEXED_CASES:
             index.clear()
