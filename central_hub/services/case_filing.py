@@ -221,9 +221,7 @@ class CaseFiler:
                 reach.append([])
         wanted = index.missing(square for squares in reach for square in squares)
         if wanted:
-            # Without a token the index lives for this batch: read only its time window.
-            window = None if token is not None else self._window(batch)
-            index.fill(wanted, await self._read_squares(conn, wanted, window))
+            index.fill(wanted, await self._read_squares(conn, wanted, batch))
         results: list[int | str | DomainError] = []
         new_rows: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # local id -> index in new_rows
@@ -342,24 +340,24 @@ class CaseFiler:
         self,
         conn: AsyncConnection,
         squares: list[Square],
-        window: tuple[datetime, datetime] | None,
+        batch: list[EventFacts],
     ) -> list[tuple[Square, OpenCase]]:
-        """Open cases of ``squares`` (one query), each with its square; only those whose
-        last report falls in ``window`` when one is given."""
+        """Open cases of ``squares`` (one query), each with its square.
+
+        On SQLite every open case of the squares, for the index to keep. On PostgreSQL,
+        whose index lives for one batch, only those whose last report falls within the
+        merge windows of ``batch``.
+        """
         pairs = sorted(squares)
         if conn.dialect.name == "postgresql":
-            assert window is not None, "PostgreSQL keeps no index between batches"
             codes, keys = [c for c, _ in pairs], [k for _, k in pairs]
+            window = self._window(batch)
             result = await conn.exec_driver_sql(_CANDIDATES_PG, (codes, keys, *window, _FINALS))
         else:
             # Straight to the driver, the squares as one JSON parameter: SQLAlchemy's
             # per-parameter handling of a thousand values costs more than the lookups.
-            dialect = conn.dialect
-            to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-            assert to_db is not None
-            times = (to_db(window[0]), to_db(window[1])) if window is not None else ()
-            sql = _candidates_sqlite(dialect.paramstyle, window is not None)
-            result = await conn.exec_driver_sql(sql, (json.dumps(pairs), *times, *_FINALS))
+            sql = _candidates_sqlite(conn.dialect.paramstyle)
+            result = await conn.exec_driver_sql(sql, (json.dumps(pairs), *_FINALS))
         found: list[tuple[Square, OpenCase]] = []
         for row in result.all():
             case_id, code, lat, lon, stage, last, plate, key = tuple(row)
@@ -430,12 +428,11 @@ CROSS JOIN LATERAL (
 
 
 @functools.lru_cache(maxsize=8)
-def _candidates_sqlite(paramstyle: str, windowed: bool) -> str:
+def _candidates_sqlite(paramstyle: str) -> str:
     """The candidate query on SQLite: the squares as a JSON array of [code, key] pairs.
 
     ``CROSS JOIN`` makes SQLite walk the squares and look each up in the
-    ``(code, place_key)`` index. Parameters: the JSON, t0 and t1 when ``windowed``, then
-    the final stages.
+    ``(code, place_key)`` index. Parameters: the JSON, then the final stages.
     """
     count = itertools.count(1)
 
@@ -448,11 +445,10 @@ def _candidates_sqlite(paramstyle: str, windowed: bool) -> str:
         raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
 
     squares = p()
-    window = f" AND c.last_event_at BETWEEN {p()} AND {p()}" if windowed else ""
     finals = ", ".join(p() for _ in _FINALS)
     return (
         "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate, c.place_key"
         f" FROM json_each({squares}) AS k CROSS JOIN cases AS c"
         " ON c.code = json_extract(k.value, '$[0]') AND c.place_key = json_extract(k.value, '$[1]')"
-        f" WHERE c.stage NOT IN ({finals}){window}"
+        f" WHERE c.stage NOT IN ({finals})"
     )
