@@ -152,12 +152,17 @@ class Open311Keys:
     def _checker_ended(self, task: asyncio.Task[None]) -> None:
         # Cancelled before it began, it never reached its own handler: answer here.
         if task.cancelled() or task.exception() is not None:
-            stopping = StorageError("the hub is stopping")
-            for answers in self._asked.values():
-                for answer in answers:
-                    if not answer.done():
-                        answer.set_exception(stopping)
+            self._fail_asked(StorageError("the hub is stopping"), [])
             self._asked.clear()
+
+    def _fail_asked(
+        self, error: BaseException, taken: list[list[asyncio.Future[Open311Key | None]]]
+    ) -> None:
+        """Answer with ``error`` every check not answered yet: ``taken`` and the asked."""
+        for answers in [*taken, *self._asked.values()]:
+            for answer in answers:
+                if not answer.done():
+                    answer.set_exception(error)
 
     async def _check_asked(self) -> None:
         asked: dict[str, list[asyncio.Future[Open311Key | None]]] = {}
@@ -172,11 +177,10 @@ class Open311Keys:
                         )
                     ).all()
             except BaseException as exc:  # each caller gets the failure (a 500), none waits
-                failed = exc if isinstance(exc, Exception) else StorageError("the hub is stopping")
-                for answers in [*asked.values(), *self._asked.values()]:
-                    for answer in answers:
-                        if not answer.done():
-                            answer.set_exception(failed)
+                self._fail_asked(
+                    exc if isinstance(exc, Exception) else StorageError("the hub is stopping"),
+                    list(asked.values()),
+                )
                 if not isinstance(exc, Exception):
                     self._asked.clear()
                     raise
@@ -336,21 +340,22 @@ class CitizenReports:
                     else:
                         p.done.set_result(outcome)
         except asyncio.CancelledError:
-            stopping = StorageError("the hub is stopping; send the report again")
-            for p in [*batch, *self._waiting]:
-                if not p.done.done():
-                    p.done.set_exception(stopping)
-            self._waiting.clear()
+            self._stop_waiting(batch)
             raise
 
     def _committer_ended(self, task: asyncio.Task[None]) -> None:
         # Cancelled before it began, it never reached its own handler: answer here.
         if task.cancelled() or task.exception() is not None:
-            stopping = StorageError("the hub is stopping; send the report again")
-            for p in self._waiting:
-                if not p.done.done():
-                    p.done.set_exception(stopping)
-            self._waiting.clear()
+            self._stop_waiting([])
+
+    def _stop_waiting(self, taken: list[_Pending]) -> None:
+        """Answer every report not answered yet (``taken`` and the waiting) with a
+        StorageError, a 500, and wait for none."""
+        stopping = StorageError("the hub is stopping; send the report again")
+        for p in [*taken, *self._waiting]:
+            if not p.done.done():
+                p.done.set_exception(stopping)
+        self._waiting.clear()
 
     async def _commit(self, batch: list[_Pending]) -> list[Submitted | Exception]:
         try:
