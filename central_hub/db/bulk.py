@@ -9,10 +9,15 @@ with the bind processor SQLAlchemy would use for its column (so the stored value
 the same: datetimes as SQLAlchemy's text, JSON through the engine's serializer), in
 statements of at most the dialect's ``insertmanyvalues_max_parameters``. Other dialects
 take SQLAlchemy's own ``insert()`` with the same rows (asyncpg binds them natively).
+
+:func:`existing` answers which of a batch's keys a table already holds, in one query
+whose keys travel as one parameter on SQLite (SQLAlchemy renders and binds an expanding
+``IN`` of 500 values anew on every call).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,19 +27,37 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central_hub.errors import StorageError
 
-__all__ = ["insert_rows"]
+__all__ = ["bind_processors", "existing", "insert_rows"]
 
-_Processor = Callable[[Any], Any] | None
-#: Per (dialect, table, columns): the bind processors of the columns, in order.
-_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[_Processor]] = {}
+_Processor = Callable[[Any], Any]
+#: A column that needs converting: its position in the row, its bind processor, and what
+#: the processor makes of None (JSON's writes 'null'), computed once.
+_Conversion = tuple[int, _Processor, Any]
+#: Per (dialect, table, columns): the conversions the columns need, in order.
+_CONVERSIONS: dict[tuple[str, str, tuple[str, ...]], list[_Conversion]] = {}
 
 
-def _processors(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> list[_Processor]:
+def bind_processors(
+    dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]
+) -> list[_Processor | None]:
+    """The bind processors SQLAlchemy would apply to ``names`` of ``table`` (None: as is).
+
+    For statements sent straight to the driver that must store what a Core statement
+    stores (datetimes as SQLAlchemy's text on SQLite, JSON through the serializer).
+    """
+    return [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+
+
+def _conversions(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> list[_Conversion]:
     key = (dialect.name, table.name, names)
-    found = _PROCESSORS.get(key)
+    found = _CONVERSIONS.get(key)
     if found is None:
-        found = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-        _PROCESSORS[key] = found
+        found = [
+            (i, p, p(None))
+            for i, p in enumerate(bind_processors(dialect, table, names))
+            if p is not None
+        ]
+        _CONVERSIONS[key] = found
     return found
 
 
@@ -58,7 +81,7 @@ async def insert_rows(
     if dialect.name != "sqlite":
         return await _insert_core(conn, table, rows, returning, ignore_conflicts_on)
     names = tuple(rows[0])
-    processors = _processors(dialect, table, names)
+    conversions = _conversions(dialect, table, names)
     quote = dialect.identifier_preparer.quote
     one = "(" + ", ".join("?" * len(names)) + ")"
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
@@ -76,13 +99,31 @@ async def insert_rows(
             if len(row) != len(names):
                 raise StorageError(f"rows for {table.name} name different columns: {list(row)}")
             values = [row[n] for n in names]  # KeyError: a row lacks a column the first has
-            # None too goes through its processor, as in SQLAlchemy (JSON's writes 'null').
-            params.extend(v if p is None else p(v) for p, v in zip(processors, values, strict=True))
+            # None too is converted, as SQLAlchemy converts it (JSON's processor writes
+            # 'null'): to the value its processor gave once.
+            for i, process, if_none in conversions:
+                value = values[i]
+                values[i] = if_none if value is None else process(value)
+            params += values
         sql = head + ", ".join([one] * len(chunk)) + tail
         result = await conn.exec_driver_sql(sql, tuple(params))
         if returning:
             out.extend(tuple(r) for r in result.all())
     return out
+
+
+async def existing(conn: AsyncConnection, column: sa.Column[str], keys: Sequence[str]) -> set[str]:
+    """The ``keys`` that ``column`` (of text) already holds, in one query."""
+    if not keys:
+        return set()
+    if conn.dialect.name == "sqlite":
+        quote = conn.dialect.identifier_preparer.quote
+        name, table = quote(column.name), quote(column.table.name)
+        sql = f"SELECT {name} FROM {table} WHERE {name} IN (SELECT value FROM json_each(?))"
+        result = await conn.exec_driver_sql(sql, (json.dumps(list(keys)),))
+    else:
+        result = await conn.execute(sa.select(column).where(column.in_(list(keys))))
+    return set(result.scalars())
 
 
 async def _insert_core(

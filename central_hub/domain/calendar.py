@@ -46,6 +46,8 @@ DEFAULT_CALENDAR_PATH = Path(__file__).with_name("data") / "calendar.yaml"
 
 #: A calendar with no working day for this long is broken; deadline() stops looking.
 _MAX_SEARCH_DAYS = 3_660
+#: Days whose working periods a calendar keeps at most (then it starts again).
+_MAX_DAYS_KEPT = 4_096
 
 _WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 
@@ -69,6 +71,10 @@ class WorkCalendar:
     holidays: frozenset[date] = field(default_factory=frozenset)
     makeup_days: frozenset[date] = field(default_factory=frozenset)
     holiday_names: tuple[tuple[date, str], ...] = ()
+    #: The working periods of the days asked for (see working_intervals).
+    _intervals: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -135,15 +141,27 @@ class WorkCalendar:
                 return name
         return None
 
-    def working_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The working periods of local ``day`` as aware datetimes; empty on days off."""
-        if not self.is_working_day(day):
-            return []
-        zone = self.zone
-        return [
-            (datetime.combine(day, start, tzinfo=zone), datetime.combine(day, end, tzinfo=zone))
-            for start, end in self.periods
-        ]
+    def working_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The working periods of local ``day`` as aware datetimes; empty on days off.
+
+        Kept per day once built (the calendar is immutable): filing computes a deadline
+        for every new case, and building the day's periods again each time was a third of
+        it. The days kept are those deadlines and reports reach, a few hundred a year.
+        """
+        found = self._intervals.get(day)
+        if found is None:
+            if self.is_working_day(day):
+                zone = self.zone
+                found = tuple(
+                    (datetime.combine(day, s, tzinfo=zone), datetime.combine(day, e, tzinfo=zone))
+                    for s, e in self.periods
+                )
+            else:
+                found = ()
+            if len(self._intervals) >= _MAX_DAYS_KEPT:
+                self._intervals.clear()
+            self._intervals[day] = found
+        return found
 
     def is_working_time(self, at: datetime) -> bool:
         """Whether the aware instant ``at`` falls inside a working period."""

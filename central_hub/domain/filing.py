@@ -218,7 +218,8 @@ def plan_filing(
             continue
         if case.lat is None or case.lon is None:
             continue
-        _aware(case.last_event_at, f"case {case.case_id}.last_event_at")
+        if case.last_event_at.utcoffset() is None:  # naive: the message names the case
+            _aware(case.last_event_at, f"case {case.case_id}.last_event_at")
         if abs(event_facts.detected_at - case.last_event_at) > window:
             continue
         distance = haversine_m(event_facts.lat, event_facts.lon, case.lat, case.lon)

@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import json
 import logging
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central_hub.db.bulk import insert_rows
+from central_hub.db.bulk import bind_processors, insert_rows
 from central_hub.db.schema import UTCDateTime, audits, cases, utc_from_driver
 from central_hub.domain.calendar import WorkCalendar
 from central_hub.domain.catalogue import Catalogue
@@ -225,8 +225,8 @@ class CaseFiler:
         results: list[int | str | DomainError] = []
         new_rows: list[dict[str, Any]] = []
         pending: dict[str, int] = {}  # local id -> index in new_rows
-        plates: dict[int, str] = {}  # merged-into case -> the first plate read
-        merges: dict[int, tuple[int, datetime]] = {}
+        # Per case merged into: reports added, the latest report, the first plate read.
+        merges: dict[int, tuple[int, datetime, str | None]] = {}
         cells = self.grid.locate_many([(f.lat, f.lon) for f in batch])
         for n, (facts, cell) in enumerate(zip(batch, cells, strict=True)):
             try:
@@ -270,10 +270,8 @@ class CaseFiler:
                 row["last_event_at"] = max(row["last_event_at"], facts.detected_at)
                 row["plate"] = row["plate"] or plate
             else:
-                count, last = merges.get(int(target), (0, facts.detected_at))
-                merges[int(target)] = (count + 1, max(last, facts.detected_at))
-                if plate is not None:
-                    plates.setdefault(int(target), plate)
+                count, last, first = merges.get(int(target), (0, facts.detected_at, None))
+                merges[int(target)] = (count + 1, max(last, facts.detected_at), first or plate)
             results.append(target)
         ids: dict[str, int] = {}
         if new_rows:
@@ -292,29 +290,7 @@ class CaseFiler:
                 ],
             )
         if merges:
-            await conn.execute(
-                cases.update()
-                .where(cases.c.id == sa.bindparam("b_id"))
-                .values(
-                    event_count=cases.c.event_count + sa.bindparam("b_count"),
-                    last_event_at=sa.case(
-                        (
-                            cases.c.last_event_at < sa.bindparam("b_last", type_=UTCDateTime),
-                            sa.bindparam("b_last", type_=UTCDateTime),
-                        ),
-                        else_=cases.c.last_event_at,
-                    ),
-                    updated_at=now,
-                ),
-                [{"b_id": k, "b_count": c, "b_last": t} for k, (c, t) in merges.items()],
-            )
-        if plates:  # a case opened without a plate takes the first one read (one car)
-            await conn.execute(
-                cases.update()
-                .where(cases.c.id == sa.bindparam("b_id"), cases.c.plate.is_(None))
-                .values(plate=sa.bindparam("b_plate")),
-                [{"b_id": k, "b_plate": p} for k, p in plates.items()],
-            )
+            await _merge(conn, merges, now)
         if token is not None:
             # This batch's own token: if its transaction rolls back, the database's goes
             # back to an earlier one and the next batch starts the index again.
@@ -411,6 +387,71 @@ class CaseFiler:
 _FINALS = sorted(s.value for s in FINAL_STAGES)
 
 
+async def _merge(
+    conn: AsyncConnection, merges: dict[int, tuple[int, datetime, str | None]], now: datetime
+) -> None:
+    """Add merged reports to their cases, one executemany for the batch.
+
+    Per case: the reports added, the latest report (kept if the case's own is later),
+    and the first plate read, which a case opened without a plate takes (one car).
+    """
+    if conn.dialect.name != "sqlite":
+        last = sa.bindparam("b_last", type_=UTCDateTime)
+        await conn.execute(
+            cases.update()
+            .where(cases.c.id == sa.bindparam("b_id"))
+            .values(
+                event_count=cases.c.event_count + sa.bindparam("b_count"),
+                last_event_at=sa.case(
+                    (cases.c.last_event_at < last, last), else_=cases.c.last_event_at
+                ),
+                updated_at=now,
+                plate=sa.func.coalesce(cases.c.plate, sa.bindparam("b_plate")),
+            ),
+            [
+                {"b_id": k, "b_count": c, "b_last": t, "b_plate": p}
+                for k, (c, t, p) in merges.items()
+            ],
+        )
+        return
+    # Straight to the driver: SQLAlchemy's executemany builds two dictionaries a row,
+    # which cost more than SQLite's own update (1.2 s of 15 filing 40,000 events). The times bind
+    # as SQLAlchemy writes them: fixed-width UTC text, so max() picks the later one.
+    stamp = _stamp(conn.dialect)
+    updated = stamp(now)
+    await conn.exec_driver_sql(
+        _merge_sqlite(conn.dialect.paramstyle),
+        [(c, stamp(t), updated, p, k) for k, (c, t, p) in merges.items()],
+    )
+
+
+def _stamp(dialect: sa.Dialect) -> Callable[[datetime], str]:
+    """How ``cases.last_event_at`` binds on ``dialect`` (UTCDateTime's processor)."""
+    (process,) = bind_processors(dialect, cases, ("last_event_at",))
+    assert process is not None  # UTCDateTime always converts
+    return process
+
+
+@functools.lru_cache(maxsize=8)
+def _merge_sqlite(paramstyle: str) -> str:
+    """The merge on SQLite; parameters: reports, last report, now, plate, case id."""
+    count, last, now, plate, case_id = _placeholders(paramstyle, 5)
+    return (
+        f"UPDATE cases SET event_count = event_count + {count},"
+        f" last_event_at = max(last_event_at, {last}), updated_at = {now},"
+        f" plate = coalesce(plate, {plate}) WHERE id = {case_id}"
+    )
+
+
+def _placeholders(paramstyle: str, n: int) -> list[str]:
+    """``n`` positional parameter markers in the driver's ``paramstyle``."""
+    if paramstyle == "qmark":
+        return ["?"] * n
+    if paramstyle == "numeric":
+        return [f":{k}" for k in range(1, n + 1)]
+    raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
+
+
 #: Open cases in the (code, place_key) squares passed as two arrays, last event in
 #: [$3, $4]. The LATERAL subquery behind an ``OFFSET 0`` fence keeps the plan an index
 #: lookup per square: without it, the generic plan a prepared statement falls back to
@@ -434,21 +475,10 @@ def _candidates_sqlite(paramstyle: str) -> str:
     ``CROSS JOIN`` makes SQLite walk the squares and look each up in the
     ``(code, place_key)`` index. Parameters: the JSON, then the final stages.
     """
-    count = itertools.count(1)
-
-    def p() -> str:
-        n = next(count)
-        if paramstyle == "qmark":
-            return "?"
-        if paramstyle == "numeric":
-            return f":{n}"
-        raise StorageError(f"no positional parameters for paramstyle {paramstyle!r}")
-
-    squares = p()
-    finals = ", ".join(p() for _ in _FINALS)
+    squares, *finals = _placeholders(paramstyle, 1 + len(_FINALS))
     return (
         "SELECT c.id, c.code, c.lat, c.lon, c.stage, c.last_event_at, c.plate, c.place_key"
         f" FROM json_each({squares}) AS k CROSS JOIN cases AS c"
         " ON c.code = json_extract(k.value, '$[0]') AND c.place_key = json_extract(k.value, '$[1]')"
-        f" WHERE c.stage NOT IN ({finals})"
+        f" WHERE c.stage NOT IN ({', '.join(finals)})"
     )

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_hub.adapters.evidence import EvidenceStore
 from central_hub.adapters.mqtt import Inbound
-from central_hub.db.bulk import insert_rows
+from central_hub.db.bulk import existing, insert_rows
 from central_hub.db.engine import insert_ignore
 from central_hub.db.schema import dead_letters, events, snapshots, tracks
 from central_hub.domain.errors import DomainError
@@ -184,10 +184,11 @@ def _stamps(message: Any) -> list[tuple[str, datetime]]:
     return []
 
 
-def _in_time(item: _Decoded, now: datetime, max_ahead: timedelta) -> _Decoded:
-    """``item``, or a refusal when one of its timestamps is too far in the future."""
+def _in_time(item: _Decoded, now: datetime, max_ahead: timedelta, limit: datetime) -> _Decoded:
+    """``item``, or a refusal when one of its timestamps is after ``limit`` (``now`` plus
+    ``max_ahead``, computed once a batch)."""
     for name, ts in _stamps(item.message):
-        if ts > now + max_ahead:
+        if ts > limit:
             return _Decoded(
                 raw=item.raw,
                 device_id=item.device_id,
@@ -286,7 +287,8 @@ class IngestWorker:
     async def process(self, batch: list[Inbound]) -> None:
         """Store one batch (retrying while the database is unavailable), then ack it."""
         now = self.clock()
-        decoded = [_in_time(_decode(m), now, self.max_ahead) for m in batch]
+        limit = now + self.max_ahead
+        decoded = [_in_time(_decode(m), now, self.max_ahead, limit) for m in batch]
         attempt = 0
         while True:
             try:
@@ -468,13 +470,7 @@ class IngestWorker:
             else:
                 seen.add(ev.event_id)
                 fresh.append((i, item, ev))
-        known = set(
-            (
-                await conn.execute(
-                    sa.select(events.c.event_id).where(events.c.event_id.in_(sorted(seen)))
-                )
-            ).scalars()
-        )
+        known = await existing(conn, events.c.event_id, sorted(seen))
         if known:
             tally.dup += sum(1 for _, _, ev in fresh if ev.event_id in known)
             for _ in known:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from central_hub.db.bulk import insert_rows
+from central_hub.db.bulk import existing, insert_rows
 from central_hub.db.schema import events
 from central_hub.errors import StorageError
 
@@ -110,3 +110,13 @@ async def test_rows_must_name_the_same_columns(db: AsyncEngine) -> None:
         # SQLite: ours; PostgreSQL: SQLAlchemy's, for the missing bind parameter.
         with pytest.raises((StorageError, sa.exc.StatementError)):
             await insert_rows(conn, events, [first, second])
+
+
+async def test_existing_names_the_keys_already_stored(db: AsyncEngine) -> None:
+    """Only stored keys come back, whatever characters they hold; none asked, none found."""
+    odd = dict(_row(9), event_id="ev-'quote\"-浙J-%_")
+    async with db.begin() as conn:
+        await insert_rows(conn, events, [_row(1), _row(2), odd])
+        asked = ["ev-0002", "ev-0003", odd["event_id"], "ev-'quote", "ev-%"]
+        assert await existing(conn, events.c.event_id, asked) == {"ev-0002", odd["event_id"]}
+        assert await existing(conn, events.c.event_id, []) == set()

@@ -296,6 +296,44 @@ async def test_merging_within_a_batch_and_across_batches(db: AsyncEngine, tmp_pa
     assert linked[far.event_id] == rows[2].id
 
 
+async def test_a_late_report_merged_later_keeps_the_cases_last_report(
+    db: AsyncEngine, tmp_path: Path
+) -> None:
+    """A report detected before the case's last one (a unit that was offline) merges in a
+    later batch: the count grows, the last report stays the later one, the case is
+    touched now, and its first plate read is kept while a case without one takes it."""
+    from central_hub.db.schema import cases
+    from central_hub.domain.calendar import WorkCalendar
+    from central_hub.domain.catalogue import Catalogue
+    from central_hub.domain.grid import Grid
+    from central_hub.services.case_filing import CaseFiler
+
+    clock = [NOW - timedelta(minutes=5)]
+    filer = CaseFiler(Catalogue.load(), Grid.load_sample(), WorkCalendar.load())
+    worker = IngestWorker(db, ListSource(), EvidenceStore(tmp_path / "ev"), filer, lambda: clock[0])
+    lat, lon = 28.6472, 121.2615
+    spots = [(lat, lon), (lat + 0.002, lon)]  # about 220 m apart: two cases
+    first = [
+        make_event("pole-1", code="0504", seq=n, at=clock[0], lat=a, lon=b, plate=plate)
+        for n, ((a, b), plate) in enumerate(zip(spots, ["浙J11111", None], strict=True))
+    ]
+    await worker.process([inbound(e) for e in first])
+    clock[0] = NOW
+    late = [  # no plate read where the case has one (another plate would be another car)
+        make_event("pole-2", code="0504", seq=n, at=NOW - timedelta(minutes=20), lat=a, lon=b,
+                   plate=plate)
+        for n, ((a, b), plate) in enumerate(zip(spots, [None, "浙J22222"], strict=True))
+    ]  # fmt: skip
+    await worker.process([inbound(e) for e in late])
+    async with db.connect() as conn:
+        rows = (await conn.execute(cases.select().order_by(cases.c.id))).all()
+    assert [(r.event_count, r.last_event_at, r.updated_at) for r in rows] == [
+        (2, NOW - timedelta(minutes=5), NOW),
+        (2, NOW - timedelta(minutes=5), NOW),
+    ]
+    assert [r.plate for r in rows] == ["浙J11111", "浙J22222"]
+
+
 async def test_merging_across_the_squares_cases_are_keyed_by(
     db: AsyncEngine, tmp_path: Path
 ) -> None:

@@ -44,3 +44,19 @@ def test_naive_and_none() -> None:
     assert PROCESS(None) is None
     with pytest.raises(ValueError, match="naive"):
         PROCESS(datetime(2026, 12, 5, 22, 0))
+
+
+def test_repeated_values_keep_their_own_text() -> None:
+    """The processor remembers the last value it wrote (a batch binds one ``now`` in
+    every row): each value, repeated or not, still gets its own text."""
+    assert PROCESS is not None
+    now = datetime(2026, 12, 6, 3, 0, 0, 1, tzinfo=UTC)
+    later = now + timedelta(microseconds=1)
+    elsewhere = now.astimezone(ZoneInfo("Asia/Shanghai"))  # the same instant, another zone
+    for value in (now, now, later, now, elsewhere, elsewhere, later, later):
+        assert PROCESS(value) == value.astimezone(UTC).replace(tzinfo=None).isoformat(
+            " ", "microseconds"
+        )
+    PROCESS(now)
+    with pytest.raises(ValueError, match="naive"):
+        PROCESS(now.replace(tzinfo=None))
