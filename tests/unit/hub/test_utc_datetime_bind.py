@@ -47,8 +47,9 @@ def test_naive_and_none() -> None:
 
 
 def test_repeated_values_keep_their_own_text() -> None:
-    """The processor remembers the last value it wrote (a batch binds one ``now`` in
-    every row): each value, repeated or not, still gets its own text."""
+    """The processor remembers the texts it wrote lately (a batch binds one ``now`` in
+    every row, a report's time in three columns): each value, repeated or not, and after
+    more values than it keeps, still gets its own text."""
     assert PROCESS is not None
     now = datetime(2026, 12, 6, 3, 0, 0, 1, tzinfo=UTC)
     later = now + timedelta(microseconds=1)
@@ -57,6 +58,12 @@ def test_repeated_values_keep_their_own_text() -> None:
         assert PROCESS(value) == value.astimezone(UTC).replace(tzinfo=None).isoformat(
             " ", "microseconds"
         )
+    many = [now + timedelta(seconds=k) for k in range(10_000)]
+    for value in [*many, *many[:100]]:
+        assert PROCESS(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    for k in range(1_000):  # each freed as the next is made: ids would recur if not held
+        value = now + timedelta(microseconds=k)
+        assert PROCESS(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
     PROCESS(now)
     with pytest.raises(ValueError, match="naive"):
         PROCESS(now.replace(tzinfo=None))
