@@ -53,18 +53,6 @@ __all__ = [
 _ZERO = timedelta(0)
 
 
-#: The text of datetimes written lately on SQLite, by the object's id (see
-#: UTCDateTime.bind_processor): ingest binds one report's detection time as the event's,
-#: the case's report and its last report, and one ``now`` in every row of a batch, and
-#: formatting each again was most of its datetime binding, a tenth of its interpreter
-#: time (py-spy, 40,000 events). Each entry holds its datetime, so its id is not reused
-#: while it is kept, and a hit is checked by identity; datetimes are immutable, so the
-#: same object always has the same text. Dictionary operations are atomic, so threads
-#: may share it (a clear meanwhile only costs a miss).
-_TEXTS: dict[int, tuple[datetime, str]] = {}
-_TEXTS_KEPT = 4096
-
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """A timezone-aware datetime stored in UTC on every backend (SQLite keeps no zone)."""
 
@@ -90,12 +78,20 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         """
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        # The last value converted and its text: a batch binds one ``now`` in every row
+        # of a column (received_at, updated_at, an audit's at): formatting it again for
+        # each row was a third of ingest's datetime binding, itself a tenth of its
+        # interpreter time (py-spy, 40,000 events). Datetimes are immutable,
+        # so the same object gives the same text; held as one tuple, read and replaced
+        # whole, so threads sharing the processor never pair a value with another's text.
+        last: tuple[datetime | None, str | None] = (None, None)
 
         def process(value: datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
-            seen = _TEXTS.get(id(value))
-            if seen is not None and seen[0] is value:
+            seen = last
+            if value is seen[0]:
                 return seen[1]
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTCDateTime column")
@@ -105,9 +101,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
                 text = value.isoformat(" ", "microseconds")[:-6]
             else:
                 text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            if len(_TEXTS) >= _TEXTS_KEPT:
-                _TEXTS.clear()
-            _TEXTS[id(value)] = (value, text)
+            last = (value, text)
             return text
 
         return process

@@ -47,9 +47,8 @@ def test_naive_and_none() -> None:
 
 
 def test_repeated_values_keep_their_own_text() -> None:
-    """The processor remembers the texts it wrote lately (a batch binds one ``now`` in
-    every row, a report's time in three columns): each value, repeated or not, and after
-    more values than it keeps, still gets its own text."""
+    """The processor remembers the last value it wrote (a batch binds one ``now`` in
+    every row): each value, repeated or not, still gets its own text."""
     assert PROCESS is not None
     now = datetime(2026, 12, 6, 3, 0, 0, 1, tzinfo=UTC)
     later = now + timedelta(microseconds=1)
