@@ -30,11 +30,8 @@ from central_hub.errors import StorageError
 __all__ = ["bind_processors", "existing", "insert_rows"]
 
 _Processor = Callable[[Any], Any]
-#: A column that needs converting: its position in the row, its bind processor, and what
-#: the processor makes of None (JSON's writes 'null'), computed once.
-_Conversion = tuple[int, _Processor, Any]
-#: Per (dialect, table, columns): the conversions the columns need, in order.
-_CONVERSIONS: dict[tuple[str, str, tuple[str, ...]], list[_Conversion]] = {}
+#: Per (dialect, table, columns): the bind processors of the columns, in order.
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[_Processor | None]] = {}
 
 
 def bind_processors(
@@ -43,21 +40,14 @@ def bind_processors(
     """The bind processors SQLAlchemy would apply to ``names`` of ``table`` (None: as is).
 
     For statements sent straight to the driver that must store what a Core statement
-    stores (datetimes as SQLAlchemy's text on SQLite, JSON through the serializer).
+    stores (datetimes as SQLAlchemy's text on SQLite, JSON through the serializer). Built
+    once per dialect, table and columns.
     """
-    return [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-
-
-def _conversions(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> list[_Conversion]:
     key = (dialect.name, table.name, names)
-    found = _CONVERSIONS.get(key)
+    found = _PROCESSORS.get(key)
     if found is None:
-        found = [
-            (i, p, p(None))
-            for i, p in enumerate(bind_processors(dialect, table, names))
-            if p is not None
-        ]
-        _CONVERSIONS[key] = found
+        found = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+        _PROCESSORS[key] = found
     return found
 
 
@@ -81,7 +71,13 @@ async def insert_rows(
     if dialect.name != "sqlite":
         return await _insert_core(conn, table, rows, returning, ignore_conflicts_on)
     names = tuple(rows[0])
-    conversions = _conversions(dialect, table, names)
+    # The columns that need converting: position, processor, and what it makes of None
+    # (JSON's writes 'null'), asked once a call rather than once a row.
+    conversions = [
+        (i, p, p(None))
+        for i, p in enumerate(bind_processors(dialect, table, names))
+        if p is not None
+    ]
     quote = dialect.identifier_preparer.quote
     one = "(" + ", ".join("?" * len(names)) + ")"
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
@@ -99,8 +95,7 @@ async def insert_rows(
             if len(row) != len(names):
                 raise StorageError(f"rows for {table.name} name different columns: {list(row)}")
             values = [row[n] for n in names]  # KeyError: a row lacks a column the first has
-            # None too is converted, as SQLAlchemy converts it (JSON's processor writes
-            # 'null'): to the value its processor gave once.
+            # None too is converted, as SQLAlchemy converts it: to what its processor gave.
             for i, process, if_none in conversions:
                 value = values[i]
                 values[i] = if_none if value is None else process(value)

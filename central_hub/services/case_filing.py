@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -415,21 +414,15 @@ async def _merge(
         )
         return
     # Straight to the driver: SQLAlchemy's executemany builds two dictionaries a row,
-    # which cost more than SQLite's own update (1.2 s of 15 filing 40,000 events). The times bind
-    # as SQLAlchemy writes them: fixed-width UTC text, so max() picks the later one.
-    stamp = _stamp(conn.dialect)
+    # which cost more than SQLite's own update (1.2 s of 15 filing 40,000 events). The
+    # times bind as SQLAlchemy writes them: fixed-width UTC text, so max() picks the later.
+    (stamp,) = bind_processors(conn.dialect, cases, ("last_event_at",))
+    assert stamp is not None  # UTCDateTime always converts
     updated = stamp(now)
     await conn.exec_driver_sql(
         _merge_sqlite(conn.dialect.paramstyle),
         [(c, stamp(t), updated, p, k) for k, (c, t, p) in merges.items()],
     )
-
-
-def _stamp(dialect: sa.Dialect) -> Callable[[datetime], str]:
-    """How ``cases.last_event_at`` binds on ``dialect`` (UTCDateTime's processor)."""
-    (process,) = bind_processors(dialect, cases, ("last_event_at",))
-    assert process is not None  # UTCDateTime always converts
-    return process
 
 
 @functools.lru_cache(maxsize=8)

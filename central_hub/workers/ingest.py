@@ -184,9 +184,9 @@ def _stamps(message: Any) -> list[tuple[str, datetime]]:
     return []
 
 
-def _in_time(item: _Decoded, now: datetime, max_ahead: timedelta, limit: datetime) -> _Decoded:
-    """``item``, or a refusal when one of its timestamps is after ``limit`` (``now`` plus
-    ``max_ahead``, computed once a batch)."""
+def _in_time(item: _Decoded, now: datetime, max_ahead: timedelta) -> _Decoded:
+    """``item``, or a refusal when one of its timestamps is too far in the future."""
+    limit = now + max_ahead
     for name, ts in _stamps(item.message):
         if ts > limit:
             return _Decoded(
@@ -287,8 +287,7 @@ class IngestWorker:
     async def process(self, batch: list[Inbound]) -> None:
         """Store one batch (retrying while the database is unavailable), then ack it."""
         now = self.clock()
-        limit = now + self.max_ahead
-        decoded = [_in_time(_decode(m), now, self.max_ahead, limit) for m in batch]
+        decoded = [_in_time(_decode(m), now, self.max_ahead) for m in batch]
         attempt = 0
         while True:
             try:
